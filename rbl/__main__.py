@@ -1,0 +1,5 @@
+"""Allow ``python -m rbl``."""
+
+from rbl.cli import main
+
+main()

@@ -1,0 +1,284 @@
+"""The TOML configuration, parsed once into frozen dataclasses.
+
+Every module receives only the part it needs (a ``ZoneSettings``, the
+``DnsSettings``...), never the raw TOML. Errors name the file and the setting.
+Imports only the standard library and rbl's pure modules.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rbl.codes import parse_codes
+from rbl.errors import CodeError, ConfigError, KeyFormatError
+from rbl.keys import ZoneKind, normalise_domain
+
+DEFAULT_PORT = 53
+DEFAULT_UDP_PAYLOAD = 1232  # DNS flag day 2020: avoids IP fragmentation
+
+
+@dataclass(frozen=True, slots=True)
+class SoaSettings:
+    mname: str
+    rname: str
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 604800
+    minimum: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSettings:
+    """One DNSBL or RHSBL zone: its apex, what it lists and how answers look."""
+
+    name: str
+    kind: ZoneKind
+    soa: SoaSettings
+    ns: tuple[str, ...]
+    ttl: int = 300
+    default_codes: tuple[str, ...] = ("127.0.0.2",)
+    txt: str = "Listed: {url}"
+    lookup_url: str = ""
+    code_meanings: tuple[tuple[str, str], ...] = ()
+
+    def txt_for(self, key_text: str, template: str | None = None) -> str:
+        """The TXT string for a listed key, from the listing's or the zone's template."""
+        url = self.lookup_url.format(key=key_text) if self.lookup_url else ""
+        return (template or self.txt).format(key=key_text, url=url)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 5353),)
+    udp_payload: int = DEFAULT_UDP_PAYLOAD
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    """How often a DNS process polls the change log; bounds how stale answers are."""
+
+    poll_interval: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings
+    zones: tuple[ZoneSettings, ...]
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    source: str = "<defaults>"
+
+    def zone(self, name: str) -> ZoneSettings:
+        wanted = name.strip().rstrip(".").lower()
+        for zone in self.zones:
+            if zone.name == wanted:
+                return zone
+        known = ", ".join(zone.name for zone in self.zones)
+        raise ConfigError(f"no zone {name!r} in {self.source} (zones: {known})")
+
+
+def check_template(template: str, allowed: frozenset[str], where: str) -> str:
+    """Reject templates that would fail or leak at answer time: unknown fields, format specs."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: template {template!r} is malformed: {exc}") from exc
+    for _, field_name, spec, conversion in parts:
+        if field_name is None:
+            continue
+        if field_name not in allowed or spec or conversion:
+            names = ", ".join("{" + name + "}" for name in sorted(allowed))
+            raise ConfigError(f"{where}: template {template!r} may only use {names}")
+    return template
+
+
+def load_settings(path: str | os.PathLike[str], database_url: str | None = None) -> Settings:
+    """Read and check a TOML file; ``database_url`` (e.g. from the CLI) overrides the file."""
+    source = Path(path)
+    try:
+        with source.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {source}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    return parse_settings(data, source=source, database_url=database_url)
+
+
+def parse_settings(
+    data: Mapping[str, Any], *, source: Path, database_url: str | None = None
+) -> Settings:
+    where = str(source)
+    _only(data, {"dns", "database", "sync", "zones"}, where)
+    db = _table(data, "database", where)
+    _only(db, {"url"}, f"{where} [database]")
+    url = database_url or _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
+    zones_data = data.get("zones")
+    if not isinstance(zones_data, list) or not zones_data:
+        raise ConfigError(f"{where}: at least one [[zones]] table is required")
+    zones = tuple(_zone(z, f"{where} [[zones]] #{i + 1}") for i, z in enumerate(zones_data))
+    names = [zone.name for zone in zones]
+    for zone in zones:
+        if names.count(zone.name) > 1:
+            raise ConfigError(f"{where}: zone {zone.name!r} is defined twice")
+    return Settings(
+        database=DatabaseSettings(_resolve_sqlite(url, source.parent)),
+        zones=zones,
+        dns=_dns(_table(data, "dns", where), f"{where} [dns]"),
+        sync=_sync(_table(data, "sync", where), f"{where} [sync]"),
+        source=where,
+    )
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the configuration file, not the working dir."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def _dns(data: Mapping[str, Any], where: str) -> DnsSettings:
+    _only(data, {"listen", "udp_payload"}, where)
+    listen_raw = data.get("listen", ["127.0.0.1:5353"])
+    if not isinstance(listen_raw, list) or not listen_raw:
+        raise ConfigError(f"{where}: listen must be a non-empty list of 'address:port'")
+    listen = tuple(_endpoint(item, where) for item in listen_raw)
+    payload = _get(data, "udp_payload", int, where, DEFAULT_UDP_PAYLOAD)
+    if not 512 <= payload <= 4096:
+        raise ConfigError(f"{where}: udp_payload {payload} is outside 512..4096")
+    return DnsSettings(listen=listen, udp_payload=payload)
+
+
+def _endpoint(item: object, where: str) -> tuple[str, int]:
+    if not isinstance(item, str):
+        raise ConfigError(f"{where}: listen entry {item!r} is not a string")
+    host, sep, port_text = item.rpartition(":")
+    if not sep:
+        host, port_text = item, str(DEFAULT_PORT)
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{where}: listen entry {item!r} has no numeric port") from None
+    if not host or not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: listen entry {item!r} is not 'address:port'")
+    return host, port
+
+
+def _sync(data: Mapping[str, Any], where: str) -> SyncSettings:
+    _only(data, {"poll_interval"}, where)
+    interval = _get(data, "poll_interval", (int, float), where, 0.2)
+    if not 0.01 <= interval <= 60:
+        raise ConfigError(f"{where}: poll_interval {interval} is outside 0.01..60 seconds")
+    return SyncSettings(float(interval))
+
+
+def _zone(data: object, where: str) -> ZoneSettings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} is not a table")
+    _only(
+        data,
+        {"name", "kind", "ttl", "soa", "ns", "codes", "default_code", "txt", "lookup_url"},
+        where,
+    )
+    name = _domain(_get(data, "name", str, where), where, "name")
+    where = f"{where} ({name})"
+    kind_text = _get(data, "kind", str, where, "ip")
+    try:
+        kind = ZoneKind(kind_text)
+    except ValueError:
+        raise ConfigError(f"{where}: kind {kind_text!r} is not 'ip' or 'domain'") from None
+    ttl = _get(data, "ttl", int, where, 300)
+    if not 0 <= ttl <= 604800:
+        raise ConfigError(f"{where}: ttl {ttl} is outside 0..604800")
+    ns_raw = data.get("ns", [])
+    if not isinstance(ns_raw, list) or not ns_raw or not all(isinstance(n, str) for n in ns_raw):
+        raise ConfigError(f"{where}: ns must be a non-empty list of host names")
+    ns = tuple(_domain(n, where, "ns") for n in ns_raw)
+    soa = _soa(_table(data, "soa", where), ns[0], name, f"{where} [soa]")
+    try:
+        default_codes = parse_codes(_get(data, "default_code", str, where, "127.0.0.2"))
+        meanings = tuple(
+            sorted((parse_codes(code)[0], str(text)) for code, text in
+                   _table(data, "codes", where).items())
+        )
+    except CodeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    txt = check_template(_get(data, "txt", str, where, "Listed: {url}"),
+                         frozenset({"key", "url"}), f"{where} txt")
+    lookup_url = check_template(_get(data, "lookup_url", str, where, ""),
+                                frozenset({"key"}), f"{where} lookup_url")
+    return ZoneSettings(
+        name=name, kind=kind, soa=soa, ns=ns, ttl=ttl, default_codes=default_codes,
+        txt=txt, lookup_url=lookup_url, code_meanings=meanings,
+    )
+
+
+def _soa(data: Mapping[str, Any], first_ns: str, zone: str, where: str) -> SoaSettings:
+    _only(data, {"mname", "rname", "refresh", "retry", "expire", "minimum"}, where)
+    mname = _domain(_get(data, "mname", str, where, first_ns), where, "mname")
+    rname_text = _get(data, "rname", str, where, f"hostmaster.{zone}").replace("@", ".")
+    rname = _domain(rname_text, where, "rname")
+    numbers = {}
+    for item, default in (("refresh", 3600), ("retry", 600), ("expire", 604800),
+                          ("minimum", 300)):
+        value = _get(data, item, int, where, default)
+        if not 0 <= value <= 2**31 - 1:
+            raise ConfigError(f"{where}: {item} {value} is outside 0..2147483647")
+        numbers[item] = value
+    return SoaSettings(mname=mname, rname=rname, **numbers)
+
+
+def _domain(text: str, where: str, item: str) -> str:
+    try:
+        return normalise_domain(text.rstrip("."))
+    except KeyFormatError as exc:
+        raise ConfigError(f"{where}: {item}: {exc}") from exc
+
+
+def _table(data: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {name} must be a table")
+    return value
+
+
+def _only(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; "
+            f"expected some of {', '.join(sorted(allowed))}"
+        )
+
+
+_MISSING: Any = object()
+
+
+def _get(
+    data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str,
+    default: Any = _MISSING,
+) -> Any:
+    if name not in data:
+        if default is _MISSING:
+            raise ConfigError(f"{where}: {name} is required")
+        return default
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else "number"
+        raise ConfigError(f"{where}: {name} must be a {expected}, not {value!r}")
+    return value

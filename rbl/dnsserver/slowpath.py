@@ -1,0 +1,155 @@
+"""The general responder, built on dnslib: every query the fast path declines.
+
+That is: EDNS versions other than 0, other opcodes, classes, meta types,
+compressed or odd questions, and garbage. It is also the reference the tests
+hold the fast path to. A packet that cannot be parsed but has a header gets
+FORMERR; runts and responses get nothing (no reflection of junk).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dnslib
+
+from rbl.dnsserver.wire import (
+    CLASS_ANY,
+    CLASS_IN,
+    RCODE_BADVERS,
+    RCODE_FORMERR,
+    RCODE_NOTIMP,
+    RCODE_NXDOMAIN,
+    RCODE_REFUSED,
+    TYPE_A,
+    TYPE_ANY,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    TYPE_NS,
+    TYPE_OPT,
+    TYPE_SOA,
+    TYPE_TXT,
+)
+from rbl.dnsserver.zone import Outcome, Zone
+
+if TYPE_CHECKING:
+    from rbl.dnsserver.responder import Responder
+
+
+def respond(responder: Responder, data: bytes, udp: bool) -> bytes | None:
+    if len(data) < 12 or data[2] & 0x80:
+        return None
+    try:
+        query = dnslib.DNSRecord.parse(data)
+    except Exception:  # dnslib raises DNSError, but also UnicodeDecodeError and friends
+        return formerr(data)
+    try:
+        return _answer(responder, query, udp)
+    except Exception:
+        return formerr(data)
+
+
+def formerr(data: bytes) -> bytes:
+    """FORMERR echoing the id and opcode of an unparseable packet, no sections."""
+    return data[0:2] + bytes(((data[2] & 0x79) | 0x80, RCODE_FORMERR)) + b"\x00" * 8
+
+
+def _header(query: Any, rcode: int, *, aa: bool) -> Any:
+    head = query.header
+    return dnslib.DNSHeader(
+        id=head.id, qr=1, opcode=head.opcode, aa=int(aa), rd=head.rd, ra=0, ad=0,
+        cd=head.cd, rcode=rcode & 0xF,
+    )
+
+
+def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
+    opts = [rr for rr in query.ar if rr.rtype == TYPE_OPT]
+    edns = opts[0] if len(opts) == 1 else None
+    do = bool(edns is not None and edns.ttl & 0x8000)
+
+    def reply(rcode: int, *, aa: bool = False, question: bool = True) -> Any:
+        record = dnslib.DNSRecord(_header(query, rcode, aa=aa))
+        if question:
+            for q in query.questions:
+                record.add_question(q)
+        if edns is not None:
+            record.add_ar(
+                dnslib.EDNS0(udp_len=responder.udp_payload, flags="do" if do else "",
+                             ext_rcode=rcode >> 4)
+            )
+        return record
+
+    if len(opts) > 1 or (edns is not None and edns.rname.label):
+        return _pack(reply(RCODE_FORMERR))
+    if edns is not None and (edns.ttl >> 16) & 0xFF != 0:
+        return _pack(reply(RCODE_BADVERS))
+    if query.header.opcode != 0:
+        return _pack(reply(RCODE_NOTIMP))
+    if len(query.questions) != 1:
+        return _pack(reply(RCODE_FORMERR))
+    question = query.questions[0]
+    if question.qclass not in (CLASS_IN, CLASS_ANY):
+        return _pack(reply(RCODE_REFUSED))
+    labels = [bytes(label).lower() for label in question.qname.label]
+    zone = responder.find_zone(labels)
+    if zone is None:
+        return _pack(reply(RCODE_REFUSED))
+    qtype = question.qtype
+    if qtype in (TYPE_AXFR, TYPE_IXFR):
+        return _pack(reply(RCODE_REFUSED))
+    if 128 <= qtype < TYPE_ANY or qtype == 0:
+        return _pack(reply(RCODE_NOTIMP))
+
+    rel = labels[: len(labels) - zone.nlabels]
+    outcome, vid = zone.resolve(rel)
+    qname = question.qname
+    answers: list[Any] = []
+    if outcome is Outcome.LISTED:
+        if qtype in (TYPE_A, TYPE_ANY):
+            value = zone.index.values[vid]
+            for code in value.codes if value is not None else ():
+                answers.append(dnslib.RR(qname, TYPE_A, ttl=zone.ttl, rdata=dnslib.A(code)))
+        if qtype in (TYPE_TXT, TYPE_ANY):
+            text = zone.txt_text(vid, rel).encode("utf-8")
+            chunks = [text[i : i + 255] for i in range(0, len(text), 255)] or [b""]
+            answers.append(dnslib.RR(qname, TYPE_TXT, ttl=zone.ttl, rdata=dnslib.TXT(chunks)))
+    elif outcome is Outcome.APEX:
+        if qtype in (TYPE_SOA, TYPE_ANY):
+            answers.append(dnslib.RR(qname, TYPE_SOA, ttl=zone.ttl, rdata=_soa(zone)))
+        if qtype in (TYPE_NS, TYPE_ANY):
+            answers.extend(
+                dnslib.RR(qname, TYPE_NS, ttl=zone.ttl, rdata=dnslib.NS(ns))
+                for ns in zone.settings.ns
+            )
+    rcode = RCODE_NXDOMAIN if outcome is Outcome.NXDOMAIN else 0
+    record = reply(rcode, aa=True)
+    for answer in answers:
+        record.add_answer(answer)
+    if not answers:
+        record.add_auth(
+            dnslib.RR(zone.name, TYPE_SOA, ttl=zone.negative_ttl, rdata=_soa(zone))
+        )
+    packed = _pack(record)
+    limit = (
+        max(512, min(edns.rclass if edns is not None else 512, responder.udp_payload))
+        if udp else 65535
+    )
+    if len(packed) > limit:
+        truncated = reply(rcode, aa=True)
+        truncated.header.tc = 1
+        return _pack(truncated)
+    return packed
+
+
+def _soa(zone: Zone) -> Any:
+    soa = zone.settings.soa
+    return dnslib.SOA(
+        soa.mname, soa.rname,
+        (zone.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
+    )
+
+
+def _pack(record: Any) -> bytes:
+    return bytes(record.pack())
+
+
+

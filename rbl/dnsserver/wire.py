@@ -1,0 +1,69 @@
+"""DNS wire-format constants and record fragments, built once and reused per packet."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+TYPE_A: Final = 1
+TYPE_NS: Final = 2
+TYPE_SOA: Final = 6
+TYPE_TXT: Final = 16
+TYPE_AAAA: Final = 28
+TYPE_OPT: Final = 41
+TYPE_IXFR: Final = 251
+TYPE_AXFR: Final = 252
+TYPE_ANY: Final = 255
+CLASS_IN: Final = 1
+CLASS_ANY: Final = 255
+
+RCODE_NOERROR: Final = 0
+RCODE_FORMERR: Final = 1
+RCODE_SERVFAIL: Final = 2
+RCODE_NXDOMAIN: Final = 3
+RCODE_NOTIMP: Final = 4
+RCODE_REFUSED: Final = 5
+RCODE_BADVERS: Final = 16
+
+COUNTS: Final = struct.Struct(">HHHH")
+RR_TAIL: Final = struct.Struct(">HHIH")  # type, class, ttl, rdlength
+POINTER_TO_QNAME: Final = b"\xc0\x0c"
+
+
+def encode_name(name: str) -> bytes:
+    """Uncompressed wire form of a dotted ASCII name, with the root label."""
+    out = bytearray()
+    for label in name.rstrip(".").split("."):
+        if label:
+            raw = label.encode("ascii")
+            out.append(len(raw))
+            out += raw
+    out.append(0)
+    return bytes(out)
+
+
+def pointer(offset: int) -> bytes:
+    """A compression pointer to ``offset`` in the message."""
+    return bytes((0xC0 | (offset >> 8), offset & 0xFF))
+
+
+def rr(owner: bytes, rtype: int, ttl: int, rdata: bytes) -> bytes:
+    return owner + RR_TAIL.pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata
+
+
+def txt_rdata(text: str) -> bytes:
+    """TXT RDATA: the string split into character-strings of at most 255 bytes."""
+    raw = text.encode("utf-8")
+    if not raw:
+        return b"\x00"
+    out = bytearray()
+    for start in range(0, len(raw), 255):
+        chunk = raw[start : start + 255]
+        out.append(len(chunk))
+        out += chunk
+    return bytes(out)
+
+
+def opt_rr(payload: int, do: bool, ext_rcode: int = 0) -> bytes:
+    """An EDNS0 OPT record advertising our UDP payload size, echoing the DO bit."""
+    return b"\x00" + RR_TAIL.pack(TYPE_OPT, payload, (ext_rcode << 24) | (0x8000 if do else 0), 0)

@@ -1,0 +1,186 @@
+"""One served zone: its settings, its index and the answer fragments built from them.
+
+The fragments (SOA, NS, A records per listing value) are built when the zone
+or its serial changes, not per packet; only TXT, which carries the queried
+key, is formatted per answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from enum import IntEnum
+from typing import Final
+
+from rbl.config import ZoneSettings
+from rbl.dnsserver.wire import (
+    POINTER_TO_QNAME,
+    RR_TAIL,
+    TYPE_A,
+    TYPE_NS,
+    TYPE_SOA,
+    TYPE_TXT,
+    CLASS_IN,
+    encode_name,
+    rr,
+    txt_rdata,
+)
+from rbl.index import ZoneIndex
+from rbl.keys import ZoneKind
+
+# Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
+OCTETS: Final = {str(i).encode(): i for i in range(256)}
+_HEX_DIGITS: Final = b"0123456789abcdef"
+
+
+class Outcome(IntEnum):
+    APEX = 0
+    LISTED = 1
+    NODATA = 2  # an empty non-terminal: something is listed below it
+    NXDOMAIN = 3
+
+
+class Zone:
+    """Answers for one DNSBL/RHSBL zone, read by both the fast and the dnslib path."""
+
+    def __init__(self, settings: ZoneSettings, index: ZoneIndex, serial: int = 1) -> None:
+        self.settings = settings
+        self.index = index
+        self.name = settings.name
+        self.is_ip = settings.kind is ZoneKind.IP
+        self.wire = encode_name(settings.name)[:-1]  # without the root label, lowercase
+        self.labels = tuple(self.wire_labels())
+        self.nlabels = len(self.labels)
+        self.ttl = settings.ttl
+        self.negative_ttl = min(settings.ttl, settings.soa.minimum)
+        ns_rdatas = [encode_name(ns) for ns in settings.ns]
+        self.ns_tails = [
+            RR_TAIL.pack(TYPE_NS, CLASS_IN, settings.ttl, len(rdata)) + rdata
+            for rdata in ns_rdatas
+        ]
+        self._a_answers: dict[int, tuple[int, bytes]] = {}
+        self.serial = 0
+        self.soa_answer_tail = b""
+        self.soa_negative_tail = b""
+        self.set_serial(serial)
+
+    def wire_labels(self) -> list[bytes]:
+        labels, i = [], 0
+        while i < len(self.wire):
+            length = self.wire[i]
+            labels.append(self.wire[i + 1 : i + 1 + length])
+            i += 1 + length
+        return labels
+
+    def set_serial(self, serial: int) -> None:
+        """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""
+        soa = self.settings.soa
+        serial = serial % (1 << 32) or 1
+        self.serial = serial
+        rdata = (
+            encode_name(soa.mname)
+            + encode_name(soa.rname)
+            + struct.pack(">IIIII", serial, soa.refresh, soa.retry, soa.expire, soa.minimum)
+        )
+        self.soa_rdata = rdata
+        self.soa_answer_tail = RR_TAIL.pack(TYPE_SOA, CLASS_IN, self.ttl, len(rdata)) + rdata
+        self.soa_negative_tail = (
+            RR_TAIL.pack(TYPE_SOA, CLASS_IN, self.negative_ttl, len(rdata)) + rdata
+        )
+
+    def values_changed(self) -> None:
+        """Forget cached A answers; value ids are stable, but be safe on reload."""
+        self._a_answers.clear()
+
+    # -- resolution, shared by the fast path and the dnslib path -------------------
+
+    def resolve(self, rel: list[bytes]) -> tuple[Outcome, int]:
+        """Classify the labels below the apex (lowercase, most specific first)."""
+        count = len(rel)
+        if count == 0:
+            return Outcome.APEX, 0
+        index = self.index
+        if self.is_ip:
+            if count == 4:
+                octets = OCTETS
+                d, c, b, a = (octets.get(label) for label in rel)
+                if a is None or b is None or c is None or d is None:
+                    return Outcome.NXDOMAIN, 0
+                vid = index.v4.lookup(a << 24 | b << 16 | c << 8 | d)
+                return (Outcome.LISTED, vid) if vid else (Outcome.NXDOMAIN, 0)
+            if count == 32:
+                address = _nibbles(rel)
+                if address is None:
+                    return Outcome.NXDOMAIN, 0
+                vid = index.v6.lookup(address)
+                return (Outcome.LISTED, vid) if vid else (Outcome.NXDOMAIN, 0)
+            if count < 32 and self._ip_non_terminal(rel):
+                return Outcome.NODATA, 0
+            return Outcome.NXDOMAIN, 0
+        name = b".".join(rel)
+        vid = index.domains.lookup(name)
+        if vid:
+            return Outcome.LISTED, vid
+        if index.domains.has_listing_below(name):
+            return Outcome.NODATA, 0
+        return Outcome.NXDOMAIN, 0
+
+    def _ip_non_terminal(self, rel: list[bytes]) -> bool:
+        count = len(rel)
+        if count < 4:
+            octets = [OCTETS.get(label) for label in reversed(rel)]
+            if None not in octets:
+                network = 0
+                for octet in octets:
+                    network = network << 8 | octet  # type: ignore[operator]
+                network <<= 8 * (4 - count)
+                if self.index.v4.has_listing_within(network, 8 * count):
+                    return True
+        nibbles = b"".join(reversed(rel))
+        if len(nibbles) == count and not nibbles.translate(None, _HEX_DIGITS):
+            network = int(nibbles, 16) << (128 - 4 * count)
+            return self.index.v6.has_listing_within(network, 4 * count)
+        return False
+
+    def key_text(self, rel: list[bytes]) -> str:
+        """The queried key as people write it: 192.0.2.1, 2001:db8::1, example.com."""
+        if self.is_ip:
+            if len(rel) == 4:
+                return ".".join(label.decode("ascii") for label in reversed(rel))
+            address = _nibbles(rel)
+            if address is not None:
+                return str(ipaddress.IPv6Address(address))
+        return b".".join(rel).decode("ascii", "replace")
+
+    # -- answer fragments -------------------------------------------------------------
+
+    def a_answer(self, vid: int) -> tuple[int, bytes]:
+        """(record count, A records owned by the QNAME) for a listing value."""
+        found = self._a_answers.get(vid)
+        if found is None:
+            value = self.index.values[vid]
+            codes = value.codes if value is not None else ()
+            found = (
+                len(codes),
+                b"".join(
+                    rr(POINTER_TO_QNAME, TYPE_A, self.ttl, ipaddress.IPv4Address(code).packed)
+                    for code in codes
+                ),
+            )
+            self._a_answers[vid] = found
+        return found
+
+    def txt_text(self, vid: int, rel: list[bytes]) -> str:
+        value = self.index.values[vid]
+        template = value.txt if value is not None else None
+        return self.settings.txt_for(self.key_text(rel), template)
+
+    def txt_answer(self, vid: int, rel: list[bytes]) -> bytes:
+        return rr(POINTER_TO_QNAME, TYPE_TXT, self.ttl, txt_rdata(self.txt_text(vid, rel)))
+
+
+def _nibbles(rel: list[bytes]) -> int | None:
+    nibbles = b"".join(reversed(rel))
+    if len(nibbles) != 32 or nibbles.translate(None, _HEX_DIGITS):
+        return None
+    return int(nibbles, 16)
