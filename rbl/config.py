@@ -156,14 +156,14 @@ def _dns(data: Mapping[str, Any], where: str) -> DnsSettings:
     listen_raw = data.get("listen", ["127.0.0.1:5353"])
     if not isinstance(listen_raw, list) or not listen_raw:
         raise ConfigError(f"{where}: listen must be a non-empty list of 'address:port'")
-    listen = tuple(_endpoint(item, where) for item in listen_raw)
+    listen = tuple(parse_endpoint(item, where) for item in listen_raw)
     payload = _get(data, "udp_payload", int, where, DEFAULT_UDP_PAYLOAD)
     if not 512 <= payload <= 4096:
         raise ConfigError(f"{where}: udp_payload {payload} is outside 512..4096")
     return DnsSettings(listen=listen, udp_payload=payload)
 
 
-def _endpoint(item: object, where: str) -> tuple[str, int]:
+def parse_endpoint(item: object, where: str) -> tuple[str, int]:
     if not isinstance(item, str):
         raise ConfigError(f"{where}: listen entry {item!r} is not a string")
     host, sep, port_text = item.rpartition(":")
@@ -213,18 +213,29 @@ def _zone(data: object, where: str) -> ZoneSettings:
     try:
         default_codes = parse_codes(_get(data, "default_code", str, where, "127.0.0.2"))
         meanings = tuple(
-            sorted((parse_codes(code)[0], str(text)) for code, text in
-                   _table(data, "codes", where).items())
+            sorted(
+                (parse_codes(code)[0], str(text))
+                for code, text in _table(data, "codes", where).items()
+            )
         )
     except CodeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    txt = check_template(_get(data, "txt", str, where, "Listed: {url}"),
-                         frozenset({"key", "url"}), f"{where} txt")
-    lookup_url = check_template(_get(data, "lookup_url", str, where, ""),
-                                frozenset({"key"}), f"{where} lookup_url")
+    txt = check_template(
+        _get(data, "txt", str, where, "Listed: {url}"), frozenset({"key", "url"}), f"{where} txt"
+    )
+    lookup_url = check_template(
+        _get(data, "lookup_url", str, where, ""), frozenset({"key"}), f"{where} lookup_url"
+    )
     return ZoneSettings(
-        name=name, kind=kind, soa=soa, ns=ns, ttl=ttl, default_codes=default_codes,
-        txt=txt, lookup_url=lookup_url, code_meanings=meanings,
+        name=name,
+        kind=kind,
+        soa=soa,
+        ns=ns,
+        ttl=ttl,
+        default_codes=default_codes,
+        txt=txt,
+        lookup_url=lookup_url,
+        code_meanings=meanings,
     )
 
 
@@ -234,8 +245,7 @@ def _soa(data: Mapping[str, Any], first_ns: str, zone: str, where: str) -> SoaSe
     rname_text = _get(data, "rname", str, where, f"hostmaster.{zone}").replace("@", ".")
     rname = _domain(rname_text, where, "rname")
     numbers = {}
-    for item, default in (("refresh", 3600), ("retry", 600), ("expire", 604800),
-                          ("minimum", 300)):
+    for item, default in (("refresh", 3600), ("retry", 600), ("expire", 604800), ("minimum", 300)):
         value = _get(data, item, int, where, default)
         if not 0 <= value <= 2**31 - 1:
             raise ConfigError(f"{where}: {item} {value} is outside 0..2147483647")
@@ -270,7 +280,10 @@ _MISSING: Any = object()
 
 
 def _get(
-    data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str,
+    data: Mapping[str, Any],
+    name: str,
+    kind: type | tuple[type, ...],
+    where: str,
     default: Any = _MISSING,
 ) -> Any:
     if name not in data:

@@ -34,7 +34,6 @@ from rbl.keys import (
     TEST_UNLISTED_NAME,
     TEST_UNLISTED_V4,
     TEST_UNLISTED_V6,
-    DomainKey,
     IpKey,
     ListingKey,
     ZoneKind,
@@ -44,6 +43,7 @@ from rbl.keys import (
 EXCLUDED: Final = 0
 _TOMBSTONE: Final = -1
 _MERGE_AT: Final = 4096
+_DIRECTORY_AT: Final = 4096  # IPv4 levels at least this big get a /16 directory
 _VALUE_TYPECODES: Final = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF))
 
 
@@ -61,7 +61,7 @@ TEST_VALUE: Final = Value(("127.0.0.2",), "RFC 5782 test point: {key} is listed 
 class _Level:
     """All entries of one prefix length: sorted arrays plus a dict overlay of recent changes."""
 
-    __slots__ = ("keys", "mask", "overlay", "overlay_keys", "prefixlen", "vals")
+    __slots__ = ("directory", "keys", "mask", "overlay", "overlay_keys", "prefixlen", "vals")
 
     def __init__(self, prefixlen: int, bits: int) -> None:
         self.prefixlen = prefixlen
@@ -71,6 +71,22 @@ class _Level:
         self.vals: array[int] = array("B")
         self.overlay: dict[int, int] = {}
         self.overlay_keys: list[int] = []
+        # For big IPv4 levels: where each /16 starts in ``keys``, so a lookup
+        # bisects a bucket of a few entries instead of the whole array.
+        self.directory: array[int] | None = None
+
+    def _index_directory(self) -> None:
+        keys = self.keys
+        if not isinstance(keys, array) or len(keys) < _DIRECTORY_AT:
+            self.directory = None
+            return
+        directory = array("I", bytes(4 * 65537))
+        position = 0
+        for top in range(65536):
+            position = bisect_left(keys, top << 16, position)
+            directory[top] = position
+        directory[65536] = len(keys)
+        self.directory = directory
 
     def get(self, network: int) -> int | None:
         if self.overlay:
@@ -136,6 +152,7 @@ class _Level:
         self.keys, self.vals = new_keys, new_vals
         self.overlay = {}
         self.overlay_keys = []
+        self._index_directory()
 
     def any_between(self, lo: int, hi: int) -> bool:
         """Is there a live entry whose network lies in [lo, hi]?"""
@@ -212,7 +229,12 @@ class PrefixTable:
                         continue
                     return found
             keys = level.keys
-            i = bisect_left(keys, network)
+            directory = level.directory
+            if directory is None:
+                i = bisect_left(keys, network)
+            else:
+                top = network >> 16
+                i = bisect_left(keys, network, directory[top], directory[top + 1])
             if i < len(keys) and keys[i] == network:
                 return level.vals[i]
         return None
@@ -238,6 +260,8 @@ class PrefixTable:
     def finish_load(self) -> None:
         for level in self._levels:
             level.merge()
+            if level.directory is None:
+                level._index_directory()
 
     def __len__(self) -> int:
         return sum(len(level) for level in self._levels)

@@ -142,7 +142,8 @@ def test_point_conflict(key: ListingKey) -> str | None:
     """Why a key may not be listed because it would change an RFC 5782 test point, or None."""
     if isinstance(key, IpKey):
         points = (
-            (TEST_LISTED_V4, TEST_UNLISTED_V4) if key.family == 4
+            (TEST_LISTED_V4, TEST_UNLISTED_V4)
+            if key.family == 4
             else (TEST_LISTED_V6, TEST_UNLISTED_V6)
         )
         if any(key.covers(key.family, point) for point in points):

@@ -15,7 +15,7 @@ from typing import Final
 
 from rbl.dnsserver import slowpath
 from rbl.dnsserver.wire import (
-    COUNTS,
+    HEADER,
     RCODE_NXDOMAIN,
     RCODE_REFUSED,
     TYPE_A,
@@ -24,9 +24,8 @@ from rbl.dnsserver.wire import (
     TYPE_SOA,
     TYPE_TXT,
     opt_rr,
-    pointer,
 )
-from rbl.dnsserver.zone import Outcome, Zone
+from rbl.dnsserver.zone import APEX, LISTED, NXDOMAIN, Zone
 
 _ONE_QUESTION: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_QUESTION_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -58,8 +57,10 @@ class Responder:
         best: Zone | None = None
         for zone in self.zones:
             k = zone.nlabels
-            if count >= k and tuple(labels[count - k :]) == zone.labels and (
-                best is None or k > best.nlabels
+            if (
+                count >= k
+                and tuple(labels[count - k :]) == zone.labels
+                and (best is None or k > best.nlabels)
             ):
                 best = zone
         return best
@@ -78,20 +79,15 @@ class Responder:
             return None
         low = data.lower()
         labels: list[bytes] = []
-        offsets: list[int] = []
         i = 12
-        while True:
-            length = low[i]
-            if length == 0:
-                break
+        length = low[12]
+        while length:
             if length > 63:
                 return None
-            offsets.append(i)
             i += 1
             labels.append(low[i : i + length])
             i += length
-            if i >= size:
-                return None
+            length = low[i]  # IndexError past the end: declined by respond()
         qend = i + 5
         if qend > size or data[i + 3] != 0 or data[i + 4] != 1:  # class IN only
             return None
@@ -118,29 +114,30 @@ class Responder:
             opt = b""
             limit = 512 if udp else TCP_LIMIT
             additional = 0
-        flags = bytes((0x84 | (data[2] & 0x01), data[3] & 0x10))
+        rd = 0x84 | (data[2] & 0x01)  # QR, AA, RD copied
+        cd = data[3] & 0x10  # CD copied; RA, AD and Z clear
         question = data[12:qend]
-
         zone = None
-        count = len(labels)
         for candidate in self.zones:
-            k = candidate.nlabels
-            if count >= k and low[offsets[count - k] : i] == candidate.wire:
-                if zone is None or k > zone.nlabels:
-                    zone = candidate
+            if labels[-candidate.nlabels :] == candidate.label_list and (
+                zone is None or candidate.nlabels > zone.nlabels
+            ):
+                zone = candidate
         if zone is None:
-            return (
-                data[0:2]
-                + bytes((0x80 | (data[2] & 0x01), (data[3] & 0x10) | RCODE_REFUSED))
-                + COUNTS.pack(1, 0, 0, additional)
-                + question
-                + opt
+            return b"".join(
+                (
+                    HEADER.pack(
+                        data[0:2], rd & 0x01 | 0x80, cd | RCODE_REFUSED, 1, 0, 0, additional
+                    ),
+                    question,
+                    opt,
+                )
             )
-        rel = labels[: count - zone.nlabels]
+        rel = labels[: len(labels) - zone.nlabels]
         outcome, vid = zone.resolve(rel)
         answers = 0
         answer = b""
-        if outcome is Outcome.LISTED:
+        if outcome is LISTED:
             if qtype == TYPE_A:
                 answers, answer = zone.a_answer(vid)
             elif qtype == TYPE_TXT:
@@ -149,31 +146,44 @@ class Responder:
                 answers, answer = zone.a_answer(vid)
                 answers += 1
                 answer += zone.txt_answer(vid, rel)
-        elif outcome is Outcome.APEX:
+        elif outcome is APEX:
             if qtype == TYPE_SOA or qtype == TYPE_ANY:
                 answers, answer = 1, b"\xc0\x0c" + zone.soa_answer_tail
             if qtype == TYPE_NS or qtype == TYPE_ANY:
                 answers += len(zone.ns_tails)
                 answer += b"".join(b"\xc0\x0c" + tail for tail in zone.ns_tails)
         if answers:
-            reply = (
-                data[0:2] + flags + COUNTS.pack(1, answers, 0, additional)
-                + question + answer + opt
+            reply = b"".join(
+                (
+                    HEADER.pack(data[0:2], rd, cd, 1, answers, 0, additional),
+                    question,
+                    answer,
+                    opt,
+                )
             )
         else:
-            rcode = RCODE_NXDOMAIN if outcome is Outcome.NXDOMAIN else 0
-            reply = (
-                data[0:2]
-                + bytes((flags[0], flags[1] | rcode))
-                + COUNTS.pack(1, 0, 1, additional)
-                + question
-                + pointer(offsets[count - zone.nlabels] if rel else 12)
-                + zone.soa_negative_tail
-                + opt
+            reply = b"".join(
+                (
+                    HEADER.pack(
+                        data[0:2],
+                        rd,
+                        cd | (outcome is NXDOMAIN and RCODE_NXDOMAIN),
+                        1,
+                        0,
+                        1,
+                        additional,
+                    ),
+                    question,
+                    zone.negative_authority(i - len(zone.wire)),
+                    opt,
+                )
             )
         if len(reply) > limit:
-            return (
-                data[0:2] + bytes((flags[0] | 0x02, flags[1])) + COUNTS.pack(1, 0, 0, additional)
-                + question + opt
+            return b"".join(
+                (
+                    HEADER.pack(data[0:2], rd | 0x02, cd, 1, 0, 0, additional),
+                    question,
+                    opt,
+                )
             )
         return reply

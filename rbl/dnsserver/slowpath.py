@@ -56,8 +56,15 @@ def formerr(data: bytes) -> bytes:
 def _header(query: Any, rcode: int, *, aa: bool) -> Any:
     head = query.header
     return dnslib.DNSHeader(
-        id=head.id, qr=1, opcode=head.opcode, aa=int(aa), rd=head.rd, ra=0, ad=0,
-        cd=head.cd, rcode=rcode & 0xF,
+        id=head.id,
+        qr=1,
+        opcode=head.opcode,
+        aa=int(aa),
+        rd=head.rd,
+        ra=0,
+        ad=0,
+        cd=head.cd,
+        rcode=rcode & 0xF,
     )
 
 
@@ -73,8 +80,9 @@ def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
                 record.add_question(q)
         if edns is not None:
             record.add_ar(
-                dnslib.EDNS0(udp_len=responder.udp_payload, flags="do" if do else "",
-                             ext_rcode=rcode >> 4)
+                dnslib.EDNS0(
+                    udp_len=responder.udp_payload, flags="do" if do else "", ext_rcode=rcode >> 4
+                )
             )
         return record
 
@@ -125,13 +133,12 @@ def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
     for answer in answers:
         record.add_answer(answer)
     if not answers:
-        record.add_auth(
-            dnslib.RR(zone.name, TYPE_SOA, ttl=zone.negative_ttl, rdata=_soa(zone))
-        )
+        record.add_auth(dnslib.RR(zone.name, TYPE_SOA, ttl=zone.negative_ttl, rdata=_soa(zone)))
     packed = _pack(record)
     limit = (
         max(512, min(edns.rclass if edns is not None else 512, responder.udp_payload))
-        if udp else 65535
+        if udp
+        else 65535
     )
     if len(packed) > limit:
         truncated = reply(rcode, aa=True)
@@ -143,13 +150,11 @@ def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
 def _soa(zone: Zone) -> Any:
     soa = zone.settings.soa
     return dnslib.SOA(
-        soa.mname, soa.rname,
+        soa.mname,
+        soa.rname,
         (zone.serial, soa.refresh, soa.retry, soa.expire, soa.minimum),
     )
 
 
 def _pack(record: Any) -> bytes:
     return bytes(record.pack())
-
-
-

@@ -26,6 +26,7 @@ RCODE_REFUSED: Final = 5
 RCODE_BADVERS: Final = 16
 
 COUNTS: Final = struct.Struct(">HHHH")
+HEADER: Final = struct.Struct(">2sBBHHHH")  # id, flags, flags, qd, an, ns, ar
 RR_TAIL: Final = struct.Struct(">HHIH")  # type, class, ttl, rdlength
 POINTER_TO_QNAME: Final = b"\xc0\x0c"
 

@@ -1,0 +1,362 @@
+"""The ``rbl`` command: run the server and manage listings.
+
+Every command that changes the list goes through rbl.store, which writes the
+audit log and the change log in the same transaction; a running server picks
+the change up from the change log within its poll interval.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from rbl.codes import parse_codes
+from rbl.config import Settings, ZoneSettings, check_template, load_settings
+from rbl.errors import CodeError, ConfigError, KeyFormatError, RblError, ZoneError
+from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
+
+DEFAULT_CONFIG = "/etc/rbl/rbl.toml"
+
+
+@dataclass
+class Context:
+    config_path: str
+    database_url: str | None
+    actor: str
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path, self.database_url)
+        return self._settings
+
+    def engine(self) -> Any:
+        from rbl.store.database import open_engine
+
+        return open_engine(self.settings.database.url)
+
+    def pick_zone(self, zone_name: str | None, key_text: str | None = None) -> ZoneSettings:
+        """The named zone, or the only zone that can hold this kind of key."""
+        if zone_name:
+            return self.settings.zone(zone_name)
+        zones = self.settings.zones
+        if key_text is not None:
+            kind = ZoneKind.IP if _looks_like_ip(key_text) else ZoneKind.DOMAIN
+            zones = tuple(z for z in zones if z.kind is kind)
+        if len(zones) == 1:
+            return zones[0]
+        names = ", ".join(z.name for z in zones) or "none"
+        raise ZoneError(f"give --zone: more than one zone could hold it ({names})")
+
+
+def _looks_like_ip(text: str) -> bool:
+    head = text.split("/", 1)[0]
+    return ":" in head or head.replace(".", "").isdigit()
+
+
+def _key_for(zone: ZoneSettings, text: str) -> ListingKey:
+    try:
+        return parse_key(zone.kind, text)
+    except KeyFormatError as exc:
+        raise KeyFormatError(f"{exc} (zone {zone.name} lists {zone.kind.value} keys)") from exc
+
+
+class RblGroup(click.Group):
+    """Turns rbl's own errors into a one-line message and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RblError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=RblGroup)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="RBL_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="TOML configuration file.",
+)
+@click.option(
+    "--database",
+    "database_url",
+    envvar="RBL_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL overriding [database] url.",
+)
+@click.option(
+    "--actor",
+    envvar="RBL_ACTOR",
+    default=None,
+    help="Name recorded in the audit log (default: your login).",
+)
+@click.version_option(package_name="rbl")
+@click.pass_context
+def main(ctx: click.Context, config_path: str, database_url: str | None, actor: str | None) -> None:
+    """rbl: an authoritative DNSBL/RHSBL server."""
+    ctx.obj = Context(config_path, database_url, actor or _login())
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}"
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@main.command()
+@click.option("--listen", multiple=True, help="address:port to bind, overriding [dns] listen.")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the bound ports as JSON here once serving.",
+)
+@click.option("--user", default=None, help="Drop root privileges to this user after binding.")
+@pass_context
+def serve(obj: Context, listen: tuple[str, ...], ready_file: Path | None, user: str | None) -> None:
+    """Serve the zones over DNS (UDP and TCP) and follow the change log."""
+    from dataclasses import replace
+
+    from twisted.internet import reactor as _reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from rbl.config import parse_endpoint
+    from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
+
+    settings = obj.settings
+    if listen:
+        endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)
+        settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    reactor: Any = _reactor
+    server: Server = make_service(settings, reactor)
+    log.info(
+        "loaded {count} listings in {seconds:.2f}s (change log at {position})",
+        count=server.load.listings,
+        seconds=server.load.seconds,
+        position=server.load.position,
+    )
+    service = server.service
+    service.privilegedStartService()
+    if user:
+        drop_privileges(user)
+    for host, port in server.dns.bound:
+        log.info("answering DNS on {host} port {port} (UDP and TCP)", host=host, port=port)
+
+    def started() -> None:
+        service.startService()
+        if ready_file is not None:
+            write_ready_file(ready_file, server)
+
+    reactor.callWhenRunning(started)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+
+
+@main.group(name="list")
+def list_group() -> None:
+    """Add, remove, show and import listings."""
+
+
+@list_group.command("add")
+@click.argument("key")
+@click.option("--zone", default=None, help="Zone to list in (default: the only one fitting).")
+@click.option(
+    "--code", "codes", multiple=True, help="Return code(s), e.g. 127.0.0.3 (default: the zone's)."
+)
+@click.option("--txt", default=None, help="Own TXT template ({key}, {url}); default the zone's.")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def list_add(
+    obj: Context, key: str, zone: str | None, codes: tuple[str, ...], txt: str | None, reason: str
+) -> None:
+    """List KEY (an IP, CIDR, domain or *.domain)."""
+    from rbl.store.listings import add_listing, now_utc
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    code_set = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
+    if txt is not None:
+        check_template(txt, frozenset({"key", "url"}), "--txt")
+    with obj.engine().begin() as conn:
+        listing = add_listing(
+            conn,
+            zone_settings.name,
+            parsed,
+            code_set,
+            txt=txt,
+            reason=reason,
+            actor=obj.actor,
+            now=now_utc(),
+        )
+    click.echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
+
+
+@list_group.command("remove")
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
+    """Remove the listing of exactly KEY."""
+    from rbl.store.listings import now_utc, remove_listing
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    if not yes:
+        click.confirm(f"Remove the listing of {parsed.text} from {zone_settings.name}?", abort=True)
+    with obj.engine().begin() as conn:
+        listing = remove_listing(
+            conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
+        )
+    click.echo(f"removed {listing.key} from {listing.zone}")
+
+
+@list_group.command("show")
+@click.argument("key", required=False)
+@click.option("--zone", default=None)
+@click.option("--all", "include_removed", is_flag=True, help="Include removed listings.")
+@click.option("--limit", default=50, show_default=True)
+@pass_context
+def list_show(
+    obj: Context, key: str | None, zone: str | None, include_removed: bool, limit: int
+) -> None:
+    """Show KEY's listing (and wider listings covering it), or the latest listings."""
+    from rbl.store.listings import covering_listings, get_listing, list_listings
+
+    engine = obj.engine()
+    if key is None:
+        zone_name = obj.settings.zone(zone).name if zone else None
+        with engine.connect() as conn:
+            rows = list_listings(conn, zone_name, include_removed=include_removed, limit=limit)
+        for listing in rows:
+            click.echo(
+                f"{listing.zone}\t{listing.key}\t{','.join(listing.codes)}\t"
+                f"{listing.state}\t{listing.updated_at:%Y-%m-%d %H:%M:%S}Z\t"
+                f"{listing.reason or ''}"
+            )
+        return
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    with engine.connect() as conn:
+        exact = get_listing(conn, zone_settings.name, parsed)
+        covering = covering_listings(conn, zone_settings.name, parsed)
+    if exact is None and not covering:
+        click.echo(f"{parsed.text} is not listed in {zone_settings.name}")
+        sys.exit(1)
+    shown = [exact] if exact is not None else []
+    shown += [c for c in covering if exact is None or c.key != exact.key]
+    for listing in shown:
+        click.echo(f"key:      {listing.key}")
+        click.echo(f"zone:     {listing.zone}")
+        click.echo(f"state:    {listing.state}")
+        click.echo(f"codes:    {','.join(listing.codes)}")
+        click.echo(f"txt:      {zone_settings.txt_for(_query_text(parsed), listing.txt)}")
+        click.echo(f"source:   {listing.source}")
+        click.echo(f"reason:   {listing.reason or ''}")
+        click.echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
+        click.echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
+        if listing.expires_at is not None:
+            click.echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
+        click.echo("")
+
+
+def _query_text(key: ListingKey) -> str:
+    return key.text.split("/", 1)[0] if isinstance(key, IpKey) else key.text
+
+
+@list_group.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--zone", default=None)
+@click.option("--code", "codes", multiple=True, help="Codes for lines that name none.")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def list_import(
+    obj: Context, source: TextIO, zone: str | None, codes: tuple[str, ...], reason: str
+) -> None:
+    """Import listings from SOURCE ('-' for stdin), one per line: KEY [:CODES[:TXT]].
+
+    The whole file is checked first; if any line is bad nothing is stored and
+    every bad line is reported with its number.
+    """
+    from rbl.store.listings import import_listings, now_utc
+
+    zone_settings = obj.pick_zone(zone) if zone or len(obj.settings.zones) == 1 else None
+    if zone_settings is None:
+        raise ZoneError("give --zone: the configuration has more than one zone")
+    default = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
+    name = getattr(source, "name", "<stdin>")
+    entries, errors = [], []
+    for number, entry in _parse_import(source, zone_settings, default):
+        if isinstance(entry, str):
+            errors.append(f"{name}:{number}: {entry}")
+        else:
+            entries.append(entry)
+    if errors:
+        shown = "\n".join(errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    with obj.engine().begin() as conn:
+        added, changed = import_listings(
+            conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
+        )
+    click.echo(
+        f"imported into {zone_settings.name}: {added} added, {changed} changed, "
+        f"{len(entries) - added - changed} unchanged"
+    )
+
+
+def _parse_import(
+    source: TextIO, zone: ZoneSettings, default: tuple[str, ...]
+) -> Iterator[tuple[int, Any]]:
+    from rbl.store.listings import ListingEntry
+
+    for number, line in enumerate(source, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        key_text, _, rest = text.partition(" ")
+        rest = rest.strip()
+        codes, txt = default, None
+        try:
+            if rest:
+                if not rest.startswith(":"):
+                    raise KeyFormatError(f"expected ':CODES[:TXT]' after the key, got {rest!r}")
+                code_text, _, txt_text = rest[1:].partition(":")
+                if code_text.strip():
+                    codes = parse_codes(code_text)
+                if txt_text:
+                    txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
+            yield number, ListingEntry(_key_for(zone, key_text), codes, txt)
+        except (KeyFormatError, CodeError, ConfigError) as exc:
+            yield number, str(exc)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("init")
+@pass_context
+def db_init(obj: Context) -> None:
+    """Create the database tables (idempotent)."""
+    obj.engine()
+    click.echo(f"database ready: {obj.settings.database.url}")

@@ -1,0 +1,243 @@
+"""Wiring: compose the store, the index, the change-log follower and the DNS ports.
+
+``make_service`` loads the index (blocking, before the reactor runs) and
+returns one ``MultiService``. Children start in order and stop in reverse, so
+the database thread pool starts first and stops last. Blocking database work
+runs in that pool, never on the reactor thread that answers DNS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer, task, threads
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from rbl.config import Settings
+from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
+from rbl.dnsserver.responder import Responder
+from rbl.dnsserver.zone import Zone
+from rbl.follower import IndexFollower
+from rbl.index import ZoneIndex
+from rbl.store import changes as store_changes
+from rbl.store.database import open_engine
+
+log = Logger(namespace="rbl")
+T = TypeVar("T")
+CHANGE_BATCH = 5000
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # absorbs bursts while Python catches up
+
+
+@dataclass
+class LoadReport:
+    listings: int
+    seconds: float
+    position: int
+
+
+def build_zones(settings: Settings) -> dict[str, Zone]:
+    return {z.name: Zone(z, ZoneIndex(z.kind)) for z in settings.zones}
+
+
+def load_index(engine: Engine, follower: IndexFollower) -> LoadReport:
+    """Read the change-log position, then every active listing, into the follower's zones."""
+    started = time.monotonic()
+    with engine.connect() as conn:
+        positions = store_changes.change_positions(conn)
+        position = max(positions.values(), default=0)
+        rows = store_changes.iter_active(conn, list(follower.zones))
+        count = follower.load_snapshot(rows, positions, position)
+    return LoadReport(count, time.monotonic() - started, position)
+
+
+class DatabaseService(Service):
+    """Owns the engine and the thread pool that every blocking database call runs in."""
+
+    def __init__(self, engine: Engine, reactor: Any) -> None:
+        self.engine = engine
+        self.reactor = reactor
+        self.pool = ThreadPool(minthreads=1, maxthreads=2, name="rbl-db")
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> defer.Deferred[None] | None:
+        super().stopService()
+        self.pool.stop()
+        self.engine.dispose()
+        return None
+
+    def run(self, function: Callable[..., T], *args: Any) -> defer.Deferred[T]:
+        return threads.deferToThreadPool(self.reactor, self.pool, function, *args)
+
+
+class ChangeFollowerService(Service):
+    """Polls the change log and applies new rows on the reactor thread."""
+
+    def __init__(
+        self, database: DatabaseService, follower: IndexFollower, interval: float, reactor: Any
+    ) -> None:
+        self.database = database
+        self.follower = follower
+        self.interval = interval
+        self.reactor = reactor
+        self._loop: task.LoopingCall | None = None
+        self._failing = False
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop = task.LoopingCall(self.poll)
+        self._loop.clock = self.reactor
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> defer.Deferred[None] | None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return None
+
+    def poll(self) -> defer.Deferred[None]:
+        d = self.database.run(self._read, self.follower.position)
+        d.addCallback(self._apply)
+        d.addErrback(self._failed)
+        return d
+
+    def _read(self, after: int) -> list[store_changes.Change]:
+        with self.database.engine.connect() as conn:
+            return store_changes.read_changes(conn, after, CHANGE_BATCH)
+
+    def _apply(self, changes: list[store_changes.Change]) -> defer.Deferred[None] | None:
+        if self._failing:
+            self._failing = False
+            log.info(
+                "change log readable again at position {position}", position=self.follower.position
+            )
+        self.follower.apply(changes)
+        if len(changes) == CHANGE_BATCH and self.running:
+            return self.poll()
+        return None
+
+    def _failed(self, failure: Any) -> None:
+        # Keep serving the index we have; say so once, not every poll.
+        if not self._failing:
+            self._failing = True
+            log.failure(
+                "cannot read the change log; DNS keeps answering from memory", failure=failure
+            )
+
+
+class DnsServerService(Service):
+    """Binds UDP and TCP on each endpoint, the same port number for both."""
+
+    def __init__(
+        self, listen: Sequence[tuple[str, int]], responder: Responder, reactor: Any
+    ) -> None:
+        self.listen = listen
+        self.responder = responder
+        self.reactor = reactor
+        self.counters = Counters()
+        self.ports: list[IListeningPort] = []
+        self.bound: list[tuple[str, int]] = []
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        for host, port in self.listen:
+            self._bind(host, port)
+
+    def _bind(self, host: str, port: int) -> None:
+        tcp_factory = DnsStreamFactory(self.responder, self.counters)
+        for _attempt in range(20):
+            udp = DnsUdpPort(port, self.responder, self.counters, host, self.reactor)
+            udp.startListening()
+            number = udp.getHost().port
+            try:
+                tcp = self.reactor.listenTCP(number, tcp_factory, interface=host, backlog=128)
+            except CannotListenError:
+                udp.stopListening()
+                if port:
+                    raise
+                continue
+            sock = getattr(udp, "socket", None)
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+                except OSError:
+                    pass
+            self.ports += [udp, tcp]
+            self.bound.append((host, number))
+            return
+        raise CannotListenError(host, port, "no port free for both UDP and TCP")
+
+    def stopService(self) -> defer.Deferred[Any]:
+        super().stopService()
+        stopping = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        return defer.DeferredList(stopping)
+
+
+@dataclass
+class Server:
+    """What ``make_service`` built, for the CLI and tests to inspect."""
+
+    service: MultiService
+    dns: DnsServerService
+    follower: IndexFollower
+    load: LoadReport
+
+
+def make_service(settings: Settings, reactor: Any, engine: Engine | None = None) -> Server:
+    """Open the store, load the index and compose the services (ports bind on start)."""
+    engine = engine if engine is not None else open_engine(settings.database.url)
+    follower = IndexFollower(build_zones(settings))
+    report = load_index(engine, follower)
+    responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
+    top = MultiService()
+    database = DatabaseService(engine, reactor)
+    database.setServiceParent(top)
+    ChangeFollowerService(
+        database, follower, settings.sync.poll_interval, reactor
+    ).setServiceParent(top)
+    dns = DnsServerService(settings.dns.listen, responder, reactor)
+    dns.setServiceParent(top)
+    return Server(top, dns, follower, report)
+
+
+def drop_privileges(user: str) -> None:
+    """Become ``user`` after binding privileged ports (only when started as root)."""
+    import grp
+    import pwd
+
+    if os.getuid() != 0:
+        return
+    entry = pwd.getpwnam(user)
+    groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+    os.setgroups(groups)
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
+def write_ready_file(path: Path, server: Server) -> None:
+    """Tell a supervisor or a test where we listen, atomically."""
+    payload = {
+        "pid": os.getpid(),
+        "dns": [{"host": host, "port": port} for host, port in server.dns.bound],
+        "listings": server.load.listings,
+        "load_seconds": round(server.load.seconds, 3),
+        "position": server.load.position,
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload) + "\n")
+    os.replace(temporary, path)

@@ -1,0 +1,370 @@
+"""Listings: add, remove, find, bulk import. Each change writes the change log and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+
+from rbl.errors import KeyFormatError, NotListedError
+from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
+from rbl.store.schema import ACTIVE, OP_DELETE, OP_SET, REMOVED, audit_log, change_log, listings
+
+MANUAL = "manual"
+_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    zone: str
+    key: str
+    codes: tuple[str, ...]
+    txt: str | None
+    reason: str | None
+    source: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListingEntry:
+    """One line of a bulk import: a parsed key, its codes and optional TXT template."""
+
+    key: ListingKey
+    codes: tuple[str, ...]
+    txt: str | None = None
+
+
+def key_columns(key: ListingKey) -> dict[str, object]:
+    """The columns that locate a key, with the network as big-endian bytes (sorts as integer)."""
+    if isinstance(key, IpKey):
+        width = 4 if key.family == 4 else 16
+        return {
+            "key": key.text,
+            "family": key.family,
+            "prefixlen": key.prefixlen,
+            "network": key.network.to_bytes(width, "big"),
+        }
+    return {"key": key.text, "family": 0, "prefixlen": 0, "network": None}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything rbl stores is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _listing(row: Row[tuple[object, ...]]) -> Listing:
+    m = row._mapping
+    return Listing(
+        zone=m["zone"],
+        key=m["key"],
+        codes=tuple(m["codes"].split(",")),
+        txt=m["txt"],
+        reason=m["reason"],
+        source=m["source"],
+        state=m["state"],
+        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
+        updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
+        expires_at=_utc(m["expires_at"]),
+    )
+
+
+def _audit(
+    conn: Connection,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    zone: str | None,
+    key: str | None,
+    reason: str | None,
+    detail: str | None = None,
+) -> None:
+    conn.execute(
+        insert(audit_log).values(
+            at=now,
+            actor=actor,
+            action=action,
+            zone=zone,
+            key=key,
+            reason=reason,
+            detail=detail,
+        )
+    )
+
+
+def _check_listable(key: ListingKey) -> None:
+    conflict = test_point_conflict(key)
+    if conflict:
+        raise KeyFormatError(conflict)
+
+
+def add_listing(
+    conn: Connection,
+    zone: str,
+    key: ListingKey,
+    codes: tuple[str, ...],
+    *,
+    txt: str | None = None,
+    reason: str | None = None,
+    actor: str,
+    now: datetime,
+    source: str = MANUAL,
+    expires_at: datetime | None = None,
+) -> Listing:
+    """List ``key`` in ``zone`` (or update an existing listing's codes and text)."""
+    _check_listable(key)
+    codes_text = ",".join(codes)
+    existing = conn.execute(
+        select(listings).where(listings.c.zone == zone, listings.c.key == key.text)
+    ).first()
+    values = {
+        "codes": codes_text,
+        "txt": txt,
+        "reason": reason,
+        "source": source,
+        "state": ACTIVE,
+        "updated_at": now,
+        "expires_at": expires_at,
+    }
+    if existing is None:
+        conn.execute(
+            insert(listings).values(zone=zone, created_at=now, **key_columns(key), **values)
+        )
+    else:
+        conn.execute(update(listings).where(listings.c.id == existing.id).values(**values))
+    dns_changed = (
+        existing is None
+        or existing.state != ACTIVE
+        or existing.codes != codes_text
+        or existing.txt != txt
+    )
+    if dns_changed:
+        conn.execute(
+            insert(change_log).values(
+                zone=zone,
+                key=key.text,
+                op=OP_SET,
+                codes=codes_text,
+                txt=txt,
+                created_at=now,
+            )
+        )
+    _audit(
+        conn,
+        now=now,
+        actor=actor,
+        action="list",
+        zone=zone,
+        key=key.text,
+        reason=reason,
+        detail=f"codes={codes_text}" + (f" txt={txt!r}" if txt else ""),
+    )
+    found = get_listing(conn, zone, key)
+    assert found is not None
+    return found
+
+
+def remove_listing(
+    conn: Connection,
+    zone: str,
+    key: ListingKey,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Listing:
+    """End an active listing; raise NotListedError if there is none for exactly this key."""
+    result = conn.execute(
+        update(listings)
+        .where(listings.c.zone == zone, listings.c.key == key.text, listings.c.state == ACTIVE)
+        .values(state=REMOVED, updated_at=now, reason=reason)
+    )
+    if result.rowcount == 0:
+        raise NotListedError(f"{key.text} has no active listing in {zone}")
+    conn.execute(
+        insert(change_log).values(
+            zone=zone,
+            key=key.text,
+            op=OP_DELETE,
+            created_at=now,
+        )
+    )
+    _audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=key.text, reason=reason)
+    found = get_listing(conn, zone, key)
+    assert found is not None
+    return found
+
+
+def get_listing(conn: Connection, zone: str, key: ListingKey) -> Listing | None:
+    """The listing row for exactly this key, active or not."""
+    row = conn.execute(
+        select(listings).where(listings.c.zone == zone, listings.c.key == key.text)
+    ).first()
+    return None if row is None else _listing(row)
+
+
+def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[Listing]:
+    """Active listings that make ``key`` listed: the key itself or a wider network/subtree."""
+    if isinstance(key, IpKey):
+        width = 4 if key.family == 4 else 16
+        bits = width * 8
+        candidates = []
+        for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1):
+            mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
+            candidates.append(
+                and_(
+                    listings.c.prefixlen == prefixlen,
+                    listings.c.network == (key.network & mask).to_bytes(width, "big"),
+                )
+            )
+        condition = and_(listings.c.family == key.family, or_(*candidates))
+    else:
+        parts = key.name.split(".")
+        keys = [] if key.subdomains else [key.name]
+        keys += ["*." + ".".join(parts[i:]) for i in range(0 if key.subdomains else 1, len(parts))]
+        condition = listings.c.key.in_(keys)
+    rows = conn.execute(
+        select(listings)
+        .where(listings.c.zone == zone, listings.c.state == ACTIVE, condition)
+        .order_by(listings.c.prefixlen.desc(), func.length(listings.c.key).desc())
+    )
+    return [_listing(row) for row in rows]
+
+
+def list_listings(
+    conn: Connection,
+    zone: str | None = None,
+    *,
+    include_removed: bool = False,
+    limit: int = 100,
+) -> list[Listing]:
+    """Most recently changed listings first."""
+    query = select(listings).order_by(listings.c.updated_at.desc(), listings.c.id.desc())
+    if zone is not None:
+        query = query.where(listings.c.zone == zone)
+    if not include_removed:
+        query = query.where(listings.c.state == ACTIVE)
+    return [_listing(row) for row in conn.execute(query.limit(limit))]
+
+
+def count_active(conn: Connection, zone: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(listings)
+            .where(listings.c.zone == zone, listings.c.state == ACTIVE)
+        ).scalar_one()
+    )
+
+
+def import_listings(
+    conn: Connection,
+    zone: str,
+    entries: Iterable[ListingEntry],
+    *,
+    reason: str | None,
+    actor: str,
+    now: datetime,
+    source: str = MANUAL,
+    what: str = "import",
+) -> tuple[int, int]:
+    """Bulk add or update; returns (added, changed). One audit row for the whole import."""
+    existing = {
+        row.key: (row.state, row.codes, row.txt)
+        for row in conn.execute(
+            select(listings.c.key, listings.c.state, listings.c.codes, listings.c.txt).where(
+                listings.c.zone == zone
+            )
+        )
+    }
+    inserts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    changes: list[dict[str, object]] = []
+    added = changed = 0
+    for entry in entries:
+        _check_listable(entry.key)
+        codes_text = ",".join(entry.codes)
+        text = entry.key.text
+        old = existing.get(text)
+        if old == (ACTIVE, codes_text, entry.txt):
+            continue
+        row = {
+            "codes": codes_text,
+            "txt": entry.txt,
+            "reason": reason,
+            "source": source,
+            "state": ACTIVE,
+            "updated_at": now,
+            "expires_at": None,
+        }
+        if old is None:
+            inserts.append({"zone": zone, "created_at": now, **key_columns(entry.key), **row})
+            added += 1
+        else:
+            updates.append({"b_key": text, **row})
+            changed += 1
+        existing[text] = (ACTIVE, codes_text, entry.txt)
+        changes.append(
+            {
+                "zone": zone,
+                "key": text,
+                "op": OP_SET,
+                "codes": codes_text,
+                "txt": entry.txt,
+                "created_at": now,
+            }
+        )
+        if len(inserts) >= _CHUNK or len(updates) >= _CHUNK:
+            _flush(conn, zone, inserts, updates, changes)
+    _flush(conn, zone, inserts, updates, changes)
+    _audit(
+        conn,
+        now=now,
+        actor=actor,
+        action=what,
+        zone=zone,
+        key=None,
+        reason=reason,
+        detail=f"added={added} changed={changed}",
+    )
+    return added, changed
+
+
+def _flush(
+    conn: Connection,
+    zone: str,
+    inserts: list[dict[str, object]],
+    updates: list[dict[str, object]],
+    changes: list[dict[str, object]],
+) -> None:
+    if inserts:
+        conn.execute(insert(listings), inserts)
+    if updates:
+        conn.execute(
+            update(listings).where(listings.c.zone == zone, listings.c.key == bindparam("b_key")),
+            updates,
+        )
+    if changes:
+        conn.execute(insert(change_log), changes)
+    inserts.clear()
+    updates.clear()
+    changes.clear()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def iter_keys(conn: Connection, zone: str) -> Iterator[str]:
+    """Active keys of a zone, for exports and tests."""
+    for row in conn.execute(
+        select(listings.c.key).where(listings.c.zone == zone, listings.c.state == ACTIVE)
+    ):
+        yield row.key
