@@ -164,12 +164,20 @@ def _dns(data: Mapping[str, Any], where: str) -> DnsSettings:
 
 
 def parse_endpoint(item: object, where: str) -> tuple[str, int]:
+    """Parse ``127.0.0.1:53``, ``[::1]:53``, ``::1`` or ``0.0.0.0`` (port 53 when absent)."""
     if not isinstance(item, str):
         raise ConfigError(f"{where}: listen entry {item!r} is not a string")
-    host, sep, port_text = item.rpartition(":")
-    if not sep:
+    if item.startswith("["):
+        host, closed, rest = item[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{where}: listen entry {item!r} is not '[address]:port'")
+        port_text = rest[1:] if rest else str(DEFAULT_PORT)
+    elif item.count(":") > 1:  # a bare IPv6 address
         host, port_text = item, str(DEFAULT_PORT)
-    host = host.strip("[]")
+    else:
+        host, sep, port_text = item.partition(":")
+        if not sep:
+            port_text = str(DEFAULT_PORT)
     try:
         port = int(port_text)
     except ValueError:

@@ -139,7 +139,7 @@ class _Level:
         for network in self.overlay_keys:
             value = self.overlay[network]
             i = bisect_left(keys, network, pos)
-            new_keys.extend(keys[pos:i])  # type: ignore[arg-type]
+            new_keys.extend(keys[pos:i])
             new_vals.extend(vals[pos:i])
             if i < len(keys) and keys[i] == network:
                 i += 1
@@ -147,27 +147,27 @@ class _Level:
                 new_keys.append(network)
                 new_vals.append(value)
             pos = i
-        new_keys.extend(keys[pos:])  # type: ignore[arg-type]
+        new_keys.extend(keys[pos:])
         new_vals.extend(vals[pos:])
         self.keys, self.vals = new_keys, new_vals
         self.overlay = {}
         self.overlay_keys = []
         self._index_directory()
 
-    def any_between(self, lo: int, hi: int) -> bool:
-        """Is there a live entry whose network lies in [lo, hi]?"""
+    def any_listing_between(self, lo: int, hi: int) -> bool:
+        """Is there a listing (not an exclusion, not deleted) whose network lies in [lo, hi]?"""
         overlay = self.overlay
         okeys = self.overlay_keys
         i = bisect_left(okeys, lo)
         while i < len(okeys) and okeys[i] <= hi:
-            if overlay[okeys[i]] != _TOMBSTONE:
+            if overlay[okeys[i]] > EXCLUDED:  # neither a tombstone nor an exclusion
                 return True
             i += 1
-        keys = self.keys
+        keys, vals = self.keys, self.vals
         i = bisect_left(keys, lo)
         end = bisect_right(keys, hi, i)
         while i < end:
-            if overlay.get(keys[i]) != _TOMBSTONE:
+            if vals[i] != EXCLUDED and keys[i] not in overlay:  # overlaid keys were seen above
                 return True
             i += 1
         return False
@@ -247,14 +247,15 @@ class PrefixTable:
         """
         host_bits = self.bits - prefixlen
         hi = network | ((1 << host_bits) - 1)
-        for level in self._levels:
+        for level in self._levels:  # longest prefix first
             if level.prefixlen >= prefixlen:
-                if level.any_between(network, hi):
+                if level.any_listing_between(network, hi):
                     return True
             else:
+                # The most specific entry covering the whole range decides for it.
                 found = level.get(network & level.mask)
-                if found is not None and found != EXCLUDED:
-                    return True
+                if found is not None:
+                    return found != EXCLUDED
         return False
 
     def finish_load(self) -> None:
@@ -297,6 +298,17 @@ class DomainTable:
 
     def has_listing_below(self, name: bytes) -> bool:
         return self._below.get(name, 0) > 0
+
+    def subtree_listing(self, name: bytes) -> bool:
+        """Is ``name`` inside a listed ``*.ancestor``? Then its children are listed too."""
+        dot = name.find(b".")
+        while dot >= 0:
+            name = name[dot + 1 :]
+            found = self.subtree.get(name)
+            if found is not None:
+                return found != EXCLUDED
+            dot = name.find(b".")
+        return False
 
     def set(self, name: bytes, subdomains: bool, value: int) -> None:
         table = self.subtree if subdomains else self.exact

@@ -8,6 +8,7 @@ runs in that pool, never on the reactor thread that answers DNS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -109,7 +110,7 @@ class ChangeFollowerService(Service):
             self._loop.stop()
         return None
 
-    def poll(self) -> defer.Deferred[None]:
+    def poll(self) -> defer.Deferred[Any]:
         d = self.database.run(self._read, self.follower.position)
         d.addCallback(self._apply)
         d.addErrback(self._failed)
@@ -172,10 +173,8 @@ class DnsServerService(Service):
                 continue
             sock = getattr(udp, "socket", None)
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-                except OSError:
-                    pass
             self.ports += [udp, tcp]
             self.bound.append((host, number))
             return

@@ -147,9 +147,9 @@ class Responder:
                 answers += 1
                 answer += zone.txt_answer(vid, rel)
         elif outcome is APEX:
-            if qtype == TYPE_SOA or qtype == TYPE_ANY:
+            if qtype in (TYPE_SOA, TYPE_ANY):
                 answers, answer = 1, b"\xc0\x0c" + zone.soa_answer_tail
-            if qtype == TYPE_NS or qtype == TYPE_ANY:
+            if qtype in (TYPE_NS, TYPE_ANY):
                 answers += len(zone.ns_tails)
                 answer += b"".join(b"\xc0\x0c" + tail for tail in zone.ns_tails)
         if answers:
@@ -167,7 +167,7 @@ class Responder:
                     HEADER.pack(
                         data[0:2],
                         rd,
-                        cd | (outcome is NXDOMAIN and RCODE_NXDOMAIN),
+                        cd | (RCODE_NXDOMAIN if outcome is NXDOMAIN else 0),
                         1,
                         0,
                         1,
@@ -179,9 +179,10 @@ class Responder:
                 )
             )
         if len(reply) > limit:
+            rcode = RCODE_NXDOMAIN if outcome is NXDOMAIN else 0
             return b"".join(
                 (
-                    HEADER.pack(data[0:2], rd | 0x02, cd, 1, 0, 0, additional),
+                    HEADER.pack(data[0:2], rd | 0x02, cd | rcode, 1, 0, 0, additional),
                     question,
                     opt,
                 )

@@ -26,7 +26,7 @@ from rbl.dnsserver.wire import (
     rr,
     txt_rdata,
 )
-from rbl.index import ZoneIndex
+from rbl.index import EXCLUDED, ZoneIndex
 from rbl.keys import ZoneKind
 
 # Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
@@ -124,7 +124,12 @@ class Zone:
                 if a is None or b is None or c is None or d is None:
                     return NXDOMAIN, 0
                 vid = index.v4.lookup(a << 24 | b << 16 | c << 8 | d)
-                return (LISTED, vid) if vid else (NXDOMAIN, 0)
+                if vid:
+                    return LISTED, vid
+                # "1.0.0.2" is also the IPv6 prefix 2001::/16, which may have names below.
+                if len(b"".join(rel)) == 4 and self._ip_non_terminal(rel):
+                    return NODATA, 0
+                return NXDOMAIN, 0
             if count == 32:
                 address = _nibbles(rel)
                 if address is None:
@@ -135,10 +140,11 @@ class Zone:
                 return NODATA, 0
             return NXDOMAIN, 0
         name = b".".join(rel)
-        vid = index.domains.lookup(name)
+        domains = index.domains
+        vid = domains.lookup(name)
         if vid:
             return LISTED, vid
-        if index.domains.has_listing_below(name):
+        if domains.has_listing_below(name) or (vid == EXCLUDED and domains.subtree_listing(name)):
             return NODATA, 0
         return NXDOMAIN, 0
 

@@ -59,7 +59,7 @@ def iter_active(conn: Connection, zones: Sequence[str]) -> Iterator[SnapshotRow]
     )
     result = conn.execution_options(yield_per=20_000).execute(query)
     for partition in result.partitions():
-        yield from partition  # type: ignore[misc]
+        yield from partition
 
 
 def read_changes(conn: Connection, after: int, limit: int) -> list[Change]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rbl.errors import StoreError
@@ -14,7 +15,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys per connection."""
+    _make_sqlite_directory(url)
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
@@ -27,6 +29,16 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open database {url!r}: {exc.__cause__ or exc}") from exc
     return engine
+
+
+def _make_sqlite_directory(url: str) -> None:
+    """SQLite creates the file but not its directory; a fresh checkout has no var/."""
+    try:
+        parsed = make_url(url)
+    except (SQLAlchemyError, ValueError):
+        return
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
