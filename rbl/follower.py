@@ -8,17 +8,25 @@ that follows the same change log converges on the same answers and serials.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index import Value
-from rbl.keys import DomainKey, IpKey, ListingKey, parse_key
+from rbl.keys import DomainKey, IpKey, parse_key, test_point_conflict
 
 if TYPE_CHECKING:
-    from rbl.store.changes import Change, SnapshotRow
+    from rbl.store.reader import Change, DomainRow, IpRow
 
 OP_SET = "set"
+_V4_TEST_NET = 127
+
+
+def is_test_point(family: int, network: int, prefixlen: int) -> bool:
+    """Would this network touch an RFC 5782 test address? (Cheap test first.)"""
+    if family == 4 and network >> 24 != _V4_TEST_NET and prefixlen >= 8:
+        return False
+    return test_point_conflict(IpKey(family, network, prefixlen)) is not None
 
 
 class IndexFollower:
@@ -37,31 +45,56 @@ class IndexFollower:
         return Value(parsed, txt)
 
     def load_snapshot(
-        self, rows: Iterable[SnapshotRow], positions: Mapping[str, int], position: int
+        self,
+        ip_rows: Iterable[IpRow],
+        domain_rows: Iterable[DomainRow],
+        positions: Mapping[str, int],
+        position: int,
     ) -> int:
-        """Bulk-load active listings; ``position`` must be read before the rows were."""
+        """Bulk-load active listings; ``positions`` must be read before the rows were.
+
+        IP rows arrive sorted (zone, family, prefix length, network), so each
+        goes straight onto the end of its level's arrays: about 1.5 us a row.
+        """
         loaded = 0
-        values: dict[tuple[str, str | None], Value] = {}
-        for zone_name, family, prefixlen, network, key_text, codes, txt in rows:
+        vids: dict[tuple[str, str, str | None], int] = {}
+        current: tuple[str, int, int] | None = None
+        level: Any = None
+        zone: Zone | None = None
+        for zone_name, family, prefixlen, network_bytes, codes, txt in ip_rows:
+            if current != (zone_name, family, prefixlen):
+                current = (zone_name, family, prefixlen)
+                zone = self.zones.get(zone_name)
+                if zone is not None:
+                    table = zone.index.v4 if family == 4 else zone.index.v6
+                    level = table.level(prefixlen)
+            if zone is None:
+                continue
+            vid = vids.get((zone_name, codes, txt))
+            if vid is None:
+                vid = vids[(zone_name, codes, txt)] = zone.index.value_id(self._value(codes, txt))
+            network = int.from_bytes(network_bytes, "big")
+            if is_test_point(family, network, prefixlen):
+                self.skipped += 1
+                continue
+            if not level.append_sorted(network, vid):
+                level.put(network, vid)
+            loaded += 1
+        for zone_name, key_text, codes, txt in domain_rows:
             zone = self.zones.get(zone_name)
             if zone is None:
                 continue
-            value = values.get((codes, txt))
-            if value is None:
-                value = values[(codes, txt)] = self._value(codes, txt)
-            key: ListingKey
-            if family and network is not None:
-                key = IpKey(family, int.from_bytes(network, "big"), prefixlen)
-            elif key_text.startswith("*."):
-                key = DomainKey(key_text[2:], True)
-            else:
-                key = DomainKey(key_text, False)
-            zone.index.set(key, value, bulk=True)
+            key = (
+                DomainKey(key_text[2:], True)
+                if key_text.startswith("*.")
+                else DomainKey(key_text, False)
+            )
+            zone.index.set(key, self._value(codes, txt))
             loaded += 1
-        for name, zone in self.zones.items():
-            zone.index.finish_load()
-            zone.values_changed()
-            zone.set_serial(positions.get(name, 0))
+        for name, served in self.zones.items():
+            served.index.finish_load()
+            served.values_changed()
+            served.set_serial(positions.get(name, 0))
         self.position = position
         return loaded
 

@@ -43,6 +43,7 @@ from rbl.keys import (
 EXCLUDED: Final = 0
 _TOMBSTONE: Final = -1
 _MERGE_AT: Final = 4096
+_INSERT_IN_PLACE: Final = 16  # overlays this small are inserted into the arrays in place
 _DIRECTORY_AT: Final = 4096  # IPv4 levels at least this big get a /16 directory
 _VALUE_TYPECODES: Final = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF))
 
@@ -58,7 +59,7 @@ class Value:
 TEST_VALUE: Final = Value(("127.0.0.2",), "RFC 5782 test point: {key} is listed for testing")
 
 
-class _Level:
+class Level:
     """All entries of one prefix length: sorted arrays plus a dict overlay of recent changes."""
 
     __slots__ = ("directory", "keys", "mask", "overlay", "overlay_keys", "prefixlen", "vals")
@@ -111,7 +112,8 @@ class _Level:
         keys = self.keys
         if keys and keys[-1] >= network:
             return False
-        self._widen_for(value)
+        if value > 0xFF:
+            self._widen_for(value)
         keys.append(network)
         self.vals.append(value)
         return True
@@ -126,8 +128,16 @@ class _Level:
         raise OverflowError(f"value id {value} does not fit an array")
 
     def merge(self) -> None:
-        """Fold the overlay into the sorted arrays, copying runs by slicing."""
+        """Fold the overlay into the sorted arrays.
+
+        A few entries are inserted in place (no second copy of a big array at
+        start-up, when the test points are the only overlay); more are merged
+        into new arrays by copying the runs between them as slices.
+        """
         if not self.overlay:
+            return
+        if len(self.overlay) <= _INSERT_IN_PLACE:
+            self._insert_in_place()
             return
         keys, vals = self.keys, self.vals
         for value in self.overlay.values():
@@ -150,6 +160,27 @@ class _Level:
         new_keys.extend(keys[pos:])
         new_vals.extend(vals[pos:])
         self.keys, self.vals = new_keys, new_vals
+        self.overlay = {}
+        self.overlay_keys = []
+        self._index_directory()
+
+    def _insert_in_place(self) -> None:
+        for value in self.overlay.values():
+            self._widen_for(max(value, 0))
+        keys, vals = self.keys, self.vals
+        for network in self.overlay_keys:
+            value = self.overlay[network]
+            i = bisect_left(keys, network)
+            present = i < len(keys) and keys[i] == network
+            if value == _TOMBSTONE:
+                if present:
+                    del keys[i]
+                    del vals[i]
+            elif present:
+                vals[i] = value
+            else:
+                keys.insert(i, network)
+                vals.insert(i, value)
         self.overlay = {}
         self.overlay_keys = []
         self._index_directory()
@@ -194,18 +225,18 @@ class PrefixTable:
 
     def __init__(self, bits: int) -> None:
         self.bits = bits
-        self._by_len: dict[int, _Level] = {}
-        self._levels: tuple[_Level, ...] = ()
+        self._by_len: dict[int, Level] = {}
+        self._levels: tuple[Level, ...] = ()
 
-    def _level(self, prefixlen: int) -> _Level:
+    def level(self, prefixlen: int) -> Level:
         level = self._by_len.get(prefixlen)
         if level is None:
-            level = self._by_len[prefixlen] = _Level(prefixlen, self.bits)
+            level = self._by_len[prefixlen] = Level(prefixlen, self.bits)
             self._levels = tuple(sorted(self._by_len.values(), key=lambda lv: -lv.prefixlen))
         return level
 
     def set(self, network: int, prefixlen: int, value: int) -> None:
-        self._level(prefixlen).put(network, value)
+        self.level(prefixlen).put(network, value)
 
     def delete(self, network: int, prefixlen: int) -> None:
         level = self._by_len.get(prefixlen)
@@ -214,7 +245,7 @@ class PrefixTable:
 
     def load(self, network: int, prefixlen: int, value: int) -> None:
         """Add during a bulk load; sorted input is appended, anything else overlaid."""
-        level = self._level(prefixlen)
+        level = self.level(prefixlen)
         if not level.append_sorted(network, value):
             level.put(network, value)
 

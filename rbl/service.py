@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, task, threads
 from twisted.internet.error import CannotListenError
@@ -32,8 +31,7 @@ from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.zone import Zone
 from rbl.follower import IndexFollower
 from rbl.index import ZoneIndex
-from rbl.store import changes as store_changes
-from rbl.store.database import open_engine
+from rbl.store.reader import Change, ListingReader
 
 log = Logger(namespace="rbl")
 T = TypeVar("T")
@@ -52,22 +50,32 @@ def build_zones(settings: Settings) -> dict[str, Zone]:
     return {z.name: Zone(z, ZoneIndex(z.kind)) for z in settings.zones}
 
 
-def load_index(engine: Engine, follower: IndexFollower) -> LoadReport:
+def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     """Read the change-log position, then every active listing, into the follower's zones."""
     started = time.monotonic()
-    with engine.connect() as conn:
-        positions = store_changes.change_positions(conn)
-        position = max(positions.values(), default=0)
-        rows = store_changes.iter_active(conn, list(follower.zones))
-        count = follower.load_snapshot(rows, positions, position)
+    positions = reader.change_positions()
+    position = max(positions.values(), default=0)
+    zones = list(follower.zones)
+    count = follower.load_snapshot(
+        reader.iter_ip_rows(zones), reader.iter_domain_rows(zones), positions, position
+    )
     return LoadReport(count, time.monotonic() - started, position)
 
 
-class DatabaseService(Service):
-    """Owns the engine and the thread pool that every blocking database call runs in."""
+def ensure_schema(reader: ListingReader, url: str) -> None:
+    """Create the tables on first start; SQLAlchemy is imported only in that case."""
+    if reader.has_schema():
+        return
+    from rbl.store.database import open_engine
 
-    def __init__(self, engine: Engine, reactor: Any) -> None:
-        self.engine = engine
+    open_engine(url).dispose()
+
+
+class DatabaseService(Service):
+    """Owns the reader and the thread pool that every blocking database call runs in."""
+
+    def __init__(self, reader: ListingReader, reactor: Any) -> None:
+        self.reader = reader
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=1, maxthreads=2, name="rbl-db")
 
@@ -78,7 +86,7 @@ class DatabaseService(Service):
     def stopService(self) -> defer.Deferred[None] | None:
         super().stopService()
         self.pool.stop()
-        self.engine.dispose()
+        self.reader.close()
         return None
 
     def run(self, function: Callable[..., T], *args: Any) -> defer.Deferred[T]:
@@ -116,11 +124,10 @@ class ChangeFollowerService(Service):
         d.addErrback(self._failed)
         return d
 
-    def _read(self, after: int) -> list[store_changes.Change]:
-        with self.database.engine.connect() as conn:
-            return store_changes.read_changes(conn, after, CHANGE_BATCH)
+    def _read(self, after: int) -> list[Change]:
+        return self.database.reader.read_changes(after, CHANGE_BATCH)
 
-    def _apply(self, changes: list[store_changes.Change]) -> defer.Deferred[None] | None:
+    def _apply(self, changes: list[Change]) -> defer.Deferred[None] | None:
         if self._failing:
             self._failing = False
             log.info(
@@ -197,14 +204,15 @@ class Server:
     load: LoadReport
 
 
-def make_service(settings: Settings, reactor: Any, engine: Engine | None = None) -> Server:
+def make_service(settings: Settings, reactor: Any) -> Server:
     """Open the store, load the index and compose the services (ports bind on start)."""
-    engine = engine if engine is not None else open_engine(settings.database.url)
+    reader = ListingReader(settings.database.url)
+    ensure_schema(reader, settings.database.url)
     follower = IndexFollower(build_zones(settings))
-    report = load_index(engine, follower)
+    report = load_index(reader, follower)
     responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
     top = MultiService()
-    database = DatabaseService(engine, reactor)
+    database = DatabaseService(reader, reactor)
     database.setServiceParent(top)
     ChangeFollowerService(
         database, follower, settings.sync.poll_interval, reactor

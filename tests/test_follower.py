@@ -18,9 +18,9 @@ from rbl.errors import NotListedError
 from rbl.follower import IndexFollower
 from rbl.keys import IpKey, ZoneKind, parse_key
 from rbl.service import ChangeFollowerService, build_zones, load_index
-from rbl.store import changes as store_changes
 from rbl.store.database import open_engine
 from rbl.store.listings import add_listing, remove_listing
+from rbl.store.reader import ListingReader
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SETTINGS = parse_settings(
@@ -40,14 +40,17 @@ def fresh_engine(directory: str) -> Engine:
 
 def new_follower(engine: Engine) -> IndexFollower:
     follower = IndexFollower(build_zones(SETTINGS))
-    load_index(engine, follower)
+    reader = ListingReader(str(engine.url))
+    load_index(reader, follower)
+    reader.close()
     return follower
 
 
 def catch_up(engine: Engine, follower: IndexFollower) -> None:
-    with engine.connect() as conn:
-        while batch := store_changes.read_changes(conn, follower.position, 7):
-            follower.apply(batch)
+    reader = ListingReader(str(engine.url))
+    while batch := reader.read_changes(follower.position, 7):
+        follower.apply(batch)
+    reader.close()
 
 
 # Networks inside 10.0.0.0/16 so random listings overlap and nest often.
@@ -106,7 +109,7 @@ class SynchronousDatabase:
     """Stands in for DatabaseService: runs the job at once, or fails while ``broken``."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.reader = ListingReader(str(engine.url))
         self.broken = False
 
     def run(self, function: Any, *args: Any) -> defer.Deferred[Any]:

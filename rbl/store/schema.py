@@ -47,7 +47,8 @@ listings = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     UniqueConstraint("zone", "key", name="uq_listings_zone_key"),
-    Index("ix_listings_load", "state", "zone", "family", "prefixlen", "network"),
+    # Covers the DNS start-up query, so a million rows stream in index order.
+    Index("ix_listings_load", "state", "zone", "family", "prefixlen", "network", "codes", "txt"),
 )
 
 change_log = Table(
