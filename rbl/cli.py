@@ -139,6 +139,8 @@ def serve(obj: Context, listen: tuple[str, ...], ready_file: Path | None, user: 
     from rbl.config import parse_endpoint
     from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
 
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)  # a stale file must not say "ready"
     settings = obj.settings
     if listen:
         endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)

@@ -251,3 +251,23 @@ def test_listings_present_at_start_are_loaded(tmp_path: Path, config_path: Path)
     finally:
         stop_server(server)
     assert server.process.returncode == 0
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this host has no IPv6 loopback")
+def test_listens_on_ipv6_loopback(config_path: Path) -> None:
+    server = start_server(config_path, "--listen", "[::1]:0")
+    try:
+        assert server.host == "::1"
+        assert addresses(udp(server, ip_name("127.0.0.2"))) == {"127.0.0.2"}
+        assert tcp(server, ip_name("127.0.0.1")).rcode() == dns.rcode.NXDOMAIN
+    finally:
+        stop_server(server)

@@ -39,17 +39,17 @@ class ListingEntry:
     txt: str | None = None
 
 
-def key_columns(key: ListingKey) -> dict[str, object]:
+def key_columns(key: ListingKey, text: str | None = None) -> dict[str, object]:
     """The columns that locate a key, with the network as big-endian bytes (sorts as integer)."""
     if isinstance(key, IpKey):
         width = 4 if key.family == 4 else 16
         return {
-            "key": key.text,
+            "key": text or key.text,
             "family": key.family,
             "prefixlen": key.prefixlen,
             "network": key.network.to_bytes(width, "big"),
         }
-    return {"key": key.text, "family": 0, "prefixlen": 0, "network": None}
+    return {"key": text or key.text, "family": 0, "prefixlen": 0, "network": None}
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -305,7 +305,7 @@ def import_listings(
             "expires_at": None,
         }
         if old is None:
-            inserts.append({"zone": zone, "created_at": now, **key_columns(entry.key), **row})
+            inserts.append({"zone": zone, "created_at": now, **key_columns(entry.key, text), **row})
             added += 1
         else:
             updates.append({"b_key": text, **row})
