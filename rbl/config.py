@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rbl.codes import parse_codes
+from rbl.codes import parse_code, parse_codes
 from rbl.errors import CodeError, ConfigError, KeyFormatError
 from rbl.keys import ZoneKind, normalise_domain
 
@@ -50,7 +50,7 @@ class ZoneSettings:
     def txt_for(self, key_text: str, template: str | None = None) -> str:
         """The TXT string for a listed key, from the listing's or the zone's template."""
         url = self.lookup_url.format(key=key_text) if self.lookup_url else ""
-        return (template or self.txt).format(key=key_text, url=url)
+        return (self.txt if template is None else template).format(key=key_text, url=url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ def parse_settings(
     _only(data, {"dns", "database", "sync", "zones"}, where)
     db = _table(data, "database", where)
     _only(db, {"url"}, f"{where} [database]")
-    url = database_url or _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
+    url = _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
     zones_data = data.get("zones")
     if not isinstance(zones_data, list) or not zones_data:
         raise ConfigError(f"{where}: at least one [[zones]] table is required")
@@ -133,7 +133,12 @@ def parse_settings(
         if names.count(zone.name) > 1:
             raise ConfigError(f"{where}: zone {zone.name!r} is defined twice")
     return Settings(
-        database=DatabaseSettings(_resolve_sqlite(url, source.parent)),
+        # A URL from the command line is relative to where the command runs.
+        database=DatabaseSettings(
+            _resolve_sqlite(database_url, Path.cwd())
+            if database_url
+            else _resolve_sqlite(url, source.parent)
+        ),
         zones=zones,
         dns=_dns(_table(data, "dns", where), f"{where} [dns]"),
         sync=_sync(_table(data, "sync", where), f"{where} [sync]"),
@@ -222,8 +227,7 @@ def _zone(data: object, where: str) -> ZoneSettings:
         default_codes = parse_codes(_get(data, "default_code", str, where, "127.0.0.2"))
         meanings = tuple(
             sorted(
-                (parse_codes(code)[0], str(text))
-                for code, text in _table(data, "codes", where).items()
+                (parse_code(code), str(text)) for code, text in _table(data, "codes", where).items()
             )
         )
     except CodeError as exc:
@@ -250,7 +254,14 @@ def _zone(data: object, where: str) -> ZoneSettings:
 def _soa(data: Mapping[str, Any], first_ns: str, zone: str, where: str) -> SoaSettings:
     _only(data, {"mname", "rname", "refresh", "retry", "expire", "minimum"}, where)
     mname = _domain(_get(data, "mname", str, where, first_ns), where, "mname")
-    rname_text = _get(data, "rname", str, where, f"hostmaster.{zone}").replace("@", ".")
+    rname_raw = _get(data, "rname", str, where, f"hostmaster.{zone}")
+    mailbox, at, domain = rname_raw.partition("@")
+    if at and "." in mailbox:
+        raise ConfigError(
+            f"{where}: rname {rname_raw!r}: a mailbox with a dot cannot be written "
+            "unambiguously in a SOA; use one without (e.g. hostmaster@)"
+        )
+    rname_text = f"{mailbox}.{domain}" if at else rname_raw
     rname = _domain(rname_text, where, "rname")
     numbers = {}
     for item, default in (("refresh", 3600), ("retry", 600), ("expire", 604800), ("minimum", 300)):

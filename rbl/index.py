@@ -279,11 +279,12 @@ class PrefixTable:
         host_bits = self.bits - prefixlen
         hi = network | ((1 << host_bits) - 1)
         for level in self._levels:  # longest prefix first
-            if level.prefixlen >= prefixlen:
+            if level.prefixlen > prefixlen:
                 if level.any_listing_between(network, hi):
                     return True
             else:
-                # The most specific entry covering the whole range decides for it.
+                # No listing more specific than the range: the most specific entry
+                # covering the whole range (possibly the range itself) decides.
                 found = level.get(network & level.mask)
                 if found is not None:
                     return found != EXCLUDED

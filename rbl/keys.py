@@ -85,6 +85,8 @@ ListingKey = IpKey | DomainKey
 def parse_ip_key(text: str) -> IpKey:
     """Parse ``192.0.2.1``, ``192.0.2.0/24``, ``2001:db8::/64``; host bits must be clear."""
     raw = text.strip()
+    if "%" in raw:
+        raise KeyFormatError(f"{text!r} has a scope (%zone); listings are global addresses")
     try:
         network = ipaddress.ip_network(raw, strict=True)
     except ValueError as exc:
@@ -100,7 +102,8 @@ def parse_ip_key(text: str) -> IpKey:
 
 def parse_domain_key(text: str) -> DomainKey:
     """Parse ``example.com`` or ``*.example.com`` into lowercase A-label form."""
-    raw = text.strip().rstrip(".")
+    raw = text.strip()
+    raw = raw[:-1] if raw.endswith(".") else raw  # one trailing dot: the root
     subdomains = raw.startswith("*.")
     if subdomains:
         raw = raw[2:]

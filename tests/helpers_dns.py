@@ -6,6 +6,7 @@ dnspython is the independent encoder and decoder: queries are built with
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,16 @@ def make_responder(
 
 def rev(address: str) -> dns.name.Name:
     """The DNSBL query name for an address (IPv4 dotted quad or IPv6 nibbles)."""
+    parsed = ipaddress.ip_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        # dnspython turns IPv4-mapped addresses into in-addr.arpa style names.
+        return nibble_name(parsed)
     return dns.reversename.from_address(address, v4_origin=IP_ORIGIN, v6_origin=IP_ORIGIN)
+
+
+def nibble_name(address: ipaddress.IPv6Address) -> dns.name.Name:
+    nibbles = address.exploded.replace(":", "")
+    return dns.name.from_text(".".join(reversed(nibbles)), origin=IP_ORIGIN)
 
 
 def dom(name: str) -> dns.name.Name:
@@ -162,8 +172,12 @@ def parse(reply: bytes | None) -> dns.message.Message:
 
 
 def ask(
-    responder: Responder, qname: dns.name.Name | str, rdtype: str | int = "A", *,
-    udp: bool = True, **kwargs: Any,
+    responder: Responder,
+    qname: dns.name.Name | str,
+    rdtype: str | int = "A",
+    *,
+    udp: bool = True,
+    **kwargs: Any,
 ) -> dns.message.Message:
     return parse(responder.respond(wire(qname, rdtype, **kwargs), udp))
 

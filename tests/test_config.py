@@ -217,11 +217,20 @@ def test_database_url_override(tmp_path: Path) -> None:
     assert settings.database.url == "sqlite:////srv/rbl.sqlite"
 
 
-def test_database_url_override_wins_over_a_bad_file_value() -> None:
+def test_bad_file_database_url_is_reported_even_with_an_override() -> None:
     data = minimal()
     data["database"] = {"url": 42}
     assert "url must be a str" in config_error(data)
-    assert parse(data, database_url="sqlite://").database.url == "sqlite://"
+    with pytest.raises(ConfigError, match="url must be a str"):
+        parse(data, database_url="sqlite://")
+
+
+def test_relative_override_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = parse(minimal(), database_url="sqlite:///here.sqlite")
+    assert settings.database.url == f"sqlite:///{tmp_path.resolve() / 'here.sqlite'}"
 
 
 # -- reading the file -------------------------------------------------------------------
@@ -374,9 +383,7 @@ def test_bad_codes(zone: dict[str, Any], bad: str) -> None:
 
 
 def test_soa_rname_at_sign_and_defaults_follow_ns() -> None:
-    settings = parse(
-        minimal(ns=["NS9.example.net."], soa={"rname": "abuse@Example.org"})
-    )
+    settings = parse(minimal(ns=["NS9.example.net."], soa={"rname": "abuse@Example.org"}))
     soa = settings.zones[0].soa
     assert soa.mname == "ns9.example.net"
     assert soa.rname == "abuse.example.org"
@@ -517,15 +524,51 @@ def test_listen_entries(entry: str, expected: tuple[str, int]) -> None:
     assert parse({**minimal(), "dns": {"listen": [entry]}}).dns.listen == (expected,)
 
 
-@pytest.mark.xfail(
-    reason="bug: a bare IPv6 listen entry is split at its last colon ('::1' -> (':', 1))",
-    strict=True,
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("::1", ("::1", 53)),
+        ("2001:db8::53", ("2001:db8::53", 53)),
+        ("::", ("::", 53)),
+        ("[::1]", ("::1", 53)),
+        ("[::]:5300", ("::", 5300)),
+    ],
 )
-@pytest.mark.parametrize("entry", ["::1", "2001:db8::53"])
-def test_bare_ipv6_listen_entry_is_not_misparsed(entry: str) -> None:
-    try:
-        listen = parse({**minimal(), "dns": {"listen": [entry]}}).dns.listen
-    except ConfigError as exc:
-        assert repr(entry) in str(exc)
-    else:
-        assert listen == ((entry, 53),)
+def test_ipv6_listen_entries_without_port_or_brackets(
+    entry: str, expected: tuple[str, int]
+) -> None:
+    assert parse({**minimal(), "dns": {"listen": [entry]}}).dns.listen == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("[::1", "is not '[address]:port'"),
+        ("[::1]53", "is not '[address]:port'"),
+        ("[::1]:", "has no numeric port"),
+        ("[::1]:x", "has no numeric port"),
+    ],
+)
+def test_bad_bracketed_listen_entries(entry: str, fragment: str) -> None:
+    message = config_error({**minimal(), "dns": {"listen": [entry]}})
+    assert repr(entry) in message
+    assert fragment in message
+
+
+def test_rname_mailbox_with_a_dot_is_refused() -> None:
+    message = config_error(minimal(soa={"rname": "john.doe@example.org"}))
+    assert "john.doe@example.org" in message
+    assert parse(minimal(soa={"rname": "hostmaster@example.org"})).zones[0].soa.rname == (
+        "hostmaster.example.org"
+    )
+
+
+def test_code_meaning_keyed_by_several_codes_is_refused() -> None:
+    message = config_error(minimal(codes={"127.0.0.2,127.0.0.3": "two"}))
+    assert "127.0.0.2,127.0.0.3" in message
+
+
+def test_empty_listing_template_gives_empty_txt() -> None:
+    zone = parse(minimal(txt="zone {key}")).zones[0]
+    assert zone.txt_for("192.0.2.1") == "zone 192.0.2.1"
+    assert zone.txt_for("192.0.2.1", "") == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import pytest
 from hypothesis import given
@@ -16,6 +17,8 @@ from rbl.keys import (
     parse_domain_key,
     parse_ip_key,
     parse_key,
+)
+from rbl.keys import (
     test_point_conflict as point_conflict,
 )
 
@@ -214,11 +217,11 @@ _LABEL = st.from_regex(r"[a-z0-9_]([a-z0-9_-]{0,10}[a-z0-9_])?", fullmatch=True)
 
 
 @given(st.lists(_LABEL, min_size=1, max_size=5), st.booleans(), st.randoms())
-def test_domain_key_text_round_trips(labels: list[str], star: bool, rnd: object) -> None:
+def test_domain_key_text_round_trips(labels: list[str], star: bool, rnd: random.Random) -> None:
     name = ".".join(labels)
     key = DomainKey(name, star)
     assert parse_domain_key(key.text) == key
-    shouted = "".join(c.upper() if rnd.random() < 0.5 else c for c in key.text)  # type: ignore[attr-defined]
+    shouted = "".join(c.upper() if rnd.random() < 0.5 else c for c in key.text)
     assert parse_domain_key(shouted + ".") == key
 
 
@@ -259,3 +262,14 @@ def test_point_conflict_for_names() -> None:
     assert point_conflict(parse_domain_key("*.test")) is None
     assert point_conflict(parse_domain_key("test.example")) is None
     assert point_conflict(parse_domain_key("example.test")) is None
+
+
+def test_scoped_ipv6_address_is_refused_naming_it() -> None:
+    with pytest.raises(KeyFormatError, match="fe80::1%eth0"):
+        parse_ip_key("fe80::1%eth0")
+
+
+def test_domain_with_two_trailing_dots_is_refused() -> None:
+    assert parse_domain_key("example.com.").name == "example.com"
+    with pytest.raises(KeyFormatError, match=r"example\.com\.\."):
+        parse_domain_key("example.com..")

@@ -121,12 +121,12 @@ class Zone:
             if count == 4:
                 get = OCTETS.get
                 d, c, b, a = get(rel[0]), get(rel[1]), get(rel[2]), get(rel[3])
-                if a is None or b is None or c is None or d is None:
-                    return NXDOMAIN, 0
-                vid = index.v4.lookup(a << 24 | b << 16 | c << 8 | d)
-                if vid:
-                    return LISTED, vid
-                # "1.0.0.2" is also the IPv6 prefix 2001::/16, which may have names below.
+                if a is not None and b is not None and c is not None and d is not None:
+                    vid = index.v4.lookup(a << 24 | b << 16 | c << 8 | d)
+                    if vid:
+                        return LISTED, vid
+                # Four one-character labels are also an IPv6 /16 ("1.0.0.2", "1.0.a.2"),
+                # which may have names below it.
                 if len(b"".join(rel)) == 4 and self._ip_non_terminal(rel):
                     return NODATA, 0
                 return NXDOMAIN, 0
@@ -140,6 +140,8 @@ class Zone:
                 return NODATA, 0
             return NXDOMAIN, 0
         name = b".".join(rel)
+        if name.count(b".") != count - 1:  # a label holding a dot ("a\\.b") is no listed name
+            return NXDOMAIN, 0
         domains = index.domains
         vid = domains.lookup(name)
         if vid:
