@@ -1116,3 +1116,16 @@ def test_label_holding_a_dot_is_not_the_dotted_name(responder: Responder) -> Non
     one_label = dns.name.Name((b"example.com",)).concatenate(DOMAIN_ORIGIN)
     message = ask(responder, one_label, "A")
     assert_negative(message, dns.rcode.NXDOMAIN, DOMAIN_ZONE, DOMAIN_NEGATIVE_TTL)
+
+
+@pytest.mark.parametrize("qname", [rev("192.0.2.200"), dom("nothing.example"), IP_ZONE])
+def test_negative_answers_are_as_compact_as_dnslib_compression(
+    responder: Responder, qname: dns.name.Name | str
+) -> None:
+    data = wire(qname, "A" if qname != IP_ZONE else "MX")
+    fast = responder.fast(data, True)
+    assert fast is not None
+    slow = slowpath.respond(responder, data, True)
+    assert slow is not None
+    assert len(fast) <= len(slow)
+    assert parse(fast).to_text().lower() == parse(slow).to_text().lower()

@@ -16,6 +16,8 @@ from typing import Final
 from rbl.dnsserver import slowpath
 from rbl.dnsserver.wire import (
     HEADER,
+    OPT_HEAD,
+    QUESTION_TAIL,
     RCODE_NXDOMAIN,
     RCODE_REFUSED,
     TYPE_A,
@@ -25,10 +27,11 @@ from rbl.dnsserver.wire import (
     TYPE_TXT,
     opt_rr,
 )
-from rbl.dnsserver.zone import APEX, LISTED, NXDOMAIN, Zone
+from rbl.dnsserver.zone import APEX, LISTED, NXDOMAIN, OCTETS, Zone
 
 _ONE_QUESTION: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_QUESTION_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_OPT_START: Final = b"\x00\x00\x29"  # root owner, type OPT
 TCP_LIMIT: Final = 65535
 
 
@@ -78,52 +81,49 @@ class Responder:
         else:
             return None
         low = data.lower()
-        labels: list[bytes] = []
-        i = 12
-        length = low[12]
-        while length:
-            if length > 63:
+        # Find the end of the question from the tail: it is last without EDNS, and
+        # followed by exactly 11 bytes when the OPT record carries no options.
+        # Anything else (EDNS options, junk) takes the label walk.
+        if not edns:
+            qend = size
+        elif low[size - 11 : size - 8] == _OPT_START and low[size - 2 :] == b"\x00\x00":
+            qend = size - 11
+        else:
+            found = _question_end(low, size)
+            if found is None:
                 return None
-            i += 1
-            labels.append(low[i : i + length])
-            i += length
-            length = low[i]  # IndexError past the end: declined by respond()
-        qend = i + 5
-        if qend > size or data[i + 3] != 0 or data[i + 4] != 1:  # class IN only
+            qend = found
+        if qend < 17:
             return None
-        qtype = data[i + 1] << 8 | data[i + 2]
-        if 128 <= qtype < 255 or qtype == 0:
+        qtype, qclass = QUESTION_TAIL.unpack_from(data, qend - 4)
+        if qclass != 1 or 128 <= qtype < 255 or qtype == 0:  # class IN, no meta types
             return None
         if edns:
-            if (
-                size < qend + 11
-                or data[qend] != 0
-                or data[qend + 1] != 0
-                or data[qend + 2] != 41
-                or data[qend + 6] != 0  # EDNS version other than 0: BADVERS, slow path
-                or qend + 11 + (data[qend + 9] << 8 | data[qend + 10]) != size
-            ):
+            if size < qend + 11:
                 return None
-            payload = data[qend + 3] << 8 | data[qend + 4]
-            opt = self._opt_do if data[qend + 7] & 0x80 else self._opt
+            root, rtype, payload, _, version, flags, rdlength = OPT_HEAD.unpack_from(data, qend)
+            if root or rtype != 41 or version or qend + 11 + rdlength != size:
+                return None  # not an OPT, EDNS version > 0 (BADVERS), or trailing junk
+            opt = self._opt_do if flags & 0x8000 else self._opt
             limit = (max(512, min(payload, self.udp_payload))) if udp else TCP_LIMIT
             additional = 1
         else:
-            if qend != size:
-                return None
             opt = b""
             limit = 512 if udp else TCP_LIMIT
             additional = 0
         rd = 0x84 | (data[2] & 0x01)  # QR, AA, RD copied
         cd = data[3] & 0x10  # CD copied; RA, AD and Z clear
         question = data[12:qend]
+        qname = low[12 : qend - 4]
         zone = None
         for candidate in self.zones:
-            if labels[-candidate.nlabels :] == candidate.label_list and (
+            if qname.endswith(candidate.wire_root) and (
                 zone is None or candidate.nlabels > zone.nlabels
             ):
                 zone = candidate
         if zone is None:
+            if _question_end(low, size) != qend:
+                return None  # malformed: the dnslib path answers FORMERR
             return b"".join(
                 (
                     HEADER.pack(
@@ -133,8 +133,32 @@ class Responder:
                     opt,
                 )
             )
-        rel = labels[: len(labels) - zone.nlabels]
-        outcome, vid = zone.resolve(rel)
+        # Split the labels below the apex; they must end exactly where the apex
+        # starts, which also proves the apex match is on a label boundary.
+        apex = len(qname) - len(zone.wire_root)
+        rel: list[bytes] = []
+        j = 0
+        while j < apex:
+            length = qname[j]
+            if length == 0 or length > 63:
+                return None
+            j += 1
+            rel.append(qname[j : j + length])
+            j += length
+        if j != apex:
+            return None
+        if zone.is_ip and len(rel) == 4:  # the common DNSBL query, resolved inline
+            octet = OCTETS.get
+            d, c, b, a = octet(rel[0]), octet(rel[1]), octet(rel[2]), octet(rel[3])
+            if a is not None and b is not None and c is not None and d is not None:
+                vid = zone.v4_lookup(a << 24 | b << 16 | c << 8 | d) or 0
+                outcome = LISTED if vid else NXDOMAIN
+                if not vid and len(b"".join(rel)) == 4:  # maybe an IPv6 non-terminal too
+                    outcome, vid = zone.resolve(rel)
+            else:
+                outcome, vid = zone.resolve(rel)
+        else:
+            outcome, vid = zone.resolve(rel)
         answers = 0
         answer = b""
         if outcome is LISTED:
@@ -174,7 +198,7 @@ class Responder:
                         additional,
                     ),
                     question,
-                    zone.negative_authority(i - len(zone.wire)),
+                    zone.negative_authority(12 + apex),
                     opt,
                 )
             )
@@ -188,3 +212,16 @@ class Responder:
                 )
             )
         return reply
+
+
+def _question_end(low: bytes, size: int) -> int | None:
+    """Offset just past QTYPE/QCLASS, walking the QNAME's labels; None if malformed."""
+    i = 12
+    while i < size:
+        length = low[i]
+        if length == 0:
+            return i + 5 if i + 5 <= size else None
+        if length > 63:
+            return None
+        i += 1 + length
+    return None

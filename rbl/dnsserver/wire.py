@@ -27,6 +27,8 @@ RCODE_BADVERS: Final = 16
 
 COUNTS: Final = struct.Struct(">HHHH")
 HEADER: Final = struct.Struct(">2sBBHHHH")  # id, flags, flags, qd, an, ns, ar
+QUESTION_TAIL: Final = struct.Struct(">HH")  # qtype, qclass
+OPT_HEAD: Final = struct.Struct(">BHHBBHH")  # root, type, payload, ext rcode, version, flags, rdlen
 RR_TAIL: Final = struct.Struct(">HHIH")  # type, class, ttl, rdlength
 POINTER_TO_QNAME: Final = b"\xc0\x0c"
 
@@ -39,6 +41,26 @@ def encode_name(name: str) -> bytes:
             raw = label.encode("ascii")
             out.append(len(raw))
             out += raw
+    out.append(0)
+    return bytes(out)
+
+
+def compress_name(name: str, known: dict[tuple[bytes, ...], int], at: int) -> bytes:
+    """Wire form of ``name`` written at offset ``at``, pointing at a known suffix if any.
+
+    ``known`` maps label suffixes already in the message to their offsets; the
+    suffixes written here are added to it (RFC 1035 4.1.4).
+    """
+    labels = tuple(label.encode("ascii") for label in name.rstrip(".").split(".") if label)
+    out = bytearray()
+    for i in range(len(labels)):
+        suffix = labels[i:]
+        if suffix in known:
+            return bytes(out + pointer(known[suffix]))
+        if at + len(out) < 0x4000:
+            known[suffix] = at + len(out)
+        out.append(len(labels[i]))
+        out += labels[i]
     out.append(0)
     return bytes(out)
 
