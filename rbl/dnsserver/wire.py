@@ -25,7 +25,6 @@ RCODE_NOTIMP: Final = 4
 RCODE_REFUSED: Final = 5
 RCODE_BADVERS: Final = 16
 
-COUNTS: Final = struct.Struct(">HHHH")
 HEADER: Final = struct.Struct(">2sBBHHHH")  # id, flags, flags, qd, an, ns, ar
 QUESTION_TAIL: Final = struct.Struct(">HH")  # qtype, qclass
 OPT_HEAD: Final = struct.Struct(">BHHBBHH")  # root, type, payload, ext rcode, version, flags, rdlen

@@ -59,9 +59,7 @@ class Zone:
         self.is_ip = settings.kind is ZoneKind.IP
         self.v4_lookup = index.v4.lookup  # bound once for the fast path
         self.wire_root = encode_name(settings.name)  # lowercase, with the root label
-        self.wire = self.wire_root[:-1]
-        self.labels = tuple(self.wire_labels())
-        self.label_list = list(self.labels)
+        self.labels = tuple(label.encode("ascii") for label in settings.name.split("."))
         self.nlabels = len(self.labels)
         self.ttl = settings.ttl
         self.negative_ttl = min(settings.ttl, settings.soa.minimum)
@@ -72,17 +70,9 @@ class Zone:
         self._a_answers: dict[int, tuple[int, bytes]] = {}
         self._negative: dict[int, bytes] = {}
         self.serial = 0
+        self.soa_rdata = b""
         self.soa_answer_tail = b""
-        self.soa_negative_tail = b""
         self.set_serial(serial)
-
-    def wire_labels(self) -> list[bytes]:
-        labels, i = [], 0
-        while i < len(self.wire):
-            length = self.wire[i]
-            labels.append(self.wire[i + 1 : i + 1 + length])
-            i += 1 + length
-        return labels
 
     def set_serial(self, serial: int) -> None:
         """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""
@@ -96,9 +86,6 @@ class Zone:
         )
         self.soa_rdata = rdata
         self.soa_answer_tail = RR_TAIL.pack(TYPE_SOA, CLASS_IN, self.ttl, len(rdata)) + rdata
-        self.soa_negative_tail = (
-            RR_TAIL.pack(TYPE_SOA, CLASS_IN, self.negative_ttl, len(rdata)) + rdata
-        )
         self._negative = {}
 
     def negative_authority(self, apex_offset: int) -> bytes:
