@@ -8,8 +8,10 @@ the change up from the change log within its poll interval.
 from __future__ import annotations
 
 import getpass
+import io
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,8 +130,19 @@ pass_context = click.make_pass_decorator(Context)
     help="Write the bound ports as JSON here once serving.",
 )
 @click.option("--user", default=None, help="Drop root privileges to this user after binding.")
+@click.option(
+    "--dns-only",
+    is_flag=True,
+    help="Only answer DNS: no expiry sweep, no live feeds (extra DNS nodes).",
+)
 @pass_context
-def serve(obj: Context, listen: tuple[str, ...], ready_file: Path | None, user: str | None) -> None:
+def serve(
+    obj: Context,
+    listen: tuple[str, ...],
+    ready_file: Path | None,
+    user: str | None,
+    dns_only: bool,
+) -> None:
     """Serve the zones over DNS (UDP and TCP) and follow the change log."""
     from dataclasses import replace
 
@@ -147,7 +160,7 @@ def serve(obj: Context, listen: tuple[str, ...], ready_file: Path | None, user: 
         settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     reactor: Any = _reactor
-    server: Server = make_service(settings, reactor)
+    server: Server = make_service(settings, reactor, dns_only=dns_only)
     log.info(
         "loaded {count} listings in {seconds:.2f}s (change log at {position})",
         count=server.load.listings,
@@ -362,3 +375,332 @@ def db_init(obj: Context) -> None:
     """Create the database tables (idempotent)."""
     obj.engine()
     click.echo(f"database ready: {obj.settings.database.url}")
+
+
+# -- traps ------------------------------------------------------------------------------
+
+
+@main.group()
+def traps() -> None:
+    """Define the spamtrap addresses and domains hits are matched against."""
+
+
+@traps.command("add")
+@click.argument("traps_given", metavar="TRAP...", nargs=-1, required=True)
+@click.option("--note", default=None, help="Where the trap came from, for the operator.")
+@pass_context
+def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> None:
+    """Add traps: trap@example.org (one address) or @example.org (a whole domain)."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import import_traps
+    from rbl.traps import parse_trap
+
+    specs = [parse_trap(text) for text in traps_given]
+    with obj.engine().begin() as conn:
+        added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
+    click.echo(f"traps: {added} added, {present} already active")
+
+
+@traps.command("remove")
+@click.argument("trap")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def traps_remove(obj: Context, trap: str, reason: str) -> None:
+    """Stop treating TRAP as a trap (its evidence is kept)."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import remove_trap
+    from rbl.traps import parse_trap
+
+    spec = parse_trap(trap)
+    with obj.engine().begin() as conn:
+        remove_trap(conn, spec, reason=reason, actor=obj.actor, now=now_utc())
+    click.echo(f"removed trap {spec.text}")
+
+
+@traps.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed traps.")
+@pass_context
+def traps_list(obj: Context, include_inactive: bool) -> None:
+    """List the traps (operator only: never publish these)."""
+    from rbl.store.traps import trap_rows
+
+    with obj.engine().connect() as conn:
+        rows = trap_rows(conn)
+    for spec, active, note, created in rows:
+        if active or include_inactive:
+            state = "active" if active else "removed"
+            click.echo(f"{spec.text}\t{state}\t{created:%Y-%m-%d}\t{note or ''}")
+
+
+@traps.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--note", default=None)
+@pass_context
+def traps_import(obj: Context, source: TextIO, note: str | None) -> None:
+    """Import traps from SOURCE, one per line ('#' comments); all or nothing."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import import_traps
+    from rbl.traps import parse_trap
+
+    name = getattr(source, "name", "<stdin>")
+    specs, errors = [], []
+    for number, line in enumerate(source, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            specs.append(parse_trap(text))
+        except KeyFormatError as exc:
+            errors.append(f"{name}:{number}: {exc}")
+    if errors:
+        shown = "\n".join(errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    with obj.engine().begin() as conn:
+        added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
+    click.echo(f"traps: {added} added, {present} already active")
+
+
+# -- ingest -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    help="Log format: spamd, spamdb, postfix, exim or json.",
+)
+@click.option("--follow", is_flag=True, help="Keep reading as the log grows; survive rotation.")
+@click.option(
+    "--batch", "batch_size", default=5000, show_default=True, help="Lines per transaction."
+)
+@click.option(
+    "--tz",
+    "tz_name",
+    default="UTC",
+    show_default=True,
+    help="Time zone of log timestamps that carry none (syslog).",
+)
+@click.option("--feed", default=None, help="Feed name recorded with the evidence.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between reads in --follow.")
+@click.argument("source")
+@pass_context
+def ingest(
+    obj: Context,
+    format_name: str,
+    follow: bool,
+    batch_size: int,
+    tz_name: str,
+    feed: str | None,
+    poll: float,
+    source: str,
+) -> None:
+    """Ingest trap hits from SOURCE (a log file, or '-' for standard input).
+
+    A file's progress is committed with every batch, so an interrupted run
+    started again resumes where it stopped and counts no line twice.
+    """
+    import signal
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from rbl.ingest import Ingestor, IngestReport
+
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz") from None
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch")
+    ingestor = Ingestor(
+        obj.engine(), obj.settings, format_name, batch_size=batch_size, tz=tz, feed=feed
+    )
+    report = IngestReport()
+    stop = _StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    try:
+        if source == "-":
+            ingestor.ingest(sys.stdin.buffer, "<stdin>", report)
+        else:
+            _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
+    except KeyboardInterrupt:
+        click.echo("interrupted: progress up to the last batch is saved", err=True)
+    _print_ingest(report)
+
+
+class _StopFlag:
+    """Set by SIGTERM or Ctrl-C; the current batch finishes and is committed first."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def set(self, *_args: object) -> None:
+        self.stopping = True
+
+    def running(self) -> bool:
+        return not self.stopping
+
+
+def _ingest_path(
+    ingestor: Any, path: Path, report: Any, *, follow: bool, poll: float, stop: _StopFlag
+) -> None:
+    """One file, or in --follow mode the file and each file that replaces it on rotation."""
+    while True:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            if not follow or stop.stopping:
+                raise click.ClickException(f"cannot read {path}: no such file") from None
+            time.sleep(poll)  # rotated away; the new file is not there yet
+            continue
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            visible = sys.stderr.isatty() and not follow
+            with click.progressbar(
+                length=size,
+                label=f"ingesting {path}",
+                file=sys.stderr if visible else io.StringIO(),
+            ) as bar:
+                ingestor.ingest(
+                    handle,
+                    str(path),
+                    report,
+                    follow=follow,
+                    progress=_Progress(bar),
+                    keep_going=stop.running,
+                    poll=poll,
+                )
+        if not follow or stop.stopping:
+            return
+
+
+class _Progress:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.done = 0
+
+    def __call__(self, offset: int) -> None:
+        self.bar.update(max(offset - self.done, 0))
+        self.done = offset
+
+
+def _print_ingest(report: Any) -> None:
+    if report.resumed_at_line:
+        click.echo(f"resumed after line {report.resumed_at_line}")
+    actions = report.actions
+    click.echo(
+        f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
+        f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
+        f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}"
+    )
+    for problem in report.problems:
+        click.echo(f"malformed: {problem}", err=True)
+    if report.malformed > len(report.problems):
+        click.echo(f"malformed: ... and {report.malformed - len(report.problems)} more", err=True)
+
+
+# -- evidence, expiry, allowlist --------------------------------------------------------
+
+
+@main.command()
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--limit", default=20, show_default=True, help="Evidence rows to show.")
+@pass_context
+def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
+    """Show KEY's listing with its evidence (operator view: includes trap addresses)."""
+    from rbl.store.listings import covering_listings, get_listing
+    from rbl.store.queries import evidence_for
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    with obj.engine().connect() as conn:
+        exact = get_listing(conn, zone_settings.name, parsed)
+        covering = covering_listings(conn, zone_settings.name, parsed)
+        total, rows = evidence_for(conn, parsed, limit)
+    listing = exact or (covering[0] if covering else None)
+    if listing is None:
+        click.echo(f"{parsed.text}: no listing in {zone_settings.name}")
+    else:
+        click.echo(
+            f"{listing.key} in {listing.zone}: {listing.state}, codes "
+            f"{','.join(listing.codes)}, source {listing.source}"
+        )
+        for label, moment in (
+            ("first seen", listing.first_seen),
+            ("last seen", listing.last_seen),
+            ("expires", listing.expires_at),
+        ):
+            if moment is not None:
+                click.echo(f"  {label}: {moment:%Y-%m-%d %H:%M:%S}Z")
+        click.echo(f"  hits: {listing.hit_count}, times listed: {listing.times_listed}")
+        if listing.reason:
+            click.echo(f"  reason: {listing.reason}")
+    click.echo(f"evidence: {total} hit(s){'' if total <= limit else f', newest {limit}'}")
+    for hit in rows:
+        click.echo(
+            f"  {hit.at:%Y-%m-%d %H:%M:%S}Z {hit.client_ip} feed={hit.feed} "
+            f"helo={hit.helo or '-'} from=<{hit.mail_from if hit.mail_from is not None else '?'}> "
+            f"to=<{hit.rcpt_to or '?'}> {hit.action}: {hit.reason}"
+        )
+    if listing is None and total == 0:
+        sys.exit(1)
+
+
+@main.command()
+@pass_context
+def expire(obj: Context) -> None:
+    """End listings whose evidence has stopped (``rbl serve`` does this on its own too)."""
+    from rbl.store.evidence import expire_listings
+    from rbl.store.listings import now_utc
+
+    with obj.engine().begin() as conn:
+        ended = expire_listings(conn, now=now_utc())
+    click.echo(f"expired {len(ended)} listing(s)")
+    for item in ended:
+        click.echo(f"  {item}")
+
+
+@main.group(name="allowlist")
+def allowlist_group() -> None:
+    """Addresses, networks and domains that are never listed automatically."""
+
+
+@allowlist_group.command("add")
+@click.argument("key")
+@click.option("--reason", required=True)
+@pass_context
+def allowlist_add(obj: Context, key: str, reason: str) -> None:
+    from rbl.store.allowlist import add_allowed, parse_allow_key
+    from rbl.store.listings import now_utc
+
+    parsed = parse_allow_key(key)
+    with obj.engine().begin() as conn:
+        added = add_allowed(conn, parsed, reason=reason, actor=obj.actor, now=now_utc())
+    click.echo(f"{parsed.text} {'allowlisted' if added else 'was already allowlisted'}")
+
+
+@allowlist_group.command("remove")
+@click.argument("key")
+@click.option("--reason", required=True)
+@pass_context
+def allowlist_remove(obj: Context, key: str, reason: str) -> None:
+    from rbl.store.allowlist import parse_allow_key, remove_allowed
+    from rbl.store.listings import now_utc
+
+    parsed = parse_allow_key(key)
+    with obj.engine().begin() as conn:
+        remove_allowed(conn, parsed, reason=reason, actor=obj.actor, now=now_utc())
+    click.echo(f"{parsed.text} removed from the allowlist")
+
+
+@allowlist_group.command("list")
+@pass_context
+def allowlist_list(obj: Context) -> None:
+    from rbl.store.allowlist import allowed_keys
+
+    with obj.engine().connect() as conn:
+        for key in allowed_keys(conn):
+            click.echo(key.text)

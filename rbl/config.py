@@ -7,6 +7,7 @@ Imports only the standard library and rbl's pure modules.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import string
 import tomllib
@@ -71,13 +72,52 @@ class SyncSettings:
     poll_interval: float = 0.2
 
 
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ListingSettings:
+    """How trap hits become listings (see rbl.policy)."""
+
+    ip_zone: str | None = None  # where trap listings go; None: the first IP zone
+    domain_zone: str | None = None  # RHSBL zone for domains tied to the sender; None: off
+    threshold: int = 1  # hits within ``window`` before an address is listed
+    window: float = 7 * DAY
+    duration: float = 7 * DAY  # a first listing lives this long after the last hit
+    repeat_factor: float = 2.0  # each earlier listing multiplies the duration...
+    max_duration: float = 90 * DAY  # ...up to this cap
+    own_networks: tuple[str, ...] = ()  # the operator's networks: never listed
+    expiry_interval: float = 60.0  # seconds between expiry sweeps in ``rbl serve``
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFeedSettings:
+    """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set)."""
+
+    listen: tuple[str, int] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     zones: tuple[ZoneSettings, ...]
     dns: DnsSettings = field(default_factory=DnsSettings)
     sync: SyncSettings = field(default_factory=SyncSettings)
+    listing: ListingSettings = field(default_factory=ListingSettings)
+    policy_feed: PolicyFeedSettings = field(default_factory=PolicyFeedSettings)
     source: str = "<defaults>"
+
+    def trap_ip_zone(self) -> ZoneSettings:
+        """The IP zone trap listings go into."""
+        if self.listing.ip_zone is not None:
+            return self.zone(self.listing.ip_zone)
+        for zone in self.zones:
+            if zone.kind is ZoneKind.IP:
+                return zone
+        raise ConfigError(f'{self.source}: trap listings need a zone with kind = "ip"')
+
+    def trap_domain_zone(self) -> ZoneSettings | None:
+        return None if self.listing.domain_zone is None else self.zone(self.listing.domain_zone)
 
     def zone(self, name: str) -> ZoneSettings:
         wanted = name.strip().rstrip(".").lower()
@@ -120,7 +160,7 @@ def parse_settings(
     data: Mapping[str, Any], *, source: Path, database_url: str | None = None
 ) -> Settings:
     where = str(source)
-    _only(data, {"dns", "database", "sync", "zones"}, where)
+    _only(data, {"dns", "database", "sync", "zones", "listing", "feeds"}, where)
     db = _table(data, "database", where)
     _only(db, {"url"}, f"{where} [database]")
     url = _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
@@ -142,8 +182,106 @@ def parse_settings(
         zones=zones,
         dns=_dns(_table(data, "dns", where), f"{where} [dns]"),
         sync=_sync(_table(data, "sync", where), f"{where} [sync]"),
+        listing=_listing(_table(data, "listing", where), zones, f"{where} [listing]"),
+        policy_feed=_feeds(_table(data, "feeds", where), f"{where} [feeds]"),
         source=where,
     )
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
+
+
+def parse_duration(value: object, where: str) -> float:
+    """Seconds from a number or a string such as "90s", "30m", "12h", "7d", "2w"."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip()[-1:].lower() in _UNITS:
+        text = value.strip()
+        try:
+            seconds = float(text[:-1]) * _UNITS[text[-1].lower()]
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not a duration like 7d or 12h") from None
+    else:
+        raise ConfigError(f"{where}: {value!r} is not a duration like 7d, 12h, 30m or 90s")
+    if seconds <= 0:
+        raise ConfigError(f"{where}: duration {value!r} must be positive")
+    return seconds
+
+
+def _listing(
+    data: Mapping[str, Any], zones: tuple[ZoneSettings, ...], where: str
+) -> ListingSettings:
+    _only(
+        data,
+        {
+            "ip_zone",
+            "domain_zone",
+            "threshold",
+            "window",
+            "duration",
+            "repeat_factor",
+            "max_duration",
+            "own_networks",
+            "expiry_interval",
+        },
+        where,
+    )
+    by_name = {zone.name: zone for zone in zones}
+    picked: dict[str, str | None] = {}
+    for item, kind in (("ip_zone", ZoneKind.IP), ("domain_zone", ZoneKind.DOMAIN)):
+        name = data.get(item)
+        if name is None:
+            picked[item] = None
+            continue
+        zone = by_name.get(str(name).rstrip(".").lower())
+        if zone is None or zone.kind is not kind:
+            raise ConfigError(f"{where}: {item} {name!r} is not a configured {kind.value} zone")
+        picked[item] = zone.name
+    threshold = _get(data, "threshold", int, where, 1)
+    if not 1 <= threshold <= 1000:
+        raise ConfigError(f"{where}: threshold {threshold} is outside 1..1000")
+    factor = _get(data, "repeat_factor", (int, float), where, 2.0)
+    if not 1.0 <= factor <= 100.0:
+        raise ConfigError(f"{where}: repeat_factor {factor} is outside 1..100")
+    durations = {
+        item: parse_duration(data.get(item, default), f"{where} {item}")
+        for item, default in (
+            ("window", 7 * DAY),
+            ("duration", 7 * DAY),
+            ("max_duration", 90 * DAY),
+            ("expiry_interval", 60.0),
+        )
+    }
+    if durations["max_duration"] < durations["duration"]:
+        raise ConfigError(f"{where}: max_duration is shorter than duration")
+    networks = data.get("own_networks", [])
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise ConfigError(f"{where}: own_networks must be a list of CIDR strings")
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: own_networks entry {network!r}: {exc}") from exc
+    return ListingSettings(
+        ip_zone=picked["ip_zone"],
+        domain_zone=picked["domain_zone"],
+        threshold=threshold,
+        repeat_factor=float(factor),
+        own_networks=tuple(networks),
+        **durations,
+    )
+
+
+def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
+    _only(data, {"policy"}, where)
+    policy = _table(data, "policy", where)
+    _only(policy, {"listen"}, f"{where}.policy")
+    listen = policy.get("listen")
+    if listen is None:
+        return PolicyFeedSettings()
+    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"))
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

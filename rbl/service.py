@@ -194,6 +194,115 @@ class DnsServerService(Service):
         return defer.DeferredList(stopping)
 
 
+class WriterService(Service):
+    """The store writes inside ``rbl serve``: the expiry sweep and the live trap feed.
+
+    SQLAlchemy is imported here, lazily, so ``--dns-only`` processes never load it.
+    """
+
+    def __init__(self, settings: Settings, database: DatabaseService, reactor: Any) -> None:
+        from rbl.policy import Rules
+        from rbl.recorder import HitRecorder
+        from rbl.store.database import open_engine
+
+        self.settings = settings
+        self.database = database
+        self.reactor = reactor
+        self.engine = open_engine(settings.database.url)
+        self.rules = Rules.from_settings(settings.listing)
+        self.ip_zone = settings.trap_ip_zone()
+        self.domain_zone = settings.trap_domain_zone()
+        self._load_traps()
+        self.recorder = HitRecorder(lambda batch: database.run(self._write, batch), reactor)
+        self.policy_port: Any = None
+        self.policy_factory: Any = None
+        self._loops: list[task.LoopingCall] = []
+
+    def _load_traps(self) -> None:
+        from rbl.store.allowlist import load_allowlist
+        from rbl.store.traps import active_traps
+        from rbl.traps import TrapMatcher
+
+        with self.engine.connect() as conn:
+            self.matcher = TrapMatcher(active_traps(conn))
+            self.allow = load_allowlist(conn)
+
+    def is_trap(self, recipient: str) -> bool:
+        return self.matcher(recipient)
+
+    def _write(self, batch: list[Any]) -> None:
+        from rbl.store.evidence import record_hits
+
+        with self.engine.begin() as conn:
+            record_hits(
+                conn,
+                batch,
+                matcher=self.matcher,
+                allow=self.allow,
+                rules=self.rules,
+                ip_zone=self.ip_zone,
+                domain_zone=self.domain_zone,
+                now=_utcnow(),
+            )
+
+    def _expire(self) -> int:
+        from rbl.store.evidence import expire_listings
+
+        with self.engine.begin() as conn:
+            return len(expire_listings(conn, now=_utcnow()))
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        listen = self.settings.policy_feed.listen
+        if listen is not None:
+            from rbl.feeds.policyd import PolicyServerFactory
+
+            self.policy_factory = PolicyServerFactory(
+                self.is_trap, self.recorder.submit, self.reactor
+            )
+            host, port = listen
+            self.policy_port = self.reactor.listenTCP(port, self.policy_factory, interface=host)
+
+    def startService(self) -> None:
+        super().startService()
+        self._every(self.settings.listing.expiry_interval, self._expire, "expiry sweep")
+        self._every(TRAP_REFRESH_SECONDS, self._load_traps, "reloading traps")
+        if self.policy_factory is not None:
+            self.recorder.start()
+
+    def _every(self, interval: float, job: Callable[[], object], what: str) -> None:
+        def run() -> defer.Deferred[Any]:
+            d = self.database.run(job)
+            # A scheduled job logs its own failure and keeps its schedule.
+            d.addErrback(lambda failure: log.failure("{what} failed", failure=failure, what=what))
+            return d
+
+        loop = task.LoopingCall(run)
+        loop.clock = self.reactor
+        loop.start(interval, now=True)
+        self._loops.append(loop)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        stopping = []
+        if self.policy_port is not None:
+            stopping.append(defer.maybeDeferred(self.policy_port.stopListening))
+        stopping.append(self.recorder.stop())
+        return defer.DeferredList(stopping)
+
+
+TRAP_REFRESH_SECONDS = 10.0
+
+
+def _utcnow() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
 @dataclass
 class Server:
     """What ``make_service`` built, for the CLI and tests to inspect."""
@@ -202,10 +311,15 @@ class Server:
     dns: DnsServerService
     follower: IndexFollower
     load: LoadReport
+    writer: WriterService | None = None
 
 
-def make_service(settings: Settings, reactor: Any) -> Server:
-    """Open the store, load the index and compose the services (ports bind on start)."""
+def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) -> Server:
+    """Open the store, load the index and compose the services (ports bind on start).
+
+    ``dns_only`` leaves out every writer (expiry sweep, live feeds): for extra DNS
+    nodes following one database, and for measuring the DNS path alone.
+    """
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
     follower = IndexFollower(build_zones(settings))
@@ -219,7 +333,11 @@ def make_service(settings: Settings, reactor: Any) -> Server:
     ).setServiceParent(top)
     dns = DnsServerService(settings.dns.listen, responder, reactor)
     dns.setServiceParent(top)
-    return Server(top, dns, follower, report)
+    writer = None
+    if not dns_only:
+        writer = WriterService(settings, database, reactor)
+        writer.setServiceParent(top)
+    return Server(top, dns, follower, report, writer)
 
 
 def drop_privileges(user: str) -> None:
@@ -238,13 +356,16 @@ def drop_privileges(user: str) -> None:
 
 def write_ready_file(path: Path, server: Server) -> None:
     """Tell a supervisor or a test where we listen, atomically."""
-    payload = {
+    payload: dict[str, Any] = {
         "pid": os.getpid(),
         "dns": [{"host": host, "port": port} for host, port in server.dns.bound],
         "listings": server.load.listings,
         "load_seconds": round(server.load.seconds, 3),
         "position": server.load.position,
     }
+    if server.writer is not None and server.writer.policy_port is not None:
+        address = server.writer.policy_port.getHost()
+        payload["policy"] = {"host": address.host, "port": address.port}
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(payload) + "\n")
     os.replace(temporary, path)

@@ -9,7 +9,6 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rbl.errors import StoreError
-from rbl.store.schema import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -25,10 +24,32 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
         try:
-            metadata.create_all(engine)
+            upgrade(engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open database {url!r}: {exc.__cause__ or exc}") from exc
     return engine
+
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic (a fresh database gets every step)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def _make_sqlite_directory(url: str) -> None:

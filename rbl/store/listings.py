@@ -28,6 +28,11 @@ class Listing:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    hit_count: int = 0
+    times_listed: int = 1
+    delisted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +77,15 @@ def _listing(row: Row[tuple[object, ...]]) -> Listing:
         created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
         updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
         expires_at=_utc(m["expires_at"]),
+        first_seen=_utc(m["first_seen"]),
+        last_seen=_utc(m["last_seen"]),
+        hit_count=m["hit_count"],
+        times_listed=m["times_listed"],
+        delisted_at=_utc(m["delisted_at"]),
     )
 
 
-def _audit(
+def audit(
     conn: Connection,
     *,
     now: datetime,
@@ -156,7 +166,7 @@ def add_listing(
                 created_at=now,
             )
         )
-    _audit(
+    audit(
         conn,
         now=now,
         actor=actor,
@@ -184,7 +194,7 @@ def remove_listing(
     result = conn.execute(
         update(listings)
         .where(listings.c.zone == zone, listings.c.key == key.text, listings.c.state == ACTIVE)
-        .values(state=REMOVED, updated_at=now, reason=reason)
+        .values(state=REMOVED, updated_at=now, reason=reason, delisted_at=now)
     )
     if result.rowcount == 0:
         raise NotListedError(f"{key.text} has no active listing in {zone}")
@@ -196,7 +206,7 @@ def remove_listing(
             created_at=now,
         )
     )
-    _audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=key.text, reason=reason)
+    audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=key.text, reason=reason)
     found = get_listing(conn, zone, key)
     assert found is not None
     return found
@@ -324,7 +334,7 @@ def import_listings(
         if len(inserts) >= _CHUNK or len(updates) >= _CHUNK:
             _flush(conn, zone, inserts, updates, changes)
     _flush(conn, zone, inserts, updates, changes)
-    _audit(
+    audit(
         conn,
         now=now,
         actor=actor,

@@ -8,8 +8,10 @@ and about 6 MB of resident memory in every DNS process for nothing it uses.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -24,7 +26,14 @@ from sqlalchemy import (
 metadata = MetaData()
 
 ACTIVE = "active"
-REMOVED = "removed"
+REMOVED = "removed"  # by the operator (delisted)
+EXPIRED = "expired"  # evidence stopped coming
+
+SOURCE_MANUAL = "manual"
+SOURCE_TRAP = "trap"
+
+TRAP_ADDRESS = "address"  # one exact recipient address
+TRAP_DOMAIN = "domain"  # every address at the domain
 
 OP_SET = "set"
 OP_DELETE = "delete"
@@ -46,7 +55,14 @@ listings = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
+    # Trap evidence summary; a listing that lapses and returns keeps its row.
+    Column("first_seen", DateTime(timezone=True)),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("hit_count", Integer, nullable=False, default=0),
+    Column("times_listed", Integer, nullable=False, default=1),
+    Column("delisted_at", DateTime(timezone=True)),  # only newer hits may list it again
     UniqueConstraint("zone", "key", name="uq_listings_zone_key"),
+    Index("ix_listings_expiry", "state", "expires_at"),
     # Covers the DNS start-up query, so a million rows stream in index order.
     Index("ix_listings_load", "state", "zone", "family", "prefixlen", "network", "codes", "txt"),
 )
@@ -76,4 +92,68 @@ audit_log = Table(
     Column("reason", Text),
     Column("detail", Text),
     sqlite_autoincrement=True,
+)
+
+traps = Table(
+    "traps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # TRAP_ADDRESS or TRAP_DOMAIN
+    Column("value", String(320), nullable=False),  # lowercased address or domain
+    Column("note", Text),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("kind", "value", name="uq_traps_kind_value"),
+)
+
+ingest_sources = Table(
+    "ingest_sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),  # path as given, or "-"
+    Column("identity", String(200), nullable=False),  # device:inode:hash of the first line
+    Column("format", String(16), nullable=False),
+    Column("offset", Integer, nullable=False, default=0),  # bytes committed
+    Column("lines", Integer, nullable=False, default=0),
+    Column("malformed", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("identity", name="uq_ingest_sources_identity"),
+)
+
+hits = Table(
+    "hits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("client_name", String(253)),
+    Column("helo", String(255)),
+    Column("mail_from", String(320)),  # as sent; "" for the null sender
+    Column("sender_domain", String(253)),  # after BATV normalisation
+    Column("rcpt_to", String(320)),  # the trap address: never shown publicly
+    Column("trap_domain", String(253)),  # what public pages show instead
+    Column("feed", String(32), nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("action", String(16), nullable=False),  # policy.Action
+    Column("counted", Boolean, nullable=False),  # evidence toward the listing threshold
+    Column("reason", Text, nullable=False),
+    Column("source_id", Integer, ForeignKey("ingest_sources.id")),
+    sqlite_autoincrement=True,
+)
+Index("ix_hits_client_at", hits.c.client_ip, hits.c.at)
+Index("ix_hits_at", hits.c.at)
+
+allowlist = Table(
+    "allowlist",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(260), nullable=False),  # 192.0.2.0/24, example.com, *.example.com
+    Column("family", SmallInteger, nullable=False),  # 4, 6, 0 for domains
+    Column("prefixlen", SmallInteger, nullable=False),
+    Column("network", LargeBinary(16)),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("key", name="uq_allowlist_key"),
 )

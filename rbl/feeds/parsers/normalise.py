@@ -1,0 +1,52 @@
+"""Canonical forms of the values parsers pull out of log lines.
+
+Client IPs go through ``ipaddress`` (IPv4-mapped IPv6 becomes plain IPv4, the
+``IPv6:`` prefix of address literals is dropped); mail addresses lose their
+angle brackets and are lowercased, ``<>`` being the null sender ``""``; HELO
+names are only stripped. Nothing else is rewritten: BATV, SRS or callback
+probe senders stay as logged, their normalisation is the policy's job.
+Imports only the standard library and rbl.traphit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from rbl.traphit import ParseError
+
+
+@lru_cache(maxsize=1 << 16)
+def client_ip(text: str) -> str:
+    """The canonical text of a client address; raise ParseError naming it.
+
+    Cached: bulk logs repeat the same few clients, and ``ipaddress`` is the
+    most expensive step of a line.
+    """
+    raw = text[5:] if text[:5].lower() == "ipv6:" else text
+    if "%" in raw:
+        raise ParseError(f"client address {text!r} has a scope (%zone)")
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError as exc:
+        raise ParseError(f"client address {text!r} is not an IP address") from exc
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def mail_address(text: str) -> str:
+    """``<Trap@Example.ORG>`` -> ``trap@example.org``; ``<>`` -> ``""``."""
+    address = text.strip()
+    if address[:1] == "<":
+        address = address[1:]
+    if address[-1:] == ">":
+        address = address[:-1]
+    return address.lower()
+
+
+def helo_name(text: str | None) -> str | None:
+    """The HELO argument as given, stripped; None when there was none."""
+    if text is None:
+        return None
+    return text.strip() or None

@@ -1,0 +1,274 @@
+"""Bulk and follow-mode ingestion of MTA logs into the store.
+
+Lines are parsed into TrapHits and stored in batches; each batch is one
+transaction that also records how far into the file it got (``ingest_sources``:
+device, inode and a hash of the first line identify the file). A run killed
+at any point and started again resumes after the last committed batch, so
+every line counts exactly once. ``follow`` keeps reading as the log grows and
+moves on to the new file when it is rotated or truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from stat import S_ISREG
+from typing import BinaryIO
+
+from sqlalchemy import Engine, insert, select, update
+
+from rbl.allowlist import Allowlist
+from rbl.config import Settings
+from rbl.feeds.parsers import ParseContext, get_parser
+from rbl.policy import Rules
+from rbl.store.allowlist import load_allowlist
+from rbl.store.evidence import BatchResult, record_hits
+from rbl.store.schema import ingest_sources
+from rbl.store.traps import active_traps
+from rbl.traphit import ParseError, TrapHit
+from rbl.traps import TrapMatcher
+
+DEFAULT_BATCH = 5000
+MAX_REPORTED = 20
+_REFRESH_SECONDS = 10.0
+
+
+@dataclass
+class IngestReport:
+    lines: int = 0
+    hits: int = 0
+    malformed: int = 0
+    problems: list[str] = field(default_factory=list)  # "name:line: message", the first few
+    actions: Counter[str] = field(default_factory=Counter)
+    listed: list[str] = field(default_factory=list)
+    resumed_at_line: int = 0
+    files: int = 0
+
+    def absorb(self, result: BatchResult) -> None:
+        self.actions.update(result.actions)
+        self.listed.extend(result.listed)
+
+    def note_malformed(self, problem: str) -> None:
+        self.malformed += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(problem)
+
+
+@dataclass
+class _Batch:
+    hits: list[TrapHit] = field(default_factory=list)
+    lines: int = 0
+    malformed: int = 0
+
+
+def file_identity(handle: BinaryIO) -> str | None:
+    """device:inode:hash-of-first-line of a regular file; None for pipes (no resuming)."""
+    stat = os.fstat(handle.fileno())
+    if not S_ISREG(stat.st_mode):
+        return None
+    position = handle.tell()
+    handle.seek(0)
+    first = handle.readline(4096)
+    handle.seek(position)
+    return f"{stat.st_dev}:{stat.st_ino}:{hashlib.sha256(first).hexdigest()[:16]}"
+
+
+class Ingestor:
+    """Feeds one log format into the store with the configured policy."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        format_name: str,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tz: tzinfo = UTC,
+        feed: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.format = format_name
+        self.parse = get_parser(format_name)
+        self.batch_size = batch_size
+        self.clock = clock
+        self.tz = tz
+        self.feed = feed
+        self.rules = Rules.from_settings(settings.listing)
+        self.ip_zone = settings.trap_ip_zone()
+        self.domain_zone = settings.trap_domain_zone()
+        self._refreshed = -_REFRESH_SECONDS
+        self._matcher = TrapMatcher()
+        self._allow = Allowlist()
+
+    def _refresh(self) -> None:
+        """Trap and allowlist changes made while a long ingest runs take effect."""
+        if time.monotonic() - self._refreshed < _REFRESH_SECONDS:
+            return
+        with self.engine.connect() as conn:
+            self._matcher = TrapMatcher(active_traps(conn))
+            self._allow = load_allowlist(conn)
+        self._refreshed = time.monotonic()
+
+    def _source(self, name: str, identity: str | None) -> tuple[int | None, int, int]:
+        """(source id, committed byte offset, committed lines) for a file, creating its row."""
+        if identity is None:
+            return None, 0, 0
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(ingest_sources.c.id, ingest_sources.c.offset, ingest_sources.c.lines).where(
+                    ingest_sources.c.identity == identity
+                )
+            ).first()
+            if row is not None:
+                return row.id, row.offset, row.lines
+            result = conn.execute(
+                insert(ingest_sources).values(
+                    name=name,
+                    identity=identity,
+                    format=self.format,
+                    offset=0,
+                    lines=0,
+                    malformed=0,
+                    updated_at=self.clock(),
+                )
+            )
+            return int(result.inserted_primary_key[0]), 0, 0  # type: ignore[index]
+
+    def ingest(
+        self,
+        handle: BinaryIO,
+        name: str,
+        report: IngestReport,
+        *,
+        follow: bool = False,
+        progress: Callable[[int], None] | None = None,
+        keep_going: Callable[[], bool] = lambda: True,
+        poll: float = 1.0,
+    ) -> None:
+        """Ingest ``handle`` to its end (following: until rotated, truncated or stopped)."""
+        identity = file_identity(handle)
+        source_id, offset, line_number = self._source(name, identity)
+        if offset:
+            handle.seek(offset)
+            report.resumed_at_line = line_number
+        report.files += 1
+        ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
+        for batch, end, lines in self._batches(
+            handle, offset, line_number, name, ctx, report, follow, keep_going, poll
+        ):
+            self._refresh()
+            now = self.clock()
+            with self.engine.begin() as conn:
+                result = record_hits(
+                    conn,
+                    batch.hits,
+                    matcher=self._matcher,
+                    allow=self._allow,
+                    rules=self.rules,
+                    ip_zone=self.ip_zone,
+                    domain_zone=self.domain_zone,
+                    now=now,
+                    source_id=source_id,
+                )
+                if source_id is not None:
+                    conn.execute(
+                        update(ingest_sources)
+                        .where(ingest_sources.c.id == source_id)
+                        .values(
+                            offset=end,
+                            lines=lines,
+                            updated_at=now,
+                            malformed=ingest_sources.c.malformed + batch.malformed,
+                        )
+                    )
+            report.absorb(result)
+            if progress is not None:
+                progress(end)
+
+    def _batches(
+        self,
+        handle: BinaryIO,
+        offset: int,
+        line_number: int,
+        name: str,
+        ctx: ParseContext,
+        report: IngestReport,
+        follow: bool,
+        keep_going: Callable[[], bool],
+        poll: float,
+    ) -> Iterator[tuple[_Batch, int, int]]:
+        """Yield batches of parsed lines with the byte offset and line count they end at.
+
+        Only whole lines are consumed while following; a partial last line is
+        left for the next read (or the next run). Without following, or once
+        the file has been rotated away, the last line counts even without "\n".
+        """
+        batch = _Batch()
+        pending = b""
+        draining = False
+        while True:
+            chunk = handle.readline()
+            if chunk.endswith(b"\n"):
+                line, pending = pending + chunk, b""
+                line_number += 1
+                offset += len(line)
+                self._parse(line, line_number, name, ctx, report, batch)
+                if batch.lines >= self.batch_size:
+                    yield batch, offset, line_number
+                    batch = _Batch()
+                continue
+            pending += chunk
+            if not follow or draining:
+                if pending:
+                    line_number += 1
+                    offset += len(pending)
+                    self._parse(pending, line_number, name, ctx, report, batch)
+                if batch.lines:
+                    yield batch, offset, line_number
+                return
+            if batch.lines:
+                yield batch, offset, line_number
+                batch = _Batch()
+            if not keep_going():
+                return
+            time.sleep(poll)
+            draining = _replaced(handle)
+
+    def _parse(
+        self,
+        line: bytes,
+        number: int,
+        name: str,
+        ctx: ParseContext,
+        report: IngestReport,
+        batch: _Batch,
+    ) -> None:
+        report.lines += 1
+        batch.lines += 1
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            found = self.parse(text, ctx)
+        except ParseError as exc:
+            batch.malformed += 1
+            report.note_malformed(f"{name}:{number}: {exc}")
+            return
+        report.hits += len(found)
+        batch.hits.extend(found)
+
+
+def _replaced(handle: BinaryIO) -> bool:
+    """Has the path been rotated away or truncated under the open file?"""
+    try:
+        current = os.stat(handle.name)
+    except (OSError, TypeError):
+        return True
+    opened = os.fstat(handle.fileno())
+    return (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino) or (
+        current.st_size < handle.tell()
+    )

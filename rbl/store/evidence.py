@@ -1,0 +1,386 @@
+"""Trap hits into the store: evidence rows, and the listings the policy decides.
+
+``record_hits`` runs one batch in the caller's transaction: it reads what
+the policy needs for every address in the batch in a few queries, decides
+hit by hit in time order (the same evidence gives the same decisions),
+then writes the hits, the listing changes, the change-log rows DNS follows
+and the audit rows together. Expiry is a change too (``expire_listings``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from rbl.allowlist import Allowlist
+from rbl.config import ZoneSettings
+from rbl.keys import DomainKey, IpKey, ListingKey
+from rbl.policy import (
+    Action,
+    Decision,
+    History,
+    Rules,
+    decide,
+    domain_of,
+    normalise_sender,
+    tied_domain,
+)
+from rbl.store.listings import audit, key_columns
+from rbl.store.schema import (
+    ACTIVE,
+    EXPIRED,
+    OP_DELETE,
+    OP_SET,
+    SOURCE_MANUAL,
+    SOURCE_TRAP,
+    change_log,
+    hits,
+    listings,
+)
+from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher
+
+POLICY_ACTOR = "policy"
+_CHUNK = 500
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; ``actions`` counts hits per policy action."""
+
+    actions: Counter[str] = field(default_factory=Counter)
+    listed: list[str] = field(default_factory=list)  # keys newly listed, "zone key"
+
+    def add(self, other: BatchResult) -> None:
+        self.actions.update(other.actions)
+        self.listed.extend(other.listed)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def address_key(address: str) -> IpKey:
+    ip = ipaddress.ip_address(address)
+    return IpKey(ip.version, int(ip), 32 if ip.version == 4 else 128)
+
+
+class _Listing:
+    """A listing row as the batch changes it (mirrors the columns it touches)."""
+
+    __slots__ = (
+        "delisted_at",
+        "dirty",
+        "expires_at",
+        "first_seen",
+        "hit_count",
+        "id",
+        "key",
+        "last_seen",
+        "manual",
+        "new_episode",
+        "reason",
+        "state",
+        "times_listed",
+    )
+
+    def __init__(self, key: ListingKey, row: Any | None) -> None:
+        self.key = key
+        self.id = None if row is None else row.id
+        self.state = None if row is None else row.state
+        self.expires_at = None if row is None else _utc(row.expires_at)
+        self.first_seen = None if row is None else _utc(row.first_seen)
+        self.last_seen = None if row is None else _utc(row.last_seen)
+        self.hit_count = 0 if row is None else row.hit_count
+        self.times_listed = 0 if row is None else row.times_listed
+        self.manual = row is not None and row.source == SOURCE_MANUAL
+        self.delisted_at = None if row is None else _utc(row.delisted_at)
+        self.reason: str | None = None if row is None else row.reason
+        self.dirty = False
+        self.new_episode = False
+
+    def history(self, hits_in_window: int, allowlisted: bool) -> History:
+        active = self.state == ACTIVE
+        return History(
+            hits_in_window=hits_in_window,
+            earlier_listings=self.times_listed - 1 if active else self.times_listed,
+            active=active,
+            active_expires_at=self.expires_at if active else None,
+            active_manual=active and self.manual,
+            allowlisted=allowlisted,
+            delisted_at=self.delisted_at,
+        )
+
+    def apply(self, hit: TrapHit, decision: Decision) -> None:
+        self.dirty = True
+        supporting = decision.action is Action.RECORD and decision.expires_at is not None
+        if decision.action in (Action.LIST, Action.EXTEND) or supporting:
+            if self.first_seen is None or hit.at < self.first_seen:
+                self.first_seen = hit.at
+            if self.last_seen is None or hit.at > self.last_seen:
+                self.last_seen = hit.at
+            self.hit_count += 1
+            if not supporting:
+                self.expires_at = decision.expires_at
+                self.reason = decision.reason
+            if decision.action is Action.LIST:
+                self.state = ACTIVE
+                self.times_listed += 1
+                self.manual = False
+                self.new_episode = True
+
+
+def _load_listings(conn: Connection, zone: str, keys: list[ListingKey]) -> dict[str, _Listing]:
+    found: dict[str, _Listing] = {}
+    texts = [key.text for key in keys]
+    by_text = {key.text: key for key in keys}
+    for start in range(0, len(texts), _CHUNK):
+        for row in conn.execute(
+            select(listings).where(
+                listings.c.zone == zone, listings.c.key.in_(texts[start : start + _CHUNK])
+            )
+        ):
+            found[row.key] = _Listing(by_text[row.key], row)
+    for text, key in by_text.items():
+        found.setdefault(text, _Listing(key, None))
+    return found
+
+
+def _hit_times(
+    conn: Connection, addresses: list[str], since: datetime
+) -> dict[str, list[datetime]]:
+    times: dict[str, list[datetime]] = {}
+    for start in range(0, len(addresses), _CHUNK):
+        for address, at in conn.execute(
+            select(hits.c.client_ip, hits.c.at).where(
+                hits.c.client_ip.in_(addresses[start : start + _CHUNK]),
+                hits.c.at > since,
+                hits.c.counted,
+            )
+        ):
+            times.setdefault(address, []).append(_utc(at))  # type: ignore[arg-type]
+    for found in times.values():
+        found.sort()
+    return times
+
+
+def record_hits(
+    conn: Connection,
+    batch: Sequence[TrapHit],
+    *,
+    matcher: TrapMatcher,
+    allow: Allowlist,
+    rules: Rules,
+    ip_zone: ZoneSettings,
+    domain_zone: ZoneSettings | None,
+    now: datetime,
+    source_id: int | None = None,
+) -> BatchResult:
+    """Decide and store one batch of hits; hits whose recipient is no trap are not stored."""
+    result = BatchResult()
+    relevant: list[tuple[TrapHit, str | None]] = []
+    for hit in batch:
+        trap = matcher.match(hit.rcpt_to)
+        if trap is None and not hit.trap_asserted:
+            result.actions[Action.IGNORE.value] += 1
+            continue
+        relevant.append((hit, None if trap is None else trap.value))
+    if not relevant:
+        return result
+    relevant.sort(key=lambda item: item[0].at)  # stable: input order within a second
+    addresses = sorted({hit.client_ip for hit, _ in relevant})
+    ip_rows = _load_listings(conn, ip_zone.name, [address_key(a) for a in addresses])
+    times: dict[str, list[datetime]] = {}
+    if rules.threshold > 1:
+        times = _hit_times(conn, addresses, relevant[0][0].at - rules.window)
+    domain_rows: dict[str, _Listing] = {}
+    if domain_zone is not None:
+        candidates = {d for d in (tied_domain(hit) for hit, _ in relevant) if d}
+        domain_rows = _load_listings(
+            conn, domain_zone.name, [DomainKey(d) for d in sorted(candidates)]
+        )
+
+    hit_rows: list[dict[str, Any]] = []
+    for hit, _trap in relevant:
+        row = ip_rows[address_key(hit.client_ip).text]
+        earlier = times.setdefault(hit.client_ip, [])
+        in_window = len(earlier) - bisect_right(earlier, hit.at - rules.window)
+        decision = decide(
+            hit,
+            is_trap=True,
+            history=row.history(in_window, allow.covers_ip(hit.client_ip)),
+            rules=rules,
+            now=now,
+        )
+        if decision.counts:
+            earlier.insert(bisect_right(earlier, hit.at), hit.at)
+        row.apply(hit, decision)
+        result.actions[decision.action.value] += 1
+        if decision.action is Action.LIST:
+            result.listed.append(f"{ip_zone.name} {row.key.text}")
+        if decision.action in (Action.LIST, Action.EXTEND) and domain_zone is not None:
+            _domain_decision(
+                hit, decision, domain_rows, allow, rules, now, result, domain_zone.name
+            )
+        sender = normalise_sender(hit.mail_from)
+        hit_rows.append(
+            {
+                "at": hit.at,
+                "client_ip": hit.client_ip,
+                "client_name": hit.client_name,
+                "helo": hit.helo,
+                "mail_from": hit.mail_from,
+                "sender_domain": domain_of(sender),
+                "rcpt_to": hit.rcpt_to,
+                "trap_domain": domain_of(hit.rcpt_to),
+                "feed": hit.feed,
+                "raw": hit.raw,
+                "action": decision.action.value,
+                "counted": decision.counts,
+                "reason": decision.reason,
+                "source_id": source_id,
+            }
+        )
+    conn.execute(insert(hits), hit_rows)
+    _write_listings(conn, ip_zone, ip_rows.values(), now)
+    if domain_zone is not None:
+        _write_listings(conn, domain_zone, domain_rows.values(), now)
+    return result
+
+
+def _domain_decision(
+    hit: TrapHit,
+    ip_decision: Decision,
+    rows: dict[str, _Listing],
+    allow: Allowlist,
+    rules: Rules,
+    now: datetime,
+    result: BatchResult,
+    zone: str,
+) -> None:
+    domain = tied_domain(hit)
+    if domain is None or allow.covers_domain(domain):
+        return
+    row = rows[domain]
+    history = row.history(0, False)
+    if history.active and history.active_manual:
+        return
+    if history.delisted_at is not None and hit.at <= history.delisted_at:
+        return
+    expires = ip_decision.expires_at
+    if history.active:
+        if (
+            history.active_expires_at is not None
+            and expires is not None
+            and (history.active_expires_at >= expires)
+        ):
+            return
+        action = Action.EXTEND
+    else:
+        action = Action.LIST
+        result.listed.append(f"{zone} {domain}")
+    reason = f"sending host {hit.client_name} ({hit.client_ip}) is inside it"
+    row.apply(hit, Decision(action, reason, expires))
+
+
+def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: datetime) -> None:
+    codes = ",".join(zone.default_codes)
+    for row in rows:
+        if not row.dirty:
+            continue
+        values = {
+            "state": row.state,
+            "expires_at": row.expires_at,
+            "first_seen": row.first_seen,
+            "last_seen": row.last_seen,
+            "hit_count": row.hit_count,
+            "times_listed": row.times_listed,
+            "updated_at": now,
+            "reason": row.reason,
+        }
+        if row.state is None:
+            continue  # only recorded evidence: no listing row yet
+        if row.id is None:
+            conn.execute(
+                insert(listings).values(
+                    zone=zone.name,
+                    codes=codes,
+                    txt=None,
+                    source=SOURCE_TRAP,
+                    created_at=now,
+                    **key_columns(row.key),
+                    **values,
+                )
+            )
+        elif row.new_episode:
+            conn.execute(
+                update(listings)
+                .where(listings.c.id == row.id)
+                .values(codes=codes, txt=None, source=SOURCE_TRAP, **values)
+            )
+        else:
+            conn.execute(update(listings).where(listings.c.id == row.id).values(**values))
+        if row.new_episode:
+            conn.execute(
+                insert(change_log).values(
+                    zone=zone.name,
+                    key=row.key.text,
+                    op=OP_SET,
+                    codes=codes,
+                    txt=None,
+                    created_at=now,
+                )
+            )
+            audit(
+                conn,
+                now=now,
+                actor=POLICY_ACTOR,
+                action="list",
+                zone=zone.name,
+                key=row.key.text,
+                reason=row.reason,
+            )
+
+
+def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> list[str]:
+    """End active listings whose time has come; DNS drops them via the change log."""
+    due = conn.execute(
+        select(listings.c.id, listings.c.zone, listings.c.key)
+        .where(
+            and_(
+                listings.c.state == ACTIVE,
+                listings.c.expires_at.is_not(None),
+                listings.c.expires_at <= now,
+            )
+        )
+        .order_by(listings.c.expires_at)
+        .limit(limit)
+    ).all()
+    ended = []
+    for row_id, zone, key in due:
+        conn.execute(
+            update(listings)
+            .where(listings.c.id == row_id, listings.c.state == ACTIVE)
+            .values(state=EXPIRED, updated_at=now)
+        )
+        conn.execute(insert(change_log).values(zone=zone, key=key, op=OP_DELETE, created_at=now))
+        audit(
+            conn,
+            now=now,
+            actor=POLICY_ACTOR,
+            action="expire",
+            zone=zone,
+            key=key,
+            reason="no new evidence",
+        )
+        ended.append(f"{zone} {key}")
+    return ended

@@ -1,0 +1,85 @@
+"""Read-side queries for people: a key's evidence (operator CLI now, public pages later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, Connection, func, or_, select
+
+from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
+from rbl.store.schema import hits
+
+
+@dataclass(frozen=True, slots=True)
+class HitRow:
+    at: datetime
+    client_ip: str
+    client_name: str | None
+    helo: str | None
+    mail_from: str | None
+    rcpt_to: str | None  # operator eyes only: public output shows trap_domain
+    trap_domain: str | None
+    feed: str
+    action: str
+    reason: str
+
+
+def _condition(key: ListingKey) -> ColumnElement[bool]:
+    if isinstance(key, IpKey):
+        if key.prefixlen == MAX_PREFIXLEN[key.family]:
+            return hits.c.client_ip == key.text
+        # Hits are stored by address text; a network's evidence is its addresses'.
+        # Octet-aligned IPv4 networks match by text prefix; others are not searched.
+        if key.family == 4 and key.prefixlen % 8 == 0:
+            prefix = ".".join(key.text.split("/")[0].split(".")[: key.prefixlen // 8]) + "."
+            return hits.c.client_ip.startswith(prefix, autoescape=True)
+        return hits.c.client_ip == key.text
+    name = key.name
+    return or_(
+        hits.c.sender_domain == name,
+        func.lower(hits.c.helo) == name,
+        hits.c.client_name == name,
+        hits.c.client_name.endswith("." + name, autoescape=True),
+    )
+
+
+def evidence_for(conn: Connection, key: ListingKey, limit: int) -> tuple[int, list[HitRow]]:
+    """(all matching hits, the newest ``limit`` of them)."""
+    condition = _condition(key)
+    total = int(conn.execute(select(func.count()).select_from(hits).where(condition)).scalar_one())
+    rows = conn.execute(
+        select(
+            hits.c.at,
+            hits.c.client_ip,
+            hits.c.client_name,
+            hits.c.helo,
+            hits.c.mail_from,
+            hits.c.rcpt_to,
+            hits.c.trap_domain,
+            hits.c.feed,
+            hits.c.action,
+            hits.c.reason,
+        )
+        .where(condition)
+        .order_by(hits.c.at.desc(), hits.c.id.desc())
+        .limit(limit)
+    )
+    found = []
+    for row in rows:
+        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        found.append(
+            HitRow(
+                at=at,
+                client_ip=row.client_ip,
+                client_name=row.client_name,
+                helo=row.helo,
+                mail_from=row.mail_from,
+                rcpt_to=row.rcpt_to,
+                trap_domain=row.trap_domain,
+                feed=row.feed,
+                action=row.action,
+                reason=row.reason,
+            )
+        )
+    return total, found

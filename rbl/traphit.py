@@ -1,0 +1,35 @@
+"""TrapHit: the one record every feed produces.
+
+A TrapHit describes one SMTP attempt seen by a feed: who connected (IP and,
+when the MTA verified it, the forward-confirmed reverse DNS name), what it
+said (HELO, MAIL FROM) and to whom (RCPT TO). Whether the recipient is a
+trap is decided later, against the trap definitions in the store, except
+when the feed itself asserts it (OpenBSD spamd's own greytrap list,
+``spamdb`` TRAPPED entries): then ``trap_asserted`` is true and ``rcpt_to``
+may be unknown. Parsers are pure functions from text to TrapHits; they never
+touch the store. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rbl.errors import RblError
+
+
+class ParseError(RblError):
+    """The line is not in the expected format."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrapHit:
+    at: datetime  # timezone-aware, UTC
+    client_ip: str  # canonical text form (ipaddress)
+    rcpt_to: str | None  # lowercased address as given; None when the feed does not say
+    mail_from: str | None  # "" for the null sender <>; None when the feed does not say
+    helo: str | None
+    feed: str  # "spamd", "spamdb", "postfix", "exim", "json", "policy"
+    raw: str  # the line (or request) as received, for the evidence trail
+    client_name: str | None = None  # FCrDNS-verified host name, when the MTA logged one
+    trap_asserted: bool = False  # the feed says this was a trap hit (its own trap list)

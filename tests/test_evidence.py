@@ -1,0 +1,273 @@
+"""Trap hits into a real SQLite store: evidence, listings, change log, expiry."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+
+from rbl.allowlist import Allowlist
+from rbl.config import ListingSettings, parse_settings
+from rbl.keys import ZoneKind, parse_key
+from rbl.policy import Rules
+from rbl.store.database import open_engine
+from rbl.store.evidence import expire_listings, record_hits
+from rbl.store.listings import add_listing, remove_listing
+from rbl.store.schema import audit_log, change_log, hits, listings
+from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher, parse_trap
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SETTINGS = parse_settings(
+    {
+        "zones": [
+            {"name": "bl.example.org", "kind": "ip", "ns": ["ns1.example.org"]},
+            {
+                "name": "dbl.example.org",
+                "kind": "domain",
+                "ns": ["ns1.example.org"],
+                "default_code": "127.0.1.2",
+            },
+        ],
+        "listing": {"domain_zone": "dbl.example.org"},
+    },
+    source=Path("test.toml"),
+)
+IP_ZONE = SETTINGS.zone("bl.example.org")
+DOMAIN_ZONE = SETTINGS.zone("dbl.example.org")
+MATCHER = TrapMatcher([parse_trap("trap@example.org"), parse_trap("@abandoned.example")])
+
+
+def hit(**changes: object) -> TrapHit:
+    base: dict[str, object] = {
+        "at": NOW,
+        "client_ip": "45.1.2.3",
+        "rcpt_to": "trap@example.org",
+        "mail_from": "seller@spam.example",
+        "helo": "spam.example",
+        "feed": "test",
+        "raw": "raw line",
+    }
+    base.update(changes)
+    return TrapHit(**base)  # type: ignore[arg-type]
+
+
+def record(
+    engine: Engine,
+    batch: list[TrapHit],
+    *,
+    now: datetime = NOW,
+    listing: ListingSettings | None = None,
+    allow: Allowlist | None = None,
+):  # type: ignore[no-untyped-def]
+    rules = Rules.from_settings(listing or SETTINGS.listing)
+    with engine.begin() as conn:
+        return record_hits(
+            conn,
+            batch,
+            matcher=MATCHER,
+            allow=allow or Allowlist(),
+            rules=rules,
+            ip_zone=IP_ZONE,
+            domain_zone=DOMAIN_ZONE,
+            now=now,
+        )
+
+
+def rows(engine: Engine, table):  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return list(conn.execute(select(table).order_by(table.c.id)))
+
+
+def fresh(tmp: str | Path) -> Engine:
+    return open_engine(f"sqlite:///{tmp}/rbl.sqlite")
+
+
+def test_a_trap_hit_lists_the_address_with_evidence(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    result = record(engine, [hit(), hit(rcpt_to="someone@example.org", client_ip="45.9.9.9")])
+    assert result.actions == {"list": 1, "ignore": 1}
+    (listing,) = [r for r in rows(engine, listings) if r.zone == "bl.example.org"]
+    assert (listing.key, listing.state, listing.source, listing.hit_count) == (
+        "45.1.2.3",
+        "active",
+        "trap",
+        1,
+    )
+    assert listing.expires_at.replace(tzinfo=UTC) == NOW + timedelta(days=7)
+    (evidence,) = rows(engine, hits)  # the non-trap recipient is not evidence
+    assert (evidence.rcpt_to, evidence.trap_domain, evidence.sender_domain) == (
+        "trap@example.org",
+        "example.org",
+        "spam.example",
+    )
+    assert evidence.action == "list" and evidence.counted
+    assert [(c.zone, c.key, c.op) for c in rows(engine, change_log)] == [
+        ("bl.example.org", "45.1.2.3", "set")
+    ]
+    assert [(a.actor, a.action) for a in rows(engine, audit_log)] == [("policy", "list")]
+
+
+def test_whole_domain_traps_and_plus_details_match(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    result = record(
+        engine,
+        [
+            hit(rcpt_to="Anyone@Abandoned.Example", client_ip="45.1.1.1"),
+            hit(rcpt_to="trap+tag@example.org", client_ip="45.1.1.2"),
+        ],
+    )
+    assert result.actions == {"list": 2}
+
+
+def test_probes_reserved_and_allowlisted_are_recorded_only(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    allow = Allowlist([parse_key(ZoneKind.IP, "45.7.0.0/16")])
+    result = record(
+        engine,
+        [hit(mail_from=""), hit(client_ip="10.0.0.1"), hit(client_ip="45.7.1.1")],
+        allow=allow,
+    )
+    assert result.actions == {"record": 3}
+    assert [r.reason for r in rows(engine, hits)] == [
+        "not listed: null sender: a bounce or a sender-verification callback",
+        "never listed: 10.0.0.0/8 is reserved or our own",
+        "never listed: allowlisted",
+    ]
+    assert rows(engine, listings) == [] and rows(engine, change_log) == []
+
+
+def test_threshold_across_batches_and_within_one(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    listing = ListingSettings(threshold=2, domain_zone="dbl.example.org")
+    first = record(engine, [hit()], listing=listing)
+    assert first.actions == {"record": 1}
+    second = record(engine, [hit(at=NOW + timedelta(hours=1))], listing=listing)
+    assert second.actions == {"list": 1}
+    both = record(engine, [hit(client_ip="45.2.2.2"), hit(client_ip="45.2.2.2")], listing=listing)
+    assert both.actions == {"record": 1, "list": 1}
+
+
+def test_expiry_then_a_repeat_offender_stays_twice_as_long(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    record(engine, [hit()])
+    with engine.begin() as conn:
+        assert expire_listings(conn, now=NOW + timedelta(days=6)) == []
+        ended = expire_listings(conn, now=NOW + timedelta(days=7, seconds=1))
+    assert "bl.example.org 45.1.2.3" in ended
+    again = NOW + timedelta(days=10)
+    assert record(engine, [hit(at=again)], now=again).actions == {"list": 1}
+    listing = next(r for r in rows(engine, listings) if r.key == "45.1.2.3")
+    assert listing.times_listed == 2 and listing.hit_count == 2
+    assert listing.expires_at.replace(tzinfo=UTC) == again + timedelta(days=14)
+    assert [(c.key, c.op) for c in rows(engine, change_log) if c.zone == "bl.example.org"] == [
+        ("45.1.2.3", "set"),
+        ("45.1.2.3", "delete"),
+        ("45.1.2.3", "set"),
+    ]
+
+
+def test_only_hits_newer_than_a_delisting_relist(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    record(engine, [hit()])
+    delisted = NOW + timedelta(hours=1)
+    with engine.begin() as conn:
+        remove_listing(
+            conn,
+            "bl.example.org",
+            parse_key(ZoneKind.IP, "45.1.2.3"),
+            reason="fixed",
+            actor="op",
+            now=delisted,
+        )
+    old = record(engine, [hit(at=NOW + timedelta(minutes=30))], now=delisted)
+    assert old.actions == {"record": 1}
+    new = record(engine, [hit(at=delisted + timedelta(minutes=1))], now=delisted)
+    assert new.actions == {"list": 1}
+
+
+def test_manual_listings_keep_their_terms(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    with engine.begin() as conn:
+        add_listing(
+            conn,
+            "bl.example.org",
+            parse_key(ZoneKind.IP, "45.1.2.3"),
+            ("127.0.0.3",),
+            reason="operator",
+            actor="op",
+            now=NOW,
+        )
+    assert record(engine, [hit()]).actions == {"record": 1}
+    listing = rows(engine, listings)[0]
+    assert (listing.source, listing.codes, listing.expires_at) == ("manual", "127.0.0.3", None)
+
+
+def test_domain_listed_only_when_the_verified_host_is_inside_it(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    record(
+        engine,
+        [
+            hit(client_ip="45.3.3.3", client_name="mail.spam.example"),
+            hit(
+                client_ip="45.4.4.4",
+                client_name="mx.victim.example",
+                mail_from="forged@innocent.example",
+            ),
+            hit(
+                client_ip="45.5.5.5",
+                client_name="mail-1.outbound.outlook.com",
+                mail_from="someone@outlook.com",
+            ),
+        ],
+    )
+    domains = [(r.key, r.codes) for r in rows(engine, listings) if r.zone == "dbl.example.org"]
+    assert domains == [("spam.example", "127.0.1.2")]
+
+
+batches = st.lists(
+    st.builds(
+        hit,
+        at=st.integers(0, 20 * 24).map(lambda h: NOW + timedelta(hours=h)),
+        client_ip=st.sampled_from(["45.1.1.1", "45.1.1.2", "45.1.1.3", "10.9.9.9"]),
+        mail_from=st.sampled_from(["a@spam.example", "", "b@other.example"]),
+        rcpt_to=st.sampled_from(["trap@example.org", "user@example.org"]),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.integers(1, 6), st.integers(1, 3))
+def test_same_evidence_same_list_however_it_is_batched(
+    evidence: list[TrapHit], split: int, threshold: int
+) -> None:
+    evidence = sorted(evidence, key=lambda h: h.at)
+    listing = ListingSettings(threshold=threshold, domain_zone="dbl.example.org")
+    outcomes = []
+    for size in (len(evidence), split):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = fresh(tmp)
+            for start in range(0, len(evidence), size):
+                record(
+                    engine,
+                    evidence[start : start + size],
+                    listing=listing,
+                    now=NOW + timedelta(days=30),
+                )
+            outcomes.append(
+                (
+                    [
+                        (r.zone, r.key, r.state, r.hit_count, r.expires_at)
+                        for r in rows(engine, listings)
+                    ],
+                    [(h.client_ip, h.action, h.reason) for h in rows(engine, hits)],
+                )
+            )
+            engine.dispose()
+    assert outcomes[0] == outcomes[1]

@@ -1,0 +1,281 @@
+"""The listing policy: pure decisions, property-tested."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rbl.config import ListingSettings
+from rbl.policy import (
+    Action,
+    History,
+    Rules,
+    decide,
+    normalise_sender,
+    probe_reason,
+    tied_domain,
+)
+from rbl.traphit import TrapHit
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+RULES = Rules.from_settings(ListingSettings(own_networks=("45.0.0.0/24",)))
+
+
+def hit(**changes: object) -> TrapHit:
+    base: dict[str, object] = {
+        "at": NOW,
+        "client_ip": "45.1.2.3",
+        "rcpt_to": "trap@example.org",
+        "mail_from": "seller@spam.example",
+        "helo": "spam.example",
+        "feed": "test",
+        "raw": "line",
+    }
+    base.update(changes)
+    return TrapHit(**base)  # type: ignore[arg-type]
+
+
+def test_first_hit_lists_for_the_base_duration() -> None:
+    decision = decide(hit(), is_trap=True, history=History(), rules=RULES, now=NOW)
+    assert decision.action is Action.LIST
+    assert decision.expires_at == NOW + timedelta(days=7)
+    assert decision.counts
+
+
+def test_not_a_trap_is_ignored_unless_the_feed_asserts_it() -> None:
+    assert (
+        decide(hit(), is_trap=False, history=History(), rules=RULES, now=NOW).action
+        is Action.IGNORE
+    )
+    asserted = decide(
+        hit(rcpt_to=None, trap_asserted=True),
+        is_trap=False,
+        history=History(),
+        rules=RULES,
+        now=NOW,
+    )
+    assert asserted.action is Action.LIST
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.5",
+        "10.1.2.3",
+        "192.168.1.1",
+        "172.16.0.9",
+        "100.64.0.1",
+        "169.254.1.1",
+        "192.0.2.10",
+        "198.51.100.1",
+        "203.0.113.9",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::5",
+        "2001:db8::1",
+        "45.0.0.77",
+    ],
+)
+def test_reserved_and_own_networks_are_never_listed(address: str) -> None:
+    decision = decide(hit(client_ip=address), is_trap=True, history=History(), rules=RULES, now=NOW)
+    assert decision.action is Action.RECORD
+    assert "never listed" in decision.reason
+    assert not decision.counts
+
+
+def test_allowlisted_is_recorded_not_listed() -> None:
+    decision = decide(hit(), is_trap=True, history=History(allowlisted=True), rules=RULES, now=NOW)
+    assert (decision.action, decision.reason) == (Action.RECORD, "never listed: allowlisted")
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "rcpt_to", "fragment"),
+    [
+        ("", "trap@example.org", "null sender"),
+        ("double-bounce@mx.example.net", "trap@example.org", "address-verification"),
+        (
+            "seller@spam.example",
+            "mx1.example.net-1503146097-testing@example.org",
+            "random-recipient probe",
+        ),
+    ],
+)
+def test_callback_probes_are_evidence_but_never_list(
+    mail_from: str, rcpt_to: str, fragment: str
+) -> None:
+    probe = hit(mail_from=mail_from, rcpt_to=rcpt_to)
+    assert fragment in (probe_reason(probe) or "")
+    decision = decide(probe, is_trap=True, history=History(), rules=RULES, now=NOW)
+    assert decision.action is Action.RECORD and not decision.counts
+
+
+def test_threshold_counts_hits_in_the_window() -> None:
+    rules = Rules.from_settings(ListingSettings(threshold=3))
+    first = decide(hit(), is_trap=True, history=History(hits_in_window=1), rules=rules, now=NOW)
+    assert first.action is Action.RECORD and first.reason == "not listed yet: 2 of 3 hits"
+    assert first.counts
+    third = decide(hit(), is_trap=True, history=History(hits_in_window=2), rules=rules, now=NOW)
+    assert third.action is Action.LIST
+
+
+def test_repeat_offenders_stay_longer_up_to_the_cap() -> None:
+    durations = [
+        decide(
+            hit(), is_trap=True, history=History(earlier_listings=n), rules=RULES, now=NOW
+        ).expires_at
+        - NOW  # type: ignore[operator]
+        for n in range(6)
+    ]
+    assert durations[:4] == [timedelta(days=d) for d in (7, 14, 28, 56)]
+    assert durations[4] == durations[5] == timedelta(days=90)
+
+
+def test_active_listing_is_extended_only_forward() -> None:
+    later = NOW + timedelta(days=30)
+    kept = decide(
+        hit(),
+        is_trap=True,
+        rules=RULES,
+        now=NOW,
+        history=History(active=True, active_expires_at=later, earlier_listings=0),
+    )
+    assert kept.action is Action.RECORD and kept.expires_at == later and kept.counts
+    extended = decide(
+        hit(),
+        is_trap=True,
+        rules=RULES,
+        now=NOW,
+        history=History(active=True, active_expires_at=NOW + timedelta(days=1)),
+    )
+    assert extended.action is Action.EXTEND
+    assert extended.expires_at == NOW + timedelta(days=7)
+
+
+def test_operator_listings_are_left_alone() -> None:
+    decision = decide(
+        hit(), is_trap=True, rules=RULES, now=NOW, history=History(active=True, active_manual=True)
+    )
+    assert decision.action is Action.RECORD
+
+
+def test_only_hits_after_a_delisting_list_again() -> None:
+    delisted = NOW - timedelta(hours=1)
+    old = decide(
+        hit(at=delisted - timedelta(minutes=5)),
+        is_trap=True,
+        rules=RULES,
+        now=NOW,
+        history=History(delisted_at=delisted, earlier_listings=1),
+    )
+    assert old.action is Action.RECORD and not old.counts
+    new = decide(
+        hit(at=delisted + timedelta(minutes=5)),
+        is_trap=True,
+        rules=RULES,
+        now=NOW,
+        history=History(delisted_at=delisted, earlier_listings=1),
+    )
+    assert new.action is Action.LIST
+
+
+def test_evidence_older_than_a_listing_lives_does_not_list() -> None:
+    old = decide(
+        hit(at=NOW - timedelta(days=8)), is_trap=True, history=History(), rules=RULES, now=NOW
+    )
+    assert old.action is Action.RECORD and old.counts
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("prvs=1234abcdef=User@Example.COM", "user@example.com"),
+        ("prvs=user=1234abcdef@example.com", "user@example.com"),
+        ("prvs=notatag=user@example.com", "prvs=notatag=user@example.com"),
+        ("plain@example.com", "plain@example.com"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_batv_senders_are_normalised_in_both_tag_orders(
+    sender: str | None, expected: str | None
+) -> None:
+    assert normalise_sender(sender) == expected
+
+
+@pytest.mark.parametrize(
+    ("client_name", "mail_from", "helo", "expected"),
+    [
+        ("mail.spam.example", "x@spam.example", "whatever", "spam.example"),
+        ("mail.spam.example", "prvs=1234abcdef=x@spam.example", None, "spam.example"),
+        ("mx.victim.example", "x@spam.example", "mx.victim.example", "mx.victim.example"),
+        (None, "x@spam.example", "spam.example", None),  # no verified name: never
+        ("mail.other.example", "x@spam.example", "spam.example", None),  # forged sender
+        ("host.example", "x@ample.example", None, None),  # suffix is not a label boundary
+    ],
+)
+def test_domains_are_tied_only_through_the_verified_host_name(
+    client_name: str | None, mail_from: str, helo: str | None, expected: str | None
+) -> None:
+    assert tied_domain(hit(client_name=client_name, mail_from=mail_from, helo=helo)) == expected
+
+
+public_v4 = st.integers(0x2D000000, 0x5FFFFFFF).map(
+    lambda n: f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+)
+histories = st.builds(
+    History,
+    hits_in_window=st.integers(0, 20),
+    earlier_listings=st.integers(0, 12),
+    active=st.booleans(),
+    active_expires_at=st.none() | st.integers(-30, 200).map(lambda d: NOW + timedelta(days=d)),
+    active_manual=st.booleans(),
+    allowlisted=st.booleans(),
+    delisted_at=st.none() | st.integers(-30, 30).map(lambda d: NOW + timedelta(days=d)),
+)
+hits_strategy = st.builds(
+    hit,
+    at=st.integers(-40, 1).map(lambda d: NOW + timedelta(days=d)),
+    client_ip=public_v4 | st.sampled_from(["10.0.0.1", "127.0.0.2", "2001:db8::5", "fe80::2"]),
+    mail_from=st.sampled_from(["", "a@b.example", "double-bounce@x.example", None]),
+    rcpt_to=st.sampled_from(["trap@example.org", "h-1503146097-testing@example.org", None]),
+    trap_asserted=st.booleans(),
+)
+rules_strategy = st.builds(
+    lambda threshold, factor: Rules.from_settings(
+        ListingSettings(threshold=threshold, repeat_factor=factor)
+    ),
+    st.integers(1, 5),
+    st.floats(1.0, 4.0),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hits_strategy, st.booleans(), histories, rules_strategy)
+def test_policy_invariants(hit_: TrapHit, is_trap: bool, history: History, rules: Rules) -> None:
+    decision = decide(hit_, is_trap=is_trap, history=history, rules=rules, now=NOW)
+    # Repeatable: the same evidence gives the same decision.
+    assert decision == decide(hit_, is_trap=is_trap, history=history, rules=rules, now=NOW)
+    if decision.action in (Action.LIST, Action.EXTEND):
+        assert is_trap or hit_.trap_asserted
+        assert not history.allowlisted
+        assert probe_reason(hit_) is None
+        assert hit_.client_ip not in ("10.0.0.1", "127.0.0.2", "2001:db8::5", "fe80::2")
+        assert history.hits_in_window + 1 >= rules.threshold
+        assert not (history.active and history.active_manual)
+        assert history.delisted_at is None or hit_.at > history.delisted_at
+        assert decision.expires_at is not None and decision.expires_at > NOW
+        assert decision.expires_at - hit_.at <= rules.max_duration
+        assert (decision.action is Action.EXTEND) == history.active
+    if decision.action is Action.EXTEND and history.active_expires_at is not None:
+        assert decision.expires_at > history.active_expires_at  # type: ignore[operator]
+    assert decision.reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 30), rules_strategy)
+def test_duration_is_monotone_and_capped(listings: int, rules: Rules) -> None:
+    assert rules.duration_for(listings) <= rules.duration_for(listings + 1) <= rules.max_duration
