@@ -6,11 +6,10 @@ the DNS index uses); a domain entry protects the domain and every name below it.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 from rbl.index import PrefixTable
-from rbl.keys import IpKey, ListingKey
+from rbl.keys import IpKey, ListingKey, address_key
 
 # Mailbox and bulk-sending providers whose domains appear in forged or
 # relayed mail all the time; listing one in an RHSBL would block half the
@@ -69,9 +68,9 @@ class Allowlist:
                 self._domains.add(key.name)
 
     def covers_ip(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address)
-        table = self._v4 if ip.version == 4 else self._v6
-        return table.lookup(int(ip)) is not None
+        key = address_key(address)
+        table = self._v4 if key.family == 4 else self._v6
+        return table.lookup(key.network) is not None
 
     def covers_domain(self, name: str) -> bool:
         """True for an allowlisted domain, a name below one, or a big provider's domain."""

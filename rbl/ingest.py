@@ -15,7 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from stat import S_ISREG
 from typing import BinaryIO
@@ -222,6 +222,7 @@ class Ingestor:
                 if batch.lines >= self.batch_size:
                     yield batch, offset, line_number
                     batch = _Batch()
+                    ctx = replace(ctx, now=self.clock())
                 continue
             pending += chunk
             if not follow or draining:
@@ -235,6 +236,8 @@ class Ingestor:
             if batch.lines:
                 yield batch, offset, line_number
                 batch = _Batch()
+            # A log followed for days: infer syslog years from today, not the start.
+            ctx = replace(ctx, now=self.clock())
             if not keep_going():
                 return
             time.sleep(poll)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 from rbl.config import ListingSettings
+from rbl.index import PrefixTable
+from rbl.keys import address_key
 from rbl.traphit import TrapHit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,7 +85,7 @@ class Action(StrEnum):
     EXTEND = "extend"  # an active listing lives longer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Rules:
     threshold: int
     window: timedelta
@@ -92,6 +93,22 @@ class Rules:
     repeat_factor: float
     max_duration: timedelta
     protected: tuple[Network, ...]
+    _tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Longest-prefix lookups over the protected networks: an int compare or two
+        # per hit instead of testing every network.
+        tables = {4: PrefixTable(32), 6: PrefixTable(128)}
+        for position, network in enumerate(self.protected):
+            tables[network.version].set(
+                int(network.network_address), network.prefixlen, position + 1
+            )
+        object.__setattr__(self, "_tables", tables)
+
+    def protected_network(self, address: str) -> Network | None:
+        key = address_key(address)
+        found = self._tables[key.family].lookup(key.network)
+        return None if found is None else self.protected[found - 1]
 
     @classmethod
     def from_settings(cls, settings: ListingSettings) -> Rules:
@@ -176,21 +193,13 @@ def probe_reason(hit: TrapHit) -> str | None:
     return None
 
 
-def protected_network(address: str, protected: Iterable[Network]) -> Network | None:
-    ip = ipaddress.ip_address(address)
-    for network in protected:
-        if ip.version == network.version and ip in network:
-            return network
-    return None
-
-
 def decide(
     hit: TrapHit, *, is_trap: bool, history: History, rules: Rules, now: datetime
 ) -> Decision:
     """What this hit does to the listing of ``hit.client_ip``."""
     if not is_trap and not hit.trap_asserted:
         return Decision(Action.IGNORE, "recipient is not a trap", counts=False)
-    network = protected_network(hit.client_ip, rules.protected)
+    network = rules.protected_network(hit.client_ip)
     if network is not None:
         return Decision(
             Action.RECORD, f"never listed: {network} is reserved or our own", counts=False

@@ -148,7 +148,11 @@ def test_threshold_across_batches_and_within_one(tmp_path: Path) -> None:
     assert first.actions == {"record": 1}
     second = record(engine, [hit(at=NOW + timedelta(hours=1))], listing=listing)
     assert second.actions == {"list": 1}
-    both = record(engine, [hit(client_ip="45.2.2.2"), hit(client_ip="45.2.2.2")], listing=listing)
+    both = record(
+        engine,
+        [hit(client_ip="45.2.2.2"), hit(client_ip="45.2.2.2", at=NOW + timedelta(seconds=1))],
+        listing=listing,
+    )
     assert both.actions == {"record": 1, "list": 1}
 
 
@@ -271,3 +275,17 @@ def test_same_evidence_same_list_however_it_is_batched(
             )
             engine.dispose()
     assert outcomes[0] == outcomes[1]
+
+
+def test_one_attempt_logged_twice_counts_once_even_across_batches(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    grey = hit(mail_from="a@spam.example", helo=None)
+    trapping = hit(
+        mail_from="a@spam.example",
+        helo="spam.example",
+        trap_asserted=True,
+        at=NOW + timedelta(microseconds=300),
+    )
+    assert record(engine, [grey, trapping]).actions == {"list": 1, "duplicate": 1}
+    assert record(engine, [trapping]).actions == {"duplicate": 1}
+    assert len(rows(engine, hits)) == 1

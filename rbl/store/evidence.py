@@ -9,19 +9,18 @@ and the audit rows together. Expiry is a change too (``expire_listings``).
 
 from __future__ import annotations
 
-import ipaddress
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
-from rbl.keys import DomainKey, IpKey, ListingKey
+from rbl.keys import DomainKey, ListingKey, address_key
 from rbl.policy import (
     Action,
     Decision,
@@ -40,6 +39,7 @@ from rbl.store.schema import (
     OP_SET,
     SOURCE_MANUAL,
     SOURCE_TRAP,
+    audit_log,
     change_log,
     hits,
     listings,
@@ -69,11 +69,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def address_key(address: str) -> IpKey:
-    ip = ipaddress.ip_address(address)
-    return IpKey(ip.version, int(ip), 32 if ip.version == 4 else 128)
-
-
 class _Listing:
     """A listing row as the batch changes it (mirrors the columns it touches)."""
 
@@ -90,11 +85,13 @@ class _Listing:
         "new_episode",
         "reason",
         "state",
+        "text",
         "times_listed",
     )
 
-    def __init__(self, key: ListingKey, row: Any | None) -> None:
+    def __init__(self, key: ListingKey, row: Any | None, text: str) -> None:
         self.key = key
+        self.text = text
         self.id = None if row is None else row.id
         self.state = None if row is None else row.state
         self.expires_at = None if row is None else _utc(row.expires_at)
@@ -121,9 +118,9 @@ class _Listing:
         )
 
     def apply(self, hit: TrapHit, decision: Decision) -> None:
-        self.dirty = True
         supporting = decision.action is Action.RECORD and decision.expires_at is not None
         if decision.action in (Action.LIST, Action.EXTEND) or supporting:
+            self.dirty = True
             if self.first_seen is None or hit.at < self.first_seen:
                 self.first_seen = hit.at
             if self.last_seen is None or hit.at > self.last_seen:
@@ -139,19 +136,22 @@ class _Listing:
                 self.new_episode = True
 
 
-def _load_listings(conn: Connection, zone: str, keys: list[ListingKey]) -> dict[str, _Listing]:
+def _load_listings(
+    conn: Connection, zone: str, keys: list[ListingKey], texts: list[str] | None = None
+) -> dict[str, _Listing]:
+    """Listing rows (or blank ones) for ``keys``; ``texts`` saves recomputing key texts."""
     found: dict[str, _Listing] = {}
-    texts = [key.text for key in keys]
-    by_text = {key.text: key for key in keys}
+    texts = texts if texts is not None else [key.text for key in keys]
+    by_text = dict(zip(texts, keys, strict=True))
     for start in range(0, len(texts), _CHUNK):
         for row in conn.execute(
             select(listings).where(
                 listings.c.zone == zone, listings.c.key.in_(texts[start : start + _CHUNK])
             )
         ):
-            found[row.key] = _Listing(by_text[row.key], row)
+            found[row.key] = _Listing(by_text[row.key], row, row.key)
     for text, key in by_text.items():
-        found.setdefault(text, _Listing(key, None))
+        found.setdefault(text, _Listing(key, None, text))
     return found
 
 
@@ -173,6 +173,35 @@ def _hit_times(
     return times
 
 
+Attempt = tuple[str, str | None, str | None, int]
+
+
+def _attempt(client_ip: str, mail_from: str | None, rcpt_to: str | None, at: datetime) -> Attempt:
+    return client_ip, mail_from, rcpt_to, int(at.timestamp())
+
+
+def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> set[Attempt]:
+    """Attempts already stored in the batch's seconds, so a duplicate split across two
+    batches is caught as surely as one inside a batch (decisions must not depend on
+    where batches start)."""
+    if not batch:
+        return set()
+    low = min(hit.at for hit in batch).replace(microsecond=0)
+    high = max(hit.at for hit in batch).replace(microsecond=0) + timedelta(seconds=1)
+    addresses = sorted({hit.client_ip for hit in batch})
+    found: set[Attempt] = set()
+    for start in range(0, len(addresses), _CHUNK):
+        for client_ip, mail_from, rcpt_to, at in conn.execute(
+            select(hits.c.client_ip, hits.c.mail_from, hits.c.rcpt_to, hits.c.at).where(
+                hits.c.client_ip.in_(addresses[start : start + _CHUNK]),
+                hits.c.at >= low,
+                hits.c.at < high,
+            )
+        ):
+            found.add(_attempt(client_ip, mail_from, rcpt_to, _utc(at)))  # type: ignore[arg-type]
+    return found
+
+
 def record_hits(
     conn: Connection,
     batch: Sequence[TrapHit],
@@ -188,17 +217,27 @@ def record_hits(
     """Decide and store one batch of hits; hits whose recipient is no trap are not stored."""
     result = BatchResult()
     relevant: list[tuple[TrapHit, str | None]] = []
+    seen = _stored_attempts(conn, batch)
     for hit in batch:
         trap = matcher.match(hit.rcpt_to)
         if trap is None and not hit.trap_asserted:
             result.actions[Action.IGNORE.value] += 1
             continue
+        # One attempt logged twice (spamd -v: "(GREY)" and "Trapping"; Postfix "hold"
+        # then "reject") counts once: same client, sender, recipient and second.
+        attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
+        if attempt in seen:
+            result.actions["duplicate"] += 1
+            continue
+        seen.add(attempt)
         relevant.append((hit, None if trap is None else trap.value))
     if not relevant:
         return result
     relevant.sort(key=lambda item: item[0].at)  # stable: input order within a second
     addresses = sorted({hit.client_ip for hit, _ in relevant})
-    ip_rows = _load_listings(conn, ip_zone.name, [address_key(a) for a in addresses])
+    ip_rows = _load_listings(
+        conn, ip_zone.name, [address_key(a) for a in addresses], texts=addresses
+    )
     times: dict[str, list[datetime]] = {}
     if rules.threshold > 1:
         times = _hit_times(conn, addresses, relevant[0][0].at - rules.window)
@@ -211,7 +250,7 @@ def record_hits(
 
     hit_rows: list[dict[str, Any]] = []
     for hit, _trap in relevant:
-        row = ip_rows[address_key(hit.client_ip).text]
+        row = ip_rows[hit.client_ip]  # parsers give canonical text, the key's own text
         earlier = times.setdefault(hit.client_ip, [])
         in_window = len(earlier) - bisect_right(earlier, hit.at - rules.window)
         decision = decide(
@@ -226,7 +265,7 @@ def record_hits(
         row.apply(hit, decision)
         result.actions[decision.action.value] += 1
         if decision.action is Action.LIST:
-            result.listed.append(f"{ip_zone.name} {row.key.text}")
+            result.listed.append(f"{ip_zone.name} {row.text}")
         if decision.action in (Action.LIST, Action.EXTEND) and domain_zone is not None:
             _domain_decision(
                 hit, decision, domain_rows, allow, rules, now, result, domain_zone.name
@@ -293,7 +332,13 @@ def _domain_decision(
 
 
 def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: datetime) -> None:
+    """Write the batch's listing changes with one executemany per statement shape."""
     codes = ",".join(zone.default_codes)
+    inserts: list[dict[str, Any]] = []
+    relisted: list[dict[str, Any]] = []
+    extended: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
     for row in rows:
         if not row.dirty:
             continue
@@ -307,48 +352,73 @@ def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: dateti
             "updated_at": now,
             "reason": row.reason,
         }
-        if row.state is None:
-            continue  # only recorded evidence: no listing row yet
         if row.id is None:
-            conn.execute(
-                insert(listings).values(
-                    zone=zone.name,
-                    codes=codes,
-                    txt=None,
-                    source=SOURCE_TRAP,
-                    created_at=now,
-                    **key_columns(row.key),
+            inserts.append(
+                {
+                    "zone": zone.name,
+                    "codes": codes,
+                    "txt": None,
+                    "source": SOURCE_TRAP,
+                    "created_at": now,
+                    **key_columns(row.key, row.text),
                     **values,
-                )
+                }
             )
         elif row.new_episode:
-            conn.execute(
-                update(listings)
-                .where(listings.c.id == row.id)
-                .values(codes=codes, txt=None, source=SOURCE_TRAP, **values)
-            )
+            relisted.append({"b_id": row.id, **values})
         else:
-            conn.execute(update(listings).where(listings.c.id == row.id).values(**values))
+            extended.append({"b_id": row.id, **values})
         if row.new_episode:
-            conn.execute(
-                insert(change_log).values(
-                    zone=zone.name,
-                    key=row.key.text,
-                    op=OP_SET,
-                    codes=codes,
-                    txt=None,
-                    created_at=now,
-                )
+            changes.append(
+                {
+                    "zone": zone.name,
+                    "key": row.text,
+                    "op": OP_SET,
+                    "codes": codes,
+                    "txt": None,
+                    "created_at": now,
+                }
             )
-            audit(
-                conn,
-                now=now,
-                actor=POLICY_ACTOR,
-                action="list",
-                zone=zone.name,
-                key=row.key.text,
-                reason=row.reason,
+            audits.append(
+                {
+                    "at": now,
+                    "actor": POLICY_ACTOR,
+                    "action": "list",
+                    "zone": zone.name,
+                    "key": row.text,
+                    "reason": row.reason,
+                    "detail": f"codes={codes}",
+                }
             )
+    columns = (
+        "state",
+        "expires_at",
+        "first_seen",
+        "last_seen",
+        "hit_count",
+        "times_listed",
+        "updated_at",
+        "reason",
+    )
+    by_id = listings.c.id == bindparam("b_id")
+    if inserts:
+        conn.execute(insert(listings), inserts)
+    if relisted:
+        conn.execute(
+            update(listings)
+            .where(by_id)
+            .values(
+                codes=codes, txt=None, source=SOURCE_TRAP, **{c: bindparam(c) for c in columns}
+            ),
+            relisted,
+        )
+    if extended:
+        conn.execute(
+            update(listings).where(by_id).values(**{c: bindparam(c) for c in columns}), extended
+        )
+    if changes:
+        conn.execute(insert(change_log), changes)
+        conn.execute(insert(audit_log), audits)
 
 
 def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> list[str]:

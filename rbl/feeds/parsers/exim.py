@@ -108,7 +108,8 @@ def _rejected(
     if m is None:
         if line.startswith("H=", start) or "F=<" in line:
             raise ParseError(
-                f"exim rejected RCPT line is not 'H=... [ip] F=<from> rejected RCPT <to>': {line!r}"
+                "exim rejected RCPT line is not 'H=... [ip] F=<from> rejected RCPT <to>': "
+                f"{line[:200]!r}"
             )
         return []
     name = m.group("name")
@@ -141,7 +142,7 @@ def _arrival(
         return []  # " for " inside a quoted field (T="..."): no recipient list
     host = _HOST_RE.match(line, host_at + 1)
     if host is None:
-        raise ParseError(f"exim arrival has an H= field without '[ip]': {line!r}")
+        raise ParseError(f"exim arrival has an H= field without '[ip]': {line[:200]!r}")
     at = _time(ts, head, ctx)
     ip = client_ip(host.group("ip"))
     sender = mail_address(m.group("from"))

@@ -59,18 +59,26 @@ def _recipients(value: Any, trapped: bool) -> list[str | None]:
             return [None]
         raise ParseError("field 'to' is missing (required unless 'trap' is true)")
     if isinstance(value, str):
-        return [mail_address(value)]
-    if isinstance(value, list):
+        items = [value]
+    elif isinstance(value, list):
         if not value:
             if trapped:
                 return [None]
             raise ParseError("field 'to' is an empty list")
         if not all(isinstance(item, str) for item in value):
             raise ParseError("field 'to' must be a string or a list of strings")
-        return [mail_address(item) for item in value]
-    raise ParseError(
-        f"field 'to' must be a string or a list of strings, not {type(value).__name__}"
-    )
+        items = value
+    else:
+        raise ParseError(
+            f"field 'to' must be a string or a list of strings, not {type(value).__name__}"
+        )
+    recipients: list[str | None] = []
+    for item in items:
+        address = mail_address(item)
+        if not address:
+            raise ParseError(f"field 'to' has an empty address {item[:100]!r}")
+        recipients.append(address)
+    return recipients
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:

@@ -55,8 +55,10 @@ _PREFIX: Final = re.compile(
     r"(?:(?:milter-)?(?:reject|discard|hold)|reject_warning|filter|redirect): "
     r"(?P<where>[A-Z][A-Z-]*) from "
 )
+# The text may hold semicolons of its own (RBL replies, policy texts): the tail
+# Postfix appends after the last one that parses is the real one.
 _REST: Final = re.compile(
-    r"(?P<name>[^\s\[\]]*)\[(?P<addr>[^\]\s]*)\](?::\d+)?: .*?;"
+    r"(?P<name>[^\s\[\]]*)\[(?P<addr>[^\]\s]*)\](?::\d+)?: .*;"
     r"(?: from=<(?P<from>.*?)>)?(?: to=<(?P<to>.*?)>)?(?: proto=\S+)?(?: helo=<(?P<helo>\S*)>)?"
 )
 _WITH_RECIPIENT: Final = frozenset({"RCPT", "DATA", "BDAT", "END-OF-MESSAGE"})
@@ -80,12 +82,13 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     m = _REST.fullmatch(line, prefix.end())
     if m is None:
         raise ParseError(
-            f"postfix {where} verdict is not 'name[addr]: text; from=<..> to=<..> ...': {line!r}"
+            f"postfix {where} verdict is not 'name[addr]: text; from=<..> to=<..> ...': "
+            f"{line[:200]!r}"
         )
     rcpt = m.group("to")
     if rcpt is None:
         if where == "RCPT":
-            raise ParseError(f"postfix RCPT verdict without to=<...>: {line!r}")
+            raise ParseError(f"postfix RCPT verdict without to=<...>: {line[:200]!r}")
         return []
     name = m.group("name")
     sender = m.group("from")

@@ -60,17 +60,18 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     if line.startswith("(GREY) ", start) or line.startswith("(BLACK) ", start):
         m = _ATTEMPT.fullmatch(line, start)
         if m is None:
-            raise ParseError(f"spamd GREY/BLACK line is not '(TAG) ip: from -> to': {line!r}")
+            raise ParseError(f"spamd GREY/BLACK line is not '(TAG) ip: from -> to': {line[:200]!r}")
         helo = None
         trapped = False
     elif line.startswith("Trapping ", start):
         m = _TRAPPING.fullmatch(line, start)
         if m is None:
             raise ParseError(
-                f"spamd Trapping line is not 'Trapping ip for tuple ip helo from to': {line!r}"
+                "spamd Trapping line is not 'Trapping ip for tuple ip helo from to': "
+                f"{line[:200]!r}"
             )
         if m.group("tip") != m.group("ip"):
-            raise ParseError(f"spamd Trapping line names two different clients: {line!r}")
+            raise ParseError(f"spamd Trapping line names two different clients: {line[:200]!r}")
         helo = helo_name(m.group("helo"))
         trapped = True
     else:

@@ -44,7 +44,7 @@ def _seconds(text: str, what: str, line: str) -> int:
     try:
         return int(text)
     except ValueError as exc:
-        raise ParseError(f"spamdb {what} time {text!r} is not a number: {line!r}") from exc
+        raise ParseError(f"spamdb {what} time {text!r} is not a number: {line[:200]!r}") from exc
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
@@ -56,9 +56,11 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     kind = fields[0]
     expected = _FIELDS.get(kind)
     if expected is None:
-        raise ParseError(f"spamdb entry type {kind[:40]!r} is unknown: {line!r}")
+        raise ParseError(f"spamdb entry type {kind[:40]!r} is unknown: {line[:200]!r}")
     if len(fields) != expected:
-        raise ParseError(f"spamdb {kind} entry has {len(fields)} fields, not {expected}: {line!r}")
+        raise ParseError(
+            f"spamdb {kind} entry has {len(fields)} fields, not {expected}: {line[:200]!r}"
+        )
     if kind == "TRAPPED":
         expire = _seconds(fields[2], "expire", line)
         at = min(stamps.epoch(expire - TRAPEXP, fields[2]), ctx.now.astimezone(UTC))

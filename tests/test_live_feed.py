@@ -1,0 +1,89 @@
+"""The whole loop in a real ``rbl serve``: a Postfix policy request for a trap recipient
+lists the client in DNS within a second, and the listing expires from DNS on the clock."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from tests.conftest import CONFIG_TEMPLATE, rbl_command, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+LIVE_SETTINGS = """
+[listing]
+ip_zone = "bl.example.org"
+domain_zone = "dbl.example.org"
+duration = "3s"
+max_duration = "1h"
+expiry_interval = "0.2s"
+
+[feeds.policy]
+listen = "127.0.0.1:0"
+"""
+
+
+def policy_request(host: str, port: int, **attributes: str) -> bytes:
+    request = {"request": "smtpd_access_policy", "protocol_state": "RCPT", **attributes}
+    payload = "".join(f"{k}={v}\n" for k, v in request.items()).encode() + b"\n"
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(payload)
+        answer = b""
+        while not answer.endswith(b"\n\n"):
+            chunk = conn.recv(512)
+            assert chunk, "policy server closed the connection"
+            answer += chunk
+    return answer
+
+
+def query(host: str, port: int, name: str) -> dns.message.Message:
+    return dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=3)
+
+
+def wait_rcode(host: str, port: int, name: str, rcode: int, timeout: float) -> float:
+    start = time.monotonic()
+    while query(host, port, name).rcode() != rcode:
+        assert time.monotonic() - start < timeout, f"{name} not {rcode} within {timeout}s"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_policy_hit_lists_within_a_second_and_expires(tmp_path: Path) -> None:
+    config = tmp_path / "rbl.toml"
+    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + LIVE_SETTINGS)
+    rbl_command(config, "traps", "add", "trap@example.org")
+    server = start_server(config)
+    try:
+        policy = server.info["policy"]
+        assert isinstance(policy, dict)
+        name = "8.7.6.45.bl.example.org"
+        assert query(server.host, server.port, name).rcode() == dns.rcode.NXDOMAIN
+        answer = policy_request(
+            policy["host"], policy["port"], client_address="45.6.7.8",
+            client_name="mail.spam.example", helo_name="mail.spam.example",
+            sender="offer@spam.example", recipient="Trap@Example.org",
+        )
+        assert answer == b"action=DUNNO\n\n"
+        waited = wait_rcode(server.host, server.port, name, dns.rcode.NOERROR, timeout=1.0)
+        assert waited < 1.0
+        domain = "spam.example.dbl.example.org"
+        assert query(server.host, server.port, domain).rcode() == dns.rcode.NOERROR
+        # Not a trap: answered DUNNO, nothing listed.
+        assert policy_request(policy["host"], policy["port"], client_address="45.9.9.9",
+                              sender="a@b.example", recipient="user@example.org") == (
+            b"action=DUNNO\n\n")
+        # The listing lives 3 s after its hit; the sweep runs every 0.2 s.
+        wait_rcode(server.host, server.port, name, dns.rcode.NXDOMAIN, timeout=6.0)
+        assert query(server.host, server.port, "9.9.9.45.bl.example.org").rcode() == (
+            dns.rcode.NXDOMAIN)
+    finally:
+        stop_server(server)
+    shown = rbl_command(config, "show", "45.6.7.8")
+    assert "45.6.7.8 in bl.example.org: expired" in shown.stdout
+    assert "feed=policy" in shown.stdout and "to=<trap@example.org>" in shown.stdout
