@@ -65,9 +65,13 @@ def test_policy_hit_lists_within_a_second_and_expires(tmp_path: Path) -> None:
         name = "8.7.6.45.bl.example.org"
         assert query(server.host, server.port, name).rcode() == dns.rcode.NXDOMAIN
         answer = policy_request(
-            policy["host"], policy["port"], client_address="45.6.7.8",
-            client_name="mail.spam.example", helo_name="mail.spam.example",
-            sender="offer@spam.example", recipient="Trap@Example.org",
+            policy["host"],
+            policy["port"],
+            client_address="45.6.7.8",
+            client_name="mail.spam.example",
+            helo_name="mail.spam.example",
+            sender="offer@spam.example",
+            recipient="Trap@Example.org",
         )
         assert answer == b"action=DUNNO\n\n"
         waited = wait_rcode(server.host, server.port, name, dns.rcode.NOERROR, timeout=1.0)
@@ -75,13 +79,18 @@ def test_policy_hit_lists_within_a_second_and_expires(tmp_path: Path) -> None:
         domain = "spam.example.dbl.example.org"
         assert query(server.host, server.port, domain).rcode() == dns.rcode.NOERROR
         # Not a trap: answered DUNNO, nothing listed.
-        assert policy_request(policy["host"], policy["port"], client_address="45.9.9.9",
-                              sender="a@b.example", recipient="user@example.org") == (
-            b"action=DUNNO\n\n")
+        assert policy_request(
+            policy["host"],
+            policy["port"],
+            client_address="45.9.9.9",
+            sender="a@b.example",
+            recipient="user@example.org",
+        ) == (b"action=DUNNO\n\n")
         # The listing lives 3 s after its hit; the sweep runs every 0.2 s.
         wait_rcode(server.host, server.port, name, dns.rcode.NXDOMAIN, timeout=6.0)
         assert query(server.host, server.port, "9.9.9.45.bl.example.org").rcode() == (
-            dns.rcode.NXDOMAIN)
+            dns.rcode.NXDOMAIN
+        )
     finally:
         stop_server(server)
     shown = rbl_command(config, "show", "45.6.7.8")
