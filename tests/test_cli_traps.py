@@ -1,0 +1,126 @@
+"""Trap, allowlist, expiry and evidence commands through CliRunner on a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from sqlalchemy import inspect, select
+
+from rbl.cli import main
+from rbl.store.database import current_revision, open_engine
+from rbl.store.schema import audit_log, listings, metadata, traps
+
+
+def run(config: Path, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, ["-c", str(config), "--actor", "bob", *args], input=input)
+
+
+def engine_for(config: Path):  # type: ignore[no-untyped-def]
+    return open_engine(f"sqlite:///{config.parent / 'rbl.sqlite'}")
+
+
+def test_traps_add_list_remove_and_audit(config_path: Path) -> None:
+    added = run(
+        config_path, "traps", "add", "Trap@Example.ORG", "@abandoned.example", "--note", "honeypot"
+    )
+    assert added.exit_code == 0, added.output
+    assert "2 added, 0 already active" in added.output
+    again = run(config_path, "traps", "add", "trap@example.org")
+    assert "0 added, 1 already active" in again.output
+    listed = run(config_path, "traps", "list")
+    assert listed.output.splitlines()[0].startswith("trap@example.org\tactive")
+    assert "@abandoned.example\tactive" in listed.output
+    removed = run(config_path, "traps", "remove", "trap@example.org", "--reason", "retired")
+    assert removed.exit_code == 0, removed.output
+    assert "trap@example.org" not in run(config_path, "traps", "list").output
+    assert "trap@example.org\tremoved" in run(config_path, "traps", "list", "--all").output
+    engine = engine_for(config_path)
+    with engine.connect() as conn:
+        actions = [(r.actor, r.action, r.key) for r in conn.execute(select(audit_log))]
+    assert actions == [
+        ("bob", "trap-add", "trap@example.org"),
+        ("bob", "trap-add", "@abandoned.example"),
+        ("bob", "trap-remove", "trap@example.org"),
+    ]
+
+
+def test_bad_traps_are_refused_naming_them(config_path: Path, tmp_path: Path) -> None:
+    bad = run(config_path, "traps", "add", "no spaces@example.org")
+    assert bad.exit_code == 1 and "'no spaces@example.org'" in bad.output
+    source = tmp_path / "traps.txt"
+    source.write_text("# traps\nok@example.org\nbroken@@\n@bad_domain-.example\n")
+    result = run(config_path, "traps", "import", str(source))
+    assert result.exit_code == 1
+    assert "2 bad line(s), nothing imported" in result.output
+    assert "traps.txt:3:" in result.output and "traps.txt:4:" in result.output
+    engine = engine_for(config_path)
+    with engine.connect() as conn:
+        assert list(conn.execute(select(traps))) == []
+    missing = run(config_path, "traps", "remove", "never@example.org", "--reason", "x")
+    assert missing.exit_code == 1 and "not an active trap" in missing.output
+
+
+def test_traps_import_file(config_path: Path, tmp_path: Path) -> None:
+    source = tmp_path / "traps.txt"
+    source.write_text("a@example.org  # first\n\nb@example.org\n@old.example\n")
+    result = run(config_path, "traps", "import", str(source), "--note", "batch 1")
+    assert "3 added, 0 already active" in result.output, result.output
+
+
+def test_allowlist_add_list_remove(config_path: Path) -> None:
+    assert run(config_path, "allowlist", "add", "45.1.0.0/16", "--reason", "partner").exit_code == 0
+    assert run(config_path, "allowlist", "add", "partner.example", "--reason", "p").exit_code == 0
+    assert (
+        "was already allowlisted"
+        in run(config_path, "allowlist", "add", "45.1.0.0/16", "--reason", "again").output
+    )
+    assert run(config_path, "allowlist", "list").output.split() == [
+        "45.1.0.0/16",
+        "partner.example",
+    ]
+    assert run(config_path, "allowlist", "remove", "45.1.0.0/16", "--reason", "done").exit_code == 0
+    gone = run(config_path, "allowlist", "remove", "45.1.0.0/16", "--reason", "done")
+    assert gone.exit_code == 1 and "not on the allowlist" in gone.output
+    bad = run(config_path, "allowlist", "add", "45.1.0.1/16", "--reason", "x")
+    assert bad.exit_code == 1 and "'45.1.0.1/16'" in bad.output
+
+
+def test_expire_command_ends_due_listings(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.2.0.1", "--reason", "temporary")
+    engine = engine_for(config_path)
+    with engine.begin() as conn:
+        conn.execute(listings.update().values(expires_at=datetime.now(UTC) - timedelta(1)))
+    result = run(config_path, "expire")
+    assert "expired 1 listing(s)" in result.output and "bl.example.org 45.2.0.1" in result.output
+    with engine.connect() as conn:
+        assert [r.state for r in conn.execute(select(listings))] == ["expired"]
+
+
+def test_show_without_listing_or_evidence_fails(config_path: Path) -> None:
+    result = run(config_path, "show", "45.3.3.3")
+    assert result.exit_code == 1
+    assert "45.3.3.3: no listing in bl.example.org" in result.output
+    assert "evidence: 0 hit(s)" in result.output
+
+
+def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = engine_for(config_path)
+    assert current_revision(engine) == "0001"
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert differences == []
+        assert set(inspect(conn).get_table_names()) >= {
+            "listings",
+            "hits",
+            "traps",
+            "allowlist",
+            "audit_log",
+            "change_log",
+            "ingest_sources",
+            "alembic_version",
+        }
