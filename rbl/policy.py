@@ -223,6 +223,8 @@ def decide(
             return Decision(
                 Action.RECORD, "listed; expiry already later", history.active_expires_at
             )
+        if expires <= now:  # old evidence never shortens a listing into the past
+            return Decision(Action.RECORD, "listed; the hit is too old to extend it")
         return Decision(Action.EXTEND, "listed; hit extends the listing", expires)
     expires = hit.at + rules.duration_for(history.earlier_listings)
     if expires <= now:

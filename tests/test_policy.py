@@ -155,6 +155,17 @@ def test_active_listing_is_extended_only_forward() -> None:
     assert extended.expires_at == NOW + timedelta(days=7)
 
 
+def test_old_evidence_does_not_extend_into_the_past() -> None:
+    decision = decide(
+        hit(at=NOW - timedelta(days=7)),
+        is_trap=True,
+        rules=RULES,
+        now=NOW,
+        history=History(active=True, active_expires_at=None),
+    )
+    assert decision.action is Action.RECORD and decision.expires_at is None
+
+
 def test_operator_listings_are_left_alone() -> None:
     decision = decide(
         hit(), is_trap=True, rules=RULES, now=NOW, history=History(active=True, active_manual=True)
