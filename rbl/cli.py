@@ -21,7 +21,14 @@ import click
 
 from rbl.codes import parse_codes
 from rbl.config import Settings, ZoneSettings, check_template, load_settings
-from rbl.errors import CodeError, ConfigError, KeyFormatError, RblError, ZoneError
+from rbl.errors import (
+    CodeError,
+    ConfigError,
+    KeyFormatError,
+    NotListedError,
+    RblError,
+    ZoneError,
+)
 from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
 
 DEFAULT_CONFIG = "/etc/rbl/rbl.toml"
@@ -249,9 +256,17 @@ def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool
 @click.option("--zone", default=None)
 @click.option("--all", "include_removed", is_flag=True, help="Include removed listings.")
 @click.option("--limit", default=50, show_default=True)
+@click.option("--search", default=None, help="Only keys containing this text.")
+@click.option("--source", type=click.Choice(["manual", "trap"]), default=None)
 @pass_context
 def list_show(
-    obj: Context, key: str | None, zone: str | None, include_removed: bool, limit: int
+    obj: Context,
+    key: str | None,
+    zone: str | None,
+    include_removed: bool,
+    limit: int,
+    search: str | None,
+    source: str | None,
 ) -> None:
     """Show KEY's listing (and wider listings covering it), or the latest listings."""
     from rbl.store.listings import covering_listings, get_listing, list_listings
@@ -260,7 +275,14 @@ def list_show(
     if key is None:
         zone_name = obj.settings.zone(zone).name if zone else None
         with engine.connect() as conn:
-            rows = list_listings(conn, zone_name, include_removed=include_removed, limit=limit)
+            rows = list_listings(
+                conn,
+                zone_name,
+                include_removed=include_removed,
+                limit=limit,
+                search=search,
+                source=source,
+            )
         for listing in rows:
             click.echo(
                 f"{listing.zone}\t{listing.key}\t{','.join(listing.codes)}\t"
@@ -678,7 +700,14 @@ def allowlist_add(obj: Context, key: str, reason: str) -> None:
 
     parsed = parse_allow_key(key)
     with obj.engine().begin() as conn:
-        added = add_allowed(conn, parsed, reason=reason, actor=obj.actor, now=now_utc())
+        added = add_allowed(
+            conn,
+            parsed,
+            reason=reason,
+            actor=obj.actor,
+            now=now_utc(),
+            zones=_zones_for(obj, parsed),
+        )
     click.echo(f"{parsed.text} {'allowlisted' if added else 'was already allowlisted'}")
 
 
@@ -692,7 +721,14 @@ def allowlist_remove(obj: Context, key: str, reason: str) -> None:
 
     parsed = parse_allow_key(key)
     with obj.engine().begin() as conn:
-        remove_allowed(conn, parsed, reason=reason, actor=obj.actor, now=now_utc())
+        remove_allowed(
+            conn,
+            parsed,
+            reason=reason,
+            actor=obj.actor,
+            now=now_utc(),
+            zones=_zones_for(obj, parsed),
+        )
     click.echo(f"{parsed.text} removed from the allowlist")
 
 
@@ -704,3 +740,144 @@ def allowlist_list(obj: Context) -> None:
     with obj.engine().connect() as conn:
         for key in allowed_keys(conn):
             click.echo(key.text)
+
+
+def _zones_for(obj: Context, key: ListingKey) -> list[str]:
+    kind = ZoneKind.IP if isinstance(key, IpKey) else ZoneKind.DOMAIN
+    return [zone.name for zone in obj.settings.zones if zone.kind is kind]
+
+
+# -- delisting and removal requests ------------------------------------------------------
+
+
+@main.command()
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--reason", required=True, help="Why, for the audit log (required).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def delist(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
+    """Delist KEY now; only evidence newer than this can list it again."""
+    from rbl.store.listings import covering_listings, now_utc, remove_listing
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    with obj.engine().begin() as conn:
+        covering = covering_listings(conn, zone_settings.name, parsed)
+        if not covering:
+            raise NotListedError(f"{parsed.text} is not listed in {zone_settings.name}")
+        target = covering[0]
+        if target.key != parsed.text:
+            raise ZoneError(
+                f"{parsed.text} is listed through {target.key}; delist that, or allowlist "
+                f"{parsed.text} (rbl allowlist add)"
+            )
+        if not yes:
+            click.confirm(f"Delist {target.key} from {zone_settings.name}?", abort=True)
+        remove_listing(
+            conn, zone_settings.name, target.key, reason=reason, actor=obj.actor, now=now_utc()
+        )
+    click.echo(f"delisted {target.key} from {zone_settings.name}")
+
+
+@main.group()
+def requests() -> None:
+    """Review removal requests from listed parties."""
+
+
+def _print_request(request: Any) -> None:
+    click.echo(f"request {request.id} ({request.token})")
+    click.echo(f"  key:      {request.key} in {request.zone}")
+    click.echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
+    click.echo(f"  from:     {request.email or '-'} at {request.client_ip or '-'}")
+    click.echo(f"  opened:   {request.created_at:%Y-%m-%d %H:%M:%S}Z")
+    if request.decided_at is not None:
+        click.echo(f"  decided:  {request.decided_at:%Y-%m-%d %H:%M:%S}Z by {request.decided_by}")
+        click.echo(f"  answer:   {request.decision_message or ''}")
+    click.echo("  message:")
+    for line in request.message.splitlines() or [""]:
+        click.echo(f"    {line}")
+
+
+@requests.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "approved", "denied", "all"]),
+    default="pending",
+    show_default=True,
+)
+@click.option("--limit", default=100, show_default=True)
+@pass_context
+def requests_list(obj: Context, state: str, limit: int) -> None:
+    from rbl.store.requests import list_requests
+
+    with obj.engine().connect() as conn:
+        found = list_requests(conn, None if state == "all" else state, limit)
+    for request in found:
+        first_line = (request.message.splitlines() or [""])[0][:60]
+        click.echo(
+            f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
+            f"{request.created_at:%Y-%m-%d %H:%M}Z\t{first_line}"
+        )
+
+
+@requests.command("show")
+@click.argument("request_id")
+@pass_context
+def requests_show(obj: Context, request_id: str) -> None:
+    """Show a request (by number or token) with the listing's evidence."""
+    from rbl.store.requests import RequestError, get_request
+
+    with obj.engine().connect() as conn:
+        request = get_request(conn, request_id)
+    if request is None:
+        raise RequestError(f"no removal request {request_id!r}")
+    _print_request(request)
+
+
+@requests.command("approve")
+@click.argument("request_id")
+@click.option("--message", required=True, help="Answer shown to the requester.")
+@pass_context
+def requests_approve(obj: Context, request_id: str, message: str) -> None:
+    """Approve: the listing is removed and DNS follows within a second."""
+    from rbl.store.listings import now_utc
+    from rbl.store.requests import approve_request
+
+    with obj.engine().begin() as conn:
+        request = approve_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
+    click.echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
+
+
+@requests.command("deny")
+@click.argument("request_id")
+@click.option("--message", required=True, help="Why, shown to the requester.")
+@pass_context
+def requests_deny(obj: Context, request_id: str, message: str) -> None:
+    from rbl.store.listings import now_utc
+    from rbl.store.requests import deny_request
+
+    with obj.engine().begin() as conn:
+        request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
+    click.echo(f"denied request {request.id} for {request.key}")
+
+
+@main.command()
+@click.option("--key", default=None, help="Only entries about this key.")
+@click.option("--actor", "who", default=None, help="Only entries by this actor.")
+@click.option("--action", default=None, help="Only this action (list, unlist, allow, ...).")
+@click.option("--limit", default=50, show_default=True)
+@pass_context
+def audit(obj: Context, key: str | None, who: str | None, action: str | None, limit: int) -> None:
+    """Show the audit log, newest first: who changed what, when and why."""
+    from rbl.store.queries import audit_entries
+
+    with obj.engine().connect() as conn:
+        entries = audit_entries(conn, key=key, actor=who, action=action, limit=limit)
+    for entry in entries:
+        where = f"{entry.zone or '-'} {entry.key or '-'}"
+        detail = f" [{entry.detail}]" if entry.detail else ""
+        click.echo(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{entry.actor}\t{entry.action}\t{where}\t"
+            f"{entry.reason or ''}{detail}"
+        )

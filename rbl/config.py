@@ -98,6 +98,25 @@ class PolicyFeedSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The public lookup and removal site inside ``rbl serve`` (off unless ``listen`` is set)."""
+
+    listen: tuple[str, int] | None = None
+    title: str = "DNSBL lookup"
+    contact: str = ""  # shown on every page: how to reach the operator
+    requests_per_hour: int = 5  # removal requests one client address may make
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+
+
+@dataclass(frozen=True, slots=True)
+class DelistingSettings:
+    """Operator review (default), or self-service removal once per key per period."""
+
+    self_service: bool = False
+    self_service_period: float = 30 * DAY
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     zones: tuple[ZoneSettings, ...]
@@ -105,6 +124,8 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     listing: ListingSettings = field(default_factory=ListingSettings)
     policy_feed: PolicyFeedSettings = field(default_factory=PolicyFeedSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    delisting: DelistingSettings = field(default_factory=DelistingSettings)
     source: str = "<defaults>"
 
     def trap_ip_zone(self) -> ZoneSettings:
@@ -160,7 +181,7 @@ def parse_settings(
     data: Mapping[str, Any], *, source: Path, database_url: str | None = None
 ) -> Settings:
     where = str(source)
-    _only(data, {"dns", "database", "sync", "zones", "listing", "feeds"}, where)
+    _only(data, {"dns", "database", "sync", "zones", "listing", "feeds", "web", "delisting"}, where)
     db = _table(data, "database", where)
     _only(db, {"url"}, f"{where} [database]")
     url = _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
@@ -184,8 +205,44 @@ def parse_settings(
         sync=_sync(_table(data, "sync", where), f"{where} [sync]"),
         listing=_listing(_table(data, "listing", where), zones, f"{where} [listing]"),
         policy_feed=_feeds(_table(data, "feeds", where), f"{where} [feeds]"),
+        web=_web(_table(data, "web", where), f"{where} [web]"),
+        delisting=_delisting(_table(data, "delisting", where), f"{where} [delisting]"),
         source=where,
     )
+
+
+def _web(data: Mapping[str, Any], where: str) -> WebSettings:
+    _only(data, {"listen", "title", "contact", "requests_per_hour", "trusted_proxies"}, where)
+    listen = data.get("listen")
+    rate = _get(data, "requests_per_hour", int, where, 5)
+    if not 1 <= rate <= 10_000:
+        raise ConfigError(f"{where}: requests_per_hour {rate} is outside 1..10000")
+    proxies = data.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError(f"{where}: trusted_proxies must be a list of addresses")
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: trusted_proxies entry {proxy!r}: {exc}") from exc
+    return WebSettings(
+        listen=None if listen is None else parse_endpoint(listen, f"{where} listen"),
+        title=_get(data, "title", str, where, "DNSBL lookup"),
+        contact=_get(data, "contact", str, where, ""),
+        requests_per_hour=rate,
+        trusted_proxies=tuple(proxies),
+    )
+
+
+def _delisting(data: Mapping[str, Any], where: str) -> DelistingSettings:
+    _only(data, {"mode", "self_service_period"}, where)
+    mode = _get(data, "mode", str, where, "review")
+    if mode not in ("review", "self-service"):
+        raise ConfigError(f"{where}: mode {mode!r} is not 'review' or 'self-service'")
+    period = parse_duration(
+        data.get("self_service_period", 30 * DAY), f"{where} self_service_period"
+    )
+    return DelistingSettings(self_service=mode == "self-service", self_service_period=period)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}

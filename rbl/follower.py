@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index import Value
-from rbl.keys import DomainKey, IpKey, parse_key, test_point_conflict
+from rbl.keys import DomainKey, IpKey, ListingKey, parse_key, test_point_conflict
 
 if TYPE_CHECKING:
     from rbl.store.reader import Change, DomainRow, IpRow
 
 OP_SET = "set"
+OP_DELETE = "delete"
+OP_EXCLUDE = "exclude"
+OP_UNEXCLUDE = "unexclude"
 _V4_TEST_NET = 127
 
 
@@ -50,6 +53,7 @@ class IndexFollower:
         domain_rows: Iterable[DomainRow],
         positions: Mapping[str, int],
         position: int,
+        allow_rows: Iterable[tuple[str, int, int, bytes | None]] = (),
     ) -> int:
         """Bulk-load active listings; ``positions`` must be read before the rows were.
 
@@ -91,12 +95,31 @@ class IndexFollower:
             )
             zone.index.set(key, self._value(codes, txt))
             loaded += 1
+        for key_text, family, *_ in allow_rows:
+            for zone in self.zones.values():
+                if zone.is_ip == bool(family):  # IP entries for IP zones, domains for RHSBLs
+                    self._exclude(zone, key_text, exclude=True)
         for name, served in self.zones.items():
             served.index.finish_load()
             served.values_changed()
             served.set_serial(positions.get(name, 0))
         self.position = position
         return loaded
+
+    def _exclude(self, zone: Zone, key_text: str, *, exclude: bool) -> None:
+        """An allowlist entry: never answers as listed, nor anything below a domain."""
+        try:
+            key = parse_key(zone.settings.kind, key_text)
+        except KeyFormatError:
+            return  # an entry of the other kind (IP vs domain): not for this zone
+        keys: list[ListingKey] = [key]
+        if isinstance(key, DomainKey) and not key.subdomains:
+            keys.append(DomainKey(key.name, True))
+        for each in keys:
+            if exclude:
+                zone.index.set(each, None)
+            else:
+                zone.index.delete(each)
 
     def apply(self, changes: Sequence[Change]) -> int:
         """Apply change-log rows in order; returns how many touched a served zone."""
@@ -114,6 +137,8 @@ class IndexFollower:
                 continue
             if change.op == OP_SET:
                 zone.index.set(key, self._value(change.codes, change.txt))
+            elif change.op in (OP_EXCLUDE, OP_UNEXCLUDE):
+                self._exclude(zone, change.key, exclude=change.op == OP_EXCLUDE)
             else:
                 zone.index.delete(key)
             touched[change.zone] = change.id

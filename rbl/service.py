@@ -57,7 +57,11 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     position = max(positions.values(), default=0)
     zones = list(follower.zones)
     count = follower.load_snapshot(
-        reader.iter_ip_rows(zones), reader.iter_domain_rows(zones), positions, position
+        reader.iter_ip_rows(zones),
+        reader.iter_domain_rows(zones),
+        positions,
+        position,
+        reader.iter_allowlist(),
     )
     return LoadReport(count, time.monotonic() - started, position)
 

@@ -2,36 +2,93 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, or_, select
 
 from rbl.allowlist import Allowlist
 from rbl.errors import NotListedError
 from rbl.keys import DomainKey, IpKey, ListingKey, parse_domain_key, parse_ip_key
-from rbl.store.listings import audit, key_columns
-from rbl.store.schema import allowlist
+from rbl.store.listings import audit, key_columns, remove_listing
+from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, change_log, listings
 
 
 def add_allowed(
-    conn: Connection, key: ListingKey, *, reason: str, actor: str, now: datetime
+    conn: Connection,
+    key: ListingKey,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    zones: Sequence[str] = (),
 ) -> bool:
-    """Allowlist ``key``; False if it already was."""
+    """Allowlist ``key``; False if it already was.
+
+    In ``zones`` (those that take this kind of key) active listings inside
+    ``key`` are delisted, and an exclusion goes through the change log, so DNS
+    stops answering for it within a second, even inside a wider listing.
+    """
     if conn.execute(select(allowlist.c.id).where(allowlist.c.key == key.text)).first():
         return False
     conn.execute(
         insert(allowlist).values(**key_columns(key), reason=reason, actor=actor, created_at=now)
     )
     audit(conn, now=now, actor=actor, action="allow", zone=None, key=key.text, reason=reason)
+    for zone in zones:
+        for inside in _listings_inside(conn, zone, key):
+            remove_listing(
+                conn, zone, inside, reason=f"allowlisted: {reason}", actor=actor, now=now
+            )
+        conn.execute(
+            insert(change_log).values(zone=zone, key=key.text, op=OP_EXCLUDE, created_at=now)
+        )
     return True
 
 
+def _listings_inside(conn: Connection, zone: str, key: ListingKey) -> list[str]:
+    """Active listing keys that ``key`` covers entirely (the allowlist wins over them)."""
+    if isinstance(key, IpKey):
+        width = 4 if key.family == 4 else 16
+        query = select(listings.c.key).where(
+            listings.c.zone == zone,
+            listings.c.state == ACTIVE,
+            listings.c.family == key.family,
+            listings.c.prefixlen >= key.prefixlen,
+            listings.c.network >= key.network.to_bytes(width, "big"),
+            listings.c.network <= key.last.to_bytes(width, "big"),
+        )
+    else:
+        name = key.name
+        query = select(listings.c.key).where(
+            listings.c.zone == zone,
+            listings.c.state == ACTIVE,
+            listings.c.family == 0,
+            or_(
+                listings.c.key == name,
+                listings.c.key == f"*.{name}",
+                listings.c.key.endswith(f".{name}", autoescape=True),
+            ),
+        )
+    return [row.key for row in conn.execute(query)]
+
+
 def remove_allowed(
-    conn: Connection, key: ListingKey, *, reason: str, actor: str, now: datetime
+    conn: Connection,
+    key: ListingKey,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    zones: Sequence[str] = (),
 ) -> None:
     if conn.execute(delete(allowlist).where(allowlist.c.key == key.text)).rowcount == 0:
         raise NotListedError(f"{key.text} is not on the allowlist")
     audit(conn, now=now, actor=actor, action="unallow", zone=None, key=key.text, reason=reason)
+    for zone in zones:
+        conn.execute(
+            insert(change_log).values(zone=zone, key=key.text, op=OP_UNEXCLUDE, created_at=now)
+        )
 
 
 def allowed_keys(conn: Connection) -> list[ListingKey]:

@@ -184,38 +184,36 @@ def add_listing(
 def remove_listing(
     conn: Connection,
     zone: str,
-    key: ListingKey,
+    key: ListingKey | str,
     *,
     reason: str,
     actor: str,
     now: datetime,
 ) -> Listing:
-    """End an active listing; raise NotListedError if there is none for exactly this key."""
+    """End an active listing; raise NotListedError if there is none for exactly this key.
+
+    ``key`` may be the stored key text (a removal request or the allowlist names it so).
+    """
+    text = key if isinstance(key, str) else key.text
     result = conn.execute(
         update(listings)
-        .where(listings.c.zone == zone, listings.c.key == key.text, listings.c.state == ACTIVE)
+        .where(listings.c.zone == zone, listings.c.key == text, listings.c.state == ACTIVE)
         .values(state=REMOVED, updated_at=now, reason=reason, delisted_at=now)
     )
     if result.rowcount == 0:
-        raise NotListedError(f"{key.text} has no active listing in {zone}")
-    conn.execute(
-        insert(change_log).values(
-            zone=zone,
-            key=key.text,
-            op=OP_DELETE,
-            created_at=now,
-        )
-    )
-    audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=key.text, reason=reason)
-    found = get_listing(conn, zone, key)
+        raise NotListedError(f"{text} has no active listing in {zone}")
+    conn.execute(insert(change_log).values(zone=zone, key=text, op=OP_DELETE, created_at=now))
+    audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=text, reason=reason)
+    found = get_listing(conn, zone, text)
     assert found is not None
     return found
 
 
-def get_listing(conn: Connection, zone: str, key: ListingKey) -> Listing | None:
+def get_listing(conn: Connection, zone: str, key: ListingKey | str) -> Listing | None:
     """The listing row for exactly this key, active or not."""
+    text = key if isinstance(key, str) else key.text
     row = conn.execute(
-        select(listings).where(listings.c.zone == zone, listings.c.key == key.text)
+        select(listings).where(listings.c.zone == zone, listings.c.key == text)
     ).first()
     return None if row is None else _listing(row)
 
@@ -254,9 +252,15 @@ def list_listings(
     *,
     include_removed: bool = False,
     limit: int = 100,
+    search: str | None = None,
+    source: str | None = None,
 ) -> list[Listing]:
-    """Most recently changed listings first."""
+    """Most recently changed listings first; ``search`` matches part of the key."""
     query = select(listings).order_by(listings.c.updated_at.desc(), listings.c.id.desc())
+    if search:
+        query = query.where(listings.c.key.contains(search.strip().lower(), autoescape=True))
+    if source is not None:
+        query = query.where(listings.c.source == source)
     if zone is not None:
         query = query.where(listings.c.zone == zone)
     if not include_removed:

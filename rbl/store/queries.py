@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
-from rbl.store.schema import hits
+from rbl.store.schema import audit_log, hits
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class HitRow:
     reason: str
 
 
-def _condition(key: ListingKey) -> ColumnElement[bool]:
+def evidence_condition(key: ListingKey) -> ColumnElement[bool]:
     if isinstance(key, IpKey):
         if key.prefixlen == MAX_PREFIXLEN[key.family]:
             return hits.c.client_ip == key.text
@@ -46,7 +46,7 @@ def _condition(key: ListingKey) -> ColumnElement[bool]:
 
 def evidence_for(conn: Connection, key: ListingKey, limit: int) -> tuple[int, list[HitRow]]:
     """(all matching hits, the newest ``limit`` of them)."""
-    condition = _condition(key)
+    condition = evidence_condition(key)
     total = int(conn.execute(select(func.count()).select_from(hits).where(condition)).scalar_one())
     rows = conn.execute(
         select(
@@ -83,3 +83,40 @@ def evidence_for(conn: Connection, key: ListingKey, limit: int) -> tuple[int, li
             )
         )
     return total, found
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    zone: str | None
+    key: str | None
+    reason: str | None
+    detail: str | None
+
+
+def audit_entries(
+    conn: Connection,
+    *,
+    key: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    limit: int = 50,
+) -> list[AuditRow]:
+    """Newest first; ``key`` matches exactly."""
+    query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if key is not None:
+        query = query.where(audit_log.c.key == key)
+    if actor is not None:
+        query = query.where(audit_log.c.actor == actor)
+    if action is not None:
+        query = query.where(audit_log.c.action == action)
+    rows = []
+    for row in conn.execute(query):
+        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        rows.append(
+            AuditRow(row.id, at, row.actor, row.action, row.zone, row.key, row.reason, row.detail)
+        )
+    return rows

@@ -138,6 +138,12 @@ class ListingReader:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read listings from {self.path}: {exc}") from exc
 
+    def iter_allowlist(self) -> Iterator[tuple[str, int, int, bytes | None]]:
+        """key, family, prefixlen, network of every allowlist entry (DNS exclusions)."""
+        yield from self._stream(
+            "SELECT key, family, prefixlen, network FROM allowlist ORDER BY id", ()
+        )
+
     def read_changes(self, after: int, limit: int) -> list[Change]:
         with self._lock:
             try:

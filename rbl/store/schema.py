@@ -157,3 +157,31 @@ allowlist = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("key", name="uq_allowlist_key"),
 )
+
+PENDING = "pending"
+APPROVED = "approved"
+DENIED = "denied"
+
+OP_EXCLUDE = "exclude"  # allowlisted: never answers as listed, even inside a listed network
+OP_UNEXCLUDE = "unexclude"
+
+removal_requests = Table(
+    "removal_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token", String(40), nullable=False),  # the public, unguessable id of its status page
+    Column("zone", String(253), nullable=False),
+    Column("key", String(260), nullable=False),  # the listing it asks to remove
+    Column("email", String(320)),
+    Column("message", Text, nullable=False),
+    Column("client_ip", String(45)),
+    Column("state", String(16), nullable=False),  # PENDING, APPROVED, DENIED
+    Column("self_service", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decided_by", String(100)),
+    Column("decision_message", Text),
+    UniqueConstraint("token", name="uq_removal_requests_token"),
+    Index("ix_removal_requests_state", "state", "created_at"),
+    Index("ix_removal_requests_key", "zone", "key"),
+)

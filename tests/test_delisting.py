@@ -1,0 +1,163 @@
+"""The delisting workflow: removal requests, operator review, delist, allowlist, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+
+from rbl.cli import main
+from rbl.errors import NotListedError
+from rbl.keys import ZoneKind, parse_key
+from rbl.store.database import open_engine
+from rbl.store.requests import RequestError, open_request
+from rbl.store.schema import change_log, listings
+from tests.conftest import RunningServer, rbl_command, start_server, stop_server
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def run(config: Path, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, ["-c", str(config), "--actor", "carol", *args], input=input)
+
+
+def engine_for(config: Path):  # type: ignore[no-untyped-def]
+    return open_engine(f"sqlite:///{config.parent / 'rbl.sqlite'}")
+
+
+def ask(config: Path, key: str, *, period: timedelta | None = None, message: str = "fixed"):  # type: ignore[no-untyped-def]
+    with engine_for(config).begin() as conn:
+        return open_request(
+            conn,
+            "bl.example.org",
+            parse_key(ZoneKind.IP, key),
+            message=message,
+            email="admin@victim.example",
+            client_ip="45.9.9.9",
+            now=datetime.now(UTC),
+            self_service_period=period,
+        )
+
+
+def state_of(config: Path, key: str) -> str:
+    with engine_for(config).connect() as conn:
+        return str(conn.execute(select(listings.c.state).where(listings.c.key == key)).scalar_one())
+
+
+def test_request_approved_from_the_cli_delists_with_audit(config_path: Path) -> None:
+    assert run(config_path, "list", "add", "45.8.8.0/24", "--reason", "spam").exit_code == 0
+    request = ask(config_path, "45.8.8.8")
+    assert (request.key, request.state) == ("45.8.8.0/24", "pending")
+    assert ask(config_path, "45.8.8.9").token == request.token  # one pending per listing
+    listed = run(config_path, "requests", "list")
+    assert listed.output.startswith(f"{request.id}\tpending\tbl.example.org\t45.8.8.0/24")
+    shown = run(config_path, "requests", "show", request.token)
+    assert "admin@victim.example" in shown.output and "fixed" in shown.output
+    approved = run(config_path, "requests", "approve", str(request.id), "--message", "ok")
+    assert approved.exit_code == 0, approved.output
+    assert state_of(config_path, "45.8.8.0/24") == "removed"
+    again = run(config_path, "requests", "approve", str(request.id), "--message", "ok")
+    assert again.exit_code == 1 and "already approved" in again.output
+    with engine_for(config_path).connect() as conn:
+        assert [(c.key, c.op) for c in conn.execute(select(change_log))][-1] == (
+            "45.8.8.0/24",
+            "delete",
+        )
+    log = run(config_path, "audit", "--key", "45.8.8.0/24").output.splitlines()
+    assert [line.split("\t")[1:3] for line in log] == [
+        ["carol", "approve"],
+        ["carol", "unlist"],
+        ["web:45.9.9.9", "request"],
+        ["carol", "list"],
+    ]
+
+
+def test_deny_needs_a_message_and_keeps_the_listing(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.8.8.1", "--reason", "spam")
+    request = ask(config_path, "45.8.8.1")
+    assert run(config_path, "requests", "deny", str(request.id), "--message", " ").exit_code == 1
+    denied = run(config_path, "requests", "deny", request.token, "--message", "still spamming")
+    assert denied.exit_code == 0, denied.output
+    assert state_of(config_path, "45.8.8.1") == "active"
+    assert "denied" in run(config_path, "requests", "list", "--state", "all").output
+
+
+def test_requests_need_a_listing_and_a_message(config_path: Path) -> None:
+    engine_for(config_path).dispose()
+    with pytest.raises(NotListedError, match="not listed"):
+        ask(config_path, "45.7.7.7")
+    run(config_path, "list", "add", "45.7.7.7", "--reason", "spam")
+    with pytest.raises(RequestError, match="say why"):
+        ask(config_path, "45.7.7.7", message="   ")
+
+
+def test_self_service_removal_once_per_period(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.6.6.6", "--reason", "spam")
+    first = ask(config_path, "45.6.6.6", period=timedelta(days=30))
+    assert (first.state, first.self_service, first.decided_by) == ("approved", True, "self-service")
+    assert state_of(config_path, "45.6.6.6") == "removed"
+    run(config_path, "list", "add", "45.6.6.6", "--reason", "spam again")
+    second = ask(config_path, "45.6.6.6", period=timedelta(days=30))
+    assert second.state == "pending"
+    assert state_of(config_path, "45.6.6.6") == "active"
+
+
+def test_delist_requires_a_reason_and_the_listing_key(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.5.5.0/24", "--reason", "spam")
+    assert run(config_path, "delist", "45.5.5.0/24", "--yes").exit_code == 2  # no --reason
+    inside = run(config_path, "delist", "45.5.5.5", "--reason", "r", "--yes")
+    assert inside.exit_code == 1 and "listed through 45.5.5.0/24" in inside.output
+    done = run(config_path, "delist", "45.5.5.0/24", "--reason", "reassigned", "--yes")
+    assert done.exit_code == 0 and state_of(config_path, "45.5.5.0/24") == "removed"
+    none = run(config_path, "delist", "45.5.5.0/24", "--reason", "r", "--yes")
+    assert none.exit_code == 1 and "is not listed" in none.output
+
+
+def test_search_listings(config_path: Path) -> None:
+    for key in ("45.1.1.1", "45.1.1.2", "46.2.2.2"):
+        run(config_path, "list", "add", key, "--reason", "r")
+    found = run(config_path, "list", "show", "--search", "45.1.1").output
+    assert "45.1.1.1" in found and "45.1.1.2" in found and "46.2.2.2" not in found
+
+
+def query(server: RunningServer, name: str) -> int:
+    return dns.query.udp(
+        dns.message.make_query(name, "A"), server.host, port=server.port, timeout=3
+    ).rcode()
+
+
+def wait_rcode(server: RunningServer, name: str, rcode: int, timeout: float = 1.0) -> None:
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    while query(server, name) != rcode:
+        assert datetime.now(UTC) < deadline, f"{name} did not become {rcode} in {timeout}s"
+
+
+@pytest.mark.slow
+def test_allowlist_reaches_dns_inside_a_listed_network(config_path: Path) -> None:
+    rbl_command(config_path, "list", "add", "45.4.4.0/24", "--reason", "spam")
+    rbl_command(config_path, "list", "add", "*.spam.example", "--reason", "spam")
+    server = start_server(config_path)
+    try:
+        wait_rcode(server, "7.4.4.45.bl.example.org", dns.rcode.NOERROR)
+        rbl_command(config_path, "allowlist", "add", "45.4.4.7", "--reason", "customer")
+        wait_rcode(server, "7.4.4.45.bl.example.org", dns.rcode.NXDOMAIN)
+        assert query(server, "8.4.4.45.bl.example.org") == dns.rcode.NOERROR
+        rbl_command(config_path, "allowlist", "add", "good.spam.example", "--reason", "c")
+        wait_rcode(server, "www.good.spam.example.dbl.example.org", dns.rcode.NXDOMAIN)
+        assert query(server, "bad.spam.example.dbl.example.org") == dns.rcode.NOERROR
+        rbl_command(config_path, "allowlist", "remove", "45.4.4.7", "--reason", "gone")
+        wait_rcode(server, "7.4.4.45.bl.example.org", dns.rcode.NOERROR)
+    finally:
+        stop_server(server)
+    restarted = start_server(config_path)  # exclusions are part of the start-up snapshot
+    try:
+        assert query(restarted, "www.good.spam.example.dbl.example.org") == dns.rcode.NXDOMAIN
+        assert query(restarted, "7.4.4.45.bl.example.org") == dns.rcode.NOERROR
+    finally:
+        stop_server(restarted)
