@@ -217,20 +217,13 @@ def _web(data: Mapping[str, Any], where: str) -> WebSettings:
     rate = _get(data, "requests_per_hour", int, where, 5)
     if not 1 <= rate <= 10_000:
         raise ConfigError(f"{where}: requests_per_hour {rate} is outside 1..10000")
-    proxies = data.get("trusted_proxies", [])
-    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
-        raise ConfigError(f"{where}: trusted_proxies must be a list of addresses")
-    for proxy in proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: trusted_proxies entry {proxy!r}: {exc}") from exc
+    proxies = _networks(data, "trusted_proxies", where)
     return WebSettings(
         listen=None if listen is None else parse_endpoint(listen, f"{where} listen"),
         title=_get(data, "title", str, where, "DNSBL lookup"),
         contact=_get(data, "contact", str, where, ""),
         requests_per_hour=rate,
-        trusted_proxies=tuple(proxies),
+        trusted_proxies=proxies,
     )
 
 
@@ -313,22 +306,28 @@ def _listing(
     }
     if durations["max_duration"] < durations["duration"]:
         raise ConfigError(f"{where}: max_duration is shorter than duration")
-    networks = data.get("own_networks", [])
-    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
-        raise ConfigError(f"{where}: own_networks must be a list of CIDR strings")
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: own_networks entry {network!r}: {exc}") from exc
+    networks = _networks(data, "own_networks", where)
     return ListingSettings(
         ip_zone=picked["ip_zone"],
         domain_zone=picked["domain_zone"],
         threshold=threshold,
         repeat_factor=float(factor),
-        own_networks=tuple(networks),
+        own_networks=networks,
         **durations,
     )
+
+
+def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
+    """A list of addresses or CIDR networks, each checked."""
+    networks = data.get(name, [])
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise ConfigError(f"{where}: {name} must be a list of addresses or CIDR networks")
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {name} entry {network!r}: {exc}") from exc
+    return tuple(networks)
 
 
 def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
