@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -316,6 +317,7 @@ class Server:
     follower: IndexFollower
     load: LoadReport
     writer: WriterService | None = None
+    web: Any = None  # rbl.web.service.WebService when [web] listen is set
 
 
 def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) -> Server:
@@ -341,7 +343,17 @@ def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) ->
     if not dns_only:
         writer = WriterService(settings, database, reactor)
         writer.setServiceParent(top)
-    return Server(top, dns, follower, report, writer)
+    web = None
+    if writer is not None and settings.web.listen is not None:
+        from rbl.web.service import WebService
+        from rbl.web.site import make_site
+
+        # A per-process CSRF secret: a form left open across a restart gets a polite
+        # "expired" page and a fresh token.
+        site = make_site(settings, writer.engine, database.run, reactor, secrets.token_bytes(32))
+        web = WebService(settings.web.listen, site, reactor)
+        web.setServiceParent(top)
+    return Server(top, dns, follower, report, writer, web)
 
 
 def drop_privileges(user: str) -> None:
@@ -370,6 +382,9 @@ def write_ready_file(path: Path, server: Server) -> None:
     if server.writer is not None and server.writer.policy_port is not None:
         address = server.writer.policy_port.getHost()
         payload["policy"] = {"host": address.host, "port": address.port}
+    if server.web is not None and server.web.port is not None:
+        host, port = server.web.bound
+        payload["web"] = {"host": host, "port": port}
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(payload) + "\n")
     os.replace(temporary, path)

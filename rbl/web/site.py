@@ -1,0 +1,774 @@
+# mypy: allow-untyped-calls
+"""The public site's resources: lookup, status and evidence, removal requests.
+
+``make_site`` returns a ``twisted.web.server.Site`` whose one leaf resource
+routes by path. Every database call goes through ``run`` (the database
+thread pool), each in its own transaction; the reactor thread only parses,
+checks and renders. The pages read the store only through
+``rbl.store.public`` and ``rbl.store.requests``, which never select the trap
+address. A database failure is a 503 "try again later", never a false
+"not listed". Imports no DNS server or index module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from sqlalchemy import Engine
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, server
+from twisted.web.resource import Resource
+
+from rbl.config import Settings, ZoneSettings
+from rbl.errors import KeyFormatError, NotListedError
+from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
+from rbl.store.public import PublicStatus, public_status
+from rbl.store.requests import MAX_MESSAGE, RemovalRequest, RequestError, get_request, open_request
+
+log = Logger(namespace="rbl.web")
+
+HERE = Path(__file__).parent
+MAX_BODY = 16 * 1024  # a removal form is a few KiB at most
+MAX_QUERY = 300  # characters of a lookup; a domain is at most 253
+MAX_EMAIL = 320
+TOKEN_LIFETIME = 3600.0  # seconds a removal form stays valid
+TOKEN_SKEW = 60.0  # a form "from the future" by this much is still accepted
+RATE_WINDOW = 3600.0
+TOO_MANY_REQUESTS = 429  # not in twisted.web.http
+MAX_TRACKED_CLIENTS = 100_000
+CHART_DAYS = 90
+EVIDENCE_ROWS = 50
+
+SECURITY_HEADERS = {
+    b"content-security-policy": (
+        b"default-src 'none'; style-src 'self'; form-action 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'"
+    ),
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+    b"x-frame-options": b"DENY",
+    b"server": b"rbl",
+}
+
+_REQUEST_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+Run = Callable[..., Deferred[Any]]
+
+
+class LimitedRequest(server.Request):
+    """A request that keeps at most ``MAX_BODY`` bytes of body and says when it got more."""
+
+    body_too_large = False
+    _body_seen = 0
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > MAX_BODY:
+            self.body_too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_seen += len(data)
+        if self._body_seen > MAX_BODY:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.body_too_large and self.content is not None:
+            # Parse no form fields from a truncated body.
+            self.content.seek(0)
+            self.content.truncate()
+        super().requestReceived(command, path, version)
+
+
+# -- client address, CSRF tokens, rate limit ----------------------------------------------
+
+
+def client_address(request: server.Request, trusted: Sequence[str]) -> str:
+    """The transport peer; behind a trusted proxy, the nearest untrusted X-Forwarded-For hop.
+
+    The hops are read right to left, skipping trusted proxies, so a client
+    cannot choose its address by sending its own X-Forwarded-For: with one
+    trusted proxy this is the left-most entry the proxy added.
+    """
+    peer = request.getClientAddress()
+    host = str(getattr(peer, "host", "") or "unknown")
+    if not trusted or not _in_networks(host, trusted):
+        return host
+    forwarded = b",".join(request.requestHeaders.getRawHeaders(b"x-forwarded-for", []))
+    hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:
+            return host  # a malformed hop: trust nothing before it
+        if not _in_networks(address, trusted):
+            return address
+    return str(ipaddress.ip_address(hops[0])) if hops else host
+
+
+def _in_networks(host: str, networks: Iterable[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+class FormTokens:
+    """Stateless CSRF tokens: an HMAC of (issue time, client address) with a process secret."""
+
+    def __init__(self, secret: bytes, clock: IReactorTime) -> None:
+        self.secret = secret
+        self.clock = clock
+
+    def _mac(self, issued: int, client: str) -> str:
+        message = f"{issued}|{client}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:40]
+
+    def issue(self, client: str) -> str:
+        issued = int(self.clock.seconds())
+        return f"{issued}.{self._mac(issued, client)}"
+
+    def check(self, token: str, client: str) -> bool:
+        issued_text, _, mac = token.partition(".")
+        if not issued_text.isdigit() or len(issued_text) > 12:
+            return False
+        issued = int(issued_text)
+        now = self.clock.seconds()
+        if not now - TOKEN_LIFETIME <= issued <= now + TOKEN_SKEW:
+            return False
+        return hmac.compare_digest(mac, self._mac(issued, client))
+
+
+class RateLimiter:
+    """At most ``limit`` events per client in a sliding window, in memory."""
+
+    def __init__(self, limit: int, clock: IReactorTime, window: float = RATE_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._events: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = self.clock.seconds()
+        events = self._events.get(client)
+        if events is None:
+            if len(self._events) >= MAX_TRACKED_CLIENTS:
+                self._sweep(now)
+            events = self._events[client] = deque()
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        return events
+
+    def _sweep(self, now: float) -> None:
+        for client in [c for c, e in self._events.items() if not e or e[-1] <= now - self.window]:
+            del self._events[client]
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until ``client`` may act again, or None when it may act now."""
+        events = self._recent(client)
+        if len(events) < self.limit:
+            return None
+        return max(1.0, events[0] + self.window - self.clock.seconds())
+
+    def record(self, client: str) -> None:
+        self._recent(client).append(self.clock.seconds())
+
+
+# -- what the pages show ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: int
+    y: int
+    height: int
+    day: date
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: int
+    height: int
+    bar_width: int
+    bars: list[Bar]
+    total: int
+    busiest: tuple[date, int] | None
+    first_day: date | None
+    last_day: date | None
+
+
+def hits_chart(daily: Sequence[tuple[date, int]], height: int = 80, bar_width: int = 6) -> Chart:
+    """Bar geometry for the inline SVG chart, computed here so the template stays dumb."""
+    peak = max((count for _, count in daily), default=0)
+    bars = []
+    for i, (day, count) in enumerate(daily):
+        bar_height = 0 if peak == 0 else max(1 if count else 0, round(count / peak * height))
+        bars.append(Bar(i * bar_width, height - bar_height, bar_height, day, count))
+    busiest = max(daily, key=lambda item: (item[1], item[0])) if peak else None
+    return Chart(
+        width=len(daily) * bar_width,
+        height=height,
+        bar_width=bar_width,
+        bars=bars,
+        total=sum(count for _, count in daily),
+        busiest=busiest,
+        first_day=daily[0][0] if daily else None,
+        last_day=daily[-1][0] if daily else None,
+    )
+
+
+def utc(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Page(Exception):
+    """A finished page to send instead of the normal one (an error, a redirect)."""
+
+    def __init__(
+        self,
+        code: int,
+        template: str = "error.html",
+        headers: dict[bytes, bytes] | None = None,
+        /,
+        **context: Any,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.template = template
+        self.headers = headers or {}
+        self.context = context
+
+
+def _redirect(location: str, status: int = http.SEE_OTHER) -> Page:
+    return Page(status, "", {b"location": location.encode("ascii")})
+
+
+def _key_path(key: str) -> str:
+    return quote(key, safe=":*/")
+
+
+# -- the site -----------------------------------------------------------------------------
+
+
+class PublicSite(Resource):
+    """One leaf resource that routes every path itself."""
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        run: Run,
+        clock: IReactorTime,
+        secret: bytes,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.engine = engine
+        self.run = run
+        self.clock = clock
+        self.tokens = FormTokens(secret, clock)
+        self.limiter = RateLimiter(settings.web.requests_per_hour, clock)
+        self.self_service_period = (
+            timedelta(seconds=settings.delisting.self_service_period)
+            if settings.delisting.self_service
+            else None
+        )
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.filters["utc"] = utc
+        self.templates.filters["keypath"] = _key_path
+        self.templates.globals.update(
+            title=settings.web.title,
+            contact=settings.web.contact,
+        )
+        self.stylesheet = (HERE / "static" / "site.css").read_bytes()
+
+    # -- plumbing
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+
+    def render(self, request: server.Request) -> bytes | int:
+        for name, value in SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        request.setHeader(b"cache-control", b"no-store")
+        finished: list[bool] = []
+        request.notifyFinish().addBoth(lambda _: finished.append(True))
+        try:
+            result = self.route(request)
+        except Page as page:
+            self.send(request, page, finished)
+        except Exception:
+            log.failure("page failed")
+            self.send(request, Page(http.INTERNAL_SERVER_ERROR, **_oops()), finished)
+        else:
+            result.addErrback(self._deferred_failure)
+            result.addBoth(lambda page: self.send(request, page, finished))
+        return server.NOT_DONE_YET
+
+    def _deferred_failure(self, failure: Failure) -> Page:
+        if failure.check(Page):
+            page = failure.value
+            assert isinstance(page, Page)
+            return page
+        log.failure("page failed", failure=failure)
+        return Page(http.SERVICE_UNAVAILABLE, **_oops())
+
+    def send(self, request: server.Request, page: Page, finished: list[bool]) -> None:
+        if finished:
+            return  # the client went away
+        request.setResponseCode(page.code)
+        for name, value in page.headers.items():
+            request.setHeader(name, value)
+        if isinstance(page, _Static):
+            request.setHeader(b"content-type", b"text/css; charset=utf-8")
+            request.setHeader(b"cache-control", b"public, max-age=3600")
+            request.setHeader(b"content-length", str(len(page.data)).encode("ascii"))
+            request.write(page.data)
+            request.finish()
+            return
+        if page.template:
+            body = self.templates.get_template(page.template).render(**page.context)
+            data = body.encode("utf-8")
+            content_type = page.headers.get(b"content-type", b"text/html; charset=utf-8")
+        else:
+            data = b""
+            content_type = b"text/plain; charset=utf-8"
+        request.setHeader(b"content-type", content_type)
+        request.setHeader(b"content-length", str(len(data)).encode("ascii"))
+        if data:
+            request.write(data)
+        request.finish()
+
+    def route(self, request: server.Request) -> Deferred[Page]:
+        method = request.method
+        try:
+            parts = [p.decode("utf-8") for p in request.postpath or []]
+        except UnicodeDecodeError:
+            raise Page(http.NOT_FOUND, **_not_found()) from None
+        while len(parts) > 1 and parts[-1] == "":
+            parts.pop()  # a trailing slash
+        head, rest = (parts[0], parts[1:]) if parts else ("", [])
+        routes: dict[str, tuple[str, ...]] = {
+            "": ("GET",),
+            "lookup": ("GET",),
+            "remove": ("GET", "POST"),
+            "request": ("GET",),
+            "static": ("GET",),
+        }
+        allowed = routes.get(head)
+        if (
+            allowed is None
+            or (head in ("", "static") and len(rest) > 1)
+            or (head in ("remove", "request") and not rest)
+        ):
+            raise Page(http.NOT_FOUND, **_not_found())
+        verb = method.decode("ascii", "replace")
+        if verb == "HEAD" and "GET" in allowed:
+            verb = "GET"
+        if verb not in allowed:
+            raise Page(
+                http.NOT_ALLOWED,
+                "error.html",
+                {b"allow": ", ".join(allowed).encode("ascii")},
+                heading="Method not allowed",
+                message=f"{verb} is not allowed here; use {' or '.join(allowed)}.",
+            )
+        if head == "":
+            return self.index()
+        if head == "static":
+            return self.static(rest[0] if rest else "")
+        if head == "lookup":
+            return self.lookup(request, "/".join(rest)) if rest else self.lookup_query(request)
+        if head == "remove":
+            if verb == "POST":
+                return self.remove_post(request, "/".join(rest))
+            return self.remove_form(request, "/".join(rest))
+        return self.request_status("/".join(rest))
+
+    def _arg(self, request: server.Request, name: str) -> str:
+        values = (request.args or {}).get(name.encode("ascii"), [])
+        if not values:
+            return ""
+        try:
+            return bytes(values[0]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Page(
+                http.BAD_REQUEST, heading="Bad request", message=f"{name} is not valid UTF-8."
+            ) from None
+
+    # -- pages
+
+    def index(self) -> Deferred[Page]:
+        return _done(Page(http.OK, "index.html", zones=self._zone_rows(), query=""))
+
+    def _zone_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": zone.name,
+                "kind": zone.kind.value,
+                "codes": _code_rows(zone, zone.default_codes, all_codes=True),
+            }
+            for zone in self.settings.zones
+        ]
+
+    def static(self, name: str) -> Deferred[Page]:
+        if name != "site.css":
+            raise Page(http.NOT_FOUND, **_not_found())
+        raise _Static(self.stylesheet)
+
+    def lookup_query(self, request: server.Request) -> Deferred[Page]:
+        query = self._arg(request, "q").strip()
+        key = self.normalise(query)
+        return _done(_redirect(f"/lookup/{_key_path(key.text)}"))
+
+    def normalise(self, query: str) -> ListingKey:
+        """The canonical key for what someone typed, or a 400 page saying what is wrong."""
+
+        def bad(problem: str) -> Page:
+            return Page(
+                http.BAD_REQUEST,
+                "index.html",
+                zones=self._zone_rows(),
+                query=query[:MAX_QUERY],
+                error=problem,
+            )
+
+        if not query:
+            raise bad("Enter an IP address or a domain name.")
+        if len(query) > MAX_QUERY:
+            raise bad(f"That is longer than {MAX_QUERY} characters.")
+        if "@" in query:  # a sender address: its domain is what can be listed
+            query = query.rpartition("@")[2]
+        if any(ch.isspace() for ch in query):
+            raise bad(f"{query!r} contains spaces; enter one IP address or domain name.")
+        kind = ZoneKind.IP if _looks_like_ip(query) else ZoneKind.DOMAIN
+        if not self._zones_for(kind):
+            raise bad(f"This list has no {kind.value} zone, so {query!r} cannot be listed here.")
+        try:
+            return parse_key(kind, query)
+        except KeyFormatError as exc:
+            raise bad(str(exc)) from None
+
+    def _zones_for(self, kind: ZoneKind) -> list[ZoneSettings]:
+        zones = [zone for zone in self.settings.zones if zone.kind is kind]
+        if kind is ZoneKind.IP and zones:
+            first = self.settings.trap_ip_zone()
+            zones = [first, *[zone for zone in zones if zone is not first]]
+        return zones
+
+    def _path_key(self, text: str) -> ListingKey:
+        key = self.normalise(text)
+        if key.text != text:
+            raise _redirect(f"/lookup/{_key_path(key.text)}", http.MOVED_PERMANENTLY)
+        return key
+
+    def lookup(self, request: server.Request, text: str) -> Deferred[Page]:
+        key = self._path_key(text)
+        zones = self._zones_for(_kind(key))
+        d = self.run(self._statuses, [zone.name for zone in zones], key, self.now())
+        d.addCallback(lambda statuses: self._lookup_page(key, zones, statuses))
+        return d
+
+    def _statuses(
+        self,
+        zones: list[str],
+        key: ListingKey,
+        now: datetime,
+        evidence_limit: int = EVIDENCE_ROWS,
+        days: int = CHART_DAYS,
+    ) -> list[PublicStatus]:
+        with self.engine.begin() as conn:
+            return [
+                public_status(conn, zone, key, now=now, evidence_limit=evidence_limit, days=days)
+                for zone in zones
+            ]
+
+    def _lookup_page(
+        self, key: ListingKey, zones: list[ZoneSettings], statuses: list[PublicStatus]
+    ) -> Page:
+        now = self.now()
+        views = []
+        for zone, status in zip(zones, statuses, strict=True):
+            listing = status.listing
+            last = status.last_listing
+            ended = None
+            if listing is None and last is not None:
+                ended = last.delisted_at or last.expires_at or last.updated_at
+                if ended > now:  # an expiry not swept yet: it ended at its expiry all the same
+                    ended = last.expires_at or now
+            views.append(
+                {
+                    "zone": zone,
+                    "status": status,
+                    "listing": listing,
+                    "last": last,
+                    "ended": ended,
+                    "covering": listing is not None and listing.key != key.text,
+                    "codes": _code_rows(zone, listing.codes) if listing else [],
+                    "txt": zone.txt_for(listing.key, listing.txt) if listing else "",
+                    "chart": hits_chart(status.daily_hits),
+                }
+            )
+        evidence = next((status for status in statuses if status.evidence_total), None)
+        return Page(
+            http.OK,
+            "lookup.html",
+            key=key.text,
+            kind=_kind(key).value,
+            views=views,
+            evidence=evidence,
+            chart=hits_chart(evidence.daily_hits) if evidence else None,
+            evidence_rows=EVIDENCE_ROWS,
+            chart_days=CHART_DAYS,
+        )
+
+    def _removal_zone(self, request: server.Request, key: ListingKey) -> ZoneSettings:
+        zones = self._zones_for(_kind(key))
+        wanted = self._arg(request, "zone").strip().lower().rstrip(".")
+        if not wanted:
+            return zones[0]
+        for zone in zones:
+            if zone.name == wanted:
+                return zone
+        raise Page(
+            http.BAD_REQUEST,
+            heading="Unknown zone",
+            message=f"{wanted!r} is not a {_kind(key).value} zone of this list.",
+        )
+
+    def remove_form(self, request: server.Request, text: str) -> Deferred[Page]:
+        key = self.normalise(text)
+        zone = self._removal_zone(request, key)
+        client = client_address(request, self.settings.web.trusted_proxies)
+        d = self.run(self._statuses, [zone.name], key, self.now(), 0, 1)
+        d.addCallback(
+            lambda statuses: self._form_page(http.OK, key, zone, client, status=statuses[0])
+        )
+        return d
+
+    def _form_page(
+        self,
+        code: int,
+        key: ListingKey,
+        zone: ZoneSettings,
+        client: str,
+        *,
+        status: PublicStatus | None = None,
+        errors: Sequence[str] = (),
+        message: str = "",
+        email: str = "",
+        headers: dict[bytes, bytes] | None = None,
+    ) -> Page:
+        return Page(
+            code,
+            "remove.html",
+            headers,
+            key=key.text,
+            zone=zone.name,
+            status=status,
+            errors=list(errors),
+            message=message,
+            email=email,
+            csrf=self.tokens.issue(client),
+            max_message=MAX_MESSAGE,
+            max_email=MAX_EMAIL,
+            self_service=self.self_service_period is not None,
+        )
+
+    def remove_post(self, request: server.Request, text: str) -> Deferred[Page]:
+        if getattr(request, "body_too_large", False):
+            raise Page(
+                http.REQUEST_ENTITY_TOO_LARGE,
+                heading="Request too large",
+                message=f"A removal request may be at most {MAX_BODY // 1024} KiB.",
+            )
+        key = self.normalise(text)
+        zone = self._removal_zone(request, key)
+        client = client_address(request, self.settings.web.trusted_proxies)
+        message = self._arg(request, "message").replace("\r\n", "\n").strip()
+        email = self._arg(request, "email").strip()
+        if not self.tokens.check(self._arg(request, "csrf"), client):
+            raise self._form_page(
+                http.FORBIDDEN,
+                key,
+                zone,
+                client,
+                errors=[
+                    "This form has expired or did not come from this site. "
+                    "Please check your message and send it again."
+                ],
+                message=message,
+                email=email,
+            )
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            minutes = max(1, round(wait / 60))
+            raise Page(
+                TOO_MANY_REQUESTS,
+                "error.html",
+                {b"retry-after": str(round(wait)).encode("ascii")},
+                heading="Too many requests",
+                message=(
+                    f"You have sent {self.limiter.limit} removal requests in the last hour, "
+                    f"the most this site accepts. Please try again in about {minutes} minutes."
+                ),
+            )
+        errors = _form_errors(message, email)
+        if errors:
+            raise self._form_page(
+                http.BAD_REQUEST, key, zone, client, errors=errors, message=message, email=email
+            )
+        self.limiter.record(client)
+        d = self.run(self._open, zone.name, key, message, email or None, client, self.now())
+        d.addCallback(lambda req: _redirect(f"/request/{req.token}"))
+        return d
+
+    def _open(
+        self,
+        zone: str,
+        key: ListingKey,
+        message: str,
+        email: str | None,
+        client: str,
+        now: datetime,
+    ) -> RemovalRequest:
+        try:
+            with self.engine.begin() as conn:
+                return open_request(
+                    conn,
+                    zone,
+                    key,
+                    message=message,
+                    email=email,
+                    client_ip=client,
+                    now=now,
+                    self_service_period=self.self_service_period,
+                )
+        except NotListedError as exc:
+            raise Page(http.CONFLICT, heading="Not listed", message=str(exc), key=key.text) from exc
+        except RequestError as exc:
+            raise Page(http.BAD_REQUEST, heading="Request not accepted", message=str(exc)) from exc
+
+    def request_status(self, token: str) -> Deferred[Page]:
+        if not _REQUEST_TOKEN.fullmatch(token) or token.isdigit():
+            raise Page(http.NOT_FOUND, **_not_found("There is no removal request with that link."))
+        d = self.run(self._get_request, token)
+        d.addCallback(self._request_page)
+        return d
+
+    def _get_request(self, token: str) -> RemovalRequest | None:
+        with self.engine.begin() as conn:
+            return get_request(conn, token)
+
+    def _request_page(self, found: RemovalRequest | None) -> Page:
+        if found is None:
+            raise Page(http.NOT_FOUND, **_not_found("There is no removal request with that link."))
+        return Page(http.OK, "request.html", request=found)
+
+
+class _Static(Page):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(http.OK, "")
+        self.data = data
+
+
+def _done(page: Page) -> Deferred[Page]:
+    d: Deferred[Page] = Deferred()
+    d.callback(page)
+    return d
+
+
+def _kind(key: ListingKey) -> ZoneKind:
+    return ZoneKind.IP if isinstance(key, IpKey) else ZoneKind.DOMAIN
+
+
+def _looks_like_ip(text: str) -> bool:
+    head = text.split("/", 1)[0]
+    return ":" in head or (head.replace(".", "").isdigit() and "." in head)
+
+
+def _code_rows(
+    zone: ZoneSettings, codes: Iterable[str], *, all_codes: bool = False
+) -> list[tuple[str, str]]:
+    meanings = dict(zone.code_meanings)
+    wanted = list(codes)
+    if all_codes:
+        wanted += [code for code, _ in zone.code_meanings if code not in wanted]
+    return [(code, meanings.get(code, "listed")) for code in wanted]
+
+
+def _form_errors(message: str, email: str) -> list[str]:
+    errors = []
+    if not message:
+        errors.append("Please say why the listing should be removed (the message is required).")
+    elif len(message) > MAX_MESSAGE:
+        errors.append(
+            f"The message has {len(message)} characters; at most {MAX_MESSAGE} are accepted."
+        )
+    if email:
+        local, at, domain = email.partition("@")
+        if (
+            len(email) > MAX_EMAIL
+            or not at
+            or "@" in domain
+            or not local
+            or "." not in domain.strip(".")
+            or any(ch.isspace() or ord(ch) < 32 for ch in email)
+        ):
+            errors.append(
+                f"{email[:80]!r} does not look like an email address "
+                f"(one @, no spaces, at most {MAX_EMAIL} characters). It is optional."
+            )
+    return errors
+
+
+def _not_found(message: str = "There is no page at this address.") -> dict[str, str]:
+    return {"heading": "Not found", "message": message}
+
+
+def _oops() -> dict[str, str]:
+    return {
+        "heading": "Try again later",
+        "message": "The list cannot be read right now. Please try again in a few minutes.",
+    }
+
+
+def make_site(
+    settings: Settings, engine: Engine, run: Run, clock: IReactorTime, secret: bytes
+) -> server.Site:
+    """The public site; ``run(function, *args)`` runs blocking database work off the reactor."""
+    root = PublicSite(settings, engine, run, clock, secret)
+    site = server.Site(root, requestFactory=LimitedRequest, reactor=clock)
+    site.displayTracebacks = False
+    return site
+
+
+__all__ = ["LimitedRequest", "PublicSite", "make_site"]

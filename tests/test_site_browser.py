@@ -1,0 +1,226 @@
+"""End to end in headless Chromium: look up a listing, ask for removal, see it approved.
+
+A real ``rbl serve`` with the lookup site; Chromium driven through
+chromedriver's W3C WebDriver HTTP API with only the standard library; the
+operator approves from the real CLI and dnspython sees the NXDOMAIN.
+Needs Debian's ``chromium`` and ``chromium-driver``: skipped without them,
+except under CI, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from tests.conftest import RunningServer, rbl_command, start_server, stop_server, write_config
+
+pytestmark = pytest.mark.slow
+
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver element key
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1100,1000",
+]
+WEB_CONFIG = """
+[web]
+listen = "127.0.0.1:0"
+title = "Example DNSBL"
+contact = "postmaster at example.org"
+"""
+
+
+def _browser() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if chromium and driver:
+        return chromium, driver
+    message = "needs chromium and chromedriver (apt-get install -y chromium chromium-driver)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WebDriver:
+    """Just enough of the W3C WebDriver protocol, over urllib."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = ""
+
+    def call(self, method: str, path: str, payload: object = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)["value"]
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"WebDriver {method} {path}: {exc.read()!r}") from exc
+
+    def start(self, chromium: str, profile: Path) -> None:
+        options = {"binary": chromium, "args": [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]}
+        capabilities = {"browserName": "chrome", "goog:chromeOptions": options}
+        value = self.call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+        self.session = value["sessionId"]
+
+    def s(self, method: str, path: str, payload: object = None) -> Any:
+        return self.call(method, f"/session/{self.session}{path}", payload)
+
+    def open(self, url: str) -> None:
+        self.s("POST", "/url", {"url": url})
+
+    def find(self, css: str) -> str:
+        found = self.s("POST", "/element", {"using": "css selector", "value": css})
+        assert isinstance(found, dict) and ELEMENT in found, f"{css}: {found}"
+        return str(found[ELEMENT])
+
+    def click(self, css: str) -> None:
+        self.s("POST", f"/element/{self.find(css)}/click", {})
+
+    def type(self, css: str, text: str) -> None:
+        self.s("POST", f"/element/{self.find(css)}/value", {"text": text})
+
+    def text(self, css: str = "body") -> str:
+        return str(self.s("GET", f"/element/{self.find(css)}/text"))
+
+    def current_url(self) -> str:
+        return str(self.s("GET", "/url"))
+
+    def wait_for_url(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Clicks that submit a form return before the next page has loaded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            url = self.current_url()
+            found = re.fullmatch(pattern, url)
+            if found:
+                return found
+            assert time.monotonic() < deadline, f"still at {url}: {self.text()}"
+            time.sleep(0.05)
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self.s("GET", "/screenshot")))
+
+    def quit(self) -> None:
+        if self.session:
+            self.s("DELETE", "")
+            self.session = ""
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    chromium, driver_path = _browser()
+    port = _free_port()
+    log = (tmp_path / "chromedriver.log").open("wb")
+    process = subprocess.Popen(
+        [driver_path, f"--port={port}"], stdout=log, stderr=subprocess.STDOUT
+    )
+    driver = WebDriver(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if driver.call("GET", "/status").get("ready"):
+                    break
+            except (OSError, AssertionError):
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise AssertionError("chromedriver did not start")
+            time.sleep(0.1)
+        driver.start(chromium, tmp_path / "chromium-profile")
+        yield driver
+    finally:
+        try:
+            driver.quit()
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+            log.close()
+
+
+def web_port(server: RunningServer) -> int:
+    web = server.info.get("web")
+    if isinstance(web, dict):
+        return int(web["port"])
+    found = re.search(r"serving the lookup site on \S+ port (\d+)", server.log())
+    assert found, f"no lookup site in the server log:\n{server.log()}"
+    return int(found.group(1))
+
+
+def answer(server: RunningServer, name: str) -> dns.message.Message:
+    query = dns.message.make_query(name, "A")
+    return dns.query.udp(query, server.host, port=server.port, timeout=2)
+
+
+def test_lookup_removal_request_and_approval_in_chromium(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + WEB_CONFIG)
+    rbl_command(config, "list", "add", "45.8.8.8", "--reason", "test")
+    server = start_server(config)
+    try:
+        assert answer(server, "8.8.8.45.bl.example.org").rcode() == dns.rcode.NOERROR
+        base = f"http://127.0.0.1:{web_port(server)}"
+
+        browser.open(f"{base}/lookup/45.8.8.8")
+        page = browser.text()
+        assert "bl.example.org: listed" in page and "127.0.0.2" in page
+        browser.screenshot(tmp_path / "lookup.png")
+        browser.click("#remove-link")
+        browser.wait_for_url(re.escape(f"{base}/remove/45.8.8.8") + r"\?zone=bl\.example\.org")
+        browser.type("#message", "The compromised account is closed; we rate-limit now.")
+        browser.type("#email", "postmaster@customer.example")
+        browser.click("#submit")
+        token = browser.wait_for_url(re.escape(base) + r"/request/([A-Za-z0-9_-]+)")
+        assert browser.text("#state") == "pending"
+        assert "Removal request for 45.8.8.8" in browser.text()
+
+        approved = rbl_command(config, "requests", "approve", token.group(1), "--message", "ok")
+        assert "approved" in approved.stdout
+        deadline = time.monotonic() + 1.0
+        while answer(server, "8.8.8.45.bl.example.org").rcode() != dns.rcode.NXDOMAIN:
+            assert time.monotonic() < deadline, "still listed in DNS 1 s after the approval"
+            time.sleep(0.05)
+
+        browser.s("POST", "/refresh", {})
+        assert browser.text("#state") == "approved"
+        assert "ok" in browser.text(".answer")
+        browser.screenshot(tmp_path / "request.png")
+        browser.open(f"{base}/lookup/45.8.8.8")
+        assert "bl.example.org: not listed" in browser.text()
+    finally:
+        stop_server(server)

@@ -1,0 +1,590 @@
+"""The public site against a real SQLite store, through the real HTTP parser.
+
+Requests are fed as raw bytes into the Site's HTTPChannel over a
+StringTransport, so headers, body limits and status lines are the real ones;
+``run`` is synchronous, so every response is complete when ``dataReceived``
+returns. The clock is a ``task.Clock`` (tokens, rate limit, "now").
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from http.client import HTTPResponse
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import Engine
+from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.web.server import Site
+
+from rbl.allowlist import Allowlist
+from rbl.config import Settings, parse_settings
+from rbl.keys import ZoneKind, parse_key
+from rbl.policy import Rules
+from rbl.store.database import open_engine
+from rbl.store.evidence import record_hits
+from rbl.store.listings import add_listing, remove_listing
+from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher, parse_trap
+from rbl.web.service import WebService
+from rbl.web.site import MAX_BODY, hits_chart, make_site
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TRAP = "secret-trap@example.org"
+HOSTILE_HELO = "<script>alert('helo')</script>"
+HOSTILE_SENDER = '"><script>alert(1)</script>@spam.example'
+CLIENT = "198.51.100.7"
+PROXY = "192.0.2.10"
+SPARE = "45.4.4.4"  # listed, never asked about
+
+
+def make_settings(**web: object) -> Settings:
+    return parse_settings(
+        {
+            "zones": [
+                {
+                    "name": "bl.example.org",
+                    "kind": "ip",
+                    "ns": ["ns1.example.org"],
+                    "codes": {"127.0.0.2": "spam trap hits", "127.0.0.3": "snowshoe network"},
+                },
+                {
+                    "name": "dbl.example.org",
+                    "kind": "domain",
+                    "ns": ["ns1.example.org"],
+                    "default_code": "127.0.1.2",
+                    "codes": {"127.0.1.2": "domain seen in trap mail"},
+                },
+            ],
+            "listing": {"domain_zone": "dbl.example.org"},
+            "web": {
+                "listen": "127.0.0.1:0",
+                "title": "Example <Trap> List",
+                "contact": "abuse desk, +1 555 0100",
+                "trusted_proxies": [PROXY],
+                **web,
+            },
+        },
+        source=Path("test.toml"),
+    )
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+class _Socket:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, *_args: object, **_kwargs: object) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+
+@dataclass
+class Web:
+    site: Site
+    clock: task.Clock
+    engine: Engine
+    settings: Settings
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        peer: str = CLIENT,
+        chunked: bool = False,
+    ) -> Response:
+        channel = self.site.buildProtocol(IPv4Address("TCP", peer, 40000))
+        assert channel is not None
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
+            peerAddress=IPv4Address("TCP", peer, 40000),
+        )
+        channel.makeConnection(transport)
+        lines = [f"{method} {path} HTTP/1.1", "Host: lists.example.org", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+            payload = b"".join(
+                b"%x\r\n%s\r\n" % (len(body[i : i + 4096]), body[i : i + 4096])
+                for i in range(0, len(body), 4096)
+            )
+            body = payload + b"0\r\n\r\n"
+        elif body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        raw = transport.value()
+        channel.connectionLost(None)  # type: ignore[arg-type]
+        response = HTTPResponse(_Socket(raw), method=method)  # type: ignore[arg-type]
+        response.begin()
+        text = response.read().decode("utf-8")
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, fields: dict[str, str], **kwargs: Any) -> Response:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self.request("POST", path, urlencode(fields).encode(), headers=headers, **kwargs)
+
+    def form(self, key: str, peer: str = CLIENT, **kwargs: Any) -> dict[str, str]:
+        page = self.get(f"/remove/{key}", peer=peer, **kwargs)
+        assert page.status == 200, page.body
+        token = re.search(r'name="csrf" value="([^"]+)"', page.body)
+        zone = re.search(r'name="zone" value="([^"]+)"', page.body)
+        assert token and zone, page.body
+        return {"csrf": token.group(1), "zone": zone.group(1)}
+
+    def token(self, peer: str = CLIENT, **kwargs: Any) -> str:
+        """A form token from the page of a listing no test asks to remove."""
+        return self.form(SPARE, peer=peer, **kwargs)["csrf"]
+
+    def ask_removal(
+        self, key: str, message: str = "Fixed the open relay.", peer: str = CLIENT, **more: str
+    ) -> Response:
+        fields = {"csrf": self.token(peer), "message": message, "email": "", **more}
+        return self.post(f"/remove/{key}", fields, peer=peer)
+
+
+def synchronous(function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+    return defer.maybeDeferred(function, *args)
+
+
+def seed(engine: Engine, settings: Settings) -> None:
+    matcher = TrapMatcher([parse_trap(TRAP)])
+    batch = [
+        TrapHit(
+            at=NOW - ago,
+            client_ip="45.1.2.3",
+            rcpt_to=TRAP,
+            mail_from=HOSTILE_SENDER,
+            helo=HOSTILE_HELO,
+            feed="postfix",
+            raw=f"postfix/smtpd: NOQUEUE: reject: RCPT from x[45.1.2.3]: to=<{TRAP}>",
+        )
+        for ago in (
+            timedelta(hours=1),
+            timedelta(hours=2),
+            timedelta(days=3, hours=1),
+            timedelta(days=10, hours=1),
+        )
+    ]
+    with engine.begin() as conn:
+        record_hits(
+            conn,
+            batch,
+            matcher=matcher,
+            allow=Allowlist(),
+            rules=Rules.from_settings(settings.listing),
+            ip_zone=settings.zone("bl.example.org"),
+            domain_zone=None,
+            now=NOW,
+        )
+        ended = parse_key(ZoneKind.IP, "45.2.2.2")
+        add_listing(
+            conn, "bl.example.org", ended, ("127.0.0.2",), actor="t", now=NOW - timedelta(days=9)
+        )
+        remove_listing(
+            conn, "bl.example.org", ended, reason="gone", actor="t", now=NOW - timedelta(days=2)
+        )
+        add_listing(
+            conn,
+            "bl.example.org",
+            parse_key(ZoneKind.IP, "45.3.0.0/24"),
+            ("127.0.0.3",),
+            actor="t",
+            now=NOW - timedelta(days=1),
+        )
+        add_listing(
+            conn,
+            "bl.example.org",
+            parse_key(ZoneKind.IP, SPARE),
+            ("127.0.0.2",),
+            actor="t",
+            now=NOW,
+        )
+        add_listing(
+            conn,
+            "dbl.example.org",
+            parse_key(ZoneKind.DOMAIN, "spam.example"),
+            ("127.0.1.2",),
+            actor="t",
+            now=NOW,
+        )
+
+
+def build(
+    tmp_path: Path,
+    settings: Settings | None = None,
+    run: Callable[..., defer.Deferred[Any]] = synchronous,
+) -> Web:
+    settings = settings or make_settings()
+    engine = open_engine(f"sqlite:///{tmp_path}/rbl.sqlite")
+    seed(engine, settings)
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    return Web(make_site(settings, engine, run, clock, b"s" * 32), clock, engine, settings)
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    built = build(tmp_path)
+    yield built
+    built.engine.dispose()
+
+
+def test_home_page_explains_the_zones_and_codes(web: Web) -> None:
+    page = web.get("/")
+    assert page.status == 200
+    assert page.header("content-type") == "text/html; charset=utf-8"
+    assert "Example &lt;Trap&gt; List" in page.body  # the title, escaped
+    assert "abuse desk, +1 555 0100" in page.body
+    for text in ("bl.example.org", "dbl.example.org", "127.0.0.3", "snowshoe network"):
+        assert text in page.body
+    assert "domain seen in trap mail" in page.body
+    assert 'action="/lookup"' in page.body
+
+
+def test_every_response_carries_the_security_headers(web: Web) -> None:
+    for page in (web.get("/"), web.get("/nope"), web.request("PUT", "/")):
+        csp = page.header("content-security-policy")
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert page.header("x-content-type-options") == "nosniff"
+        assert page.header("referrer-policy") == "no-referrer"
+        assert page.header("x-frame-options") == "DENY"
+
+
+@pytest.mark.parametrize(
+    ("query", "location"),
+    [
+        ("45.1.2.3", "/lookup/45.1.2.3"),
+        ("  45.1.2.3 ", "/lookup/45.1.2.3"),
+        ("2001:DB8::1", "/lookup/2001:db8::1"),
+        ("45.3.0.0/24", "/lookup/45.3.0.0/24"),
+        ("Spam.Example.", "/lookup/spam.example"),
+        ("bücher.example", "/lookup/xn--bcher-kva.example"),
+    ],
+)
+def test_lookup_normalises_and_redirects(web: Web, query: str, location: str) -> None:
+    page = web.get("/lookup?" + urlencode({"q": query}))
+    assert page.status == 303
+    assert page.header("location") == location
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("", "Enter an IP address or a domain name"),
+        ("999.1.2.3", "not an IP address"),
+        ("45.1.2.3/16x", "not an IP address"),
+        ("45.1.2.3/24", "host bits set"),
+        ("exa mple.com", "contains spaces"),
+        ("bad!name.example", "characters other than"),
+        ("x" * 400, "longer than 300"),
+    ],
+)
+def test_lookup_of_bad_input_is_a_400_naming_it(web: Web, query: str, problem: str) -> None:
+    page = web.get("/lookup?" + urlencode({"q": query}))
+    assert page.status == 400
+    assert problem in page.body
+    if query.strip() and len(query) < 300:
+        assert query.replace("!", "!") in page.body.replace("&#39;", "'")
+
+
+def test_a_non_canonical_lookup_path_redirects(web: Web) -> None:
+    page = web.get("/lookup/SPAM.example")
+    assert page.status == 301
+    assert page.header("location") == "/lookup/spam.example"
+    assert web.get("/lookup/45.1.2.03").status == 400
+
+
+def test_status_page_of_a_listed_address(web: Web) -> None:
+    page = web.get("/lookup/45.1.2.3")
+    assert page.status == 200
+    body = page.body
+    assert "<code>bl.example.org</code>" in body
+    assert '<span class="state listed">listed</span>' in body
+    assert "<code>127.0.0.2</code> spam trap hits" in body
+    assert "Trap hits</dt><dd>3</dd>" in body
+    assert "First seen</dt><dd>2026-11-20 11:00 UTC" in body
+    assert "Last seen</dt><dd>2026-11-23 11:00 UTC" in body
+    assert "Expires</dt><dd>2026-11-30" in body
+    assert 'href="/remove/45.1.2.3?zone=bl.example.org"' in body
+    # The evidence: trap domain, feed, and a chart with a text alternative.
+    assert body.count("<td>example.org</td>") == 4
+    assert "<td>postfix</td>" in body
+    assert '<svg role="img"' in body and '<desc id="chart-desc">4 hits' in body
+    assert "most on 2026-11-23 (2)" in body
+    assert "4 trap hits recorded" in body
+
+
+def test_status_page_of_an_address_inside_a_listed_network(web: Web) -> None:
+    body = web.get("/lookup/45.3.0.9").body
+    assert "Listed as part of <code>45.3.0.0/24</code>" in body
+    assert "<code>127.0.0.3</code> snowshoe network" in body
+    assert "Expires</dt><dd>only when removed" in body
+    assert "No trap hits are recorded for 45.3.0.9" in body
+
+
+def test_status_page_of_an_unlisted_and_an_ended_listing(web: Web) -> None:
+    clean = web.get("/lookup/45.9.9.9")
+    assert clean.status == 200
+    assert "not listed</span>" in clean.body and "Never listed here" in clean.body
+    assert "/remove/" not in clean.body
+    ended = web.get("/lookup/45.2.2.2")
+    assert "not listed</span>" in ended.body
+    assert "Was listed until 2026-11-21 12:00 UTC" in ended.body
+
+
+def test_domain_status_page_uses_the_domain_zone(web: Web) -> None:
+    body = web.get("/lookup/mail.spam.example").body
+    assert "<code>dbl.example.org</code>" in body and "bl.example.org</code>:" not in body.replace(
+        "dbl.example.org</code>:", ""
+    )
+    assert "Never listed here" in body
+    listed = web.get("/lookup/spam.example").body
+    assert "domain seen in trap mail" in listed
+
+
+def test_hostile_evidence_is_escaped(web: Web) -> None:
+    body = web.get("/lookup/45.1.2.3").body
+    assert "<script>" not in body
+    assert "&lt;script&gt;alert(&#39;helo&#39;)&lt;/script&gt;" in body
+    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;@spam.example" in body
+
+
+def test_the_trap_address_never_appears(web: Web) -> None:
+    created = web.ask_removal("45.1.2.3", message=f"was it {TRAP.upper()[:3]}?")
+    assert created.status == 303
+    pages = [
+        web.get("/"),
+        web.get("/lookup/45.1.2.3"),
+        web.get("/lookup/45.1.2.0/24"),
+        web.get("/lookup/example.org"),
+        web.get("/remove/45.1.2.3"),
+        web.get(created.header("location")),
+        web.get("/lookup?q=" + TRAP),
+        web.get("/lookup?q=" + TRAP.replace("@", "@@")),
+        web.get("/nope"),
+    ]
+    for page in pages:
+        assert TRAP not in page.body and "secret-trap" not in page.body
+        assert TRAP not in str(page.headers)
+    assert "example.org" in pages[1].body
+
+
+def test_removal_request_flow_and_status_page(web: Web) -> None:
+    response = web.ask_removal("45.1.2.3", email="postmaster@isp.example")
+    assert response.status == 303
+    location = response.header("location")
+    assert re.fullmatch(r"/request/[A-Za-z0-9_-]{32}", location)
+    status = web.get(location)
+    assert status.status == 200
+    assert '<span id="state" class="state pending">pending</span>' in status.body
+    assert "2026-11-23 12:00 UTC" in status.body
+    assert "postmaster@isp.example" not in status.body  # the status link is public
+    # The lookup page now links the pending request instead of the form.
+    lookup = web.get("/lookup/45.1.2.3").body
+    assert f'href="{location}"' in lookup and "remove-link" not in lookup
+    # Asking again returns the same pending request.
+    fields = {"csrf": web.token(), "message": "Please."}
+    again = web.post("/remove/45.1.2.3", fields)
+    assert again.status == 303 and again.header("location") == location
+    assert f'href="{location}"' in web.get("/remove/45.1.2.3").body
+
+
+def test_self_service_removes_at_once(tmp_path: Path) -> None:
+    settings = make_settings()
+    settings = replace(settings, delisting=replace(settings.delisting, self_service=True))
+    web = build(tmp_path, settings)
+    assert "Removal is immediate" in web.get("/remove/45.1.2.3").body
+    response = web.ask_removal("45.1.2.3")
+    assert response.status == 303
+    status = web.get(response.header("location")).body
+    assert "state approved" in status and "(self-service)" in status
+    assert "removed by self-service" in status
+    assert "not listed</span>" in web.get("/lookup/45.1.2.3").body
+    web.engine.dispose()
+
+
+def test_removal_of_an_unlisted_key(web: Web) -> None:
+    form = web.get("/remove/45.9.9.9")
+    assert form.status == 200 and "not listed in <code>bl.example.org</code>" in form.body
+    fields = {"csrf": web.token(), "zone": "bl.example.org", "message": "hi"}
+    response = web.post("/remove/45.9.9.9", fields)
+    assert response.status == 409
+    assert "45.9.9.9 is not listed in bl.example.org" in response.body
+    wrong_zone = web.get("/remove/45.1.2.3?zone=dbl.example.org")
+    assert wrong_zone.status == 400 and "not a ip zone" in wrong_zone.body
+
+
+def test_csrf_token_missing_forged_expired_or_foreign(web: Web) -> None:
+    good = web.form("45.1.2.3")
+    cases = {
+        "missing": {"zone": "bl.example.org"},
+        "forged": {**good, "csrf": good["csrf"][:-4] + "0000"},
+        "garbage": {**good, "csrf": "x.y"},
+    }
+    for name, fields in cases.items():
+        response = web.post("/remove/45.1.2.3", {**fields, "message": "Fixed."})
+        assert response.status == 403, name
+        assert "This form has expired or did not come from this site" in response.body
+        assert ">Fixed.</textarea>" in response.body  # the message is kept
+    other_client = web.post("/remove/45.1.2.3", {**good, "message": "x"}, peer="203.0.113.5")
+    assert other_client.status == 403
+    web.clock.advance(3601)
+    expired = web.post("/remove/45.1.2.3", {**good, "message": "Fixed."})
+    assert expired.status == 403
+    fresh = web.ask_removal("45.1.2.3")
+    assert fresh.status == 303
+
+
+@pytest.mark.parametrize(
+    ("message", "email", "problem"),
+    [
+        ("", "", "the message is required"),
+        ("   \r\n ", "", "the message is required"),
+        ("x" * 4001, "", "The message has 4001 characters; at most 4000"),
+        ("ok", "no-at-sign.example", "does not look like an email address"),
+        ("ok", "two@@example.org", "does not look like an email address"),
+        ("ok", "with space@example.org", "does not look like an email address"),
+        ("ok", "a@" + "b" * 320 + ".example", "does not look like an email address"),
+    ],
+)
+def test_form_validation_errors(web: Web, message: str, email: str, problem: str) -> None:
+    fields = {**web.form("45.1.2.3"), "message": message, "email": email}
+    response = web.post("/remove/45.1.2.3", fields)
+    assert response.status == 400
+    assert problem in response.body
+    assert 'name="csrf"' in response.body  # re-rendered with a fresh token
+
+
+def test_hostile_form_input_is_escaped_when_re_rendered(web: Web) -> None:
+    fields = {**web.form("45.1.2.3"), "message": "</textarea><script>x</script>", "email": "<b>"}
+    body = web.post("/remove/45.1.2.3", fields).body
+    assert "<script>" not in body and "<b>" not in body
+    assert "&lt;/textarea&gt;&lt;script&gt;" in body
+
+
+def test_rate_limit_per_client(tmp_path: Path) -> None:
+    web = build(tmp_path, make_settings(requests_per_hour=2))
+    assert web.ask_removal("45.1.2.3").status == 303
+    assert web.ask_removal("45.3.0.0/24").status == 303
+    limited = web.ask_removal("spam.example")
+    assert limited.status == 429
+    assert "Too many requests" in limited.body and "2 removal requests" in limited.body
+    assert 3000 < int(limited.header("retry-after")) <= 3600
+    # Another client is not limited; the first may ask again after an hour.
+    assert web.ask_removal("spam.example", peer="203.0.113.5").status == 303
+    web.clock.advance(3601)
+    assert web.ask_removal("45.1.2.3").status == 303
+    web.engine.dispose()
+
+
+def test_rate_limit_keys_on_the_forwarded_client_behind_a_trusted_proxy(tmp_path: Path) -> None:
+    web = build(tmp_path, make_settings(requests_per_hour=1))
+    forwarded = {"X-Forwarded-For": "203.0.113.77"}
+
+    def ask(client_headers: dict[str, str], peer: str = PROXY) -> int:
+        fields = {"csrf": web.token(peer=peer, headers=client_headers), "message": "m"}
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **client_headers}
+        body = urlencode(fields).encode()
+        return web.request("POST", "/remove/45.1.2.3", body, headers, peer=peer).status
+
+    assert ask(forwarded) == 303
+    assert ask(forwarded) == 429
+    # Another client behind the same proxy, and a spoofed header from an untrusted peer.
+    assert ask({"X-Forwarded-For": "203.0.113.78"}) == 303
+    assert ask({"X-Forwarded-For": "203.0.113.99, " + PROXY}) == 303
+    assert ask({"X-Forwarded-For": "203.0.113.77"}, peer="198.51.100.50") == 303
+    # A client prepending its own X-Forwarded-For through the proxy gains nothing.
+    assert ask({"X-Forwarded-For": "10.9.9.9, 203.0.113.77"}) == 429
+    web.engine.dispose()
+
+
+def test_a_body_over_the_limit_is_413(web: Web) -> None:
+    fields = {**web.form("45.1.2.3"), "message": "x" * (MAX_BODY + 100)}
+    response = web.post("/remove/45.1.2.3", fields)
+    assert response.status == 413
+    assert "at most 16 KiB" in response.body
+    body = urlencode(fields).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    chunked = web.request("POST", "/remove/45.1.2.3", body, headers, chunked=True)
+    assert chunked.status == 413
+    assert "not listed" not in web.get("/lookup/45.1.2.3").body  # nothing was requested
+
+
+def test_unknown_paths_are_404_and_other_methods_405(web: Web) -> None:
+    for path in ("/nope", "/nope/", "/request/", "/static/x.css", "/remove"):
+        page = web.get(path)
+        assert page.status == 404, path
+        assert "Not found" in page.body
+    for token in ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "1", "12345678901234567890", "x<y"):
+        page = web.get(f"/request/{token}")
+        assert page.status == 404 and "no removal request" in page.body
+    for method, path in (("PUT", "/"), ("DELETE", "/remove/45.1.2.3"), ("POST", "/lookup")):
+        page = web.request(method, path)
+        assert page.status == 405, (method, path)
+        assert method in page.body
+    assert web.request("PATCH", "/remove/45.1.2.3").header("allow") == "GET, POST"
+
+
+def test_head_and_the_stylesheet(web: Web) -> None:
+    head = web.request("HEAD", "/")
+    assert head.status == 200 and head.body == ""
+    css = web.get("/static/site.css")
+    assert css.status == 200 and css.header("content-type") == "text/css; charset=utf-8"
+    assert "font" in css.body
+
+
+def test_database_failure_is_503_never_not_listed(tmp_path: Path) -> None:
+    def broken(function: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        return defer.fail(RuntimeError("database is locked"))
+
+    web = build(tmp_path, run=broken)
+    for path in ("/lookup/45.1.2.3", "/lookup/45.9.9.9", "/request/" + "A" * 32):
+        page = web.get(path)
+        assert page.status == 503
+        assert "Try again later" in page.body
+        assert "not listed" not in page.body and "database is locked" not in page.body
+    web.engine.dispose()
+
+
+def test_hits_chart_geometry() -> None:
+    day = NOW.date()
+    chart = hits_chart([(day - timedelta(days=2), 0), (day - timedelta(days=1), 4), (day, 1)])
+    assert [(b.x, b.height, b.count) for b in chart.bars] == [(0, 0, 0), (6, 80, 4), (12, 20, 1)]
+    assert chart.width == 18 and chart.total == 5 and chart.busiest == (day - timedelta(days=1), 4)
+    empty = hits_chart([(day, 0)])
+    assert empty.busiest is None and empty.bars[0].height == 0
+
+
+def test_web_service_binds_on_privileged_start_and_stops(tmp_path: Path) -> None:
+    web = build(tmp_path)
+    reactor = MemoryReactor()
+    service = WebService(("127.0.0.1", 0), web.site, reactor)
+    service.privilegedStartService()
+    service.startService()
+    ((port, factory, _backlog, interface),) = reactor.tcpServers
+    assert (port, factory, interface) == (0, web.site, "127.0.0.1")
+    assert service.port is not None and service.bound[0] == "0.0.0.0"
+    service.stopService()
+    assert service.port is None
+    web.engine.dispose()
