@@ -1,0 +1,153 @@
+"""``rbl ingest``: trap hits from logs, in bulk or following a growing file."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rbl.cli.base import Context, main, pass_context
+
+# -- ingest -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--format",
+    "format_name",
+    required=True,
+    help="Log format: spamd, spamdb, postfix, exim or json.",
+)
+@click.option("--follow", is_flag=True, help="Keep reading as the log grows; survive rotation.")
+@click.option(
+    "--batch", "batch_size", default=5000, show_default=True, help="Lines per transaction."
+)
+@click.option(
+    "--tz",
+    "tz_name",
+    default="UTC",
+    show_default=True,
+    help="Time zone of log timestamps that carry none (syslog).",
+)
+@click.option("--feed", default=None, help="Feed name recorded with the evidence.")
+@click.option("--poll", default=1.0, show_default=True, help="Seconds between reads in --follow.")
+@click.argument("source")
+@pass_context
+def ingest(
+    obj: Context,
+    format_name: str,
+    follow: bool,
+    batch_size: int,
+    tz_name: str,
+    feed: str | None,
+    poll: float,
+    source: str,
+) -> None:
+    """Ingest trap hits from SOURCE (a log file, or '-' for standard input).
+
+    A file's progress is committed with every batch, so an interrupted run
+    started again resumes where it stopped and counts no line twice.
+    """
+    import signal
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from rbl.ingest import Ingestor, IngestReport
+
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz") from None
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch")
+    ingestor = Ingestor(
+        obj.engine(), obj.settings, format_name, batch_size=batch_size, tz=tz, feed=feed
+    )
+    report = IngestReport()
+    stop = _StopFlag()
+    signal.signal(signal.SIGTERM, stop.set)
+    try:
+        if source == "-":
+            ingestor.ingest(sys.stdin.buffer, "<stdin>", report)
+        else:
+            _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
+    except KeyboardInterrupt:
+        click.echo("interrupted: progress up to the last batch is saved", err=True)
+    _print_ingest(report)
+
+
+class _StopFlag:
+    """Set by SIGTERM or Ctrl-C; the current batch finishes and is committed first."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def set(self, *_args: object) -> None:
+        self.stopping = True
+
+    def running(self) -> bool:
+        return not self.stopping
+
+
+def _ingest_path(
+    ingestor: Any, path: Path, report: Any, *, follow: bool, poll: float, stop: _StopFlag
+) -> None:
+    """One file, or in --follow mode the file and each file that replaces it on rotation."""
+    while True:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            if not follow or stop.stopping:
+                raise click.ClickException(f"cannot read {path}: no such file") from None
+            time.sleep(poll)  # rotated away; the new file is not there yet
+            continue
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            visible = sys.stderr.isatty() and not follow
+            with click.progressbar(
+                length=size,
+                label=f"ingesting {path}",
+                file=sys.stderr if visible else io.StringIO(),
+            ) as bar:
+                ingestor.ingest(
+                    handle,
+                    str(path),
+                    report,
+                    follow=follow,
+                    progress=_Progress(bar),
+                    keep_going=stop.running,
+                    poll=poll,
+                )
+        if not follow or stop.stopping:
+            return
+
+
+class _Progress:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.done = 0
+
+    def __call__(self, offset: int) -> None:
+        self.bar.update(max(offset - self.done, 0))
+        self.done = offset
+
+
+def _print_ingest(report: Any) -> None:
+    if report.resumed_at_line:
+        click.echo(f"resumed after line {report.resumed_at_line}")
+    actions = report.actions
+    click.echo(
+        f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
+        f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
+        f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}"
+    )
+    for problem in report.problems:
+        click.echo(f"malformed: {problem}", err=True)
+    if report.malformed > len(report.problems):
+        click.echo(f"malformed: ... and {report.malformed - len(report.problems)} more", err=True)

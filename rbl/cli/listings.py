@@ -1,0 +1,210 @@
+"""``rbl list ...``: manual listings (add, remove, show, import)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import click
+
+from rbl.cli.base import Context, _key_for, main, pass_context
+from rbl.codes import parse_codes
+from rbl.config import ZoneSettings, check_template
+from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
+from rbl.keys import IpKey, ListingKey
+
+
+@main.group(name="list")
+def list_group() -> None:
+    """Add, remove, show and import listings."""
+
+
+@list_group.command("add")
+@click.argument("key")
+@click.option("--zone", default=None, help="Zone to list in (default: the only one fitting).")
+@click.option(
+    "--code", "codes", multiple=True, help="Return code(s), e.g. 127.0.0.3 (default: the zone's)."
+)
+@click.option("--txt", default=None, help="Own TXT template ({key}, {url}); default the zone's.")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def list_add(
+    obj: Context, key: str, zone: str | None, codes: tuple[str, ...], txt: str | None, reason: str
+) -> None:
+    """List KEY (an IP, CIDR, domain or *.domain)."""
+    from rbl.store.listings import add_listing, now_utc
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    code_set = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
+    if txt is not None:
+        check_template(txt, frozenset({"key", "url"}), "--txt")
+    with obj.engine().begin() as conn:
+        listing = add_listing(
+            conn,
+            zone_settings.name,
+            parsed,
+            code_set,
+            txt=txt,
+            reason=reason,
+            actor=obj.actor,
+            now=now_utc(),
+        )
+    click.echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
+
+
+@list_group.command("remove")
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
+    """Remove the listing of exactly KEY."""
+    from rbl.store.listings import now_utc, remove_listing
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    if not yes:
+        click.confirm(f"Remove the listing of {parsed.text} from {zone_settings.name}?", abort=True)
+    with obj.engine().begin() as conn:
+        listing = remove_listing(
+            conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
+        )
+    click.echo(f"removed {listing.key} from {listing.zone}")
+
+
+@list_group.command("show")
+@click.argument("key", required=False)
+@click.option("--zone", default=None)
+@click.option("--all", "include_removed", is_flag=True, help="Include removed listings.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--search", default=None, help="Only keys containing this text.")
+@click.option("--source", type=click.Choice(["manual", "trap"]), default=None)
+@pass_context
+def list_show(
+    obj: Context,
+    key: str | None,
+    zone: str | None,
+    include_removed: bool,
+    limit: int,
+    search: str | None,
+    source: str | None,
+) -> None:
+    """Show KEY's listing (and wider listings covering it), or the latest listings."""
+    from rbl.store.listings import covering_listings, get_listing, list_listings
+
+    engine = obj.engine()
+    if key is None:
+        zone_name = obj.settings.zone(zone).name if zone else None
+        with engine.connect() as conn:
+            rows = list_listings(
+                conn,
+                zone_name,
+                include_removed=include_removed,
+                limit=limit,
+                search=search,
+                source=source,
+            )
+        for listing in rows:
+            click.echo(
+                f"{listing.zone}\t{listing.key}\t{','.join(listing.codes)}\t"
+                f"{listing.state}\t{listing.updated_at:%Y-%m-%d %H:%M:%S}Z\t"
+                f"{listing.reason or ''}"
+            )
+        return
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    with engine.connect() as conn:
+        exact = get_listing(conn, zone_settings.name, parsed)
+        covering = covering_listings(conn, zone_settings.name, parsed)
+    if exact is None and not covering:
+        click.echo(f"{parsed.text} is not listed in {zone_settings.name}")
+        sys.exit(1)
+    shown = [exact] if exact is not None else []
+    shown += [c for c in covering if exact is None or c.key != exact.key]
+    for listing in shown:
+        click.echo(f"key:      {listing.key}")
+        click.echo(f"zone:     {listing.zone}")
+        click.echo(f"state:    {listing.state}")
+        click.echo(f"codes:    {','.join(listing.codes)}")
+        click.echo(f"txt:      {zone_settings.txt_for(_query_text(parsed), listing.txt)}")
+        click.echo(f"source:   {listing.source}")
+        click.echo(f"reason:   {listing.reason or ''}")
+        click.echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
+        click.echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
+        if listing.expires_at is not None:
+            click.echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
+        click.echo("")
+
+
+def _query_text(key: ListingKey) -> str:
+    return key.text.split("/", 1)[0] if isinstance(key, IpKey) else key.text
+
+
+@list_group.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--zone", default=None)
+@click.option("--code", "codes", multiple=True, help="Codes for lines that name none.")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def list_import(
+    obj: Context, source: TextIO, zone: str | None, codes: tuple[str, ...], reason: str
+) -> None:
+    """Import listings from SOURCE ('-' for stdin), one per line: KEY [:CODES[:TXT]].
+
+    The whole file is checked first; if any line is bad nothing is stored and
+    every bad line is reported with its number.
+    """
+    from rbl.store.listings import import_listings, now_utc
+
+    zone_settings = obj.pick_zone(zone) if zone or len(obj.settings.zones) == 1 else None
+    if zone_settings is None:
+        raise ZoneError("give --zone: the configuration has more than one zone")
+    default = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
+    name = getattr(source, "name", "<stdin>")
+    entries, errors = [], []
+    for number, entry in _parse_import(source, zone_settings, default):
+        if isinstance(entry, str):
+            errors.append(f"{name}:{number}: {entry}")
+        else:
+            entries.append(entry)
+    if errors:
+        shown = "\n".join(errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    with obj.engine().begin() as conn:
+        added, changed = import_listings(
+            conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
+        )
+    click.echo(
+        f"imported into {zone_settings.name}: {added} added, {changed} changed, "
+        f"{len(entries) - added - changed} unchanged"
+    )
+
+
+def _parse_import(
+    source: TextIO, zone: ZoneSettings, default: tuple[str, ...]
+) -> Iterator[tuple[int, Any]]:
+    from rbl.store.listings import ListingEntry
+
+    for number, line in enumerate(source, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        key_text, _, rest = text.partition(" ")
+        rest = rest.strip()
+        codes, txt = default, None
+        try:
+            if rest:
+                if not rest.startswith(":"):
+                    raise KeyFormatError(f"expected ':CODES[:TXT]' after the key, got {rest!r}")
+                code_text, _, txt_text = rest[1:].partition(":")
+                if code_text.strip():
+                    codes = parse_codes(code_text)
+                if txt_text:
+                    txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
+            yield number, ListingEntry(_key_for(zone, key_text), codes, txt)
+        except (KeyFormatError, CodeError, ConfigError) as exc:
+            yield number, str(exc)

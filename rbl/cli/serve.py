@@ -1,0 +1,74 @@
+"""``rbl serve``: the DNS server, the writers and the site, as one Twisted process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rbl.cli.base import Context, main, pass_context
+
+
+@main.command()
+@click.option("--listen", multiple=True, help="address:port to bind, overriding [dns] listen.")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the bound ports as JSON here once serving.",
+)
+@click.option("--user", default=None, help="Drop root privileges to this user after binding.")
+@click.option(
+    "--dns-only",
+    is_flag=True,
+    help="Only answer DNS: no expiry sweep, no live feeds (extra DNS nodes).",
+)
+@pass_context
+def serve(
+    obj: Context,
+    listen: tuple[str, ...],
+    ready_file: Path | None,
+    user: str | None,
+    dns_only: bool,
+) -> None:
+    """Serve the zones over DNS (UDP and TCP) and follow the change log."""
+    from dataclasses import replace
+
+    from twisted.internet import reactor as _reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from rbl.config import parse_endpoint
+    from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
+
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)  # a stale file must not say "ready"
+    settings = obj.settings
+    if listen:
+        endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)
+        settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    reactor: Any = _reactor
+    server: Server = make_service(settings, reactor, dns_only=dns_only)
+    log.info(
+        "loaded {count} listings in {seconds:.2f}s (change log at {position})",
+        count=server.load.listings,
+        seconds=server.load.seconds,
+        position=server.load.position,
+    )
+    service = server.service
+    service.privilegedStartService()
+    if user:
+        drop_privileges(user)
+    for host, port in server.dns.bound:
+        log.info("answering DNS on {host} port {port} (UDP and TCP)", host=host, port=port)
+
+    def started() -> None:
+        service.startService()
+        if ready_file is not None:
+            write_ready_file(ready_file, server)
+
+    reactor.callWhenRunning(started)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()

@@ -1,0 +1,93 @@
+"""``rbl traps ...``: the spamtrap definitions."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import click
+
+from rbl.cli.base import Context, main, pass_context
+from rbl.errors import KeyFormatError
+
+# -- traps ------------------------------------------------------------------------------
+
+
+@main.group()
+def traps() -> None:
+    """Define the spamtrap addresses and domains hits are matched against."""
+
+
+@traps.command("add")
+@click.argument("traps_given", metavar="TRAP...", nargs=-1, required=True)
+@click.option("--note", default=None, help="Where the trap came from, for the operator.")
+@pass_context
+def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> None:
+    """Add traps: trap@example.org (one address) or @example.org (a whole domain)."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import import_traps
+    from rbl.traps import parse_trap
+
+    specs = [parse_trap(text) for text in traps_given]
+    with obj.engine().begin() as conn:
+        added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
+    click.echo(f"traps: {added} added, {present} already active")
+
+
+@traps.command("remove")
+@click.argument("trap")
+@click.option("--reason", required=True, help="Why, for the audit log.")
+@pass_context
+def traps_remove(obj: Context, trap: str, reason: str) -> None:
+    """Stop treating TRAP as a trap (its evidence is kept)."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import remove_trap
+    from rbl.traps import parse_trap
+
+    spec = parse_trap(trap)
+    with obj.engine().begin() as conn:
+        remove_trap(conn, spec, reason=reason, actor=obj.actor, now=now_utc())
+    click.echo(f"removed trap {spec.text}")
+
+
+@traps.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed traps.")
+@pass_context
+def traps_list(obj: Context, include_inactive: bool) -> None:
+    """List the traps (operator only: never publish these)."""
+    from rbl.store.traps import trap_rows
+
+    with obj.engine().connect() as conn:
+        rows = trap_rows(conn)
+    for spec, active, note, created in rows:
+        if active or include_inactive:
+            state = "active" if active else "removed"
+            click.echo(f"{spec.text}\t{state}\t{created:%Y-%m-%d}\t{note or ''}")
+
+
+@traps.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.option("--note", default=None)
+@pass_context
+def traps_import(obj: Context, source: TextIO, note: str | None) -> None:
+    """Import traps from SOURCE, one per line ('#' comments); all or nothing."""
+    from rbl.store.listings import now_utc
+    from rbl.store.traps import import_traps
+    from rbl.traps import parse_trap
+
+    name = getattr(source, "name", "<stdin>")
+    specs, errors = [], []
+    for number, line in enumerate(source, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            specs.append(parse_trap(text))
+        except KeyFormatError as exc:
+            errors.append(f"{name}:{number}: {exc}")
+    if errors:
+        shown = "\n".join(errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    with obj.engine().begin() as conn:
+        added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
+    click.echo(f"traps: {added} added, {present} already active")
