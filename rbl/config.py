@@ -117,6 +117,15 @@ class DelistingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DumpSettings:
+    """The hourly mirror dump inside ``rbl serve`` (off unless ``directory`` is set)."""
+
+    directory: str | None = None
+    interval: float = 3600.0
+    gzip_level: int = 6
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     zones: tuple[ZoneSettings, ...]
@@ -126,6 +135,7 @@ class Settings:
     policy_feed: PolicyFeedSettings = field(default_factory=PolicyFeedSettings)
     web: WebSettings = field(default_factory=WebSettings)
     delisting: DelistingSettings = field(default_factory=DelistingSettings)
+    dumps: DumpSettings = field(default_factory=DumpSettings)
     source: str = "<defaults>"
 
     def trap_ip_zone(self) -> ZoneSettings:
@@ -181,7 +191,11 @@ def parse_settings(
     data: Mapping[str, Any], *, source: Path, database_url: str | None = None
 ) -> Settings:
     where = str(source)
-    _only(data, {"dns", "database", "sync", "zones", "listing", "feeds", "web", "delisting"}, where)
+    _only(
+        data,
+        {"dns", "database", "sync", "zones", "listing", "feeds", "web", "delisting", "dumps"},
+        where,
+    )
     db = _table(data, "database", where)
     _only(db, {"url"}, f"{where} [database]")
     url = _get(db, "url", str, f"{where} [database]", "sqlite:///rbl.sqlite")
@@ -207,7 +221,26 @@ def parse_settings(
         policy_feed=_feeds(_table(data, "feeds", where), f"{where} [feeds]"),
         web=_web(_table(data, "web", where), f"{where} [web]"),
         delisting=_delisting(_table(data, "delisting", where), f"{where} [delisting]"),
+        dumps=_dumps(_table(data, "dumps", where), source.parent, f"{where} [dumps]"),
         source=where,
+    )
+
+
+def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:
+    _only(data, {"directory", "interval", "gzip_level"}, where)
+    directory = data.get("directory")
+    if directory is not None and (not isinstance(directory, str) or not directory.strip()):
+        raise ConfigError(f"{where}: directory must be a non-empty path")
+    interval = parse_duration(data.get("interval", 3600.0), f"{where} interval")
+    if interval < 60:
+        raise ConfigError(f"{where}: interval {interval:g}s is shorter than a minute")
+    level = _get(data, "gzip_level", int, where, 6)
+    if not 1 <= level <= 9:
+        raise ConfigError(f"{where}: gzip_level {level} is outside 1..9")
+    return DumpSettings(
+        directory=None if directory is None else str((base / directory).resolve()),
+        interval=interval,
+        gzip_level=level,
     )
 
 

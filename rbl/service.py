@@ -318,6 +318,7 @@ class Server:
     load: LoadReport
     writer: WriterService | None = None
     web: Any = None  # rbl.web.service.WebService when [web] listen is set
+    dumps: Any = None  # rbl.dumps.service.DumpService when [dumps] directory is set
 
 
 def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) -> Server:
@@ -351,9 +352,31 @@ def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) ->
         # A per-process CSRF secret: a form left open across a restart gets a polite
         # "expired" page and a fresh token.
         site = make_site(settings, writer.engine, database.run, reactor, secrets.token_bytes(32))
+        if settings.dumps.directory is not None:
+            from rbl.dumps.resource import mount_dumps
+
+            site.resource = mount_dumps(site.resource, Path(settings.dumps.directory))
         web = WebService(settings.web.listen, site, reactor)
         web.setServiceParent(top)
-    return Server(top, dns, follower, report, writer, web)
+    dumps = None
+    if not dns_only and settings.dumps.directory is not None:
+        from rbl.dumps.service import DumpService
+
+        dumps = DumpService(
+            settings,
+            # Its own connection: a dump streams for seconds and must not hold the
+            # DNS follower's reader.
+            ListingReader(settings.database.url),
+            Path(settings.dumps.directory),
+            lambda fn, *args: threads.deferToThreadPool(
+                reactor, reactor.getThreadPool(), fn, *args
+            ),
+            reactor,
+            interval=settings.dumps.interval,
+            gzip_level=settings.dumps.gzip_level,
+        )
+        dumps.setServiceParent(top)
+    return Server(top, dns, follower, report, writer, web, dumps)
 
 
 def drop_privileges(user: str) -> None:

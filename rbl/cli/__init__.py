@@ -8,5 +8,8 @@ group of commands; importing this package registers them all on ``main``.
 
 from rbl.cli import db, evidence, ingest, listings, review, serve, traps  # noqa: F401
 from rbl.cli.base import main
+from rbl.dumps.cli import dump
+
+main.add_command(dump)
 
 __all__ = ["main"]

@@ -1,0 +1,68 @@
+"""``rbl dump``: write the mirror files once (cron, or before the first ``rbl serve``).
+
+Attached to the main group in rbl/cli.py. Reads the store through
+``ListingReader`` like a DNS process, so it never imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_DIRECTORY = "dumps"
+
+
+def default_directory(settings: Any) -> Path:
+    """``[dumps] directory`` when the configuration has it, else ./dumps."""
+    dumps = getattr(settings, "dumps", None)
+    directory = getattr(dumps, "directory", None)
+    return Path(directory) if directory else Path(DEFAULT_DIRECTORY)
+
+
+@click.command("dump")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: [dumps] directory, else ./dumps).",
+)
+@click.option("--zone", "zones", multiple=True, help="Only this zone (repeatable).")
+@click.option(
+    "--gzip-level",
+    type=click.IntRange(1, 9),
+    default=6,
+    show_default=True,
+    help="gzip compression level of the .gz variants.",
+)
+@click.pass_obj
+def dump(obj: Any, directory: Path | None, zones: tuple[str, ...], gzip_level: int) -> None:
+    """Write plain lists, rbldnsd data, zone files, checksums and summaries for mirrors."""
+    from rbl.dumps.writer import write_dumps
+    from rbl.store.reader import ListingReader
+
+    settings = obj.settings
+    target = directory if directory is not None else default_directory(settings)
+    reader = ListingReader(settings.database.url)
+    try:
+        report = write_dumps(
+            settings,
+            reader,
+            target,
+            datetime.now(UTC),
+            zones=list(zones) or None,
+            gzip_level=gzip_level,
+        )
+    finally:
+        reader.close()
+    for zone in report.zones:
+        click.echo(
+            f"{zone.zone}: {zone.listings} listings, {zone.exclusions} exclusions, "
+            f"serial {zone.serial}"
+        )
+    click.echo(
+        f"wrote {len(report.files)} files ({report.total_bytes:,} bytes) to {report.directory} "
+        f"in {report.seconds:.2f}s"
+    )
