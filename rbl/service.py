@@ -156,9 +156,15 @@ class DnsServerService(Service):
     """Binds UDP and TCP on each endpoint, the same port number for both."""
 
     def __init__(
-        self, listen: Sequence[tuple[str, int]], responder: Responder, reactor: Any
+        self,
+        listen: Sequence[tuple[str, int]],
+        responder: Responder,
+        reactor: Any,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self.listen = listen
+        self.reuse_port = reuse_port  # share the port with other worker processes
         self.responder = responder
         self.reactor = reactor
         self.counters = Counters()
@@ -172,12 +178,18 @@ class DnsServerService(Service):
 
     def _bind(self, host: str, port: int) -> None:
         tcp_factory = DnsStreamFactory(self.responder, self.counters)
+        from rbl.dnsserver.reuseport import SharedUdpPort, listen_tcp
+
         for _attempt in range(20):
-            udp = DnsUdpPort(port, self.responder, self.counters, host, self.reactor)
+            port_class = SharedUdpPort if self.reuse_port else DnsUdpPort
+            udp = port_class(port, self.responder, self.counters, host, self.reactor)
             udp.startListening()
             number = udp.getHost().port
             try:
-                tcp = self.reactor.listenTCP(number, tcp_factory, interface=host, backlog=128)
+                if self.reuse_port:
+                    tcp: Any = listen_tcp(number, tcp_factory, host, self.reactor)
+                else:
+                    tcp = self.reactor.listenTCP(number, tcp_factory, interface=host, backlog=128)
             except CannotListenError:
                 udp.stopListening()
                 if port:
@@ -319,9 +331,12 @@ class Server:
     writer: WriterService | None = None
     web: Any = None  # rbl.web.service.WebService when [web] listen is set
     dumps: Any = None  # rbl.dumps.service.DumpService when [dumps] directory is set
+    supervisor: Any = None  # rbl.workers.WorkerSupervisor with --workers N
 
 
-def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) -> Server:
+def make_service(
+    settings: Settings, reactor: Any, *, dns_only: bool = False, reuse_port: bool = False
+) -> Server:
     """Open the store, load the index and compose the services (ports bind on start).
 
     ``dns_only`` leaves out every writer (expiry sweep, live feeds): for extra DNS
@@ -338,7 +353,7 @@ def make_service(settings: Settings, reactor: Any, *, dns_only: bool = False) ->
     ChangeFollowerService(
         database, follower, settings.sync.poll_interval, reactor
     ).setServiceParent(top)
-    dns = DnsServerService(settings.dns.listen, responder, reactor)
+    dns = DnsServerService(settings.dns.listen, responder, reactor, reuse_port=reuse_port)
     dns.setServiceParent(top)
     writer = None
     if not dns_only:
@@ -405,6 +420,8 @@ def write_ready_file(path: Path, server: Server) -> None:
     if server.writer is not None and server.writer.policy_port is not None:
         address = server.writer.policy_port.getHost()
         payload["policy"] = {"host": address.host, "port": address.port}
+    if server.supervisor is not None:
+        payload["workers"] = server.supervisor.pids()
     if server.web is not None and server.web.port is not None:
         host, port = server.web.bound
         payload["web"] = {"host": host, "port": port}

@@ -25,6 +25,14 @@ from rbl.cli.base import Context, main, pass_context
     is_flag=True,
     help="Only answer DNS: no expiry sweep, no live feeds (extra DNS nodes).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="DNS processes sharing the ports (SO_REUSEPORT); extra ones are DNS-only.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT.")
 @pass_context
 def serve(
     obj: Context,
@@ -32,6 +40,8 @@ def serve(
     ready_file: Path | None,
     user: str | None,
     dns_only: bool,
+    workers: int,
+    reuse_port: bool,
 ) -> None:
     """Serve the zones over DNS (UDP and TCP) and follow the change log."""
     from dataclasses import replace
@@ -42,6 +52,8 @@ def serve(
     from rbl.config import parse_endpoint
     from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
 
+    if reuse_port:
+        _die_with_parent()
     if ready_file is not None:
         ready_file.unlink(missing_ok=True)  # a stale file must not say "ready"
     settings = obj.settings
@@ -50,7 +62,9 @@ def serve(
         settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     reactor: Any = _reactor
-    server: Server = make_service(settings, reactor, dns_only=dns_only)
+    server: Server = make_service(
+        settings, reactor, dns_only=dns_only, reuse_port=reuse_port or workers > 1
+    )
     log.info(
         "loaded {count} listings in {seconds:.2f}s (change log at {position})",
         count=server.load.listings,
@@ -59,6 +73,22 @@ def serve(
     )
     service = server.service
     service.privilegedStartService()
+    if workers > 1:
+        # Children bind the very ports just bound, before anyone drops privileges.
+        from rbl.workers import WorkerSupervisor
+
+        child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
+        if obj.database_url:
+            child += ["--database", obj.database_url]
+        child += ["serve", "--dns-only", "--reuse-port"]
+        for host, port in server.dns.bound:
+            child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        if user:
+            child += ["--user", user]
+        supervisor = WorkerSupervisor(child, workers, reactor)
+        supervisor.setServiceParent(service)
+        supervisor.privilegedStartService()
+        server.supervisor = supervisor
     if user:
         drop_privileges(user)
     for host, port in server.dns.bound:
@@ -72,3 +102,15 @@ def serve(
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
+
+
+def _die_with_parent() -> None:
+    """A worker ends when its supervisor does, even if that is killed with SIGKILL (Linux)."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's stopService still ends the workers

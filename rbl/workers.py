@@ -1,0 +1,107 @@
+"""``rbl serve --workers N``: more DNS processes sharing the same ports.
+
+A Python process answers with one core; a many-core box runs several. The
+first process binds the DNS ports with SO_REUSEPORT and starts N-1
+``rbl serve --dns-only --reuse-port`` children on the same addresses; the
+kernel spreads queries over all of them. Each child loads its own index and
+follows the change log, exactly like a DNS node on another machine. The
+children are started before privileges are dropped (Linux lets only sockets
+of the same user share a port), restarted with a backoff when they die, and
+stopped with the parent.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger(namespace="rbl.workers")
+
+MAX_BACKOFF = 60.0
+STOP_TIMEOUT = 10.0
+
+
+class _Worker(ProcessProtocol):
+    def __init__(self, supervisor: WorkerSupervisor, number: int) -> None:
+        self.supervisor = supervisor
+        self.number = number
+        self.ended: defer.Deferred[None] = defer.Deferred()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(None)
+        self.supervisor.ended(self, reason)
+
+
+class WorkerSupervisor(Service):
+    def __init__(self, argv: Sequence[str], count: int, reactor: Any) -> None:
+        self.argv = list(argv)  # the child command line, without the interpreter
+        self.count = count
+        self.reactor = reactor
+        self.workers: dict[int, tuple[_Worker, Any]] = {}
+        self.backoff: dict[int, float] = {}
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        for number in range(1, self.count):
+            self._spawn(number)
+
+    def _spawn(self, number: int) -> None:
+        worker = _Worker(self, number)
+        transport = self.reactor.spawnProcess(
+            worker,
+            sys.executable,
+            [sys.executable, *self.argv],
+            env=dict(os.environ),
+            childFDs={0: "w", 1: 1, 2: 2},
+        )
+        self.workers[number] = (worker, transport)
+
+    def pids(self) -> list[int]:
+        return [transport.pid for _, transport in self.workers.values() if transport.pid]
+
+    def ended(self, worker: _Worker, reason: Failure) -> None:
+        self.workers.pop(worker.number, None)
+        if not self.running:
+            return
+        delay = self.backoff.get(worker.number, 0.5)
+        self.backoff[worker.number] = min(delay * 2, MAX_BACKOFF)
+        log.warn(
+            "DNS worker {number} ended ({reason}); restarting in {delay:.1f}s",
+            number=worker.number,
+            reason=reason.value,
+            delay=delay,
+        )
+        self.reactor.callLater(delay, self._respawn, worker.number)
+
+    def _respawn(self, number: int) -> None:
+        if self.running and number not in self.workers:
+            self._spawn(number)
+
+    def stopService(self) -> defer.Deferred[Any]:
+        super().stopService()
+        ending = []
+        for worker, transport in list(self.workers.values()):
+            ending.append(worker.ended)
+            try:
+                transport.signalProcess("TERM")
+            except Exception:  # already gone
+                continue
+            self.reactor.callLater(STOP_TIMEOUT, _kill, transport)
+        return defer.DeferredList(ending)
+
+
+def _kill(transport: Any) -> None:
+    try:
+        if transport.pid:
+            os.kill(transport.pid, signal.SIGKILL)
+    except OSError:
+        pass
