@@ -126,6 +126,14 @@ class DumpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferSettings:
+    """Zone transfers out (AXFR/IXFR over TCP) and NOTIFY to secondaries."""
+
+    allow: tuple[str, ...] = ()  # client networks; empty refuses every transfer
+    notify: tuple[tuple[str, int], ...] = ()  # secondaries, "address:port"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     zones: tuple[ZoneSettings, ...]
@@ -136,6 +144,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     delisting: DelistingSettings = field(default_factory=DelistingSettings)
     dumps: DumpSettings = field(default_factory=DumpSettings)
+    transfer: TransferSettings = field(default_factory=TransferSettings)
     source: str = "<defaults>"
 
     def trap_ip_zone(self) -> ZoneSettings:
@@ -193,7 +202,18 @@ def parse_settings(
     where = str(source)
     _only(
         data,
-        {"dns", "database", "sync", "zones", "listing", "feeds", "web", "delisting", "dumps"},
+        {
+            "dns",
+            "database",
+            "sync",
+            "zones",
+            "listing",
+            "feeds",
+            "web",
+            "delisting",
+            "dumps",
+            "transfer",
+        },
         where,
     )
     db = _table(data, "database", where)
@@ -222,8 +242,18 @@ def parse_settings(
         web=_web(_table(data, "web", where), f"{where} [web]"),
         delisting=_delisting(_table(data, "delisting", where), f"{where} [delisting]"),
         dumps=_dumps(_table(data, "dumps", where), source.parent, f"{where} [dumps]"),
+        transfer=_transfer(_table(data, "transfer", where), f"{where} [transfer]"),
         source=where,
     )
+
+
+def _transfer(data: Mapping[str, Any], where: str) -> TransferSettings:
+    _only(data, {"allow", "notify"}, where)
+    allow = _networks(data, "allow", where)
+    notify_raw = data.get("notify", [])
+    if not isinstance(notify_raw, list):
+        raise ConfigError(f"{where}: notify must be a list of 'address:port'")
+    return TransferSettings(allow, tuple(parse_endpoint(item, where) for item in notify_raw))
 
 
 def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:

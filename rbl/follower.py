@@ -7,7 +7,7 @@ that follows the same change log converges on the same answers and serials.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rbl.dnsserver.zone import Zone
@@ -35,8 +35,11 @@ def is_test_point(family: int, network: int, prefixlen: int) -> bool:
 class IndexFollower:
     """Applies snapshot rows and change-log rows to the zones it serves."""
 
-    def __init__(self, zones: Mapping[str, Zone]) -> None:
+    def __init__(
+        self, zones: Mapping[str, Zone], on_serial: Callable[[Zone], None] | None = None
+    ) -> None:
         self.zones = dict(zones)
+        self.on_serial = on_serial  # called after a zone's serial moved (NOTIFY)
         self.position = 0
         self.skipped = 0  # rows for unknown zones or with unparseable keys
         self._codes: dict[str, tuple[str, ...]] = {}
@@ -144,5 +147,8 @@ class IndexFollower:
             touched[change.zone] = change.id
             applied += 1
         for name, last in touched.items():
-            self.zones[name].set_serial(last)
+            zone = self.zones[name]
+            zone.set_serial(last)
+            if self.on_serial is not None:
+                self.on_serial(zone)
         return applied

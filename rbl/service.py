@@ -27,8 +27,10 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from rbl.config import Settings
+from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
 from rbl.dnsserver.responder import Responder
+from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.dnsserver.zone import Zone
 from rbl.follower import IndexFollower
 from rbl.index import ZoneIndex
@@ -162,9 +164,11 @@ class DnsServerService(Service):
         reactor: Any,
         *,
         reuse_port: bool = False,
+        transfers: Transfers | None = None,
     ) -> None:
         self.listen = listen
         self.reuse_port = reuse_port  # share the port with other worker processes
+        self.transfers = transfers  # AXFR/IXFR over TCP for the allowed secondaries
         self.responder = responder
         self.reactor = reactor
         self.counters = Counters()
@@ -177,7 +181,7 @@ class DnsServerService(Service):
             self._bind(host, port)
 
     def _bind(self, host: str, port: int) -> None:
-        tcp_factory = DnsStreamFactory(self.responder, self.counters)
+        tcp_factory = DnsStreamFactory(self.responder, self.counters, self.transfers)
         from rbl.dnsserver.reuseport import SharedUdpPort, listen_tcp
 
         for _attempt in range(20):
@@ -209,6 +213,26 @@ class DnsServerService(Service):
         stopping = [defer.maybeDeferred(port.stopListening) for port in self.ports]
         self.ports = []
         return defer.DeferredList(stopping)
+
+
+class NotifyService(Service):
+    """Sends NOTIFY from one ephemeral UDP port (IPv4) to the configured secondaries."""
+
+    def __init__(self, sender: NotifySender, reactor: Any) -> None:
+        self.sender = sender
+        self.reactor = reactor
+        self.port: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.port = self.reactor.listenUDP(0, self.sender)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.sender.stop()
+        if self.port is not None:
+            return self.port.stopListening()
+        return None
 
 
 class WriterService(Service):
@@ -335,7 +359,12 @@ class Server:
 
 
 def make_service(
-    settings: Settings, reactor: Any, *, dns_only: bool = False, reuse_port: bool = False
+    settings: Settings,
+    reactor: Any,
+    *,
+    dns_only: bool = False,
+    reuse_port: bool = False,
+    reuse_port_child: bool = False,
 ) -> Server:
     """Open the store, load the index and compose the services (ports bind on start).
 
@@ -353,8 +382,17 @@ def make_service(
     ChangeFollowerService(
         database, follower, settings.sync.poll_interval, reactor
     ).setServiceParent(top)
-    dns = DnsServerService(settings.dns.listen, responder, reactor, reuse_port=reuse_port)
+    transfers = None
+    if settings.transfer.allow:
+        transfers = Transfers(responder.zones, TransferPolicy.from_strings(settings.transfer.allow))
+    dns = DnsServerService(
+        settings.dns.listen, responder, reactor, reuse_port=reuse_port, transfers=transfers
+    )
     dns.setServiceParent(top)
+    if settings.transfer.notify and not reuse_port_child:
+        sender = NotifySender(settings.transfer.notify, reactor)
+        follower.on_serial = sender.zone_changed
+        NotifyService(sender, reactor).setServiceParent(top)
     writer = None
     if not dns_only:
         writer = WriterService(settings, database, reactor)

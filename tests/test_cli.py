@@ -11,6 +11,7 @@ from sqlalchemy import select
 from rbl.cli import main
 from rbl.store.database import open_engine
 from rbl.store.schema import audit_log, change_log, listings
+from tests.conftest import database_url_of
 
 
 def run(config: Path, *args: str, input: str | None = None) -> Result:
@@ -18,7 +19,7 @@ def run(config: Path, *args: str, input: str | None = None) -> Result:
 
 
 def table_rows(config: Path, table) -> list:  # type: ignore[no-untyped-def]
-    engine = open_engine(f"sqlite:///{config.parent / 'rbl.sqlite'}")
+    engine = open_engine(database_url_of(config))
     with engine.connect() as conn:
         rows = list(conn.execute(select(table).order_by(table.c.id)))
     engine.dispose()

@@ -11,6 +11,7 @@ from sqlalchemy import inspect, select
 from rbl.cli import main
 from rbl.store.database import current_revision, open_engine
 from rbl.store.schema import audit_log, listings, metadata, traps
+from tests.conftest import database_url_of
 
 
 def run(config: Path, *args: str, input: str | None = None) -> Result:
@@ -18,7 +19,7 @@ def run(config: Path, *args: str, input: str | None = None) -> Result:
 
 
 def engine_for(config: Path):  # type: ignore[no-untyped-def]
-    return open_engine(f"sqlite:///{config.parent / 'rbl.sqlite'}")
+    return open_engine(database_url_of(config))
 
 
 def test_traps_add_list_remove_and_audit(config_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
     from alembic.migration import MigrationContext
 
     engine = engine_for(config_path)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
         assert differences == []

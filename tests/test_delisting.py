@@ -18,7 +18,13 @@ from rbl.keys import ZoneKind, parse_key
 from rbl.store.database import open_engine
 from rbl.store.requests import RequestError, open_request
 from rbl.store.schema import change_log, listings
-from tests.conftest import RunningServer, rbl_command, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    database_url_of,
+    rbl_command,
+    start_server,
+    stop_server,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -28,7 +34,7 @@ def run(config: Path, *args: str, input: str | None = None) -> Result:
 
 
 def engine_for(config: Path):  # type: ignore[no-untyped-def]
-    return open_engine(f"sqlite:///{config.parent / 'rbl.sqlite'}")
+    return open_engine(database_url_of(config))
 
 
 def ask(config: Path, key: str, *, period: timedelta | None = None, message: str = "fixed"):  # type: ignore[no-untyped-def]

@@ -1,10 +1,9 @@
-"""``rbl ingest`` as a real subprocess against real SQLite: counts, resume, kill -9, rotation."""
+"""``rbl ingest`` as a real subprocess against a real store: counts, resume, kill -9, rotation."""
 
 from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import rbl_command, subprocess_env
+from tests.conftest import db_scalar, rbl_command, subprocess_env
 
 pytestmark = pytest.mark.slow
 START = datetime.now(UTC) - timedelta(hours=1)
@@ -33,8 +33,7 @@ def json_line(n: int, *, trap: bool = True) -> str:
 
 
 def db_count(config: Path, sql: str) -> int:
-    with sqlite3.connect(config.parent / "rbl.sqlite") as conn:
-        return int(conn.execute(sql).fetchone()[0])
+    return int(db_scalar(config, sql))  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -121,7 +120,7 @@ def test_kill_9_mid_ingest_then_rerun_counts_every_line_once(trapped: Path, tmp_
         try:
             if db_count(trapped, "SELECT COALESCE(MAX(lines), 0) FROM ingest_sources") >= 5000:
                 break
-        except sqlite3.OperationalError:
+        except DBAPIError:  # not created yet, or locked
             continue
     assert process.poll() is None, "ingest finished before it could be killed"
     process.send_signal(signal.SIGKILL)
@@ -185,7 +184,7 @@ def wait_for_hits(config: Path, count: int, timeout: float = 30.0) -> None:
     while True:
         try:
             found = db_count(config, "SELECT COUNT(*) FROM hits")
-        except sqlite3.OperationalError:
+        except DBAPIError:  # not created yet, or locked
             found = -1
         if found == count:
             return

@@ -31,6 +31,7 @@ class Context:
     database_url: str | None
     actor: str
     _settings: Settings | None = field(default=None, repr=False)
+    _engine: Any = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -39,9 +40,21 @@ class Context:
         return self._settings
 
     def engine(self) -> Any:
-        from rbl.store.database import open_engine
+        """One engine per command, disposed when the command ends (no pooled connections
+        left behind when commands run in-process, as under CliRunner)."""
+        if self._engine is None:
+            from rbl.store.database import open_engine
 
-        return open_engine(self.settings.database.url)
+            self._engine = open_engine(self.settings.database.url)
+            context = click.get_current_context(silent=True)
+            if context is not None:
+                context.call_on_close(self._dispose)
+        return self._engine
+
+    def _dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     def pick_zone(self, zone_name: str | None, key_text: str | None = None) -> ZoneSettings:
         """The named zone, or the only zone that can hold this kind of key."""

@@ -63,7 +63,11 @@ def serve(
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     reactor: Any = _reactor
     server: Server = make_service(
-        settings, reactor, dns_only=dns_only, reuse_port=reuse_port or workers > 1
+        settings,
+        reactor,
+        dns_only=dns_only,
+        reuse_port=reuse_port or workers > 1,
+        reuse_port_child=reuse_port,  # workers leave NOTIFY to the first process
     )
     log.info(
         "loaded {count} listings in {seconds:.2f}s (change log at {position})",

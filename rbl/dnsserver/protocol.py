@@ -15,6 +15,7 @@ from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from rbl.dnsserver.responder import Responder
+from rbl.dnsserver.transfer import Transfers, is_transfer
 
 UDP_READ_BATCH = 2000  # packets per readiness event before other sockets and timers get a turn
 TCP_IDLE_TIMEOUT = 10.0  # seconds; RFC 7766 6.2.3 asks servers to reclaim idle connections
@@ -115,9 +116,12 @@ class DnsUdpPort(udp.Port):
 class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
     MAX_LENGTH = 65535
 
-    def __init__(self, responder: Responder, counters: Counters) -> None:
+    def __init__(
+        self, responder: Responder, counters: Counters, transfers: Transfers | None = None
+    ) -> None:
         self.responder = responder
         self.counters = counters
+        self.transfers = transfers
 
     def connectionMade(self) -> None:
         self.setTimeout(TCP_IDLE_TIMEOUT)
@@ -125,6 +129,9 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
     def stringReceived(self, string: bytes) -> None:
         self.resetTimeout()
         self.counters.tcp_queries += 1
+        if self.transfers is not None and is_transfer(string):
+            self._transfer(string)
+            return
         try:
             reply = self.responder.respond(string, False)
         except Exception:
@@ -134,6 +141,19 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         if reply is not None:
             self.sendString(reply)
 
+    def _transfer(self, string: bytes) -> None:
+        """AXFR/IXFR (rbl.dnsserver.transfer): several messages, built at one serial."""
+        assert self.transfers is not None
+        try:
+            peer = self.transport.getPeer()  # type: ignore[union-attr]
+            messages = self.transfers.respond(string, str(getattr(peer, "host", "")))
+        except Exception:
+            self.counters.errors += 1
+            self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        for message in messages:
+            self.sendString(message)
+
     def timeoutConnection(self) -> None:
         self.transport.loseConnection()  # type: ignore[union-attr]
 
@@ -141,11 +161,14 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
 class DnsStreamFactory(Factory):
     noisy = False
 
-    def __init__(self, responder: Responder, counters: Counters) -> None:
+    def __init__(
+        self, responder: Responder, counters: Counters, transfers: Transfers | None = None
+    ) -> None:
         self.responder = responder
         self.counters = counters
+        self.transfers = transfers  # None: AXFR/IXFR over TCP are REFUSED by the slow path
 
     def buildProtocol(self, addr: Any) -> DnsStreamProtocol:
-        protocol = DnsStreamProtocol(self.responder, self.counters)
+        protocol = DnsStreamProtocol(self.responder, self.counters, self.transfers)
         protocol.factory = self
         return protocol

@@ -10,8 +10,9 @@ from sqlalchemy import Connection, delete, insert, or_, select
 from rbl.allowlist import Allowlist
 from rbl.errors import NotListedError
 from rbl.keys import DomainKey, IpKey, ListingKey, parse_domain_key, parse_ip_key
+from rbl.store.changelog import append_change, lock_change_log
 from rbl.store.listings import audit, key_columns, remove_listing
-from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, change_log, listings
+from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, listings
 
 
 def add_allowed(
@@ -29,6 +30,8 @@ def add_allowed(
     ``key`` are delisted, and an exclusion goes through the change log, so DNS
     stops answering for it within a second, even inside a wider listing.
     """
+    if zones:
+        lock_change_log(conn)
     if conn.execute(select(allowlist.c.id).where(allowlist.c.key == key.text)).first():
         return False
     conn.execute(
@@ -40,9 +43,7 @@ def add_allowed(
             remove_listing(
                 conn, zone, inside, reason=f"allowlisted: {reason}", actor=actor, now=now
             )
-        conn.execute(
-            insert(change_log).values(zone=zone, key=key.text, op=OP_EXCLUDE, created_at=now)
-        )
+        append_change(conn, zone=zone, key=key.text, op=OP_EXCLUDE, created_at=now)
     return True
 
 
@@ -82,13 +83,13 @@ def remove_allowed(
     now: datetime,
     zones: Sequence[str] = (),
 ) -> None:
+    if zones:
+        lock_change_log(conn)
     if conn.execute(delete(allowlist).where(allowlist.c.key == key.text)).rowcount == 0:
         raise NotListedError(f"{key.text} is not on the allowlist")
     audit(conn, now=now, actor=actor, action="unallow", zone=None, key=key.text, reason=reason)
     for zone in zones:
-        conn.execute(
-            insert(change_log).values(zone=zone, key=key.text, op=OP_UNEXCLUDE, created_at=now)
-        )
+        append_change(conn, zone=zone, key=key.text, op=OP_UNEXCLUDE, created_at=now)
 
 
 def allowed_keys(conn: Connection) -> list[ListingKey]:

@@ -31,6 +31,7 @@ from rbl.policy import (
     normalise_sender,
     tied_domain,
 )
+from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.listings import audit, key_columns
 from rbl.store.schema import (
     ACTIVE,
@@ -40,7 +41,6 @@ from rbl.store.schema import (
     SOURCE_MANUAL,
     SOURCE_TRAP,
     audit_log,
-    change_log,
     hits,
     listings,
 )
@@ -249,6 +249,8 @@ def record_hits(
 ) -> BatchResult:
     """Decide and store one batch of hits; hits whose recipient is no trap are not stored."""
     result = BatchResult()
+    if batch:
+        lock_change_log(conn)  # decisions read listings that other writers change
     relevant: list[tuple[TrapHit, str | None]] = []
     seen = _stored_attempts(conn, batch)
     for hit in batch:
@@ -448,12 +450,13 @@ def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: dateti
         conn.execute(
             update(listings).where(by_id).values(**{c: bindparam(c) for c in columns}), extended
         )
-    insert_many(conn, change_log, changes)
+    append_changes(conn, changes)
     insert_many(conn, audit_log, audits)
 
 
 def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> list[str]:
     """End active listings whose time has come; DNS drops them via the change log."""
+    lock_change_log(conn)
     due = conn.execute(
         select(listings.c.id, listings.c.zone, listings.c.key)
         .where(
@@ -473,7 +476,7 @@ def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> 
             .where(listings.c.id == row_id, listings.c.state == ACTIVE)
             .values(state=EXPIRED, updated_at=now)
         )
-        conn.execute(insert(change_log).values(zone=zone, key=key, op=OP_DELETE, created_at=now))
+        append_change(conn, zone=zone, key=key, op=OP_DELETE, created_at=now)
         audit(
             conn,
             now=now,

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, sele
 
 from rbl.errors import KeyFormatError, NotListedError
 from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
-from rbl.store.schema import ACTIVE, OP_DELETE, OP_SET, REMOVED, audit_log, change_log, listings
+from rbl.store.changelog import append_change, append_changes, lock_change_log
+from rbl.store.schema import ACTIVE, OP_DELETE, OP_SET, REMOVED, audit_log, listings
 
 MANUAL = "manual"
 _CHUNK = 10_000
@@ -130,6 +131,7 @@ def add_listing(
 ) -> Listing:
     """List ``key`` in ``zone`` (or update an existing listing's codes and text)."""
     _check_listable(key)
+    lock_change_log(conn)
     codes_text = ",".join(codes)
     existing = conn.execute(
         select(listings).where(listings.c.zone == zone, listings.c.key == key.text)
@@ -156,15 +158,8 @@ def add_listing(
         or existing.txt != txt
     )
     if dns_changed:
-        conn.execute(
-            insert(change_log).values(
-                zone=zone,
-                key=key.text,
-                op=OP_SET,
-                codes=codes_text,
-                txt=txt,
-                created_at=now,
-            )
+        append_change(
+            conn, zone=zone, key=key.text, op=OP_SET, codes=codes_text, txt=txt, created_at=now
         )
     audit(
         conn,
@@ -195,6 +190,7 @@ def remove_listing(
     ``key`` may be the stored key text (a removal request or the allowlist names it so).
     """
     text = key if isinstance(key, str) else key.text
+    lock_change_log(conn)
     result = conn.execute(
         update(listings)
         .where(listings.c.zone == zone, listings.c.key == text, listings.c.state == ACTIVE)
@@ -202,7 +198,7 @@ def remove_listing(
     )
     if result.rowcount == 0:
         raise NotListedError(f"{text} has no active listing in {zone}")
-    conn.execute(insert(change_log).values(zone=zone, key=text, op=OP_DELETE, created_at=now))
+    append_change(conn, zone=zone, key=text, op=OP_DELETE, created_at=now)
     audit(conn, now=now, actor=actor, action="unlist", zone=zone, key=text, reason=reason)
     found = get_listing(conn, zone, text)
     assert found is not None
@@ -290,6 +286,7 @@ def import_listings(
     what: str = "import",
 ) -> tuple[int, int]:
     """Bulk add or update; returns (added, changed). One audit row for the whole import."""
+    lock_change_log(conn)
     existing = {
         row.key: (row.state, row.codes, row.txt)
         for row in conn.execute(
@@ -365,8 +362,7 @@ def _flush(
             update(listings).where(listings.c.zone == zone, listings.c.key == bindparam("b_key")),
             updates,
         )
-    if changes:
-        conn.execute(insert(change_log), changes)
+    append_changes(conn, changes)
     inserts.clear()
     updates.clear()
     changes.clear()

@@ -4,9 +4,11 @@ A DNS process runs three queries and nothing else, so it talks DB-API
 directly instead of importing SQLAlchemy: that keeps about 13 MB of modules
 out of every DNS process (the difference between fitting three times
 rbldnsd's memory and not), and lets SQLite stream a million rows from a
-covering index in under a second. The table and column names are those of
-``rbl.store.schema``; the tests run these queries against tables that schema
-created. Writes never come through here.
+covering index in under a second. PostgreSQL is read through psycopg 3
+(imported only when the URL names PostgreSQL), on a read-only autocommit
+connection, streaming the snapshot through a server-side cursor. The table
+and column names are those of ``rbl.store.schema``; the tests run these
+queries against tables that schema created. Writes never come through here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rbl.errors import ConfigError, StoreError
 
@@ -41,13 +44,15 @@ DomainRow = tuple[str, str, str, str | None]
 """zone, key, codes, txt"""
 
 
+SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
+POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
 def sqlite_path(url: str) -> str:
-    """The file path of a ``sqlite:///...`` URL (the only kind a DNS process reads yet)."""
+    """The file path of a ``sqlite:///...`` URL."""
     parts = urlsplit(url)
-    if parts.scheme not in ("sqlite", "sqlite+pysqlite"):
-        raise ConfigError(
-            f"database {url!r}: DNS processes read SQLite (sqlite:///PATH) in this version"
-        )
+    if parts.scheme not in SQLITE_SCHEMES:
+        raise ConfigError(f"database {url!r}: not a SQLite URL (sqlite:///PATH)")
     path = unquote(parts.path)
     path = path[1:] if path.startswith("/") else path
     if not path or path == ":memory:":
@@ -55,24 +60,102 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def postgresql_conninfo(url: str) -> dict[str, str]:
+    """libpq connection keywords for a SQLAlchemy ``postgresql+psycopg://`` URL.
+
+    ``user:password@host:port/dbname``; query parameters (``sslmode``,
+    ``host=/run/postgresql`` for a socket directory, ...) pass through as they are.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in POSTGRESQL_SCHEMES:
+        raise ConfigError(
+            f"database {url!r}: DNS processes read SQLite (sqlite:///PATH) "
+            "or PostgreSQL (postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)"
+        )
+    keywords: dict[str, str] = {}
+    if parts.hostname:
+        keywords["host"] = unquote(parts.hostname)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"database {url!r}: bad port") from exc
+    if port is not None:
+        keywords["port"] = str(port)
+    if parts.username:
+        keywords["user"] = unquote(parts.username)
+    if parts.password:
+        keywords["password"] = unquote(parts.password)
+    dbname = unquote(parts.path.lstrip("/"))
+    if dbname:
+        keywords["dbname"] = dbname
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        keywords[name] = value
+    return keywords
+
+
+def _is_postgresql(url: str) -> bool:
+    return urlsplit(url).scheme in POSTGRESQL_SCHEMES
+
+
 class ListingReader:
-    """One SQLite connection, used by one thread at a time (the DNS process's pool)."""
+    """One database connection, used by one thread at a time (the DNS process's pool).
+
+    SQLite (``sqlite:///PATH``) or PostgreSQL (``postgresql+psycopg://...``,
+    which needs ``pip install 'rbl[pg]'``).
+    """
 
     def __init__(self, url: str) -> None:
-        self.path = sqlite_path(url)
+        self.postgresql = _is_postgresql(url)
+        if self.postgresql:
+            self._conninfo = postgresql_conninfo(url)
+            self.path = _describe(self._conninfo)
+            self._mark = "%s"
+        else:
+            self.path = sqlite_path(url)
+            self._mark = "?"
         self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
+        self._connection: Any = None
+        self._errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Any:
         if self._connection is None:
-            if not Path(self.path).exists():
-                raise StoreError(f"database {self.path} does not exist (run 'rbl db init')")
-            connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            connection.execute("PRAGMA busy_timeout=10000")
-            connection.execute("PRAGMA query_only=1")
-            connection.execute("PRAGMA cache_size=-1024")  # KiB: rows stream, nothing to cache
-            self._connection = connection
+            self._connection = (
+                self._connect_postgresql() if self.postgresql else self._connect_sqlite()
+            )
         return self._connection
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        if not Path(self.path).exists():
+            raise StoreError(f"database {self.path} does not exist (run 'rbl db init')")
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute("PRAGMA query_only=1")
+        connection.execute("PRAGMA cache_size=-1024")  # KiB: rows stream, nothing to cache
+        return connection
+
+    def _connect_postgresql(self) -> Any:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreError(
+                f"database {self.path}: PostgreSQL needs psycopg 3 (pip install 'psycopg[binary]')"
+            ) from exc
+        self._errors = (sqlite3.Error, psycopg.Error)
+        try:
+            keywords = {"application_name": "rbl-dns", "connect_timeout": "10", **self._conninfo}
+            connection = psycopg.connect(**keywords, autocommit=True)  # type: ignore[arg-type]
+            connection.execute("SET default_transaction_read_only = on")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to database {self.path}: {exc}") from exc
+        return connection
+
+    def _failed(self) -> None:
+        """Drop a PostgreSQL connection after an error; the next call connects again."""
+        if self.postgresql and self._connection is not None:
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
 
     def close(self) -> None:
         with self._lock:
@@ -81,6 +164,18 @@ class ListingReader:
                 self._connection = None
 
     def has_schema(self) -> bool:
+        if self.postgresql:
+            sql = (
+                "SELECT (to_regclass('listings') IS NOT NULL) "
+                "AND (to_regclass('change_log') IS NOT NULL)"
+            )
+            with self._lock:
+                try:
+                    row = self._connect().execute(sql).fetchone()
+                except self._errors as exc:
+                    self._failed()
+                    raise StoreError(f"cannot read database {self.path}: {exc}") from exc
+            return bool(row and row[0])
         if not Path(self.path).exists():
             return False
         with self._lock:
@@ -103,46 +198,68 @@ class ListingReader:
                     .execute("SELECT zone, MAX(id) FROM change_log GROUP BY zone")
                     .fetchall()
                 )
-            except sqlite3.Error as exc:
+            except self._errors as exc:
+                self._failed()
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
         return {zone: int(last) for zone, last in rows}
+
+    def _marks(self, count: int) -> str:
+        return ",".join([self._mark] * count)
 
     def iter_ip_rows(self, zones: Sequence[str]) -> Iterator[IpRow]:
         """Active IP listings ordered by zone, family, prefix length and network.
 
         The order is that of the covering index, so SQLite does not sort and the
-        index appends without sorting either.
+        index appends without sorting either. PostgreSQL compares bytea byte by
+        byte, so the network order is the same there.
         """
-        marks = ",".join("?" * len(zones))
-        yield from self._stream(
+        rows = self._stream(
             "SELECT zone, family, prefixlen, network, codes, txt FROM listings "
-            f"WHERE state = 'active' AND zone IN ({marks}) AND family != 0 "
+            f"WHERE state = 'active' AND zone IN ({self._marks(len(zones))}) AND family != 0 "
             "ORDER BY state, zone, family, prefixlen, network",
             tuple(zones),
         )
+        if self.postgresql:
+            for zone, family, prefixlen, network, codes, txt in rows:
+                yield zone, family, prefixlen, bytes(network), codes, txt
+        else:
+            yield from rows
 
     def iter_domain_rows(self, zones: Sequence[str]) -> Iterator[DomainRow]:
-        marks = ",".join("?" * len(zones))
         yield from self._stream(
             "SELECT zone, key, codes, txt FROM listings "
-            f"WHERE state = 'active' AND zone IN ({marks}) AND family = 0",
+            f"WHERE state = 'active' AND zone IN ({self._marks(len(zones))}) AND family = 0",
             tuple(zones),
         )
 
     def _stream(self, sql: str, params: tuple[object, ...]) -> Iterator[tuple]:  # type: ignore[type-arg]
         with self._lock:
             try:
+                if self.postgresql:
+                    yield from self._stream_postgresql(sql, params)
+                    return
                 cursor = self._connect().execute(sql, params)
                 while batch := cursor.fetchmany(_BATCH):
                     yield from batch
-            except sqlite3.Error as exc:
+            except self._errors as exc:
+                self._failed()
                 raise StoreError(f"cannot read listings from {self.path}: {exc}") from exc
+
+    def _stream_postgresql(self, sql: str, params: tuple[object, ...]) -> Iterator[tuple]:  # type: ignore[type-arg]
+        """A server-side cursor (needs a transaction): a million rows never sit in memory."""
+        connection = self._connect()
+        with connection.transaction(), connection.cursor(name="rbl_snapshot") as cursor:
+            cursor.itersize = _BATCH
+            cursor.execute(sql, params)
+            while batch := cursor.fetchmany(_BATCH):
+                yield from batch
 
     def iter_allowlist(self) -> Iterator[tuple[str, int, int, bytes | None]]:
         """key, family, prefixlen, network of every allowlist entry (DNS exclusions)."""
-        yield from self._stream(
+        for key, family, prefixlen, network in self._stream(
             "SELECT key, family, prefixlen, network FROM allowlist ORDER BY id", ()
-        )
+        ):
+            yield key, family, prefixlen, None if network is None else bytes(network)
 
     def read_changes(self, after: int, limit: int) -> list[Change]:
         with self._lock:
@@ -151,11 +268,19 @@ class ListingReader:
                     self._connect()
                     .execute(
                         "SELECT id, zone, key, op, codes, txt FROM change_log "
-                        "WHERE id > ? ORDER BY id LIMIT ?",
+                        f"WHERE id > {self._mark} ORDER BY id LIMIT {self._mark}",
                         (after, limit),
                     )
                     .fetchall()
                 )
-            except sqlite3.Error as exc:
+            except self._errors as exc:
+                self._failed()
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
         return [Change(*row) for row in rows]
+
+
+def _describe(conninfo: dict[str, str]) -> str:
+    """The database for messages, without the password."""
+    host = conninfo.get("host", "localhost")
+    port = conninfo.get("port", "5432")
+    return f"postgresql://{conninfo.get('user', '')}@{host}:{port}/{conninfo.get('dbname', '')}"

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from rbl.errors import NotListedError, StoreError
 from rbl.keys import ListingKey
+from rbl.store.changelog import lock_change_log
 from rbl.store.listings import audit, covering_listings, remove_listing
 from rbl.store.schema import APPROVED, DENIED, PENDING, removal_requests
 
@@ -207,6 +208,8 @@ def _decide(
     now: datetime,
     self_service: bool = False,
 ) -> RemovalRequest:
+    if approve:
+        lock_change_log(conn)  # before any row lock: remove_listing writes the change log
     request = get_request(conn, token_or_id)
     if request is None:
         raise RequestError(f"no removal request {token_or_id!r}")

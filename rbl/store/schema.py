@@ -73,7 +73,7 @@ change_log = Table(
     Column("id", Integer, primary_key=True),
     Column("zone", String(253), nullable=False),
     Column("key", String(260), nullable=False),
-    Column("op", String(8), nullable=False),
+    Column("op", String(16), nullable=False),  # set, delete, exclude, unexclude
     Column("codes", String(200)),
     Column("txt", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),

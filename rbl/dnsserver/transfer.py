@@ -1,0 +1,408 @@
+"""Zone transfers out: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP, behind an ACL.
+
+What a secondary loads must answer what rbl answers, so the records are
+generated from the zone's in-memory index with the rules of the zone-file dump
+(``rbl.dumps.writer``):
+
+* a listed IPv4 network becomes octet-boundary wildcards (``*.2.0.192`` for
+  192.0.2.0/24), other prefix lengths the covering set of next-boundary names;
+  IPv6 on nibble boundaries; single addresses are plain names;
+* an exclusion (allowlisted address) or a more specific entry inside a listed
+  network is cut out: the network is written as the CIDR pieces around it;
+* an exact domain is a name, ``*.domain`` a wildcard; nodes below a listed
+  wildcard are repaired as the dump does (an allowlisted one holds only an
+  HINFO record, so A and TXT are NODATA as rbl answers);
+* the RFC 5782 test points are in the index and hence in the transfer.
+
+A zone file cannot substitute per query, so a wildcard's TXT names the listing
+(``192.0.2.0/24``, ``*.example.com``) where rbl names the queried key; A
+records, NXDOMAIN and NODATA agree. Partial reversed names below a wildcard
+(``5.0.10`` under 10.0.0.0/16) match the wildcard in DNS where rbl says NODATA.
+
+IXFR: no history is kept, so an IXFR whose serial is older than the zone's is
+answered with a full AXFR-style response (RFC 1995 section 4), and one that is
+current with the single SOA (up to date). Over UDP both AXFR and IXFR stay
+REFUSED (``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
+
+Access: only clients inside ``allow`` networks may transfer; everyone else gets
+REFUSED. TSIG is not implemented (dnslib has none).
+
+The whole transfer is built when the request arrives, on the reactor thread,
+so it is one consistent snapshot of the zone at one serial. Imports nothing
+from rbl.store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from rbl.dnsserver.wire import (
+    CLASS_IN,
+    HEADER,
+    QUESTION_TAIL,
+    RCODE_FORMERR,
+    RCODE_REFUSED,
+    RR_TAIL,
+    TYPE_A,
+    TYPE_AXFR,
+    TYPE_IXFR,
+    TYPE_SOA,
+    TYPE_TXT,
+    encode_name,
+    txt_rdata,
+)
+from rbl.dnsserver.zone import Zone
+from rbl.index import EXCLUDED
+
+MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
+TYPE_HINFO: Final = 13
+HINFO_EXCLUDED: Final = b"\x03rbl" + bytes((23,)) + b"allowlisted: not listed"  # CPU, OS
+_OCTET: Final = tuple(str(i) for i in range(256))
+_POINTER_TO_QNAME: Final = b"\xc0\x0c"
+_SERIAL_HALF: Final = 1 << 31
+
+Record = tuple[str, int, bytes]
+"""(owner relative to the apex, "" for the apex itself; type; rdata)"""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPolicy:
+    """Who may transfer: client networks (an empty tuple refuses everyone)."""
+
+    allow: tuple[Network, ...] = ()
+
+    @classmethod
+    def from_strings(cls, networks: Iterable[str]) -> TransferPolicy:
+        return cls(tuple(ipaddress.ip_network(text, strict=False) for text in networks))
+
+    def allows(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allow)
+
+
+# -- the records of a zone -------------------------------------------------------------
+
+
+def zone_records(zone: Zone) -> Iterator[Record]:
+    """Every record below the apex (not the SOA and NS), generated from the index."""
+    if zone.is_ip:
+        yield from _ip_records(zone, 4)
+        yield from _ip_records(zone, 6)
+    else:
+        yield from _domain_records(zone)
+
+
+def _value_records(zone: Zone, owner: str, vid: int, key: str) -> Iterator[Record]:
+    value = zone.index.values[vid]
+    codes = value.codes if value is not None else ()
+    for code in codes:
+        yield owner, TYPE_A, ipaddress.IPv4Address(code).packed
+    template = value.txt if value is not None else None
+    yield owner, TYPE_TXT, txt_rdata(zone.settings.txt_for(key, template))
+
+
+def _ip_records(zone: Zone, family: int) -> Iterator[Record]:
+    table = zone.index.v4 if family == 4 else zone.index.v6
+    bits = 32 if family == 4 else 128
+    entries = sorted(table.items())  # (network, prefixlen, vid): nesting order
+    # Immediate children of each entry, by a sweep with a stack (CIDRs nest or are disjoint).
+    children: dict[int, list[int]] = {}
+    stack: list[tuple[int, int]] = []  # (last address, entry index)
+    for i, (network, prefixlen, _vid) in enumerate(entries):
+        while stack and stack[-1][0] < network:
+            stack.pop()
+        if stack:
+            children.setdefault(stack[-1][1], []).append(i)
+        stack.append((network | ((1 << (bits - prefixlen)) - 1), i))
+    for i, (network, prefixlen, vid) in enumerate(entries):
+        if vid == EXCLUDED:
+            continue
+        kids = children.get(i)
+        if kids is None:
+            pieces: Iterable[tuple[int, int]] = ((network, prefixlen),)
+        else:
+            holes = [(entries[k][0], entries[k][1]) for k in kids]
+            pieces = _pieces(network, prefixlen, holes, bits)
+        listing = ip_text(family, network, prefixlen)
+        for n, p in pieces:
+            for name, wildcard, address in zone_names(family, n, p):
+                key = listing if wildcard else ip_text(family, address, bits)
+                yield from _value_records(zone, name, vid, key)
+
+
+def _pieces(
+    network: int, prefixlen: int, holes: Sequence[tuple[int, int]], bits: int
+) -> Iterator[tuple[int, int]]:
+    """The CIDR blocks of ``network/prefixlen`` outside its sorted, disjoint ``holes``."""
+    start = network
+    for hole, hole_len in holes:
+        if hole > start:
+            yield from cidr_blocks(start, hole - 1, bits)
+        start = hole + (1 << (bits - hole_len))
+    end = network | ((1 << (bits - prefixlen)) - 1)
+    if start <= end:
+        yield from cidr_blocks(start, end, bits)
+
+
+def cidr_blocks(start: int, end: int, bits: int) -> Iterator[tuple[int, int]]:
+    """The fewest CIDR blocks (network, prefix length) covering start..end exactly."""
+    while start <= end:
+        size = (start & -start).bit_length() - 1 if start else bits
+        size = min(size, (end - start + 1).bit_length() - 1)
+        yield start, bits - size
+        start += 1 << size
+
+
+def ip_text(family: int, network: int, prefixlen: int) -> str:
+    if family == 4:
+        text = socket.inet_ntoa(network.to_bytes(4, "big"))
+        return text if prefixlen == 32 else f"{text}/{prefixlen}"
+    text = str(ipaddress.IPv6Address(network))
+    return text if prefixlen == 128 else f"{text}/{prefixlen}"
+
+
+def zone_names(family: int, network: int, prefixlen: int) -> Iterator[tuple[str, bool, int]]:
+    """Owner names (relative to the zone) covering a CIDR block: (name, wildcard, address).
+
+    IPv4 on octet boundaries, IPv6 on nibble boundaries.
+    """
+    if family == 4:
+        level = (prefixlen + 7) // 8 * 8
+        octets = level // 8
+        for n in range(network, network + (1 << (32 - prefixlen)), 1 << (32 - level)):
+            labels = [_OCTET[n >> 24], _OCTET[n >> 16 & 255], _OCTET[n >> 8 & 255], _OCTET[n & 255]]
+            name = ".".join(reversed(labels[:octets]))
+            yield (name, False, n) if octets == 4 else ("*." + name, True, n)
+    else:
+        level = (prefixlen + 3) // 4 * 4
+        nibbles = level // 4
+        for n in range(network, network + (1 << (128 - prefixlen)), 1 << (128 - level)):
+            name = ".".join(reversed(f"{n:032x}"[:nibbles]))
+            yield (name, False, n) if nibbles == 32 else ("*." + name, True, n)
+
+
+def _domain_records(zone: Zone) -> Iterator[Record]:
+    domains = zone.index.domains
+    exact = {name.decode("ascii"): vid for name, vid in domains.exact.items()}
+    subtree = {name.decode("ascii"): vid for name, vid in domains.subtree.items()}
+    entries = [(name, False, vid) for name, vid in exact.items()]
+    entries += [(name, True, vid) for name, vid in subtree.items()]
+    entries.sort()
+    for name, wildcard, vid in entries:
+        if vid == EXCLUDED:
+            continue
+        key = f"*.{name}" if wildcard else name
+        yield from _value_records(zone, key, vid, key)
+    if any(vid != EXCLUDED for vid in subtree.values()):
+        yield from _wildcard_shadows(zone, exact, subtree)
+
+
+def _wildcard_shadows(
+    zone: Zone, exact: dict[str, int], subtree: dict[str, int]
+) -> Iterator[Record]:
+    """What a DNS wildcard does differently from rbl's ``*.name`` (see rbl.dumps.writer).
+
+    Any owner below a listed ``*.A`` makes its subtree exist, so each such node
+    gets A's records itself (HINFO only if allowlisted) and ``*.node`` repeats
+    them, unless the node has entries of its own.
+    """
+    nodes: set[str] = set()
+    for owner in (*exact, *subtree):
+        found = _listed_ancestor(subtree, owner)
+        if found is None:
+            continue
+        ancestor = found[0]
+        name = owner
+        while name != ancestor and name not in nodes:
+            nodes.add(name)
+            name = name.partition(".")[2]
+    for name in sorted(nodes):
+        found = _listed_ancestor(subtree, name)
+        if found is None:
+            continue
+        ancestor, vid = found
+        own = exact.get(name)
+        if own == EXCLUDED:
+            yield name, TYPE_HINFO, HINFO_EXCLUDED
+        elif own is None:
+            yield from _value_records(zone, name, vid, name)
+        if name not in subtree:
+            yield from _value_records(zone, f"*.{name}", vid, f"*.{ancestor}")
+
+
+def _listed_ancestor(subtree: dict[str, int], name: str) -> tuple[str, int] | None:
+    dot = name.find(".")
+    while dot >= 0:
+        name = name[dot + 1 :]
+        found = subtree.get(name)
+        if found is not None:
+            return (name, found) if found != EXCLUDED else None
+        dot = name.find(".")
+    return None
+
+
+# -- the messages ------------------------------------------------------------------------
+
+
+def is_transfer(data: bytes) -> bool:
+    """Cheap test on raw bytes: a QUERY whose one question asks AXFR or IXFR."""
+    if len(data) < 17 or data[2] & 0xF8 or data[4:6] != b"\x00\x01":
+        return False
+    end = _question_end(data)
+    if end is None:
+        return False
+    qtype = QUESTION_TAIL.unpack_from(data, end - 4)[0]
+    return qtype in (TYPE_AXFR, TYPE_IXFR)
+
+
+def _question_end(data: bytes) -> int | None:
+    i = 12
+    while i < len(data):
+        length = data[i]
+        if length == 0:
+            return i + 5 if i + 5 <= len(data) else None
+        if length > 63:
+            return None
+        i += 1 + length
+    return None
+
+
+class Transfers:
+    """Answers AXFR/IXFR queries for a set of zones, for clients the policy allows."""
+
+    def __init__(self, zones: Sequence[Zone], policy: TransferPolicy) -> None:
+        self.zones = {zone.wire_root: zone for zone in zones}
+        self.policy = policy
+        self.served = 0
+        self.refused = 0
+
+    def respond(self, data: bytes, host: str) -> list[bytes]:
+        """The response messages for a transfer query from ``host`` (see ``is_transfer``)."""
+        end = _question_end(data)
+        if end is None:
+            return [_error(data, None, RCODE_FORMERR)]
+        question = data[12:end]
+        qname = data[12 : end - 4].lower()
+        qtype, qclass = QUESTION_TAIL.unpack_from(data, end - 4)
+        zone = self.zones.get(qname)
+        if zone is None or qclass != CLASS_IN or not self.policy.allows(host):
+            self.refused += 1
+            return [_error(data, question, RCODE_REFUSED)]
+        self.served += 1
+        if qtype == TYPE_IXFR:
+            serial = _ixfr_serial(data, end)
+            if serial is None:
+                return [_error(data, question, RCODE_FORMERR)]
+            if not _serial_older(serial, zone.serial):
+                # Up to date (or ahead): the current SOA alone (RFC 1995 section 2).
+                return list(pack_messages(data[0:2], data[2] & 0x01, question, [_soa_rr(zone)]))
+        return list(axfr_messages(zone, data[0:2], data[2] & 0x01, question))
+
+
+def axfr_messages(
+    zone: Zone,
+    query_id: bytes,
+    rd: int,
+    question: bytes,
+    target: int = MESSAGE_TARGET,
+) -> Iterator[bytes]:
+    """SOA, NS, every record, SOA: split into messages of about ``target`` bytes.
+
+    Owners are written relative to the question's QNAME (the apex) through a
+    compression pointer, so the question is repeated in every message.
+    """
+    soa = _soa_rr(zone)
+    ttl = zone.ttl
+
+    def records() -> Iterator[bytes]:
+        yield soa
+        for tail in zone.ns_tails:
+            yield _POINTER_TO_QNAME + tail
+        for owner, rtype, rdata in zone_records(zone):
+            yield _owner(owner) + RR_TAIL.pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata
+        yield soa
+
+    yield from pack_messages(query_id, rd, question, records(), target)
+
+
+def pack_messages(
+    query_id: bytes,
+    rd: int,
+    question: bytes,
+    records: Iterable[bytes],
+    target: int = MESSAGE_TARGET,
+) -> Iterator[bytes]:
+    base = 12 + len(question)
+    batch: list[bytes] = []
+    size = base
+    for record in records:
+        if batch and size + len(record) > target:
+            yield _message(query_id, rd, question, batch)
+            batch, size = [], base
+        batch.append(record)
+        size += len(record)
+    if batch:
+        yield _message(query_id, rd, question, batch)
+
+
+def _message(query_id: bytes, rd: int, question: bytes, records: list[bytes]) -> bytes:
+    head = HEADER.pack(query_id, 0x84 | rd, 0, 1, len(records), 0, 0)
+    return b"".join((head, question, *records))
+
+
+def _owner(relative: str) -> bytes:
+    if not relative:
+        return _POINTER_TO_QNAME
+    return encode_name(relative)[:-1] + _POINTER_TO_QNAME
+
+
+def _soa_rr(zone: Zone) -> bytes:
+    return _POINTER_TO_QNAME + zone.soa_answer_tail
+
+
+def _error(data: bytes, question: bytes | None, rcode: int) -> bytes:
+    flags = 0x80 | (data[2] & 0x79)
+    if question is None:
+        return HEADER.pack(data[0:2], flags, rcode, 0, 0, 0, 0)
+    return HEADER.pack(data[0:2], flags, rcode, 1, 0, 0, 0) + question
+
+
+def _ixfr_serial(data: bytes, end: int) -> int | None:
+    """The serial of the SOA in an IXFR query's authority section (RFC 1995 section 3)."""
+    if data[8:10] != b"\x00\x01":
+        return None
+    i = end
+    while i < len(data):  # the owner: a name or a pointer
+        length = data[i]
+        if length >= 0xC0:
+            i += 2
+            break
+        if length == 0:
+            i += 1
+            break
+        i += 1 + length
+    if i + 10 > len(data):
+        return None
+    rtype, _class, _ttl, rdlength = RR_TAIL.unpack_from(data, i)
+    rdata = data[i + 10 : i + 10 + rdlength]
+    if rtype != TYPE_SOA or len(rdata) != rdlength or rdlength < 22:
+        return None
+    serial: int = struct.unpack_from(">I", rdata, rdlength - 20)[0]
+    return serial
+
+
+def _serial_older(theirs: int, ours: int) -> bool:
+    """RFC 1982 serial arithmetic: is ``theirs`` before ``ours``?"""
+    return theirs != ours and (ours - theirs) % (1 << 32) < _SERIAL_HALF

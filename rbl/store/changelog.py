@@ -1,0 +1,83 @@
+"""Appending to the change log, the one ordered stream every DNS node follows.
+
+Followers read ``id > last`` and never look back, so ids must become visible
+in id order. SQLite has one writer at a time, so they do. On PostgreSQL the
+sequence hands out ids at insert time while transactions commit in any order:
+a follower could read id 12 before id 11 commits and skip 11 for good. Every
+transaction that writes change rows therefore first takes one transaction-level
+advisory lock; change-log writers then run one after another from the lock to
+their commit, so ids commit in order.
+
+Store functions that may write change rows take the lock at their start, before
+they read or write any listing: a writer that held the lock while waiting for a
+row another writer had locked, itself waiting for the lock, would deadlock, and
+the read-decide-write of a batch of hits must not interleave with another
+writer's anyway. ``append_changes`` takes it too, so no change row is ever
+written without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, text
+
+from rbl.store.schema import change_log
+
+CHANGE_LOG_LOCK = 0x72626C_01  # "rbl" + 1: the advisory lock id that orders change-log writers
+_LOCKED = "rbl_change_log_locked_in"  # connection info: the transaction holding the lock
+
+
+def lock_change_log(conn: Connection) -> None:
+    """Serialise this transaction's change-log writes (PostgreSQL; a no-op elsewhere).
+
+    The lock is released at commit or rollback; taking it again in the same
+    transaction is free.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    transaction = conn.get_transaction()
+    if transaction is not None and conn.info.get(_LOCKED) is transaction:
+        return  # held until this transaction ends
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+    conn.info[_LOCKED] = conn.get_transaction()
+
+
+def append_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert change-log rows (``zone``, ``key``, ``op``, ``codes``, ``txt``, ``created_at``)."""
+    if not rows:
+        return
+    lock_change_log(conn)
+    if conn.dialect.name == "sqlite":
+        from rbl.store.evidence import insert_many  # the driver fast path
+
+        insert_many(conn, change_log, [dict(row) for row in rows])
+        return
+    conn.execute(insert(change_log), [dict(row) for row in rows])
+
+
+def append_change(
+    conn: Connection,
+    *,
+    zone: str,
+    key: str,
+    op: str,
+    created_at: Any,
+    codes: str | None = None,
+    txt: str | None = None,
+) -> None:
+    """Insert one change-log row (see ``append_changes``)."""
+    append_changes(
+        conn,
+        [
+            {
+                "zone": zone,
+                "key": key,
+                "op": op,
+                "codes": codes,
+                "txt": txt,
+                "created_at": created_at,
+            }
+        ],
+    )
