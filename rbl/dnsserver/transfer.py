@@ -35,7 +35,6 @@ from rbl.store.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -58,11 +57,11 @@ from rbl.dnsserver.wire import (
 )
 from rbl.dnsserver.zone import Zone
 from rbl.index import EXCLUDED
+from rbl.zonenames import cidr_blocks, ip_text, zone_names
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 TYPE_HINFO: Final = 13
 HINFO_EXCLUDED: Final = b"\x03rbl" + bytes((23,)) + b"allowlisted: not listed"  # CPU, OS
-_OCTET: Final = tuple(str(i) for i in range(256))
 _POINTER_TO_QNAME: Final = b"\xc0\x0c"
 _SERIAL_HALF: Final = 1 << 31
 
@@ -154,43 +153,6 @@ def _pieces(
     end = network | ((1 << (bits - prefixlen)) - 1)
     if start <= end:
         yield from cidr_blocks(start, end, bits)
-
-
-def cidr_blocks(start: int, end: int, bits: int) -> Iterator[tuple[int, int]]:
-    """The fewest CIDR blocks (network, prefix length) covering start..end exactly."""
-    while start <= end:
-        size = (start & -start).bit_length() - 1 if start else bits
-        size = min(size, (end - start + 1).bit_length() - 1)
-        yield start, bits - size
-        start += 1 << size
-
-
-def ip_text(family: int, network: int, prefixlen: int) -> str:
-    if family == 4:
-        text = socket.inet_ntoa(network.to_bytes(4, "big"))
-        return text if prefixlen == 32 else f"{text}/{prefixlen}"
-    text = str(ipaddress.IPv6Address(network))
-    return text if prefixlen == 128 else f"{text}/{prefixlen}"
-
-
-def zone_names(family: int, network: int, prefixlen: int) -> Iterator[tuple[str, bool, int]]:
-    """Owner names (relative to the zone) covering a CIDR block: (name, wildcard, address).
-
-    IPv4 on octet boundaries, IPv6 on nibble boundaries.
-    """
-    if family == 4:
-        level = (prefixlen + 7) // 8 * 8
-        octets = level // 8
-        for n in range(network, network + (1 << (32 - prefixlen)), 1 << (32 - level)):
-            labels = [_OCTET[n >> 24], _OCTET[n >> 16 & 255], _OCTET[n >> 8 & 255], _OCTET[n & 255]]
-            name = ".".join(reversed(labels[:octets]))
-            yield (name, False, n) if octets == 4 else ("*." + name, True, n)
-    else:
-        level = (prefixlen + 3) // 4 * 4
-        nibbles = level // 4
-        for n in range(network, network + (1 << (128 - prefixlen)), 1 << (128 - level)):
-            name = ".".join(reversed(f"{n:032x}"[:nibbles]))
-            yield (name, False, n) if nibbles == 32 else ("*." + name, True, n)
 
 
 def _domain_records(zone: Zone) -> Iterator[Record]:

@@ -68,7 +68,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import ipaddress
 import json
 import os
 import secrets
@@ -100,6 +99,7 @@ from rbl.keys import (
     test_point_conflict,
 )
 from rbl.store.reader import ListingReader
+from rbl.zonenames import OCTET_TEXT, cidr_blocks, ip_text, zone_names
 
 SUMS_NAME: Final = "SHA256SUMS"
 SUMMARY_JSON: Final = "summary.json"
@@ -111,7 +111,6 @@ CLOCK_SKEW: Final = 600  # seconds $TIMESTAMP is early: mirrors' clocks may lag
 HINFO_EXCLUDED: Final = '"rbl" "allowlisted: not listed"'
 
 _FLUSH_ROWS: Final = 8192
-_OCTET: Final = tuple(str(i) for i in range(256))
 _EXCLUDED: Final = 0
 _DEFAULT_CODE: Final = "127.0.0.2"  # what the DNS follower assumes for a row without codes
 
@@ -565,47 +564,10 @@ class _Family:
             yield from cidr_blocks(start, end, self.bits)
 
 
-def cidr_blocks(start: int, end: int, bits: int) -> Iterator[tuple[int, int]]:
-    """The fewest CIDR blocks (network, prefix length) covering start..end exactly."""
-    while start <= end:
-        size = (start & -start).bit_length() - 1 if start else bits
-        size = min(size, (end - start + 1).bit_length() - 1)
-        yield start, bits - size
-        start += 1 << size
-
-
-def ip_text(family: int, network: int, prefixlen: int) -> str:
-    if family == 4:
-        text = socket.inet_ntoa(network.to_bytes(4, "big"))
-        return text if prefixlen == 32 else f"{text}/{prefixlen}"
-    text = str(ipaddress.IPv6Address(network))
-    return text if prefixlen == 128 else f"{text}/{prefixlen}"
-
-
-def zone_names(family: int, network: int, prefixlen: int) -> Iterator[tuple[str, bool, int]]:
-    """Owner names (relative to the zone) covering a CIDR block: (name, wildcard, address).
-
-    IPv4 on octet boundaries, IPv6 on nibble boundaries.
-    """
-    if family == 4:
-        level = (prefixlen + 7) // 8 * 8
-        octets = level // 8
-        for n in range(network, network + (1 << (32 - prefixlen)), 1 << (32 - level)):
-            labels = [_OCTET[n >> 24], _OCTET[n >> 16 & 255], _OCTET[n >> 8 & 255], _OCTET[n & 255]]
-            name = ".".join(reversed(labels[:octets]))
-            yield (name, False, n) if octets == 4 else ("*." + name, True, n)
-    else:
-        level = (prefixlen + 3) // 4 * 4
-        nibbles = level // 4
-        for n in range(network, network + (1 << (128 - prefixlen)), 1 << (128 - level)):
-            name = ".".join(reversed(f"{n:032x}"[:nibbles]))
-            yield (name, False, n) if nibbles == 32 else ("*." + name, True, n)
-
-
 def _reverse_v4(network: int) -> str:
     return (
-        f"{_OCTET[network & 255]}.{_OCTET[network >> 8 & 255]}."
-        f"{_OCTET[network >> 16 & 255]}.{_OCTET[network >> 24]}"
+        f"{OCTET_TEXT[network & 255]}.{OCTET_TEXT[network >> 8 & 255]}."
+        f"{OCTET_TEXT[network >> 16 & 255]}.{OCTET_TEXT[network >> 24]}"
     )
 
 
