@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rbl.codes import parse_code, parse_codes
+from rbl.dnsserver.tsig import parse_key as parse_tsig_key
 from rbl.errors import CodeError, ConfigError, KeyFormatError
 from rbl.keys import ZoneKind, normalise_domain
 
@@ -131,6 +132,7 @@ class TransferSettings:
 
     allow: tuple[str, ...] = ()  # client networks; empty refuses every transfer
     notify: tuple[tuple[str, int], ...] = ()  # secondaries, "address:port"
+    tsig: tuple[str, ...] = ()  # "name:algorithm:base64"; when set, transfers must be signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +250,19 @@ def parse_settings(
 
 
 def _transfer(data: Mapping[str, Any], where: str) -> TransferSettings:
-    _only(data, {"allow", "notify"}, where)
+    _only(data, {"allow", "notify", "tsig"}, where)
     allow = _networks(data, "allow", where)
     notify_raw = data.get("notify", [])
     if not isinstance(notify_raw, list):
         raise ConfigError(f"{where}: notify must be a list of 'address:port'")
-    return TransferSettings(allow, tuple(parse_endpoint(item, where) for item in notify_raw))
+    keys = data.get("tsig", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ConfigError(f"{where}: tsig must be a list of 'name:algorithm:base64-secret'")
+    for key in keys:
+        parse_tsig_key(key, f"{where} tsig")
+    return TransferSettings(
+        allow, tuple(parse_endpoint(item, where) for item in notify_raw), tuple(keys)
+    )
 
 
 def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:

@@ -384,7 +384,13 @@ def make_service(
     ).setServiceParent(top)
     transfers = None
     if settings.transfer.allow:
-        transfers = Transfers(responder.zones, TransferPolicy.from_strings(settings.transfer.allow))
+        from rbl.dnsserver.tsig import TsigKeys
+
+        transfers = Transfers(
+            responder.zones,
+            TransferPolicy.from_strings(settings.transfer.allow),
+            TsigKeys(settings.transfer.tsig) if settings.transfer.tsig else None,
+        )
     dns = DnsServerService(
         settings.dns.listen, responder, reactor, reuse_port=reuse_port, transfers=transfers
     )

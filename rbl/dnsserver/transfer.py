@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from rbl.dnsserver.tsig import TsigKeys
 from rbl.dnsserver.wire import (
     CLASS_IN,
     HEADER,
@@ -244,14 +245,27 @@ def _question_end(data: bytes) -> int | None:
 class Transfers:
     """Answers AXFR/IXFR queries for a set of zones, for clients the policy allows."""
 
-    def __init__(self, zones: Sequence[Zone], policy: TransferPolicy) -> None:
+    def __init__(
+        self, zones: Sequence[Zone], policy: TransferPolicy, tsig: TsigKeys | None = None
+    ) -> None:
         self.zones = {zone.wire_root: zone for zone in zones}
         self.policy = policy
+        self.tsig = tsig  # when set, every transfer must be signed by one of these keys
         self.served = 0
         self.refused = 0
 
     def respond(self, data: bytes, host: str) -> list[bytes]:
         """The response messages for a transfer query from ``host`` (see ``is_transfer``)."""
+        if self.tsig is None:
+            return self._respond(data, host)
+        request = self.tsig.verify(data)
+        if request is None:
+            self.refused += 1
+            end = _question_end(data)
+            return [_error(data, None if end is None else data[12:end], RCODE_REFUSED)]
+        return self.tsig.sign(request, self._respond(data, host))
+
+    def _respond(self, data: bytes, host: str) -> list[bytes]:
         end = _question_end(data)
         if end is None:
             return [_error(data, None, RCODE_FORMERR)]

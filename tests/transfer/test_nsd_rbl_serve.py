@@ -36,27 +36,42 @@ def name(relative: str, zone: str) -> dns.name.Name:
     return dns.name.from_text(f"{relative}.{zone}")
 
 
-def test_nsd_follows_rbl_serve(tmp_path: Path) -> None:
+SECRET = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+NSD_KEY = """
+key:
+    name: "xfr-key"
+    algorithm: hmac-sha256
+    secret: "{secret}"
+"""
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["address-acl", "tsig"])
+def test_nsd_follows_rbl_serve(tmp_path: Path, signed: bool) -> None:
     if NSD is None:
         if os.environ.get("CI"):
             pytest.fail("nsd is not installed (apt-get install nsd)")
         pytest.skip("nsd is not installed")
     nsd_port = free_port()
     config = tmp_path / "rbl.toml"
-    config.write_text(
-        CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + TRANSFER.format(port=nsd_port)
-    )
+    transfer = TRANSFER.format(port=nsd_port)
+    if signed:
+        transfer += f'tsig = ["xfr-key:hmac-sha256:{SECRET}"]\n'
+    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + transfer)
     for key in ("45.1.1.1", "45.2.0.0/16", "45.3.3.0/25"):
         rbl_command(config, "list", "add", key, "--reason", "transfer test")
     rbl_command(config, "list", "add", "*.spam.example", "--reason", "transfer test")
     server = start_server(config)
     conf = tmp_path / "nsd.conf"
+    zones = "".join(
+        NSD_ZONE.format(zone=zone, primary=server.port)
+        for zone in ("bl.example.org", "dbl.example.org")
+    )
+    if signed:  # NSD requests the transfer signed with the shared key
+        zones = zones.replace(" NOKEY\n    allow-notify", " xfr-key\n    allow-notify")
     conf.write_text(
         NSD_CONF.format(port=nsd_port, dir=tmp_path)
-        + "".join(
-            NSD_ZONE.format(zone=zone, primary=server.port)
-            for zone in ("bl.example.org", "dbl.example.org")
-        )
+        + (NSD_KEY.format(secret=SECRET) if signed else "")
+        + zones
     )
     nsd = subprocess.Popen(
         [NSD, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
@@ -101,4 +116,8 @@ def test_nsd_follows_rbl_serve(tmp_path: Path) -> None:
         assert ask(nsd_port, new, "A").rcode() == 0
     finally:
         stop(nsd)
+        nsd_log = tmp_path / "nsd.log"
+        if nsd_log.exists():
+            print(nsd_log.read_text()[-2500:])
+        print(conf.read_text())
         stop_server(server)
