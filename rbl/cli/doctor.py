@@ -1,0 +1,124 @@
+"""``rbl doctor``: check the configuration, the database and a running server.
+
+Each check prints OK or FAIL with what was found; the exit status is 1 when
+any check fails, so monitoring can run it. The RFC 5782 test points are what
+every DNSBL client may rely on, so they are asked of the running server.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import click
+
+from rbl.cli.base import Context, main, pass_context
+from rbl.keys import ZoneKind
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def check(self, what: str, run: Callable[[], str]) -> None:
+        try:
+            detail = run()
+        except Exception as exc:  # a check that cannot run has failed
+            self.failed += 1
+            click.echo(f"FAIL  {what}: {exc}")
+            return
+        click.echo(f"OK    {what}: {detail}")
+
+
+@main.command()
+@click.option(
+    "--server",
+    default=None,
+    help="address:port of the running DNS server (default: the first [dns] listen).",
+)
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds per DNS query.")
+@pass_context
+def doctor(obj: Context, server: str | None, timeout: float) -> None:
+    """Check configuration, database and the RFC 5782 test points of a running server."""
+    from rbl.config import parse_endpoint
+
+    report = _Report()
+    report.check(
+        "configuration", lambda: f"{obj.settings.source}: {len(obj.settings.zones)} zone(s)"
+    )
+    report.check("database", lambda: _database(obj))
+    host, port = parse_endpoint(server, "--server") if server else obj.settings.dns.listen[0]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    for zone in obj.settings.zones:
+        for name, rdtype, expected in _test_points(zone.name, zone.kind):
+            report.check(
+                f"{name} {rdtype} at {host}:{port}",
+                _asker(host, port, name, rdtype, expected, timeout),
+            )
+    if report.failed:
+        click.echo(f"{report.failed} check(s) failed")
+        sys.exit(1)
+    click.echo("all checks passed")
+
+
+def _database(obj: Context) -> str:
+    from sqlalchemy import func, select
+
+    from rbl.store.database import current_revision
+    from rbl.store.schema import ACTIVE, listings
+
+    engine = obj.engine()
+    revision = current_revision(engine)
+    with engine.connect() as conn:
+        active = conn.execute(
+            select(func.count()).select_from(listings).where(listings.c.state == ACTIVE)
+        ).scalar_one()
+    return f"schema revision {revision}, {active} active listing(s)"
+
+
+def _test_points(zone: str, kind: ZoneKind) -> list[tuple[str, str, str]]:
+    """(name, type, expected): "127.0.0.2" for an A answer, "NXDOMAIN", or "SOA"."""
+    points = [(zone, "SOA", "SOA")]
+    if kind is ZoneKind.IP:
+        v6_listed = ".".join(reversed("00000000000000000000ffff7f000002"))
+        v6_unlisted = ".".join(reversed("00000000000000000000ffff7f000001"))
+        points += [
+            (f"2.0.0.127.{zone}", "A", "127.0.0.2"),
+            (f"1.0.0.127.{zone}", "A", "NXDOMAIN"),
+            (f"{v6_listed}.{zone}", "A", "127.0.0.2"),
+            (f"{v6_unlisted}.{zone}", "A", "NXDOMAIN"),
+        ]
+    else:
+        points += [(f"test.{zone}", "A", "127.0.0.2"), (f"invalid.{zone}", "A", "NXDOMAIN")]
+    return points
+
+
+def _asker(
+    host: str, port: int, name: str, rdtype: str, expected: str, timeout: float
+) -> Callable[[], str]:
+    return lambda: _ask(host, port, name, rdtype, expected, timeout)
+
+
+def _ask(host: str, port: int, name: str, rdtype: str, expected: str, timeout: float) -> str:
+    import dns.flags
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    reply = dns.query.udp(dns.message.make_query(name, rdtype), host, port=port, timeout=timeout)
+    rcode = dns.rcode.to_text(reply.rcode())
+    if not reply.flags & dns.flags.AA:
+        raise ValueError(f"answer is not authoritative ({rcode})")
+    if expected == "NXDOMAIN":
+        if reply.rcode() != dns.rcode.NXDOMAIN:
+            raise ValueError(f"expected NXDOMAIN, got {rcode}")
+        return "NXDOMAIN"
+    found = [rr.to_text() for rrset in reply.answer for rr in rrset]
+    if expected == "SOA":
+        if not found:
+            raise ValueError(f"no SOA ({rcode})")
+        return f"serial {found[0].split()[2]}"
+    if expected not in found:
+        raise ValueError(f"expected {expected}, got {rcode} {found}")
+    return expected
