@@ -56,3 +56,46 @@ def zone_names(family: int, network: int, prefixlen: int) -> Iterator[tuple[str,
         for n in range(network, network + (1 << (128 - prefixlen)), 1 << (128 - level)):
             name = ".".join(reversed(f"{n:032x}"[:nibbles]))
             yield (name, False, n) if nibbles == 32 else ("*." + name, True, n)
+
+
+def listed_ancestor(subtree: dict[str, int], name: str) -> tuple[str, int] | None:
+    """The nearest ``*.ancestor`` entry strictly above ``name``, if it is listed.
+
+    ``subtree`` maps names to value ids, 0 being an exclusion (rbl.index.EXCLUDED).
+    """
+    dot = name.find(".")
+    while dot >= 0:
+        name = name[dot + 1 :]
+        found = subtree.get(name)
+        if found is not None:
+            return (name, found) if found != 0 else None
+        dot = name.find(".")
+    return None
+
+
+def wildcard_shadows(
+    exact: dict[str, int], subtree: dict[str, int]
+) -> Iterator[tuple[str, str, int]]:
+    """(node, ancestor, value id) for every name a DNS wildcard would answer wrongly.
+
+    In DNS a wildcard ``*.A`` answers only for names that do not exist, and any
+    owner below ``A`` (a listed name, the parent of another wildcard, the empty
+    non-terminals between) makes its whole subtree exist. rbl instead walks up
+    to the nearest ``*.ancestor``. Zone files and transfers therefore give each
+    such node, below a listed ``*.A``, A's records (and ``*.node`` too, unless
+    the node has its own ``*.node`` entry). Sorted, for repeatable output.
+    """
+    nodes: set[str] = set()
+    for owner in (*exact, *subtree):
+        found = listed_ancestor(subtree, owner)
+        if found is None:
+            continue
+        ancestor = found[0]
+        name = owner
+        while name != ancestor and name not in nodes:
+            nodes.add(name)
+            name = name.partition(".")[2]
+    for name in sorted(nodes):
+        found = listed_ancestor(subtree, name)
+        if found is not None:
+            yield name, found[0], found[1]

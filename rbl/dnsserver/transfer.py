@@ -58,7 +58,7 @@ from rbl.dnsserver.wire import (
 )
 from rbl.dnsserver.zone import Zone
 from rbl.index import EXCLUDED
-from rbl.zonenames import cidr_blocks, ip_text, zone_names
+from rbl.zonenames import cidr_blocks, ip_text, wildcard_shadows, zone_names
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 TYPE_HINFO: Final = 13
@@ -175,27 +175,13 @@ def _domain_records(zone: Zone) -> Iterator[Record]:
 def _wildcard_shadows(
     zone: Zone, exact: dict[str, int], subtree: dict[str, int]
 ) -> Iterator[Record]:
-    """What a DNS wildcard does differently from rbl's ``*.name`` (see rbl.dumps.writer).
+    """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonenames).
 
     Any owner below a listed ``*.A`` makes its subtree exist, so each such node
     gets A's records itself (HINFO only if allowlisted) and ``*.node`` repeats
     them, unless the node has entries of its own.
     """
-    nodes: set[str] = set()
-    for owner in (*exact, *subtree):
-        found = _listed_ancestor(subtree, owner)
-        if found is None:
-            continue
-        ancestor = found[0]
-        name = owner
-        while name != ancestor and name not in nodes:
-            nodes.add(name)
-            name = name.partition(".")[2]
-    for name in sorted(nodes):
-        found = _listed_ancestor(subtree, name)
-        if found is None:
-            continue
-        ancestor, vid = found
+    for name, ancestor, vid in wildcard_shadows(exact, subtree):
         own = exact.get(name)
         if own == EXCLUDED:
             yield name, TYPE_HINFO, HINFO_EXCLUDED
@@ -203,17 +189,6 @@ def _wildcard_shadows(
             yield from _value_records(zone, name, vid, name)
         if name not in subtree:
             yield from _value_records(zone, f"*.{name}", vid, f"*.{ancestor}")
-
-
-def _listed_ancestor(subtree: dict[str, int], name: str) -> tuple[str, int] | None:
-    dot = name.find(".")
-    while dot >= 0:
-        name = name[dot + 1 :]
-        found = subtree.get(name)
-        if found is not None:
-            return (name, found) if found != EXCLUDED else None
-        dot = name.find(".")
-    return None
 
 
 # -- the messages ------------------------------------------------------------------------

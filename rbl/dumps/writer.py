@@ -99,7 +99,13 @@ from rbl.keys import (
     test_point_conflict,
 )
 from rbl.store.reader import ListingReader
-from rbl.zonenames import OCTET_TEXT, cidr_blocks, ip_text, zone_names
+from rbl.zonenames import (
+    OCTET_TEXT,
+    cidr_blocks,
+    ip_text,
+    wildcard_shadows,
+    zone_names,
+)
 
 SUMS_NAME: Final = "SHA256SUMS"
 SUMMARY_JSON: Final = "summary.json"
@@ -862,31 +868,11 @@ def _write_domain_zone(
 def _write_wildcard_shadows(
     master: _Sink, exact: dict[str, int], subtree: dict[str, int], values: _Values
 ) -> None:
-    """Repair what a DNS wildcard does differently from rbl's ``*.name`` listings.
-
-    In DNS a wildcard ``*.A`` answers only for names that do not exist, and any
-    owner below ``A`` (a listed name, the parent of another wildcard, the empty
-    non-terminals between) makes its whole subtree exist. rbl instead walks up
-    to the nearest ``*.ancestor`` entry. So for every such node below a listed
-    ``*.A`` the node itself gets A and TXT (or, if allowlisted, only an HINFO
-    record: NODATA as rbl answers) and ``*.node`` repeats A's records, unless
-    the node has its own ``*.node`` entry.
+    """Repair what a DNS wildcard does differently from rbl's ``*.name`` listings
+    (rbl.zonenames.wildcard_shadows): the node gets A and TXT (or, if allowlisted,
+    only an HINFO record: NODATA as rbl answers) and ``*.node`` repeats A's records.
     """
-    nodes: set[str] = set()
-    for owner in (*exact, *subtree):
-        found = _listed_ancestor(subtree, owner)
-        if found is None:
-            continue
-        ancestor = found[0]
-        name = owner
-        while name != ancestor and name not in nodes:
-            nodes.add(name)
-            name = name.partition(".")[2]
-    for name in sorted(nodes):
-        found = _listed_ancestor(subtree, name)
-        if found is None:
-            continue
-        ancestor, vid = found
+    for name, ancestor, vid in wildcard_shadows(exact, subtree):
         value = values.get(vid)
         own = exact.get(name)
         if own == _EXCLUDED:
@@ -895,18 +881,6 @@ def _write_wildcard_shadows(
             master.add(name + _records(value, name))
         if name not in subtree:
             master.add(f"*.{name}" + _records(value, f"*.{ancestor}"))
-
-
-def _listed_ancestor(subtree: dict[str, int], name: str) -> tuple[str, int] | None:
-    """The nearest ``*.ancestor`` entry strictly above ``name``, if it is listed."""
-    dot = name.find(".")
-    while dot >= 0:
-        name = name[dot + 1 :]
-        found = subtree.get(name)
-        if found is not None:
-            return (name, found) if found != _EXCLUDED else None
-        dot = name.find(".")
-    return None
 
 
 # -- summaries and checksums -------------------------------------------------------------
