@@ -14,6 +14,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 
+from rbl.dnsserver import slowpath
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import Transfers, is_transfer
 
@@ -84,7 +85,8 @@ class DnsUdpPort(udp.Port):
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         fast = self.responder.fast
-        slow = self.responder.respond
+        responder = self.responder
+        slow = slowpath.respond  # the fast path already declined: don't run it twice
         received = errors = 0
         try:
             for _ in range(UDP_READ_BATCH):
@@ -102,7 +104,7 @@ class DnsUdpPort(udp.Port):
                     reply = None
                 try:
                     if reply is None:
-                        reply = slow(data, True)
+                        reply = slow(responder, data, True)
                         if reply is None:
                             continue
                     sendto(reply, addr)
