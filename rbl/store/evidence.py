@@ -44,6 +44,7 @@ from rbl.store.schema import (
     hits,
     listings,
 )
+from rbl.store.timestamps import utc
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher
 
@@ -61,12 +62,6 @@ class BatchResult:
     def add(self, other: BatchResult) -> None:
         self.actions.update(other.actions)
         self.listed.extend(other.listed)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 class _Listing:
@@ -94,13 +89,13 @@ class _Listing:
         self.text = text
         self.id = None if row is None else row.id
         self.state = None if row is None else row.state
-        self.expires_at = None if row is None else _utc(row.expires_at)
-        self.first_seen = None if row is None else _utc(row.first_seen)
-        self.last_seen = None if row is None else _utc(row.last_seen)
+        self.expires_at = None if row is None else utc(row.expires_at)
+        self.first_seen = None if row is None else utc(row.first_seen)
+        self.last_seen = None if row is None else utc(row.last_seen)
         self.hit_count = 0 if row is None else row.hit_count
         self.times_listed = 0 if row is None else row.times_listed
         self.manual = row is not None and row.source == SOURCE_MANUAL
-        self.delisted_at = None if row is None else _utc(row.delisted_at)
+        self.delisted_at = None if row is None else utc(row.delisted_at)
         self.reason: str | None = None if row is None else row.reason
         self.dirty = False
         self.new_episode = False
@@ -167,7 +162,7 @@ def _hit_times(
                 hits.c.counted,
             )
         ):
-            times.setdefault(address, []).append(_utc(at))  # type: ignore[arg-type]
+            times.setdefault(address, []).append(utc(at))
     for found in times.values():
         found.sort()
     return times
@@ -231,7 +226,7 @@ def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> set[Attempt]
                 hits.c.at < high,
             )
         ):
-            found.add(_attempt(client_ip, mail_from, rcpt_to, _utc(at)))  # type: ignore[arg-type]
+            found.add(_attempt(client_ip, mail_from, rcpt_to, utc(at)))
     return found
 
 

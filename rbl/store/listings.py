@@ -12,6 +12,7 @@ from rbl.errors import KeyFormatError, NotListedError
 from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.schema import ACTIVE, OP_DELETE, OP_SET, REMOVED, audit_log, listings
+from rbl.store.timestamps import utc
 
 MANUAL = "manual"
 _CHUNK = 10_000
@@ -58,13 +59,6 @@ def key_columns(key: ListingKey, text: str | None = None) -> dict[str, object]:
     return {"key": text or key.text, "family": 0, "prefixlen": 0, "network": None}
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything rbl stores is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def _listing(row: Row[tuple[object, ...]]) -> Listing:
     m = row._mapping
     return Listing(
@@ -75,14 +69,14 @@ def _listing(row: Row[tuple[object, ...]]) -> Listing:
         reason=m["reason"],
         source=m["source"],
         state=m["state"],
-        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-        updated_at=_utc(m["updated_at"]),  # type: ignore[arg-type]
-        expires_at=_utc(m["expires_at"]),
-        first_seen=_utc(m["first_seen"]),
-        last_seen=_utc(m["last_seen"]),
+        created_at=utc(m["created_at"]),
+        updated_at=utc(m["updated_at"]),
+        expires_at=utc(m["expires_at"]),
+        first_seen=utc(m["first_seen"]),
+        last_seen=utc(m["last_seen"]),
         hit_count=m["hit_count"],
         times_listed=m["times_listed"],
-        delisted_at=_utc(m["delisted_at"]),
+        delisted_at=utc(m["delisted_at"]),
     )
 
 

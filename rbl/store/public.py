@@ -17,6 +17,7 @@ from rbl.store.listings import Listing, covering_listings, get_listing
 from rbl.store.queries import evidence_condition
 from rbl.store.requests import RemovalRequest, get_request
 from rbl.store.schema import PENDING, hits, removal_requests
+from rbl.store.timestamps import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def public_status(
     )
     evidence = [
         PublicHit(
-            at=_utc(at),
+            at=utc(at),
             trap_domain=trap_domain,
             helo=helo,
             mail_from=mail_from,
@@ -86,7 +87,7 @@ def public_status(
             condition, hits.c.at >= datetime.combine(start, datetime.min.time(), tzinfo=UTC)
         )
     ):
-        day = _utc(moment).date()
+        day = utc(moment).date()
         per_day[day] = per_day.get(day, 0) + 1
     daily = [
         (start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)
@@ -112,7 +113,3 @@ def public_status(
         daily_hits=daily,
         pending_request=pending,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

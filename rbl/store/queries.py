@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
 from rbl.store.schema import audit_log, hits
+from rbl.store.timestamps import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def evidence_for(conn: Connection, key: ListingKey, limit: int) -> tuple[int, li
     )
     found = []
     for row in rows:
-        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        at = utc(row.at)
         found.append(
             HitRow(
                 at=at,
@@ -115,7 +116,7 @@ def audit_entries(
         query = query.where(audit_log.c.action == action)
     rows = []
     for row in conn.execute(query):
-        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        at = utc(row.at)
         rows.append(
             AuditRow(row.id, at, row.actor, row.action, row.zone, row.key, row.reason, row.detail)
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Row, insert, select, update
 
@@ -21,6 +21,7 @@ from rbl.keys import ListingKey
 from rbl.store.changelog import lock_change_log
 from rbl.store.listings import audit, covering_listings, remove_listing
 from rbl.store.schema import APPROVED, DENIED, PENDING, removal_requests
+from rbl.store.timestamps import utc
 
 SELF_SERVICE_ACTOR = "self-service"
 MAX_MESSAGE = 4000
@@ -47,10 +48,6 @@ class RemovalRequest:
     decision_message: str | None
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _request(row: Row[tuple[object, ...]]) -> RemovalRequest:
     m = row._mapping
     return RemovalRequest(
@@ -63,8 +60,8 @@ def _request(row: Row[tuple[object, ...]]) -> RemovalRequest:
         client_ip=m["client_ip"],
         state=m["state"],
         self_service=bool(m["self_service"]),
-        created_at=_utc(m["created_at"]),  # type: ignore[arg-type]
-        decided_at=_utc(m["decided_at"]),
+        created_at=utc(m["created_at"]),
+        decided_at=utc(m["decided_at"]),
         decided_by=m["decided_by"],
         decision_message=m["decision_message"],
     )
