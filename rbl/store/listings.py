@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -258,16 +258,6 @@ def list_listings(
     return [_listing(row) for row in conn.execute(query.limit(limit))]
 
 
-def count_active(conn: Connection, zone: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(listings)
-            .where(listings.c.zone == zone, listings.c.state == ACTIVE)
-        ).scalar_one()
-    )
-
-
 def import_listings(
     conn: Connection,
     zone: str,
@@ -364,11 +354,3 @@ def _flush(
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def iter_keys(conn: Connection, zone: str) -> Iterator[str]:
-    """Active keys of a zone, for exports and tests."""
-    for row in conn.execute(
-        select(listings.c.key).where(listings.c.zone == zone, listings.c.state == ACTIVE)
-    ):
-        yield row.key
