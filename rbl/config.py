@@ -136,6 +136,13 @@ class TransferSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Prometheus /metrics on its own port (off unless ``listen`` is set): not for the public."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     zones: tuple[ZoneSettings, ...]
@@ -147,6 +154,7 @@ class Settings:
     delisting: DelistingSettings = field(default_factory=DelistingSettings)
     dumps: DumpSettings = field(default_factory=DumpSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "<defaults>"
 
     def trap_ip_zone(self) -> ZoneSettings:
@@ -215,6 +223,7 @@ def parse_settings(
             "delisting",
             "dumps",
             "transfer",
+            "metrics",
         },
         where,
     )
@@ -245,6 +254,7 @@ def parse_settings(
         delisting=_delisting(_table(data, "delisting", where), f"{where} [delisting]"),
         dumps=_dumps(_table(data, "dumps", where), source.parent, f"{where} [dumps]"),
         transfer=_transfer(_table(data, "transfer", where), f"{where} [transfer]"),
+        metrics=_metrics(_table(data, "metrics", where), f"{where} [metrics]"),
         source=where,
     )
 
@@ -263,6 +273,12 @@ def _transfer(data: Mapping[str, Any], where: str) -> TransferSettings:
     return TransferSettings(
         allow, tuple(parse_endpoint(item, where) for item in notify_raw), tuple(keys)
     )
+
+
+def _metrics(data: Mapping[str, Any], where: str) -> MetricsSettings:
+    _only(data, {"listen"}, where)
+    listen = data.get("listen")
+    return MetricsSettings(None if listen is None else parse_endpoint(listen, f"{where} listen"))
 
 
 def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:

@@ -356,6 +356,7 @@ class Server:
     web: Any = None  # rbl.web.service.WebService when [web] listen is set
     dumps: Any = None  # rbl.dumps.service.DumpService when [dumps] directory is set
     supervisor: Any = None  # rbl.workers.WorkerSupervisor with --workers N
+    metrics: Any = None  # rbl.metrics.service.MetricsService when [metrics] listen is set
 
 
 def make_service(
@@ -365,11 +366,14 @@ def make_service(
     dns_only: bool = False,
     reuse_port: bool = False,
     reuse_port_child: bool = False,
+    report_fd: int | None = None,
 ) -> Server:
     """Open the store, load the index and compose the services (ports bind on start).
 
     ``dns_only`` leaves out every writer (expiry sweep, live feeds): for extra DNS
-    nodes following one database, and for measuring the DNS path alone.
+    nodes following one database, and for measuring the DNS path alone. A
+    ``--workers`` child gets ``report_fd``, the pipe its counters go to; the
+    first process serves /metrics for all of them.
     """
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
@@ -435,7 +439,31 @@ def make_service(
             gzip_level=settings.dumps.gzip_level,
         )
         dumps.setServiceParent(top)
-    return Server(top, dns, follower, report, writer, web, dumps)
+    built = Server(top, dns, follower, report, writer, web, dumps)
+    if report_fd is not None:
+        from rbl.metrics.collect import dns_snapshot
+        from rbl.metrics.report import ReportWriter
+
+        ReportWriter(
+            report_fd,
+            lambda: dns_snapshot(dns, follower.zones, follower.position),
+            reactor,
+        ).setServiceParent(top)
+    elif settings.metrics.listen is not None:
+        from rbl.metrics.service import MetricsCollector, MetricsService
+
+        collector = MetricsCollector(
+            built,
+            ListingReader(settings.database.url),
+            lambda fn, *args: threads.deferToThreadPool(
+                reactor, reactor.getThreadPool(), fn, *args
+            ),
+            reactor,
+            None if settings.dumps.directory is None else Path(settings.dumps.directory),
+        )
+        built.metrics = MetricsService(settings.metrics.listen, collector, reactor)
+        built.metrics.setServiceParent(top)
+    return built
 
 
 def drop_privileges(user: str) -> None:
@@ -466,6 +494,9 @@ def write_ready_file(path: Path, server: Server) -> None:
         payload["policy"] = {"host": address.host, "port": address.port}
     if server.supervisor is not None:
         payload["workers"] = server.supervisor.pids()
+    if server.metrics is not None and server.metrics.port is not None:
+        host, port = server.metrics.bound
+        payload["metrics"] = {"host": host, "port": port}
     if server.web is not None and server.web.port is not None:
         host, port = server.web.bound
         payload["web"] = {"host": host, "port": port}

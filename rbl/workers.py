@@ -7,7 +7,8 @@ kernel spreads queries over all of them. Each child loads its own index and
 follows the change log, exactly like a DNS node on another machine. The
 children are started before privileges are dropped (Linux lets only sockets
 of the same user share a port), restarted with a backoff when they die, and
-stopped with the parent.
+stopped with the parent. Each child reports its counters over a pipe
+(rbl.metrics.report), so the first process's /metrics covers them all.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from rbl.metrics.report import REPORT_FD, ReportReader
+
 log = Logger(namespace="rbl.workers")
 
 MAX_BACKOFF = 60.0
@@ -35,6 +38,11 @@ class _Worker(ProcessProtocol):
         self.supervisor = supervisor
         self.number = number
         self.ended: defer.Deferred[None] = defer.Deferred()
+        self.reports = ReportReader()  # its DNS counters, for the first process's /metrics
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == REPORT_FD:
+            self.reports.feed(data)
 
     def processEnded(self, reason: Failure) -> None:
         self.ended.callback(None)
@@ -61,9 +69,18 @@ class WorkerSupervisor(Service):
             sys.executable,
             [sys.executable, *self.argv],
             env=dict(os.environ),
-            childFDs={0: "w", 1: 1, 2: 2},
+            childFDs={0: "w", 1: 1, 2: 2, REPORT_FD: "r"},
         )
         self.workers[number] = (worker, transport)
+
+    @property
+    def reports(self) -> dict[int, dict[str, Any]]:
+        """The newest counters report of each running child, by worker number."""
+        return {
+            number: worker.reports.latest
+            for number, (worker, _) in self.workers.items()
+            if worker.reports.latest is not None
+        }
 
     def pids(self) -> list[int]:
         return [transport.pid for _, transport in self.workers.values() if transport.pid]

@@ -33,6 +33,7 @@ from rbl.cli.base import Context, main, pass_context
     help="DNS processes sharing the ports (SO_REUSEPORT); extra ones are DNS-only.",
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT.")
+@click.option("--report-fd", type=int, default=None, hidden=True, help="Counters pipe (workers).")
 @pass_context
 def serve(
     obj: Context,
@@ -42,6 +43,7 @@ def serve(
     dns_only: bool,
     workers: int,
     reuse_port: bool,
+    report_fd: int | None,
 ) -> None:
     """Serve the zones over DNS (UDP and TCP) and follow the change log."""
     from dataclasses import replace
@@ -68,6 +70,7 @@ def serve(
         dns_only=dns_only,
         reuse_port=reuse_port or workers > 1,
         reuse_port_child=reuse_port,  # workers leave NOTIFY to the first process
+        report_fd=report_fd,
     )
     log.info(
         "loaded {count} listings in {seconds:.2f}s (change log at {position})",
@@ -79,12 +82,13 @@ def serve(
     service.privilegedStartService()
     if workers > 1:
         # Children bind the very ports just bound, before anyone drops privileges.
+        from rbl.metrics.report import REPORT_FD
         from rbl.workers import WorkerSupervisor
 
         child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
         if obj.database_url:
             child += ["--database", obj.database_url]
-        child += ["serve", "--dns-only", "--reuse-port"]
+        child += ["serve", "--dns-only", "--reuse-port", "--report-fd", str(REPORT_FD)]
         for host, port in server.dns.bound:
             child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         if user:

@@ -17,11 +17,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rbl.errors import ConfigError, StoreError
+from rbl.store.timestamps import utc
 
 _BATCH = 2_000
 
@@ -42,6 +44,15 @@ IpRow = tuple[str, int, int, bytes, str, str | None]
 """zone, family, prefixlen, network (big-endian), codes, txt"""
 DomainRow = tuple[str, str, str, str | None]
 """zone, key, codes, txt"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What /metrics reports from the store: three grouped queries, no per-row work here."""
+
+    listings: list[tuple[str, str, int]]  # zone, state, count
+    hits: list[tuple[str, int, datetime | None]]  # feed, count, newest hit time (UTC)
+    sources: list[tuple[str, str, int, datetime | None]]  # name, identity, offset, updated
 
 
 SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
@@ -277,6 +288,31 @@ class ListingReader:
                 self._failed()
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
         return [Change(*row) for row in rows]
+
+    def store_stats(self) -> StoreStats:
+        """Listings by zone and state, hits by feed, and each ingested file's offset."""
+        queries = (
+            "SELECT zone, state, COUNT(*) FROM listings GROUP BY zone, state ORDER BY zone, state",
+            "SELECT feed, COUNT(*), MAX(at) FROM hits GROUP BY feed ORDER BY feed",
+            'SELECT name, identity, "offset", updated_at FROM ingest_sources ORDER BY id',
+        )
+        with self._lock:
+            try:
+                connection = self._connect()
+                listings, hits, sources = (connection.execute(sql).fetchall() for sql in queries)
+            except self._errors as exc:
+                self._failed()
+                raise StoreError(f"cannot read statistics from {self.path}: {exc}") from exc
+        return StoreStats(
+            [(zone, state, int(count)) for zone, state, count in listings],
+            [(feed, int(count), _moment(newest)) for feed, count, newest in hits],
+            [(name, identity, int(offset), _moment(at)) for name, identity, offset, at in sources],
+        )
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A stored timestamp as an aware UTC datetime (sqlite3 returns ISO text)."""
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _describe(conninfo: dict[str, str]) -> str:

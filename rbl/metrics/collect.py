@@ -1,0 +1,292 @@
+"""What a scrape reports, gathered from the objects that count.
+
+The DNS path, the policy feed and the dump job keep plain integer attributes
+(bumping one costs nanoseconds); nothing here runs per packet. A DNS process
+is summed up as a JSON-able *snapshot*, so that ``--workers`` children can
+send theirs to the first process over a pipe (rbl.metrics.report) and one
+scrape shows every process, each under its own ``worker`` label: a child that
+restarts starts its counters at zero, which Prometheus reads as a reset only
+when the series is its own.
+
+Store figures (listings by state, hits by feed, ingest offsets) come from
+``ListingReader.store_stats`` in a thread, cached for ``STORE_REFRESH``
+seconds so a busy scraper does not scan the hits table at its own rate.
+Imports no SQLAlchemy: ``--dns-only`` nodes serve metrics too.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rbl import __version__
+from rbl.metrics.exposition import Family
+from rbl.store.reader import StoreStats
+
+STARTED = time.time()  # close enough to the process start for process_start_time_seconds
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """Current resident set size (Linux /proc; the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def dns_snapshot(dns: Any, zones: Mapping[str, Any], position: int) -> dict[str, Any]:
+    """One DNS process's counters and index sizes, as JSON-able data.
+
+    ``dns`` is the DnsServerService (its ``counters`` and ``responder``),
+    ``zones`` the served Zone objects by name, ``position`` the change-log id
+    applied. Counters that an older protocol module lacks read as zero.
+    """
+    counters = dns.counters
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    query_counts = getattr(dns.responder, "query_counts", None)
+    return {
+        "queries": [
+            [zone, rcode, count]
+            for (zone, rcode), count in (query_counts() if query_counts else {}).items()
+        ],
+        "udp": counters.udp_queries,
+        "tcp": counters.tcp_queries,
+        "errors": counters.errors,
+        "rate_limited": getattr(counters, "rate_limited", 0),
+        "slipped": getattr(counters, "slipped", 0),
+        "tcp_refused": getattr(counters, "tcp_refused", 0),
+        "tcp_timeouts": getattr(counters, "tcp_timeouts", 0),
+        "entries": {name: len(zone.index) for name, zone in zones.items()},
+        "serials": {name: zone.serial for name, zone in zones.items()},
+        "position": position,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": resident_bytes(),
+        "started": STARTED,
+    }
+
+
+def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
+    """Families for every process's snapshot, labelled ``worker`` ("0" is the first)."""
+    queries = Family(
+        "rbl_dns_responses_total",
+        "counter",
+        "DNS responses sent, by zone (empty: outside every zone) and response code.",
+    )
+    packets = Family(
+        "rbl_dns_queries_total", "counter", "DNS queries received, by transport (udp, tcp)."
+    )
+    dropped = Family(
+        "rbl_dns_dropped_total",
+        "counter",
+        "Queries not answered: rate_limited (RRL) or error (send failures, bugs).",
+    )
+    slipped = Family(
+        "rbl_dns_slipped_total",
+        "counter",
+        "Rate-limited queries answered with an empty truncated reply (TC=1) instead.",
+    )
+    tcp_refused = Family(
+        "rbl_dns_tcp_refused_total", "counter", "TCP connections closed at the connection limits."
+    )
+    tcp_timeouts = Family(
+        "rbl_dns_tcp_timeouts_total", "counter", "TCP connections closed for being idle."
+    )
+    entries = Family(
+        "rbl_index_entries",
+        "gauge",
+        "Entries in the in-memory DNS index (listings, exclusions and test points).",
+    )
+    serials = Family("rbl_zone_serial", "gauge", "SOA serial each process answers with.")
+    position = Family(
+        "rbl_change_log_position", "gauge", "Last change-log id applied to the index."
+    )
+    cpu = Family("process_cpu_seconds_total", "counter", "User and system CPU time.")
+    rss = Family("process_resident_memory_bytes", "gauge", "Resident memory size.")
+    started = Family("process_start_time_seconds", "gauge", "Start time, seconds since the epoch.")
+    for worker, snap in snapshots.items():
+        for zone, rcode, count in snap.get("queries", ()):
+            queries.add(count, worker=worker, zone=zone, rcode=rcode)
+        packets.add(snap["udp"], worker=worker, transport="udp")
+        packets.add(snap["tcp"], worker=worker, transport="tcp")
+        dropped.add(snap["rate_limited"], worker=worker, reason="rate_limited")
+        dropped.add(snap["errors"], worker=worker, reason="error")
+        slipped.add(snap["slipped"], worker=worker)
+        tcp_refused.add(snap["tcp_refused"], worker=worker)
+        tcp_timeouts.add(snap["tcp_timeouts"], worker=worker)
+        for zone, count in snap["entries"].items():
+            entries.add(count, worker=worker, zone=zone)
+        for zone, serial in snap["serials"].items():
+            serials.add(serial, worker=worker, zone=zone)
+        position.add(snap["position"], worker=worker)
+        cpu.add(snap["cpu"], worker=worker)
+        rss.add(snap["rss"], worker=worker)
+        started.add(snap["started"], worker=worker)
+    return [
+        queries,
+        packets,
+        dropped,
+        slipped,
+        tcp_refused,
+        tcp_timeouts,
+        entries,
+        serials,
+        position,
+        cpu,
+        rss,
+        started,
+    ]
+
+
+def store_families(
+    stats: StoreStats | None,
+    now: datetime,
+    backlog: Callable[[str, str, int], int | None],
+) -> list[Family]:
+    """Listings, stored hits, ingest lag and backlog; only ``rbl_database_up 0`` without stats.
+
+    ``backlog(name, identity, offset)`` gives the unread bytes of an ingested
+    file, or None when this machine cannot tell (not here, or not readable).
+    """
+    up = Family("rbl_database_up", "gauge", "1 when the last statistics query of the store worked.")
+    up.add(0 if stats is None else 1)
+    if stats is None:
+        return [up]
+    listings = Family("rbl_listings", "gauge", "Listings in the store, by zone and state.")
+    for zone, state, count in stats.listings:
+        listings.add(count, zone=zone, state=state)
+    hits = Family("rbl_trap_hits", "gauge", "Trap hits stored as evidence, by feed.")
+    newest = Family(
+        "rbl_trap_hit_newest_timestamp_seconds", "gauge", "Time of the newest stored hit, by feed."
+    )
+    lag = Family(
+        "rbl_ingest_lag_seconds",
+        "gauge",
+        "Seconds since the newest stored hit of each feed: grows when a feed stalls.",
+    )
+    for feed, count, at in stats.hits:
+        hits.add(count, feed=feed)
+        if at is not None:
+            newest.add(at.timestamp(), feed=feed)
+            lag.add(max(0.0, (now - at).total_seconds()), feed=feed)
+    offsets = Family(
+        "rbl_ingest_offset_bytes", "gauge", "Bytes of each ingested log committed to the store."
+    )
+    updated = Family(
+        "rbl_ingest_updated_timestamp_seconds",
+        "gauge",
+        "When each ingested log last committed a batch.",
+    )
+    unread = Family(
+        "rbl_ingest_backlog_bytes",
+        "gauge",
+        "Bytes of each ingested log not yet committed (files readable on this machine).",
+    )
+    latest: dict[str, tuple[str, int, datetime | None]] = {}
+    for name, identity, offset, at in stats.sources:
+        latest[name] = (identity, offset, at)  # rows come by id: the newest file wins
+    for name, (identity, offset, at) in latest.items():
+        offsets.add(offset, source=name)
+        if at is not None:
+            updated.add(at.timestamp(), source=name)
+        behind = backlog(name, identity, offset)
+        if behind is not None:
+            unread.add(behind, source=name)
+    return [up, listings, hits, newest, lag, offsets, updated, unread]
+
+
+def policy_families(factory: Any, recorder: Any) -> list[Family]:
+    """The live policy feed: requests answered, hits, deferrals and the write queue."""
+    families = []
+    for name, attribute, text in (
+        ("rbl_policy_requests_total", "requests", "Policy requests answered."),
+        ("rbl_policy_hits_total", "hits", "Policy requests that were trap hits."),
+        ("rbl_policy_malformed_total", "malformed", "RCPT requests without a usable client."),
+        ("rbl_policy_errors_total", "errors", "Requests whose trap check or recording failed."),
+        ("rbl_policy_deferred_total", "deferred", "Hits answered DEFER_IF_PERMIT (store busy)."),
+    ):
+        family = Family(name, "counter", text)
+        family.add(getattr(factory, attribute, 0))
+        families.append(family)
+    written = Family(
+        "rbl_recorder_written_total", "counter", "Live-feed hits written to the store."
+    )
+    written.add(getattr(recorder, "written", 0))
+    queued = Family("rbl_recorder_queued", "gauge", "Live-feed hits waiting to be written.")
+    queue = getattr(recorder, "queued", None)
+    queued.add(queue if isinstance(queue, int) else len(getattr(recorder, "buffer", ())))
+    failing = Family(
+        "rbl_recorder_failures", "gauge", "Consecutive failed writes (0 when the store works)."
+    )
+    failing.add(getattr(recorder, "failures", 0))
+    return [*families, written, queued, failing]
+
+
+def dump_families(dumps: Any, directory: Path | None, now: float) -> list[Family]:
+    """Dump runs and the age of the files mirrors see (from SHA256SUMS, written last)."""
+    families = []
+    if dumps is not None:
+        runs = Family("rbl_dump_runs_total", "counter", "Dumps written by this process.")
+        runs.add(dumps.runs)
+        failures = Family("rbl_dump_failures_total", "counter", "Dumps that failed.")
+        failures.add(dumps.failures)
+        families += [runs, failures]
+        report = dumps.last_report
+        if report is not None:
+            seconds = Family("rbl_dump_duration_seconds", "gauge", "How long the last dump took.")
+            seconds.add(report.seconds)
+            size = Family("rbl_dump_bytes", "gauge", "Bytes of files the last dump wrote.")
+            size.add(report.total_bytes)
+            families += [seconds, size]
+    if directory is not None:
+        try:
+            written = (directory / "SHA256SUMS").stat().st_mtime
+        except OSError:
+            written = None
+        if written is not None:
+            age = Family(
+                "rbl_dump_age_seconds", "gauge", "Seconds since the published dump was completed."
+            )
+            age.add(max(0.0, now - written))
+            stamp = Family(
+                "rbl_dump_timestamp_seconds", "gauge", "When the published dump was completed."
+            )
+            stamp.add(written)
+            families += [age, stamp]
+    return families
+
+
+def info_families(role: str) -> list[Family]:
+    info = Family("rbl_build_info", "gauge", "Version and role of this rbl process.")
+    info.add(1, version=__version__, role=role)
+    return [info]
+
+
+def file_backlog(name: str, identity: str, offset: int) -> int | None:
+    """Unread bytes of ``name`` if it is the file ``identity`` names, else its size."""
+    if name == "-":
+        return None
+    try:
+        with open(name, "rb") as handle:
+            from rbl.ingest import file_identity  # a writer process: SQLAlchemy is loaded
+
+            size = os.fstat(handle.fileno()).st_size
+            if file_identity(handle) != identity:
+                return size  # rotated: the whole new file is still to read
+    except OSError:
+        return None
+    return max(0, size - offset)
+
+
+def utcnow(clock: Any) -> datetime:
+    return datetime.fromtimestamp(clock.seconds(), UTC)
+
+
+def merge(*groups: Iterable[Family]) -> list[Family]:
+    return [family for group in groups for family in group]
