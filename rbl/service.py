@@ -26,9 +26,10 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from rbl.config import Settings
+from rbl.config import RateLimitSettings, Settings, TcpSettings
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
+from rbl.dnsserver.ratelimit import ResponseRateLimiter
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.dnsserver.zone import Zone
@@ -155,7 +156,12 @@ class ChangeFollowerService(Service):
 
 
 class DnsServerService(Service):
-    """Binds UDP and TCP on each endpoint, the same port number for both."""
+    """Binds UDP and TCP on each endpoint, the same port number for both.
+
+    One rate limiter and one TCP factory serve every endpoint, so the limits
+    are per process; a reload applies new settings with
+    ``limiter.configure(...)`` and ``tcp_factory.configure(...)``.
+    """
 
     def __init__(
         self,
@@ -165,6 +171,8 @@ class DnsServerService(Service):
         *,
         reuse_port: bool = False,
         transfers: Transfers | None = None,
+        rate_limit: RateLimitSettings | None = None,
+        tcp: TcpSettings | None = None,
     ) -> None:
         self.listen = listen
         self.reuse_port = reuse_port  # share the port with other worker processes
@@ -172,6 +180,8 @@ class DnsServerService(Service):
         self.responder = responder
         self.reactor = reactor
         self.counters = Counters()
+        self.limiter = ResponseRateLimiter(rate_limit or RateLimitSettings())
+        self.tcp_factory = DnsStreamFactory(responder, self.counters, transfers, tcp)
         self.ports: list[IListeningPort] = []
         self.bound: list[tuple[str, int]] = []
 
@@ -181,12 +191,14 @@ class DnsServerService(Service):
             self._bind(host, port)
 
     def _bind(self, host: str, port: int) -> None:
-        tcp_factory = DnsStreamFactory(self.responder, self.counters, self.transfers)
+        tcp_factory = self.tcp_factory
         from rbl.dnsserver.reuseport import SharedUdpPort, listen_tcp
 
         for _attempt in range(20):
             port_class = SharedUdpPort if self.reuse_port else DnsUdpPort
-            udp = port_class(port, self.responder, self.counters, host, self.reactor)
+            udp = port_class(
+                port, self.responder, self.counters, host, self.reactor, limiter=self.limiter
+            )
             udp.startListening()
             number = udp.getHost().port
             try:
@@ -396,7 +408,13 @@ def make_service(
             TsigKeys(settings.transfer.tsig) if settings.transfer.tsig else None,
         )
     dns = DnsServerService(
-        settings.dns.listen, responder, reactor, reuse_port=reuse_port, transfers=transfers
+        settings.dns.listen,
+        responder,
+        reactor,
+        reuse_port=reuse_port,
+        transfers=transfers,
+        rate_limit=settings.dns.rate_limit,
+        tcp=settings.dns.tcp,
     )
     dns.setServiceParent(top)
     if settings.transfer.notify and not reuse_port_child:

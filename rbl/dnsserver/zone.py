@@ -69,6 +69,9 @@ class Zone:
         ]
         self._a_answers: dict[int, tuple[int, bytes]] = {}
         self._negative: dict[int, bytes] = {}
+        # Answers sent per header rcode (4 bits), bumped by both paths; a reload
+        # keeps this list (or copies it to a new Zone), so the counts keep growing.
+        self.rcodes = [0] * 16
         self.serial = 0
         self.soa_rdata = b""
         self.soa_answer_tail = b""
