@@ -283,6 +283,15 @@ class WriterService(Service):
     def is_trap(self, recipient: str) -> bool:
         return self.matcher(recipient)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Listing rules and trap zones from a reload (rbl.reload); the next batch uses them."""
+        from rbl.policy import Rules
+
+        self.settings = settings
+        self.rules = Rules.from_settings(settings.listing)
+        self.ip_zone = settings.trap_ip_zone()
+        self.domain_zone = settings.trap_domain_zone()
+
     def _write(self, batch: list[Any]) -> None:
         from rbl.store.evidence import record_hits
 
@@ -369,6 +378,9 @@ class Server:
     dumps: Any = None  # rbl.dumps.service.DumpService when [dumps] directory is set
     supervisor: Any = None  # rbl.workers.WorkerSupervisor with --workers N
     metrics: Any = None  # rbl.metrics.service.MetricsService when [metrics] listen is set
+    settings: Any = None  # rbl.config.Settings as started
+    current: Any = None  # the settings last applied by a SIGHUP reload (rbl.reload)
+    notify: Any = None  # rbl.dnsserver.notify.NotifySender when [transfer] notify is set
 
 
 def make_service(
@@ -417,6 +429,7 @@ def make_service(
         tcp=settings.dns.tcp,
     )
     dns.setServiceParent(top)
+    sender = None
     if settings.transfer.notify and not reuse_port_child:
         sender = NotifySender(settings.transfer.notify, reactor)
         follower.on_serial = sender.zone_changed
@@ -457,7 +470,7 @@ def make_service(
             gzip_level=settings.dumps.gzip_level,
         )
         dumps.setServiceParent(top)
-    built = Server(top, dns, follower, report, writer, web, dumps)
+    built = Server(top, dns, follower, report, writer, web, dumps, settings=settings, notify=sender)
     if report_fd is not None:
         from rbl.metrics.collect import dns_snapshot
         from rbl.metrics.report import ReportWriter
