@@ -1,11 +1,19 @@
-"""Buffers TrapHits from live feeds and writes them to the store in batches.
+"""Queues TrapHits from live feeds and commits them in batches (group commit).
 
-A live feed (the Postfix policy service) must answer at once and never wait
-for the database, so it hands each hit to ``submit``, which only appends to
-a bounded buffer. ``flush`` runs on the clock and writes the buffer in one
-transaction in the database thread pool; a failed write keeps the hits for
-the next flush. When the buffer is full the oldest hits are dropped and
-counted: a live feed is evidence of what happens now. Imports no SQLAlchemy.
+A live feed answers a trap hit only once it is durable: ``submit`` queues the
+hit and returns a Deferred that fires True when the batch holding it has
+committed, or False when it could not be committed within ``commit_timeout``
+or the queue is full (the feed then asks the sender to retry later). A batch
+starts as soon as hits wait and no write is in flight, and takes whatever
+arrived meanwhile (up to ``batch`` hits), so an answer costs one transaction.
+
+Nothing is dropped once queued: a failed batch stays at the head of the queue
+and is retried with backoff, logged once per outage; a hit answered False on
+its deadline is still written when the store comes back (it was a real
+attempt). A batch whose commit outcome is unknown (connection lost during
+COMMIT) may be written again: the store stores one attempt once (same client,
+sender, recipient and second), so the retry adds nothing. Only a full queue
+refuses a hit outright. Imports Twisted only, no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,75 +22,207 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, task
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from rbl.traphit import TrapHit
 
 log = Logger(namespace="rbl.recorder")
 
-MAX_BUFFERED = 100_000
+MAX_QUEUED = 100_000
 MAX_BATCH = 5_000
+RETRY_FIRST = 0.2  # seconds before the first retry of a failed batch...
+RETRY_MAX = 5.0  # ...doubling up to this
+
+
+class _Pending:
+    """A queued hit and the Deferred its feed waits on (answered at most once)."""
+
+    __slots__ = ("answer", "deadline", "hit")
+
+    def __init__(self, hit: TrapHit, deadline: float) -> None:
+        self.hit = hit
+        self.deadline = deadline
+        self.answer: defer.Deferred[bool] | None = defer.Deferred()
+
+    def settle(self, durable: bool) -> bool:
+        """Fire the answer unless it already fired; True if it fired now."""
+        answer, self.answer = self.answer, None
+        if answer is None:
+            return False
+        answer.callback(durable)
+        return True
 
 
 class HitRecorder:
+    """The queue between a live feed and the store.
+
+    ``write`` runs one transaction for a list of hits off the reactor thread.
+    Counters, read by metrics: ``queued`` hits waiting or being written (a
+    property), ``written`` hits committed, ``failures`` consecutive failed
+    writes (0 when the store works), ``deferred`` hits answered False (queue
+    full, past their deadline, or submitted while stopping), ``refused`` those
+    of them never queued (queue full or stopping; these are never written).
+    """
+
     def __init__(
         self,
         write: Callable[[list[TrapHit]], defer.Deferred[Any]],
         clock: Any,
-        interval: float = 0.2,
-        limit: int = MAX_BUFFERED,
+        *,
+        commit_timeout: float = 10.0,
+        limit: int = MAX_QUEUED,
+        batch: int = MAX_BATCH,
     ) -> None:
-        self.write = write  # runs the store transaction off the reactor thread
+        self.write = write
         self.clock = clock
-        self.interval = interval
-        self.buffer: deque[TrapHit] = deque(maxlen=limit)
-        self.dropped = 0
+        self.commit_timeout = commit_timeout
+        self.limit = limit
+        self.batch = batch
         self.written = 0
         self.failures = 0
+        self.deferred = 0
+        self.refused = 0
+        self._queue: deque[_Pending] = deque()  # oldest first; the in-flight batch at the head
+        self._unanswered: deque[_Pending] = deque()  # submission order, so deadlines ascend
         self._writing = False
-        self._loop: task.LoopingCall | None = None
+        self._accepting = False
+        self._retry_delay = RETRY_FIRST
+        self._flush_call: IDelayedCall | None = None  # the next flush, now or after backoff
+        self._deadline_call: IDelayedCall | None = None
+        self._drained: list[defer.Deferred[None]] = []
+        self._closed = False  # stopped and given up: no more writes
 
-    def submit(self, hit: TrapHit) -> None:
-        if len(self.buffer) == self.buffer.maxlen:
-            self.dropped += 1
-        self.buffer.append(hit)
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def start(self) -> None:
-        self._loop = task.LoopingCall(self.flush)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=False)
+        self._accepting = True
+
+    def submit(self, hit: TrapHit) -> defer.Deferred[bool]:
+        """Queue ``hit``; the result fires True once it is committed, False if not in time."""
+        if not self._accepting or len(self._queue) >= self.limit:
+            self.deferred += 1
+            self.refused += 1
+            return defer.succeed(False)
+        pending = _Pending(hit, self.clock.seconds() + self.commit_timeout)
+        answer = pending.answer
+        assert answer is not None
+        self._queue.append(pending)
+        self._unanswered.append(pending)
+        if self._deadline_call is None:
+            self._deadline_call = self.clock.callLater(self.commit_timeout, self._expire)
+        if not self._writing and self._flush_call is None:
+            # Not at once: requests arriving in this reactor turn join the batch.
+            self._flush_call = self.clock.callLater(0, self._flush)
+        return answer
 
     def stop(self) -> defer.Deferred[None]:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        return self.flush()  # write what is left before the process exits
+        """Refuse new hits, write the queue (waiting at most ``commit_timeout``), answer all.
 
-    def flush(self) -> defer.Deferred[None]:
-        if self._writing or not self.buffer:
+        Hits still queued when the time is up are answered False and lost with
+        the process; the sender retries them.
+        """
+        self._accepting = False
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.reset(0)  # no backoff now: one more try before exit
+        if not self._queue:
             return defer.succeed(None)
-        batch = [self.buffer.popleft() for _ in range(min(len(self.buffer), MAX_BATCH))]
+        drained: defer.Deferred[None] = defer.Deferred()
+        self._drained.append(drained)
+        give_up = self.clock.callLater(self.commit_timeout, self._giveUp, drained)
+
+        def finished(result: None) -> None:
+            if give_up.active():
+                give_up.cancel()
+
+        drained.addCallback(finished)
+        return drained
+
+    def _giveUp(self, drained: defer.Deferred[None]) -> None:
+        self._closed = True
+        for call in (self._flush_call, self._deadline_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._flush_call = self._deadline_call = None
+        for pending in self._unanswered:
+            if pending.settle(False):
+                self.deferred += 1
+        self._unanswered.clear()
+        if self._queue:
+            log.warn(
+                "stopping with {count} trap hits unwritten (answered: try again later)",
+                count=len(self._queue),
+            )
+        if drained in self._drained:
+            self._drained.remove(drained)
+            drained.callback(None)
+
+    def _expire(self) -> None:
+        """Answer False every hit whose deadline has passed; it stays queued."""
+        self._deadline_call = None
+        now = self.clock.seconds()
+        while self._unanswered and (
+            self._unanswered[0].answer is None or self._unanswered[0].deadline <= now
+        ):
+            if self._unanswered.popleft().settle(False):
+                self.deferred += 1
+        self._armDeadline()
+
+    def _armDeadline(self) -> None:
+        while self._unanswered and self._unanswered[0].answer is None:
+            self._unanswered.popleft()
+        if self._unanswered and self._deadline_call is None:
+            delay = max(0.0, self._unanswered[0].deadline - self.clock.seconds())
+            self._deadline_call = self.clock.callLater(delay, self._expire)
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        if self._writing or not self._queue:
+            return
+        count = min(len(self._queue), self.batch)
+        hits = [self._queue[i].hit for i in range(count)]
         self._writing = True
-        d = self.write(batch)
+        d = defer.maybeDeferred(self.write, hits)
+        d.addCallbacks(self._written, self._failed, callbackArgs=(count,))
 
-        def written(_result: object) -> None:
-            self.written += len(batch)
-            if self.failures:
-                log.info("writing trap hits works again")
-            self.failures = 0
+    def _written(self, _result: object, count: int) -> None:
+        self._writing = False
+        for _ in range(count):
+            self._queue.popleft().settle(True)
+        self.written += count
+        self._retry_delay = RETRY_FIRST
+        if self.failures:
+            log.info(
+                "writing trap hits works again after {failures} failed tries ({count} queued)",
+                failures=self.failures,
+                count=len(self._queue),
+            )
+        self.failures = 0
+        self._armDeadline()
+        self._next(0)
 
-        def failed(failure: Any) -> None:
-            # Keep the hits (oldest first) for the next flush; say so once per outage.
-            self.buffer.extendleft(reversed(batch))
-            if not self.failures:
-                log.failure(
-                    "cannot write trap hits; keeping them for the next try", failure=failure
-                )
-            self.failures += 1
+    def _failed(self, failure: Any) -> None:
+        self._writing = False
+        self.failures += 1
+        if self.failures == 1:  # once per outage
+            log.failure(
+                "cannot write trap hits; keeping {count} queued and retrying",
+                failure=failure,
+                count=len(self._queue),
+            )
+        delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, RETRY_MAX)
+        self._next(delay)
 
-        def done(result: object) -> None:
-            self._writing = False
-
-        d.addCallbacks(written, failed)
-        d.addBoth(done)
-        return d
+    def _next(self, delay: float) -> None:
+        if self._closed:
+            return
+        if self._queue:
+            if self._flush_call is None:
+                self._flush_call = self.clock.callLater(delay, self._flush)
+            return
+        drained, self._drained = self._drained, []
+        for d in drained:
+            d.callback(None)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -23,6 +24,7 @@ from rbl.feeds.policyd import (
     IDLE_TIMEOUT,
     MAX_ATTRIBUTES,
     MAX_LINE,
+    MAX_WAITING,
     PolicyProtocol,
     PolicyServerFactory,
 )
@@ -85,7 +87,7 @@ class Harness:
 
 def make(
     is_trap: Callable[[str], bool] | None = None,
-    submit: Callable[[TrapHit], None] | None = None,
+    submit: Callable[[TrapHit], Deferred[bool] | None] | None = None,
 ) -> Harness:
     clock = Clock()
     clock.advance(NOW)
@@ -330,8 +332,19 @@ def recording_logger() -> tuple[Logger, list[dict[str, Any]]]:
     return Logger(observer=cast(ILogObserver, events.append)), events
 
 
-@pytest.mark.parametrize("failing", ["is_trap", "submit"])
-def test_exceptions_from_callbacks_still_answer_dunno(failing: str) -> None:
+DEFER = b"action=DEFER_IF_PERMIT Service temporarily unavailable\n\n"
+
+
+@pytest.mark.parametrize(
+    ("failing", "answer"),
+    [
+        ("is_trap", DUNNO),  # not known to be a trap hit: real mail must not wait
+        ("submit", DEFER),  # a trap hit that was not kept: the sender tries again
+    ],
+)
+def test_exceptions_from_callbacks_are_answered_and_logged_once(
+    failing: str, answer: bytes
+) -> None:
     def broken(_: object) -> Any:
         raise RuntimeError("database is down")
 
@@ -339,15 +352,16 @@ def test_exceptions_from_callbacks_still_answer_dunno(failing: str) -> None:
     log, events = recording_logger()
     h.factory.log = log
     h.send(request() + request())
-    assert h.replies() == DUNNO * 2
+    assert h.replies() == answer * 2
     assert not h.transport.disconnecting
     assert (h.factory.errors, h.factory.hits, h.factory.requests) == (2, 0, 2)
+    assert h.factory.deferred == (2 if answer == DEFER else 0)
     assert len(events) == 1  # logged once, not per request
     failure = events[0]["log_failure"]
     assert isinstance(failure.value, RuntimeError)
     h.clock.advance(61)
     h.send(request())
-    assert h.replies() == DUNNO * 3
+    assert h.replies() == answer * 3
     assert len(events) == 2
     assert events[1]["unlogged"] == 1
     h.close()
@@ -364,8 +378,80 @@ def test_submit_failure_then_recovery_counts_hits() -> None:
     h = make(submit=flaky)
     h.factory.log = recording_logger()[0]
     h.send(request() + request())
+    assert h.replies() == DEFER + DUNNO
+    assert (h.factory.errors, h.factory.hits, h.factory.deferred) == (1, 1, 1)
+    h.close()
+
+
+def waiting_harness() -> tuple[Harness, list[tuple[TrapHit, Deferred[bool]]]]:
+    """A harness whose ``submit`` hands back a Deferred the test fires by hand."""
+    waiting: list[tuple[TrapHit, Deferred[bool]]] = []
+
+    def submit(hit: TrapHit) -> Deferred[bool]:
+        d: Deferred[bool] = Deferred()
+        waiting.append((hit, d))
+        return d
+
+    return make(submit=submit), waiting
+
+
+def test_trap_hit_is_answered_only_once_durable() -> None:
+    h, waiting = waiting_harness()
+    h.send(request(recipient="user@example.org"))
+    assert h.replies() == DUNNO  # not a trap: at once
+    h.send(request())
+    assert h.replies() == DUNNO and len(waiting) == 1
+    waiting[0][1].callback(True)
     assert h.replies() == DUNNO * 2
-    assert (h.factory.errors, h.factory.hits) == (1, 1)
+    h.send(request())
+    waiting[1][1].callback(False)
+    assert h.replies() == DUNNO * 2 + DEFER
+    assert (h.factory.hits, h.factory.deferred, h.factory.errors) == (2, 1, 0)
+    h.close()
+
+
+def test_answers_keep_request_order_on_one_connection() -> None:
+    h, waiting = waiting_harness()
+    h.send(
+        request(recipient="trap@example.org", queue_id="A")
+        + request(recipient="user@example.org")
+        + request(recipient="spamtrap@example.org", queue_id="C")
+        + request(recipient="other@example.org")
+    )
+    assert h.replies() == b""  # the first answer waits, so every later one does
+    waiting[1][1].callback(False)  # the third request's answer is ready first...
+    assert h.replies() == b""
+    waiting[0][1].callback(True)  # ...but goes out after the first two
+    assert h.replies() == DUNNO + DUNNO + DEFER + DUNNO
+    h.close()
+
+
+def test_a_failed_durability_deferred_is_an_error_and_a_deferral() -> None:
+    h, waiting = waiting_harness()
+    h.factory.log = recording_logger()[0]
+    h.send(request())
+    waiting[0][1].errback(RuntimeError("bug"))
+    assert h.replies() == DEFER
+    assert (h.factory.errors, h.factory.deferred) == (1, 1)
+    h.close()
+
+
+def test_answer_after_the_peer_left_is_not_written() -> None:
+    h, waiting = waiting_harness()
+    h.send(request())
+    h.close()
+    waiting[0][1].callback(True)
+    assert h.replies() == b""
+
+
+def test_a_pipelining_peer_is_paused_until_answered() -> None:
+    h, waiting = waiting_harness()
+    h.send(request() * MAX_WAITING)
+    assert h.transport.producerState == "paused"
+    for _hit, d in waiting[: MAX_WAITING // 2 + 1]:
+        d.callback(True)
+    assert h.transport.producerState == "producing"
+    assert h.replies() == DUNNO * (MAX_WAITING // 2 + 1)
     h.close()
 
 

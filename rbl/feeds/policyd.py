@@ -7,11 +7,17 @@ plus an empty line; a connection carries many requests, one at a time
 (SMTPD_POLICY_README). For every RCPT request whose recipient the caller's
 ``is_trap`` accepts, this feed builds a TrapHit and hands it to ``submit``.
 
-The feed only observes: every request is answered ``action=DUNNO``, so Postfix
-goes on with its next restriction whatever happens here, including a broken
-``is_trap`` or ``submit`` (counted and logged at most once a minute, never
-per request). A peer that sends an overlong line or too many attributes is
-not Postfix and is dropped.
+The feed only observes, and an answer means the evidence is kept: a trap hit
+is answered ``action=DUNNO`` once ``submit``'s Deferred says it is durable,
+and ``action=DEFER_IF_PERMIT`` when it says it is not (queue full, store down
+past the deadline) or ``submit`` raises, so the sender tries again later and
+the attempt is seen again. That is a 4xx only if no later restriction rejects
+the mail, and only trap recipients ever get it. Every other request is
+answered DUNNO at once, also when ``is_trap`` raises (a bug there must not
+hold up real mail). Errors are counted and logged at most once a minute,
+never per request. Answers on a connection keep the order of its requests.
+A peer that sends an overlong line or too many attributes is not Postfix and
+is dropped; one that pipelines many requests is paused until they are answered.
 
 Imports Twisted and ``rbl.traphit``; never the store, which ``submit`` reaches.
 """
@@ -20,11 +26,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
@@ -41,8 +49,10 @@ MAX_ATTRIBUTES = 100  # per request; Postfix 3.x sends about 40
 # and only reclaims connections of dead or misbehaving peers.
 IDLE_TIMEOUT = 360.0  # seconds
 ERROR_LOG_INTERVAL = 60.0  # seconds between two logged exceptions of is_trap/submit
+MAX_WAITING = 32  # unanswered requests on one connection before it stops being read
 
 REPLY = b"action=DUNNO\n\n"
+DEFER = b"action=DEFER_IF_PERMIT Service temporarily unavailable\n\n"
 # The attributes kept for the evidence trail, in this order; everything else
 # Postfix sends (TLS, SASL, sizes...) is counted and dropped.
 RAW_KEYS = (
@@ -91,8 +101,17 @@ def normalise_address(text: str) -> str | None:
     return str(address)
 
 
+class _Reply:
+    """One request's answer, in the connection's queue until every earlier one is sent."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | None = None) -> None:
+        self.data = data
+
+
 class PolicyProtocol(LineOnlyReceiver):
-    """One Postfix policy client connection: many requests, each answered DUNNO."""
+    """One Postfix policy client connection: many requests, answered in order."""
 
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE
@@ -103,11 +122,18 @@ class PolicyProtocol(LineOnlyReceiver):
         self._count = 0  # attribute lines in the current request
         self._broken = False  # the current request had a line without "="
         self._timeout: IDelayedCall | None = None
+        self._replies: deque[_Reply] = deque()  # oldest first
+        self._paused = False
+        self._lost = False  # answers that come after the peer left are not sent
 
     def connectionMade(self) -> None:
+        self.factory.connections.add(self)
         self._timeout = self.factory.clock.callLater(IDLE_TIMEOUT, self._timedOut)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
+        self._replies.clear()
+        self.factory.connectionClosed(self)
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
@@ -145,19 +171,56 @@ class PolicyProtocol(LineOnlyReceiver):
     def _endRequest(self) -> None:
         attributes, broken = self._attributes, self._broken
         self._attributes, self._count, self._broken = {}, 0, False
-        self.factory.handle(attributes, broken)  # never raises
-        if self.transport is not None:
-            self.transport.write(REPLY)
+        answer = self.factory.handle(attributes, broken)  # never raises
+        if isinstance(answer, bytes):
+            if not self._replies:
+                self._send(answer)
+            else:
+                self._replies.append(_Reply(answer))
+            return
+        reply = _Reply()
+        self._replies.append(reply)
+        if len(self._replies) >= MAX_WAITING and not self._paused:
+            self._pause(True)
+        answer.addCallback(self._answered, reply)
+
+    def _answered(self, data: bytes, reply: _Reply) -> None:
+        reply.data = data
+        while self._replies:
+            ready = self._replies[0].data
+            if ready is None:
+                break
+            self._replies.popleft()
+            self._send(ready)
+        if self._paused and len(self._replies) < MAX_WAITING // 2:
+            self._pause(False)
+
+    def _pause(self, paused: bool) -> None:
+        """Stop or resume reading: a pipelining peer waits for its answers."""
+        producer = IPushProducer(self.transport, None)
+        if producer is None or self._lost:
+            return
+        self._paused = paused
+        if paused:
+            producer.pauseProducing()
+        else:
+            producer.resumeProducing()
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self._lost:
+            self.transport.write(data)
 
 
 class PolicyServerFactory(ServerFactory):
     """Builds policy connections and turns their RCPT requests into TrapHits.
 
-    ``is_trap`` gets the lowercased recipient; ``submit`` gets each TrapHit and
-    must not block. The counters are read by metrics: ``requests`` answered,
-    ``hits`` submitted, ``malformed`` RCPT requests without a usable client
-    address (or with a line that is not ``name=value``), ``errors`` raised by
-    ``is_trap`` or ``submit``.
+    ``is_trap`` gets the lowercased recipient; ``submit`` gets each TrapHit, must
+    not block, and returns a Deferred firing True once the hit is durable (False:
+    it is not, ask the sender to retry), or None when it is durable at once.
+    The counters are read by metrics: ``requests`` received, ``hits`` submitted,
+    ``deferred`` requests answered DEFER_IF_PERMIT, ``malformed`` RCPT requests
+    without a usable client address (or with a line that is not ``name=value``),
+    ``errors`` raised by ``is_trap`` or ``submit``.
     """
 
     noisy = False
@@ -166,7 +229,7 @@ class PolicyServerFactory(ServerFactory):
     def __init__(
         self,
         is_trap: Callable[[str], bool],
-        submit: Callable[[TrapHit], None],
+        submit: Callable[[TrapHit], Deferred[bool] | None],
         clock: IReactorTime,
         feed: str = "policy",
     ) -> None:
@@ -178,36 +241,93 @@ class PolicyServerFactory(ServerFactory):
         self.hits = 0
         self.malformed = 0
         self.errors = 0
+        self.deferred = 0
         self._last_logged: float | None = None
         self._unlogged = 0
+        self.connections: set[PolicyProtocol] = set()
+        self._all_closed: list[Deferred[None]] = []
 
     def buildProtocol(self, addr: Any) -> PolicyProtocol:
         return PolicyProtocol(self)
 
-    def handle(self, attributes: dict[str, str], broken: bool = False) -> None:
-        """Record the hit, if any, of one complete request. Never raises."""
+    def connectionClosed(self, protocol: PolicyProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self.connections:
+            waiting, self._all_closed = self._all_closed, []
+            for d in waiting:
+                d.callback(None)
+
+    def closeConnections(self, timeout: float) -> Deferred[None]:
+        """Close every connection once its answers are sent (waiting ``timeout`` at most).
+
+        On shutdown: the reactor drops open connections without sending what they
+        still buffer, and the last answers would be lost with them.
+        """
+        done: Deferred[None] = Deferred()
+        if not self.connections:
+            done.callback(None)
+            return done
+        self._all_closed.append(done)
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.loseConnection()
+        call = self.clock.callLater(timeout, self._closeTimedOut, done)
+        done.addCallback(lambda _: call.cancel() if call.active() else None)
+        return done
+
+    def _closeTimedOut(self, done: Deferred[None]) -> None:
+        if done in self._all_closed:  # a peer that does not read its answers
+            self._all_closed.remove(done)
+            done.callback(None)
+
+    def handle(self, attributes: dict[str, str], broken: bool = False) -> bytes | Deferred[bytes]:
+        """The answer to one complete request, now or once its hit is durable. Never raises."""
         self.requests += 1
         try:
-            self._record(attributes, broken)
-        except Exception:  # is_trap, submit or a bug here: the answer is DUNNO all the same
+            hit = self._hit(attributes, broken)
+        except Exception:  # is_trap or a bug here: not known to be a hit, so no delay
             self.errors += 1
             self._logError()
+            return REPLY
+        if hit is None:
+            return REPLY
+        try:
+            durable = self.submit(hit)
+        except Exception:
+            self.errors += 1
+            self._logError()
+            return self._answer(False)
+        self.hits += 1
+        if durable is None:
+            return REPLY
+        return durable.addCallbacks(self._answer, self._failed)
 
-    def _record(self, attributes: dict[str, str], broken: bool) -> None:
+    def _answer(self, durable: bool) -> bytes:
+        if durable:
+            return REPLY
+        self.deferred += 1
+        return DEFER
+
+    def _failed(self, failure: Failure) -> bytes:
+        self.errors += 1
+        self._logError(failure)
+        return self._answer(False)
+
+    def _hit(self, attributes: dict[str, str], broken: bool) -> TrapHit | None:
         if (
             attributes.get("request") != "smtpd_access_policy"
             or attributes.get("protocol_state", "").upper() != "RCPT"
         ):
-            return
+            return None
         client_ip = None if broken else normalise_address(attributes.get("client_address", ""))
         if client_ip is None:
             self.malformed += 1
-            return
+            return None
         recipient = attributes.get("recipient", "").lower()
         if not recipient or not self.is_trap(recipient):
-            return
+            return None
         client_name = attributes.get("client_name") or None
-        hit = TrapHit(
+        return TrapHit(
             at=datetime.fromtimestamp(self.clock.seconds(), UTC),
             client_ip=client_ip,
             rcpt_to=recipient,
@@ -218,17 +338,16 @@ class PolicyServerFactory(ServerFactory):
             client_name=None if client_name == "unknown" else client_name,
             trap_asserted=False,
         )
-        self.submit(hit)
-        self.hits += 1
 
-    def _logError(self) -> None:
-        """Log the current exception unless one was logged less than a minute ago."""
+    def _logError(self, failure: Failure | None = None) -> None:
+        """Log ``failure`` (or the current exception) unless one was logged a minute ago."""
         now = self.clock.seconds()
         if self._last_logged is not None and now - self._last_logged < ERROR_LOG_INTERVAL:
             self._unlogged += 1
             return
         self.log.failure(
             "policy feed {feed}: is_trap or submit failed ({unlogged} more since the last report)",
+            failure=failure,
             feed=self.feed,
             unlogged=self._unlogged,
         )
