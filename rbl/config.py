@@ -56,9 +56,32 @@ class ZoneSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Response rate limiting over UDP per client prefix (see rbl.dnsserver.ratelimit)."""
+
+    responses_per_second: int = 2000  # per client prefix; 0 turns rate limiting off
+    slip: int = 2  # every Nth limited response is an empty TC=1 reply; 0 never, 1 always
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+    # Loopback cannot be spoofed from outside (Linux drops martian sources).
+    exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSettings:
+    """Limits on DNS over TCP, per process."""
+
+    max_connections: int = 1000
+    max_per_client: int = 32  # per client address
+    idle_timeout: float = 10.0  # seconds; RFC 7766 6.2.3 asks servers to reclaim idle ones
+
+
+@dataclass(frozen=True, slots=True)
 class DnsSettings:
     listen: tuple[tuple[str, int], ...] = (("127.0.0.1", 5353),)
     udp_payload: int = DEFAULT_UDP_PAYLOAD
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    tcp: TcpSettings = field(default_factory=TcpSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +119,6 @@ class PolicyFeedSettings:
     """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set)."""
 
     listen: tuple[str, int] | None = None
-    # A trap hit is answered once it is committed; past this, "defer if permit".
-    commit_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,17 +444,11 @@ def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]
 def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     _only(data, {"policy"}, where)
     policy = _table(data, "policy", where)
-    _only(policy, {"listen", "commit_timeout"}, f"{where}.policy")
-    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where}.policy commit_timeout")
-    if not 0.1 <= timeout <= 60:
-        # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
-        raise ConfigError(
-            f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds"
-        )
+    _only(policy, {"listen"}, f"{where}.policy")
     listen = policy.get("listen")
     if listen is None:
-        return PolicyFeedSettings(commit_timeout=timeout)
-    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"), timeout)
+        return PolicyFeedSettings()
+    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"))
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
@@ -447,7 +462,7 @@ def _resolve_sqlite(url: str, base: Path) -> str:
 
 
 def _dns(data: Mapping[str, Any], where: str) -> DnsSettings:
-    _only(data, {"listen", "udp_payload"}, where)
+    _only(data, {"listen", "udp_payload", "rate_limit", "tcp"}, where)
     listen_raw = data.get("listen", ["127.0.0.1:5353"])
     if not isinstance(listen_raw, list) or not listen_raw:
         raise ConfigError(f"{where}: listen must be a non-empty list of 'address:port'")
@@ -455,7 +470,47 @@ def _dns(data: Mapping[str, Any], where: str) -> DnsSettings:
     payload = _get(data, "udp_payload", int, where, DEFAULT_UDP_PAYLOAD)
     if not 512 <= payload <= 4096:
         raise ConfigError(f"{where}: udp_payload {payload} is outside 512..4096")
-    return DnsSettings(listen=listen, udp_payload=payload)
+    return DnsSettings(
+        listen=listen,
+        udp_payload=payload,
+        rate_limit=_rate_limit(_table(data, "rate_limit", where), f"{where[:-1]}.rate_limit]"),
+        tcp=_tcp(_table(data, "tcp", where), f"{where[:-1]}.tcp]"),
+    )
+
+
+def _int_in(
+    data: Mapping[str, Any], name: str, where: str, default: int, low: int, high: int
+) -> int:
+    value: int = _get(data, name, int, where, default)
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: {name} {value} is outside {low}..{high}")
+    return value
+
+
+def _rate_limit(data: Mapping[str, Any], where: str) -> RateLimitSettings:
+    _only(data, {"responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix", "exempt"}, where)
+    defaults = RateLimitSettings()
+    exempt = _networks(data, "exempt", where) if "exempt" in data else defaults.exempt
+    return RateLimitSettings(
+        responses_per_second=_int_in(
+            data, "responses_per_second", where, defaults.responses_per_second, 0, 1_000_000_000
+        ),
+        slip=_int_in(data, "slip", where, defaults.slip, 0, 10),
+        ipv4_prefix=_int_in(data, "ipv4_prefix", where, defaults.ipv4_prefix, 0, 32),
+        ipv6_prefix=_int_in(data, "ipv6_prefix", where, defaults.ipv6_prefix, 0, 128),
+        exempt=exempt,
+    )
+
+
+def _tcp(data: Mapping[str, Any], where: str) -> TcpSettings:
+    _only(data, {"max_connections", "max_per_client", "idle_timeout"}, where)
+    defaults = TcpSettings()
+    total = _int_in(data, "max_connections", where, defaults.max_connections, 1, 1_000_000)
+    per_client = _int_in(data, "max_per_client", where, defaults.max_per_client, 1, 1_000_000)
+    idle = _get(data, "idle_timeout", (int, float), where, defaults.idle_timeout)
+    if not 0.1 <= idle <= 3600:
+        raise ConfigError(f"{where}: idle_timeout {idle} is outside 0.1..3600 seconds")
+    return TcpSettings(max_connections=total, max_per_client=per_client, idle_timeout=float(idle))
 
 
 def parse_endpoint(item: object, where: str) -> tuple[str, int]:

@@ -26,9 +26,10 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from rbl.config import Settings
+from rbl.config import RateLimitSettings, Settings, TcpSettings
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
+from rbl.dnsserver.ratelimit import ResponseRateLimiter
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.dnsserver.zone import Zone
@@ -155,7 +156,12 @@ class ChangeFollowerService(Service):
 
 
 class DnsServerService(Service):
-    """Binds UDP and TCP on each endpoint, the same port number for both."""
+    """Binds UDP and TCP on each endpoint, the same port number for both.
+
+    One rate limiter and one TCP factory serve every endpoint, so the limits
+    are per process; a reload applies new settings with
+    ``limiter.configure(...)`` and ``tcp_factory.configure(...)``.
+    """
 
     def __init__(
         self,
@@ -165,6 +171,8 @@ class DnsServerService(Service):
         *,
         reuse_port: bool = False,
         transfers: Transfers | None = None,
+        rate_limit: RateLimitSettings | None = None,
+        tcp: TcpSettings | None = None,
     ) -> None:
         self.listen = listen
         self.reuse_port = reuse_port  # share the port with other worker processes
@@ -172,6 +180,8 @@ class DnsServerService(Service):
         self.responder = responder
         self.reactor = reactor
         self.counters = Counters()
+        self.limiter = ResponseRateLimiter(rate_limit or RateLimitSettings())
+        self.tcp_factory = DnsStreamFactory(responder, self.counters, transfers, tcp)
         self.ports: list[IListeningPort] = []
         self.bound: list[tuple[str, int]] = []
 
@@ -181,12 +191,14 @@ class DnsServerService(Service):
             self._bind(host, port)
 
     def _bind(self, host: str, port: int) -> None:
-        tcp_factory = DnsStreamFactory(self.responder, self.counters, self.transfers)
+        tcp_factory = self.tcp_factory
         from rbl.dnsserver.reuseport import SharedUdpPort, listen_tcp
 
         for _attempt in range(20):
             port_class = SharedUdpPort if self.reuse_port else DnsUdpPort
-            udp = port_class(port, self.responder, self.counters, host, self.reactor)
+            udp = port_class(
+                port, self.responder, self.counters, host, self.reactor, limiter=self.limiter
+            )
             udp.startListening()
             number = udp.getHost().port
             try:
@@ -254,15 +266,7 @@ class WriterService(Service):
         self.ip_zone = settings.trap_ip_zone()
         self.domain_zone = settings.trap_domain_zone()
         self._load_traps()
-        # Its own thread: a write waiting on a locked or unreachable store holds no
-        # thread the change follower needs, and the queue can drain on stop before
-        # the database pool stops.
-        self.write_pool = ThreadPool(minthreads=1, maxthreads=1, name="rbl-policy-writer")
-        self.recorder = HitRecorder(
-            lambda batch: threads.deferToThreadPool(reactor, self.write_pool, self._write, batch),
-            reactor,
-            commit_timeout=settings.policy_feed.commit_timeout,
-        )
+        self.recorder = HitRecorder(lambda batch: database.run(self._write, batch), reactor)
         self.policy_port: Any = None
         self.policy_factory: Any = None
         self._loops: list[task.LoopingCall] = []
@@ -278,6 +282,15 @@ class WriterService(Service):
 
     def is_trap(self, recipient: str) -> bool:
         return self.matcher(recipient)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Listing rules and trap zones from a reload (rbl.reload); the next batch uses them."""
+        from rbl.policy import Rules
+
+        self.settings = settings
+        self.rules = Rules.from_settings(settings.listing)
+        self.ip_zone = settings.trap_ip_zone()
+        self.domain_zone = settings.trap_domain_zone()
 
     def _write(self, batch: list[Any]) -> None:
         from rbl.store.evidence import record_hits
@@ -317,7 +330,6 @@ class WriterService(Service):
         self._every(self.settings.listing.expiry_interval, self._expire, "expiry sweep")
         self._every(TRAP_REFRESH_SECONDS, self._load_traps, "reloading traps")
         if self.policy_factory is not None:
-            self.write_pool.start()
             self.recorder.start()
 
     def _every(self, interval: float, job: Callable[[], object], what: str) -> None:
@@ -340,20 +352,11 @@ class WriterService(Service):
         stopping = []
         if self.policy_port is not None:
             stopping.append(defer.maybeDeferred(self.policy_port.stopListening))
-        # Every waiting request is answered (written, or "try again" after
-        # commit_timeout) and its answer sent before the writer thread goes.
-        drained = self.recorder.stop()
-        if self.policy_factory is not None:
-            factory = self.policy_factory
-            drained.addCallback(lambda _: factory.closeConnections(POLICY_CLOSE_SECONDS))
-        if self.write_pool.started:
-            drained.addBoth(lambda _: self.write_pool.stop())
-        stopping.append(drained)
+        stopping.append(self.recorder.stop())
         return defer.DeferredList(stopping)
 
 
 TRAP_REFRESH_SECONDS = 10.0
-POLICY_CLOSE_SECONDS = 2.0  # on stop, for policy clients to receive their last answers
 
 
 def _utcnow() -> Any:
@@ -375,6 +378,9 @@ class Server:
     dumps: Any = None  # rbl.dumps.service.DumpService when [dumps] directory is set
     supervisor: Any = None  # rbl.workers.WorkerSupervisor with --workers N
     metrics: Any = None  # rbl.metrics.service.MetricsService when [metrics] listen is set
+    settings: Any = None  # rbl.config.Settings as started
+    current: Any = None  # the settings last applied by a SIGHUP reload (rbl.reload)
+    notify: Any = None  # rbl.dnsserver.notify.NotifySender when [transfer] notify is set
 
 
 def make_service(
@@ -414,9 +420,16 @@ def make_service(
             TsigKeys(settings.transfer.tsig) if settings.transfer.tsig else None,
         )
     dns = DnsServerService(
-        settings.dns.listen, responder, reactor, reuse_port=reuse_port, transfers=transfers
+        settings.dns.listen,
+        responder,
+        reactor,
+        reuse_port=reuse_port,
+        transfers=transfers,
+        rate_limit=settings.dns.rate_limit,
+        tcp=settings.dns.tcp,
     )
     dns.setServiceParent(top)
+    sender = None
     if settings.transfer.notify and not reuse_port_child:
         sender = NotifySender(settings.transfer.notify, reactor)
         follower.on_serial = sender.zone_changed
@@ -457,7 +470,7 @@ def make_service(
             gzip_level=settings.dumps.gzip_level,
         )
         dumps.setServiceParent(top)
-    built = Server(top, dns, follower, report, writer, web, dumps)
+    built = Server(top, dns, follower, report, writer, web, dumps, settings=settings, notify=sender)
     if report_fd is not None:
         from rbl.metrics.collect import dns_snapshot
         from rbl.metrics.report import ReportWriter

@@ -13,6 +13,7 @@ stopped with the parent. Each child reports its counters over a pipe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -39,10 +40,21 @@ class _Worker(ProcessProtocol):
         self.number = number
         self.ended: defer.Deferred[None] = defer.Deferred()
         self.reports = ReportReader()  # its DNS counters, for the first process's /metrics
+        self.transport: Any = None
+        # A reload asked for before the child serves: its handler may not be installed
+        # yet (SIGHUP would kill it), so it is sent with the child's first report.
+        self.reload_pending = False
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == REPORT_FD:
             self.reports.feed(data)
+            if self.reload_pending and self.reports.latest is not None:
+                self.reload_pending = False
+                self.signal("HUP")
+
+    def signal(self, name: str) -> None:
+        with contextlib.suppress(Exception):  # already gone
+            self.transport.signalProcess(name)
 
     def processEnded(self, reason: Failure) -> None:
         self.ended.callback(None)
@@ -81,6 +93,14 @@ class WorkerSupervisor(Service):
             for number, (worker, _) in self.workers.items()
             if worker.reports.latest is not None
         }
+
+    def reload(self) -> None:
+        """Have every child re-read the configuration (SIGHUP), once it is serving."""
+        for worker, _ in list(self.workers.values()):
+            if worker.reports.latest is None:
+                worker.reload_pending = True
+            else:
+                worker.signal("HUP")
 
     def pids(self) -> list[int]:
         return [transport.pid for _, transport in self.workers.values() if transport.pid]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def serve(
     from twisted.internet import reactor as _reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from rbl.config import parse_endpoint
+    from rbl.config import Settings, load_settings, parse_endpoint
     from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
 
     if reuse_port:
@@ -107,6 +108,23 @@ def serve(
         if ready_file is not None:
             write_ready_file(ready_file, server)
 
+    def load_again() -> Settings:
+        fresh = load_settings(obj.config_path, obj.database_url)
+        if listen:  # the command line still wins over the file
+            fresh = replace(fresh, dns=replace(fresh.dns, listen=settings.dns.listen))
+        return fresh
+
+    def reload() -> None:
+        from rbl.reload import reload_from_file
+
+        reload_from_file(server, load_again, obj.config_path)
+        if server.supervisor is not None:
+            server.supervisor.reload()  # each worker reloads the same file itself
+
+    # Twisted handles SIGINT and SIGTERM (graceful stop: services stop in reverse,
+    # in-flight work is finished first); SIGHUP reloads. The handler only queues
+    # the reload for the reactor thread, as Twisted's own handlers do.
+    signal.signal(signal.SIGHUP, lambda _number, _frame: reactor.callFromThread(reload))
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()

@@ -3,35 +3,56 @@
 A bad packet never takes the server down: the responder already turns
 anything unparseable into FORMERR or silence, and anything it still raises is
 counted and dropped here. No per-packet logging.
+
+Abuse limits live here too: UDP responses pass the per-prefix rate limiter
+(rbl.dnsserver.ratelimit); TCP connections are capped in total and per
+client address, closed when idle, and a client that sends queries without
+reading the answers stops being read once its write buffer is full (the
+protocol is the transport's streaming producer), so it cannot grow memory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import udp
+from twisted.internet import interfaces, udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
+from rbl.config import TcpSettings
 from rbl.dnsserver import slowpath
+from rbl.dnsserver.ratelimit import SLIP, ResponseRateLimiter, slip_reply
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import Transfers, is_transfer
 
 UDP_READ_BATCH = 2000  # packets per readiness event before other sockets and timers get a turn
-TCP_IDLE_TIMEOUT = 10.0  # seconds; RFC 7766 6.2.3 asks servers to reclaim idle connections
 
 
 class Counters:
     """Packet counters shared by the protocols (read by metrics, cheap to bump)."""
 
-    __slots__ = ("dropped", "errors", "tcp_queries", "udp_queries")
+    __slots__ = (
+        "dropped",
+        "errors",
+        "rate_limited",
+        "slipped",
+        "tcp_queries",
+        "tcp_refused",
+        "tcp_timeouts",
+        "udp_queries",
+    )
 
     def __init__(self) -> None:
         self.udp_queries = 0
         self.tcp_queries = 0
         self.errors = 0
         self.dropped = 0
+        self.rate_limited = 0  # UDP queries dropped by the rate limiter
+        self.slipped = 0  # UDP queries answered with an empty TC=1 reply instead
+        self.tcp_refused = 0  # connections closed at once: over max_connections/max_per_client
+        self.tcp_timeouts = 0  # connections closed after idle_timeout
 
 
 class DnsDatagramProtocol(DatagramProtocol):
@@ -69,6 +90,7 @@ class DnsUdpPort(udp.Port):
         counters: Counters,
         interface: str,
         reactor: Any,
+        limiter: ResponseRateLimiter | None = None,
     ) -> None:
         super().__init__(
             port,
@@ -79,6 +101,7 @@ class DnsUdpPort(udp.Port):
         )
         self.responder = responder
         self.counters = counters
+        self.limiter = limiter  # shared by the ports of one process; None: no rate limiting
 
     def doRead(self) -> None:
         sock = self.socket
@@ -87,7 +110,12 @@ class DnsUdpPort(udp.Port):
         fast = self.responder.fast
         responder = self.responder
         slow = slowpath.respond  # the fast path already declined: don't run it twice
-        received = errors = 0
+        received = errors = limited = slipped = 0
+        limiter = self.limiter
+        check = None
+        if limiter is not None and limiter.enabled:
+            limiter.tick()  # one clock read per batch
+            check = limiter.check
         try:
             for _ in range(UDP_READ_BATCH):
                 try:
@@ -98,6 +126,23 @@ class DnsUdpPort(udp.Port):
                     errors += 1
                     continue
                 received += 1
+                if check is not None:
+                    try:
+                        verdict = check(addr[0])
+                    except Exception:  # an address the limiter cannot parse: answer it
+                        verdict = 0
+                        errors += 1
+                    if verdict:
+                        reply = slip_reply(data) if verdict == SLIP else None
+                        if reply is None:
+                            limited += 1
+                            continue
+                        try:
+                            sendto(reply, addr)
+                            slipped += 1
+                        except Exception:
+                            errors += 1
+                        continue
                 try:
                     reply = fast(data, True)
                 except Exception:
@@ -111,22 +156,50 @@ class DnsUdpPort(udp.Port):
                 except Exception:  # a full socket buffer or a bug: drop, keep serving
                     errors += 1
         finally:
-            self.counters.udp_queries += received
-            self.counters.errors += errors
+            counters = self.counters
+            counters.udp_queries += received
+            counters.errors += errors
+            if limited or slipped:
+                counters.rate_limited += limited
+                counters.slipped += slipped
 
 
+@implementer(interfaces.IPushProducer)
 class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
+    """One TCP connection; also the transport's streaming producer.
+
+    The transport pauses its producer when its write buffer passes its
+    high-water mark (64 KiB) and resumes it once drained. Pausing stops
+    reading (``_PauseableMixin``, which ``Int16StringReceiver`` inherits, also
+    stops parsing the queries already read), so a client that pipelines
+    queries and never reads costs at most one read's worth of answers.
+    """
+
     MAX_LENGTH = 65535
 
     def __init__(
-        self, responder: Responder, counters: Counters, transfers: Transfers | None = None
+        self,
+        responder: Responder,
+        counters: Counters,
+        transfers: Transfers | None = None,
+        idle_timeout: float = 10.0,  # RFC 7766 6.2.3; the factory passes [dns.tcp] idle_timeout
+        client: str = "",
     ) -> None:
         self.responder = responder
         self.counters = counters
         self.transfers = transfers
+        self.idle_timeout = idle_timeout
+        self.client = client  # the address the factory counts this connection under
 
     def connectionMade(self) -> None:
-        self.setTimeout(TCP_IDLE_TIMEOUT)
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+        self.setTimeout(self.idle_timeout)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, DnsStreamFactory):
+            factory.release(self.client)
 
     def stringReceived(self, string: bytes) -> None:
         self.resetTimeout()
@@ -157,20 +230,55 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
             self.sendString(message)
 
     def timeoutConnection(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.counters.tcp_timeouts += 1
+        if self.paused:  # answers are stuck in a full buffer: don't wait for them to drain
+            self.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            self.transport.loseConnection()  # type: ignore[union-attr]
 
 
 class DnsStreamFactory(Factory):
+    """Builds TCP protocols within the connection limits; ``configure`` replaces them."""
+
     noisy = False
 
     def __init__(
-        self, responder: Responder, counters: Counters, transfers: Transfers | None = None
+        self,
+        responder: Responder,
+        counters: Counters,
+        transfers: Transfers | None = None,
+        settings: TcpSettings | None = None,
     ) -> None:
         self.responder = responder
         self.counters = counters
         self.transfers = transfers  # None: AXFR/IXFR over TCP are REFUSED by the slow path
+        self.settings = settings or TcpSettings()
+        self.open = 0
+        self.per_client: dict[str, int] = {}
 
-    def buildProtocol(self, addr: Any) -> DnsStreamProtocol:
-        protocol = DnsStreamProtocol(self.responder, self.counters, self.transfers)
+    def configure(self, settings: TcpSettings) -> None:
+        """New limits (SIGHUP reload): open connections stay, new ones are checked."""
+        self.settings = settings
+
+    def buildProtocol(self, addr: Any) -> DnsStreamProtocol | None:
+        """A protocol, or None over a limit (Twisted then closes the socket at once)."""
+        client = str(getattr(addr, "host", ""))
+        settings = self.settings
+        count = self.per_client.get(client, 0)
+        if self.open >= settings.max_connections or count >= settings.max_per_client:
+            self.counters.tcp_refused += 1
+            return None
+        self.open += 1
+        self.per_client[client] = count + 1
+        protocol = DnsStreamProtocol(
+            self.responder, self.counters, self.transfers, settings.idle_timeout, client
+        )
         protocol.factory = self
         return protocol
+
+    def release(self, client: str) -> None:
+        """A connection counted under ``client`` closed."""
+        self.open -= 1
+        count = self.per_client.pop(client, 0) - 1
+        if count > 0:
+            self.per_client[client] = count

@@ -6,6 +6,11 @@ pre-built fragments: no dnslib, no allocation beyond the reply. Everything
 else goes to ``rbl.dnsserver.slowpath``, which uses dnslib and is also the
 reference the tests hold the fast path to. Both resolve names through
 ``Zone.resolve`` so they cannot disagree about what is listed.
+
+Both paths count every answer they send by zone and rcode for metrics: a
+slot in a 16-entry list per zone (``Zone.rcodes``), or ``outside_rcodes`` for
+answers outside every zone and unparseable queries. Bumping a list slot
+allocates nothing, so the fast path stays lean.
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ _ONE_QUESTION: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_QUESTION_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _OPT_START: Final = b"\x00\x00\x29"  # root owner, type OPT
 TCP_LIMIT: Final = 65535
+# Header rcode mnemonics (RFC 6895); extended rcodes such as BADVERS (16) are
+# counted under their low 4 bits, as the header carries them.
+RCODE_NAMES: Final = (
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+    "DSOTYPENI",
+    "RCODE12",
+    "RCODE13",
+    "RCODE14",
+    "RCODE15",
+)
 
 
 class Responder:
@@ -43,6 +68,17 @@ class Responder:
         self.udp_payload = udp_payload
         self._opt = opt_rr(udp_payload, False)
         self._opt_do = opt_rr(udp_payload, True)
+        self.outside_rcodes = [0] * 16  # answers outside every zone, or to unparseable queries
+
+    def query_counts(self) -> dict[tuple[str, str], int]:
+        """Answers sent so far by (zone name, rcode mnemonic); zone "" is outside every zone."""
+        counts: dict[tuple[str, str], int] = {}
+        for name, rcodes in [("", self.outside_rcodes)] + [(z.name, z.rcodes) for z in self.zones]:
+            for rcode, count in enumerate(rcodes):
+                if count:
+                    key = (name, RCODE_NAMES[rcode])
+                    counts[key] = counts.get(key, 0) + count
+        return counts
 
     def respond(self, data: bytes, udp: bool) -> bytes | None:
         """The response to send, or None to stay silent (runts, responses)."""
@@ -124,6 +160,7 @@ class Responder:
         if zone is None:
             if _question_end(low, size) != qend:
                 return None  # malformed: the dnslib path answers FORMERR
+            self.outside_rcodes[RCODE_REFUSED] += 1
             return b"".join(
                 (
                     HEADER.pack(
@@ -159,6 +196,7 @@ class Responder:
                 outcome, vid = zone.resolve(rel)
         else:
             outcome, vid = zone.resolve(rel)
+        rcode = RCODE_NXDOMAIN if outcome is NXDOMAIN else 0
         answers = 0
         answer = b""
         if outcome is LISTED:
@@ -191,7 +229,7 @@ class Responder:
                     HEADER.pack(
                         data[0:2],
                         rd,
-                        cd | (RCODE_NXDOMAIN if outcome is NXDOMAIN else 0),
+                        cd | rcode,
                         1,
                         0,
                         1,
@@ -202,8 +240,8 @@ class Responder:
                     opt,
                 )
             )
+        zone.rcodes[rcode] += 1  # nothing below can fail and send us to the slow path
         if len(reply) > limit:
-            rcode = RCODE_NXDOMAIN if outcome is NXDOMAIN else 0
             return b"".join(
                 (
                     HEADER.pack(data[0:2], rd | 0x02, cd | rcode, 1, 0, 0, additional),

@@ -3,7 +3,9 @@
 That is: EDNS versions other than 0, other opcodes, classes, meta types,
 compressed or odd questions, and garbage. It is also the reference the tests
 hold the fast path to. A packet that cannot be parsed but has a header gets
-FORMERR; runts and responses get nothing (no reflection of junk).
+FORMERR; runts and responses get nothing (no reflection of junk). Every
+answer is counted by its header rcode, under its zone or outside every zone
+(see rbl.dnsserver.responder).
 """
 
 from __future__ import annotations
@@ -38,15 +40,20 @@ if TYPE_CHECKING:
 def respond(responder: Responder, data: bytes, udp: bool) -> bytes | None:
     if len(data) < 12 or data[2] & 0x80:
         return None
+    zone: Zone | None = None
     try:
         _refuse_costly(data)
         query = dnslib.DNSRecord.parse(data)
     except Exception:  # dnslib raises DNSError, but also UnicodeDecodeError and friends
-        return formerr(data)
-    try:
-        return _answer(responder, query, udp)
-    except Exception:
-        return formerr(data)
+        reply = formerr(data)
+    else:
+        try:
+            reply, zone = _answer(responder, query, udp)
+        except Exception:
+            reply = formerr(data)
+    rcodes = responder.outside_rcodes if zone is None else zone.rcodes
+    rcodes[reply[3] & 0x0F] += 1
+    return reply
 
 
 def formerr(data: bytes) -> bytes:
@@ -88,7 +95,8 @@ def _header(query: Any, rcode: int, *, aa: bool) -> Any:
     )
 
 
-def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
+def _answer(responder: Responder, query: Any, udp: bool) -> tuple[bytes, Zone | None]:
+    """The reply, and the zone it counts under (None: outside every zone)."""
     opts = [rr for rr in query.ar if rr.rtype == TYPE_OPT]
     edns = opts[0] if len(opts) == 1 else None
     do = bool(edns is not None and edns.ttl & 0x8000)
@@ -107,25 +115,25 @@ def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
         return record
 
     if len(opts) > 1 or (edns is not None and edns.rname.label):
-        return _pack(reply(RCODE_FORMERR))
+        return _pack(reply(RCODE_FORMERR)), None
     if edns is not None and (edns.ttl >> 16) & 0xFF != 0:
-        return _pack(reply(RCODE_BADVERS))
+        return _pack(reply(RCODE_BADVERS)), None
     if query.header.opcode != 0:
-        return _pack(reply(RCODE_NOTIMP))
+        return _pack(reply(RCODE_NOTIMP)), None
     if len(query.questions) != 1:
-        return _pack(reply(RCODE_FORMERR))
+        return _pack(reply(RCODE_FORMERR)), None
     question = query.questions[0]
     if question.qclass not in (CLASS_IN, CLASS_ANY):
-        return _pack(reply(RCODE_REFUSED))
+        return _pack(reply(RCODE_REFUSED)), None
     labels = [bytes(label).lower() for label in question.qname.label]
     zone = responder.find_zone(labels)
     if zone is None:
-        return _pack(reply(RCODE_REFUSED))
+        return _pack(reply(RCODE_REFUSED)), None
     qtype = question.qtype
     if qtype in (TYPE_AXFR, TYPE_IXFR):
-        return _pack(reply(RCODE_REFUSED))
+        return _pack(reply(RCODE_REFUSED)), zone
     if 128 <= qtype < TYPE_ANY or qtype == 0:
-        return _pack(reply(RCODE_NOTIMP))
+        return _pack(reply(RCODE_NOTIMP)), zone
 
     rel = labels[: len(labels) - zone.nlabels]
     outcome, vid = zone.resolve(rel)
@@ -163,8 +171,8 @@ def _answer(responder: Responder, query: Any, udp: bool) -> bytes:
     if len(packed) > limit:
         truncated = reply(rcode, aa=True)
         truncated.header.tc = 1
-        return _pack(truncated)
-    return packed
+        return _pack(truncated), zone
+    return packed, zone
 
 
 def _soa(zone: Zone) -> Any:

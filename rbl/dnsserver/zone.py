@@ -61,6 +61,21 @@ class Zone:
         self.wire_root = encode_name(settings.name)  # lowercase, with the root label
         self.labels = tuple(label.encode("ascii") for label in settings.name.split("."))
         self.nlabels = len(self.labels)
+        # Answers sent per header rcode (4 bits), bumped by both paths; a reload
+        # reconfigures this object in place, so the counts keep growing.
+        self.rcodes = [0] * 16
+        self.serial = serial
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: ZoneSettings) -> None:
+        """Take new TTLs, SOA, NS and TXT for this zone (SIGHUP); index and serial stay.
+
+        Runs on the reactor thread, between two packets: every fragment is
+        rebuilt before the next answer reads it.
+        """
+        if settings.name != self.name or (settings.kind is ZoneKind.IP) != self.is_ip:
+            raise ValueError(f"zone {self.name}: a reload cannot rename it or change its kind")
+        self.settings = settings
         self.ttl = settings.ttl
         self.negative_ttl = min(settings.ttl, settings.soa.minimum)
         ns_rdatas = [encode_name(ns) for ns in settings.ns]
@@ -69,10 +84,9 @@ class Zone:
         ]
         self._a_answers: dict[int, tuple[int, bytes]] = {}
         self._negative: dict[int, bytes] = {}
-        self.serial = 0
         self.soa_rdata = b""
         self.soa_answer_tail = b""
-        self.set_serial(serial)
+        self.set_serial(self.serial)
 
     def set_serial(self, serial: int) -> None:
         """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""

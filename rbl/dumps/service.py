@@ -72,6 +72,15 @@ class DumpService(Service):
             self.loop.stop()
         return None
 
+    def reschedule(self, interval: float) -> None:
+        """A new interval from a reload: the next dump comes ``interval`` from now."""
+        self.interval = interval
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+            self.loop = task.LoopingCall(self.tick)
+            self.loop.clock = self.clock
+            self.loop.start(interval, now=False)
+
     def tick(self) -> defer.Deferred[None] | None:
         """One scheduled dump; never fails, so the loop keeps its schedule."""
         if self.busy:
