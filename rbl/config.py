@@ -119,6 +119,8 @@ class PolicyFeedSettings:
     """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set)."""
 
     listen: tuple[str, int] | None = None
+    # A trap hit is answered once it is committed; past this, "defer if permit".
+    commit_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,11 +446,17 @@ def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]
 def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     _only(data, {"policy"}, where)
     policy = _table(data, "policy", where)
-    _only(policy, {"listen"}, f"{where}.policy")
+    _only(policy, {"listen", "commit_timeout"}, f"{where}.policy")
+    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where}.policy commit_timeout")
+    if not 0.1 <= timeout <= 60:
+        # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
+        raise ConfigError(
+            f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds"
+        )
     listen = policy.get("listen")
     if listen is None:
-        return PolicyFeedSettings()
-    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"))
+        return PolicyFeedSettings(commit_timeout=timeout)
+    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"), timeout)
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

@@ -266,7 +266,15 @@ class WriterService(Service):
         self.ip_zone = settings.trap_ip_zone()
         self.domain_zone = settings.trap_domain_zone()
         self._load_traps()
-        self.recorder = HitRecorder(lambda batch: database.run(self._write, batch), reactor)
+        # Its own thread: a write waiting on a locked or unreachable store holds no
+        # thread the change follower needs, and the queue can drain on stop before
+        # the database pool stops.
+        self.write_pool = ThreadPool(minthreads=1, maxthreads=1, name="rbl-policy-writer")
+        self.recorder = HitRecorder(
+            lambda batch: threads.deferToThreadPool(reactor, self.write_pool, self._write, batch),
+            reactor,
+            commit_timeout=settings.policy_feed.commit_timeout,
+        )
         self.policy_port: Any = None
         self.policy_factory: Any = None
         self._loops: list[task.LoopingCall] = []
@@ -330,6 +338,7 @@ class WriterService(Service):
         self._every(self.settings.listing.expiry_interval, self._expire, "expiry sweep")
         self._every(TRAP_REFRESH_SECONDS, self._load_traps, "reloading traps")
         if self.policy_factory is not None:
+            self.write_pool.start()
             self.recorder.start()
 
     def _every(self, interval: float, job: Callable[[], object], what: str) -> None:
@@ -352,11 +361,20 @@ class WriterService(Service):
         stopping = []
         if self.policy_port is not None:
             stopping.append(defer.maybeDeferred(self.policy_port.stopListening))
-        stopping.append(self.recorder.stop())
+        # Every waiting request is answered (written, or "try again" after
+        # commit_timeout) and its answer sent before the writer thread goes.
+        drained = self.recorder.stop()
+        if self.policy_factory is not None:
+            factory = self.policy_factory
+            drained.addCallback(lambda _: factory.closeConnections(POLICY_CLOSE_SECONDS))
+        if self.write_pool.started:
+            drained.addBoth(lambda _: self.write_pool.stop())
+        stopping.append(drained)
         return defer.DeferredList(stopping)
 
 
 TRAP_REFRESH_SECONDS = 10.0
+POLICY_CLOSE_SECONDS = 2.0  # on stop, for policy clients to receive their last answers
 
 
 def _utcnow() -> Any:
