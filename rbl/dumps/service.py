@@ -6,6 +6,11 @@ application/internet.py ``_failed``), so this service runs its own
 through an injected ``run(function, *args) -> Deferred`` (a thread pool),
 never on the reactor thread that answers DNS; a tick that comes while a dump
 is still running is skipped.
+
+A failed dump (the database unreachable, the disk full) renames nothing, so
+the previous generation stays in place and served; the next tick tries
+again. A dump killed with the process is finished or cleaned up by the
+first dump after the restart, which runs at once (see ``rbl.dumps.writer``).
 """
 
 from __future__ import annotations
@@ -109,7 +114,12 @@ class DumpService(Service):
 
     def _failed(self, failure: Failure) -> None:
         self.failures += 1
-        log.failure("dump to {directory} failed", failure=failure, directory=str(self.directory))
+        log.failure(
+            "dump to {directory} failed; the previous files stay served; next try in {interval}s",
+            failure=failure,
+            directory=str(self.directory),
+            interval=self.interval,
+        )
 
     def _idle(self, _result: object) -> None:
         self.busy = False

@@ -22,6 +22,20 @@ files and leaves the previous generation untouched. A mirror that verifies
 SHA256SUMS after syncing either sees one complete generation or, if it
 synced during those milliseconds, a mismatch that the next sync repairs.
 
+Crashes: a file under its final name is always complete (it was fsynced
+before its rename). One dump at a time writes a directory: each holds an
+``flock`` on the directory itself (``rbl dump`` beside ``rbl serve`` waits
+its turn; no lock file to serve or clean up). Before the first rename the dump writes a journal,
+``.rbl-dump.journal``, naming every (temporary, final) pair; it is removed
+after the last rename. If the process dies between the first and the last
+rename (kill -9, power loss), files of two generations sit side by side and
+SHA256SUMS is the old one until the next dump in that directory starts:
+under the lock, before reading the database, it finishes the interrupted
+renames from the journal (every temporary file named there is complete), so
+the directory holds one whole generation again within milliseconds, even if
+the database is down. Only then are leftover temporary files removed: those
+whose writer (the PID in the name) is gone, or older than an hour.
+
 What the rbldnsd files and zone files answer is what ``rbl serve`` answers
 (checked against a real rbldnsd in tests/dumps/test_rbldnsd_fidelity.py):
 
@@ -66,6 +80,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -111,6 +126,7 @@ SUMS_NAME: Final = "SHA256SUMS"
 SUMMARY_JSON: Final = "summary.json"
 SUMMARY_CSV: Final = "summary.csv"
 TEMP_MARK: Final = ".rbl-dump-"  # in every temporary file's name; never served
+JOURNAL_NAME: Final = ".rbl-dump.journal"  # exists only while a generation is renamed
 DEFAULT_GZIP_LEVEL: Final = 6
 STALE_SECONDS: Final = 3600.0  # a temporary file this old belongs to a dead dump
 CLOCK_SKEW: Final = 600  # seconds $TIMESTAMP is early: mirrors' clocks may lag
@@ -191,8 +207,26 @@ def write_dumps(
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        lock = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise DumpError(f"cannot create dump directory {directory}: {exc}") from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by close, or by the kernel on death
+        return _write_locked(settings, reader, directory, now, chosen, gzip_level, started)
+    finally:
+        os.close(lock)
+
+
+def _write_locked(
+    settings: Settings,
+    reader: ListingReader,
+    directory: Path,
+    now: datetime,
+    chosen: list[ZoneSettings],
+    gzip_level: int,
+    started: float,
+) -> DumpReport:
+    finish_interrupted_commit(directory)
     _remove_stale_temporaries(directory, [zone.name for zone in settings.zones])
     positions = reader.change_positions()  # before the rows, as the DNS snapshot does
     allow = list(reader.iter_allowlist())
@@ -317,13 +351,30 @@ class _Generation:
         self.pool.shutdown()
 
     def commit(self) -> None:
-        directories = set()
+        directories = sorted({final.parent for _temporary, final in self.pending})
+        for path in directories:  # the temporary files' names are durable too
+            _fsync_directory(path)
+        self._write_journal()
         for temporary, final in self.pending:  # SHA256SUMS was added last
             os.replace(temporary, final)
-            directories.add(final.parent)
         self.pending.clear()
-        for path in sorted(directories):
+        for path in directories:
             _fsync_directory(path)
+        (self.directory / JOURNAL_NAME).unlink()
+        _fsync_directory(self.directory)
+
+    def _write_journal(self) -> None:
+        """The renames about to happen, for ``finish_interrupted_commit`` after a crash."""
+        text = "".join(
+            f"{temporary.relative_to(self.directory)}\t{final.relative_to(self.directory)}\n"
+            for temporary, final in self.pending
+        )
+        temporary = self.directory / f"{JOURNAL_NAME}{TEMP_MARK}{self.token}.tmp"
+        with open(temporary, "xb", buffering=0) as out:
+            out.write(text.encode("utf-8"))
+            os.fsync(out.fileno())
+        os.replace(temporary, self.directory / JOURNAL_NAME)
+        _fsync_directory(self.directory)
 
     def abort(self) -> None:
         for sink in self.open_sinks:
@@ -348,8 +399,51 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def finish_interrupted_commit(directory: Path) -> list[str]:
+    """Complete the renames of a dump that died while renaming; the files it renamed.
+
+    Call with the directory's lock held. Every temporary file the journal
+    names was complete and fsynced before the journal was written, so
+    finishing is always right; a pair whose temporary file is gone was
+    renamed already. Idempotent: a crash in here is finished next time.
+    """
+    journal = directory / JOURNAL_NAME
+    try:
+        text = journal.read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise DumpError(f"cannot read the commit journal {journal}: {exc}") from exc
+    finished = []
+    folders = {directory}
+    for line in text.splitlines():
+        temporary_rel, _tab, final_rel = line.partition("\t")
+        temporary, final = directory / temporary_rel, directory / final_rel
+        if not final_rel or ".." in Path(final_rel).parts or ".." in Path(temporary_rel).parts:
+            raise DumpError(f"commit journal {journal}: bad line {line!r}")
+        try:
+            os.replace(temporary, final)
+        except FileNotFoundError:
+            continue  # renamed before the crash
+        except OSError as exc:
+            raise DumpError(f"cannot finish renaming {temporary} to {final}: {exc}") from exc
+        finished.append(final_rel)
+        folders.add(final.parent)
+    for folder in sorted(folders):
+        _fsync_directory(folder)
+    journal.unlink()
+    _fsync_directory(directory)
+    return finished
+
+
 def _remove_stale_temporaries(directory: Path, zone_names: Iterable[str]) -> None:
-    """Temporary files of a dump that crashed (or was killed) before it renamed them."""
+    """Temporary files of a dump that crashed (or was killed) before it renamed them.
+
+    Called with the lock held, so no other dump of this version is writing;
+    a file is left alone only while the process named in it lives (a dump
+    without the lock, or on another host sharing the directory) and for at
+    most an hour.
+    """
     for folder in (directory, *(directory / name for name in zone_names)):
         try:
             names = os.listdir(folder)
@@ -358,10 +452,28 @@ def _remove_stale_temporaries(directory: Path, zone_names: Iterable[str]) -> Non
         for name in names:
             if name.startswith(".") and TEMP_MARK in name and name.endswith(".tmp"):
                 with contextlib.suppress(OSError):
-                    # Another dump may be writing right now (``rbl dump`` beside ``rbl
-                    # serve``): only what is older than any dump takes is stale.
-                    if time.time() - os.stat(folder / name).st_mtime > STALE_SECONDS:
+                    age = time.time() - os.stat(folder / name).st_mtime
+                    if age > STALE_SECONDS or not _writer_alive(name):
                         os.unlink(folder / name)
+
+
+def _writer_alive(name: str) -> bool:
+    """Is the process whose PID the temporary file's name carries still running?"""
+    pid_text = name.rsplit(TEMP_MARK, 1)[1].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this process's own dumps clean up after themselves
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    except (OverflowError, OSError):
+        return False
+    return True
 
 
 # -- values and text ---------------------------------------------------------------------
