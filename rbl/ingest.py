@@ -6,6 +6,15 @@ device, inode and a hash of the first line identify the file). A run killed
 at any point and started again resumes after the last committed batch, so
 every line counts exactly once. ``follow`` keeps reading as the log grows and
 moves on to the new file when it is rotated or truncated.
+
+A batch whose transaction meets a transient database error (``rbl.store.faults``)
+is rolled back and tried again with a doubling delay (``RetryPolicy``); the
+file is the queue, so reading waits meanwhile and memory holds one batch. A
+one-shot run gives up after ``give_up_after`` seconds with ``IngestGaveUp``,
+naming the file and the committed position (nothing committed is lost; a
+re-run resumes there); following retries for ever. Should a commit succeed
+on the server but its acknowledgement be lost, the retry stores nothing
+twice: the same attempts are found already stored and counted as duplicates.
 """
 
 from __future__ import annotations
@@ -17,17 +26,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
+from functools import partial
 from stat import S_ISREG
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from sqlalchemy import Engine, insert, select, update
 
 from rbl.allowlist import Allowlist
 from rbl.config import Settings
+from rbl.errors import StoreError
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.policy import Rules
 from rbl.store.allowlist import load_allowlist
 from rbl.store.evidence import BatchResult, record_hits
+from rbl.store.faults import is_transient
 from rbl.store.schema import ingest_sources
 from rbl.store.traps import active_traps
 from rbl.traphit import ParseError, TrapHit
@@ -35,7 +47,116 @@ from rbl.traps import TrapMatcher
 
 DEFAULT_BATCH = 5000
 MAX_REPORTED = 20
+DEFAULT_RETRY_FOR = 300.0
 _REFRESH_SECONDS = 10.0
+_SLEEP_SLICE = 0.2  # seconds: how soon a stop request ends a backoff wait
+
+T = TypeVar("T")
+
+
+class IngestGaveUp(StoreError):
+    """The database stayed unavailable for longer than the ingest may wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long and how often to try a transaction again after a transient error."""
+
+    give_up_after: float | None = DEFAULT_RETRY_FOR  # seconds; None: never; 0: at once
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+def describe_error(exc: BaseException) -> str:
+    """The driver's one-line message, without SQLAlchemy's statement and parameters."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        exc = orig
+    elif isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
+
+
+class Retrier:
+    """Runs a unit of work until it succeeds, waiting out transient database errors.
+
+    ``where`` names what is being done and how far it got, for the messages;
+    ``notify`` gets one line when an outage starts and one when it ends.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        notify: Callable[[str], None],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.notify = notify
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.outages = 0
+
+    def call(
+        self,
+        work: Callable[[], T],
+        where: Callable[[], str],
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> T:
+        started: float | None = None
+        delay = self.policy.first_delay
+        while True:
+            try:
+                result = work()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise StoreError(f"{where()}: {describe_error(exc)}") from exc
+                now = self.monotonic()
+                if started is None:
+                    started = now
+                    self.outages += 1
+                    limit = self.policy.give_up_after
+                    patience = "until it is back" if limit is None else f"for up to {limit:g}s"
+                    self.notify(
+                        f"{where()}: database unavailable ({describe_error(exc)}); "
+                        f"retrying {patience}"
+                    )
+                waited = now - started
+                limit = self.policy.give_up_after
+                if limit is not None and waited >= limit:
+                    raise IngestGaveUp(
+                        f"{where()}: gave up after {waited:.1f}s of database errors "
+                        f"(--retry-for {limit:g}); a re-run resumes there. "
+                        f"Last error: {describe_error(exc)}"
+                    ) from exc
+                pause = delay if limit is None else min(delay, limit - waited)
+                self._pause(pause, keep_going, where, exc)
+                delay = min(delay * 2, self.policy.max_delay)
+                continue
+            if started is not None:
+                self.notify(f"{where()}: database back after {self.monotonic() - started:.1f}s")
+            return result
+
+    def _pause(
+        self,
+        seconds: float,
+        keep_going: Callable[[], bool],
+        where: Callable[[], str],
+        exc: BaseException,
+    ) -> None:
+        end = self.monotonic() + seconds
+        while True:
+            if not keep_going():
+                raise IngestGaveUp(
+                    f"{where()}: stopped while the database was unavailable; a re-run "
+                    f"resumes there. Last error: {describe_error(exc)}"
+                ) from exc
+            left = end - self.monotonic()
+            if left <= 0:
+                return
+            self.sleep(min(left, _SLEEP_SLICE))
 
 
 @dataclass
@@ -91,8 +212,10 @@ class Ingestor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tz: tzinfo = UTC,
         feed: str | None = None,
+        retrier: Retrier | None = None,
     ) -> None:
         self.engine = engine
+        self.retrier = retrier or Retrier(RetryPolicy(give_up_after=0), lambda _line: None)
         self.format = format_name
         self.parse = get_parser(format_name)
         self.batch_size = batch_size
@@ -153,7 +276,15 @@ class Ingestor:
     ) -> None:
         """Ingest ``handle`` to its end (following: until rotated, truncated or stopped)."""
         identity = file_identity(handle)
-        source_id, offset, line_number = self._source(name, identity)
+        committed = [0, 0]  # byte offset, lines: what a re-run would resume from
+
+        def where() -> str:
+            return f"{name}: committed through line {committed[1]} (byte {committed[0]})"
+
+        source_id, offset, line_number = self.retrier.call(
+            lambda: self._source(name, identity), where, keep_going
+        )
+        committed[:] = [offset, line_number]
         if offset:
             handle.seek(offset)
             report.resumed_at_line = line_number
@@ -162,34 +293,42 @@ class Ingestor:
         for batch, end, lines in self._batches(
             handle, offset, line_number, name, ctx, report, follow, keep_going, poll
         ):
-            self._refresh()
-            now = self.clock()
-            with self.engine.begin() as conn:
-                result = record_hits(
-                    conn,
-                    batch.hits,
-                    matcher=self._matcher,
-                    allow=self._allow,
-                    rules=self.rules,
-                    ip_zone=self.ip_zone,
-                    domain_zone=self.domain_zone,
-                    now=now,
-                    source_id=source_id,
-                )
-                if source_id is not None:
-                    conn.execute(
-                        update(ingest_sources)
-                        .where(ingest_sources.c.id == source_id)
-                        .values(
-                            offset=end,
-                            lines=lines,
-                            updated_at=now,
-                            malformed=ingest_sources.c.malformed + batch.malformed,
-                        )
-                    )
+            # The generator waits here while the batch is retried: reading stops too.
+            store = partial(self._store, batch, source_id, end, lines)
+            result = self.retrier.call(store, where, keep_going)
+            committed[:] = [end, lines]
             report.absorb(result)
             if progress is not None:
                 progress(end)
+
+    def _store(self, batch: _Batch, source_id: int | None, end: int, lines: int) -> BatchResult:
+        """One batch and the position it reaches, in one transaction."""
+        self._refresh()
+        now = self.clock()
+        with self.engine.begin() as conn:
+            result = record_hits(
+                conn,
+                batch.hits,
+                matcher=self._matcher,
+                allow=self._allow,
+                rules=self.rules,
+                ip_zone=self.ip_zone,
+                domain_zone=self.domain_zone,
+                now=now,
+                source_id=source_id,
+            )
+            if source_id is not None:
+                conn.execute(
+                    update(ingest_sources)
+                    .where(ingest_sources.c.id == source_id)
+                    .values(
+                        offset=end,
+                        lines=lines,
+                        updated_at=now,
+                        malformed=ingest_sources.c.malformed + batch.malformed,
+                    )
+                )
+        return result
 
     def _batches(
         self,

@@ -36,6 +36,15 @@ from rbl.cli.base import Context, main, pass_context
 )
 @click.option("--feed", default=None, help="Feed name recorded with the evidence.")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between reads in --follow.")
+@click.option(
+    "--retry-for",
+    "retry_for",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait out database outages before giving up (0: fail at once); "
+    "--follow waits for ever.",
+)
 @click.argument("source")
 @pass_context
 def ingest(
@@ -46,17 +55,22 @@ def ingest(
     tz_name: str,
     feed: str | None,
     poll: float,
+    retry_for: float,
     source: str,
 ) -> None:
     """Ingest trap hits from SOURCE (a log file, or '-' for standard input).
 
     A file's progress is committed with every batch, so an interrupted run
-    started again resumes where it stopped and counts no line twice.
+    started again resumes where it stopped and counts no line twice. A batch
+    that meets a transient database error (locked, server gone) is tried
+    again with backoff while reading waits; other database errors end the
+    run at once.
     """
     import signal
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from rbl.ingest import Ingestor, IngestReport
+    from rbl.errors import StoreError
+    from rbl.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
 
     try:
         tz = ZoneInfo(tz_name)
@@ -64,19 +78,34 @@ def ingest(
         raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz") from None
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch")
-    ingestor = Ingestor(
-        obj.engine(), obj.settings, format_name, batch_size=batch_size, tz=tz, feed=feed
-    )
-    report = IngestReport()
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop.set)
+    retrier = Retrier(
+        RetryPolicy(give_up_after=None if follow else retry_for),
+        lambda line: click.echo(f"rbl ingest: {line}", err=True),
+    )
+    name = "<stdin>" if source == "-" else source
+    engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
+    ingestor = Ingestor(
+        engine,
+        obj.settings,
+        format_name,
+        batch_size=batch_size,
+        tz=tz,
+        feed=feed,
+        retrier=retrier,
+    )
+    report = IngestReport()
     try:
         if source == "-":
-            ingestor.ingest(sys.stdin.buffer, "<stdin>", report)
+            ingestor.ingest(sys.stdin.buffer, "<stdin>", report, keep_going=stop.running)
         else:
             _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
     except KeyboardInterrupt:
         click.echo("interrupted: progress up to the last batch is saved", err=True)
+    except StoreError:
+        _print_ingest(report)
+        raise
     _print_ingest(report)
 
 

@@ -1,0 +1,101 @@
+"""Which database errors are worth waiting out, and which are not.
+
+A writer that meets a *transient* error (SQLite busy or locked, the
+PostgreSQL server gone, restarting or out of connection slots, a
+serialization failure or deadlock, a lock or statement timeout) rolls back
+and tries the same transaction again later; anything else (a missing table,
+a bad URL, a constraint violation, a wrong password) is *permanent* and is
+reported at once, since waiting cannot fix it.
+
+The decision is made from the driver's error codes: SQLite's primary result
+code, PostgreSQL's SQLSTATE class. libpq gives no SQLSTATE for a failed
+connection attempt, so there the server's words decide: no answer at all
+(refused, reset, timed out) is transient, a ``FATAL`` answer is permanent
+unless it says the server is starting, stopping, recovering or full.
+
+Duck-typed, so it imports neither SQLAlchemy nor psycopg: it unwraps
+SQLAlchemy's ``DBAPIError.orig`` and rbl's ``StoreError.__cause__`` by
+attribute.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+SQLITE_BUSY: Final = 5
+SQLITE_LOCKED: Final = 6
+
+# SQLSTATE classes and codes (PostgreSQL appendix A) that a later attempt can pass.
+TRANSIENT_CLASSES: Final = frozenset(
+    {
+        "08",  # connection exception
+        "40",  # transaction rollback: serialization failure, deadlock
+        "53",  # insufficient resources: too many connections, disk full, out of memory
+    }
+)
+TRANSIENT_STATES: Final = frozenset(
+    {
+        "55P03",  # lock_not_available (lock_timeout)
+        "57014",  # query_canceled (statement_timeout, pg_cancel_backend)
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, in recovery)
+        "57P05",  # idle_session_timeout
+    }
+)
+# A FATAL answer to a connection attempt that a later attempt can pass (no SQLSTATE there).
+_TRANSIENT_FATAL: Final = (
+    "starting up",
+    "shutting down",
+    "recovery mode",
+    "not yet accepting connections",
+    "too many clients",
+    "connection slots are reserved",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same transaction may succeed if tried again later."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "connection_invalidated", False):
+            return True  # SQLAlchemy saw the connection drop
+        if type(error).__name__ == "TimeoutError" and type(error).__module__ == "sqlalchemy.exc":
+            return True  # every pooled connection busy
+        if isinstance(error, sqlite3.Error):
+            return _sqlite_transient(error)
+        if _is_driver_error(error):
+            return _postgresql_transient(error)
+        orig = getattr(error, "orig", None)  # sqlalchemy.exc.DBAPIError
+        error = orig if isinstance(orig, BaseException) else error.__cause__
+    return False
+
+
+def _sqlite_transient(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)  # extended codes keep the primary
+    return False
+
+
+def _is_driver_error(error: BaseException) -> bool:
+    """A psycopg (3) or psycopg2 error: they carry ``sqlstate`` / ``pgcode``."""
+    module = type(error).__module__
+    return module.startswith(("psycopg", "psycopg2")) and (
+        hasattr(error, "sqlstate") or hasattr(error, "pgcode")
+    )
+
+
+def _postgresql_transient(error: BaseException) -> bool:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(state, str) and state:
+        return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
+    if type(error).__name__ != "OperationalError":
+        return False  # no SQLSTATE and not about the connection: a driver misuse
+    message = str(error)
+    if "FATAL:" not in message:
+        return True  # refused, reset, timed out, server closed the connection
+    return any(phrase in message for phrase in _TRANSIENT_FATAL)
