@@ -221,10 +221,33 @@ class DnsServerService(Service):
         raise CannotListenError(host, port, "no port free for both UDP and TCP")
 
     def stopService(self) -> defer.Deferred[Any]:
+        """Stop taking queries; answer the ones already queued or read, then close.
+
+        UDP sockets are read once more before they close, so datagrams the
+        kernel already queued get answers instead of vanishing with the socket;
+        TCP connections close after their answers are written
+        (``DnsStreamFactory.close_all``).
+        """
         super().stopService()
-        stopping = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        stopping = []
+        for port in self.ports:
+            if isinstance(port, DnsUdpPort) and port.connected:
+                with contextlib.suppress(Exception):
+                    port.doRead()
+            stopping.append(defer.maybeDeferred(port.stopListening))
         self.ports = []
-        return defer.DeferredList(stopping)
+        closing = defer.DeferredList(stopping)
+        closing.addCallback(lambda _: self.tcp_factory.close_all(self.reactor))
+        closing.addCallback(self._stopped)
+        return closing
+
+    def _stopped(self, _: object) -> None:
+        counters = self.counters
+        log.info(
+            "DNS stopped: {udp} UDP and {tcp} TCP queries received since start",
+            udp=counters.udp_queries,
+            tcp=counters.tcp_queries,
+        )
 
 
 class NotifyService(Service):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import interfaces, udp
+from twisted.internet import defer, interfaces, udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -28,6 +28,8 @@ from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import Transfers, is_transfer
 
 UDP_READ_BATCH = 2000  # packets per readiness event before other sockets and timers get a turn
+CLOSE_GRACE = 5.0  # seconds a stopping server gives TCP clients to take their answers
+FINISH_QUIET = 0.25  # seconds without a query after which a stopping server closes
 
 
 class Counters:
@@ -190,15 +192,20 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         self.transfers = transfers
         self.idle_timeout = idle_timeout
         self.client = client  # the address the factory counts this connection under
+        self.finishing = False  # the server is stopping (see finish)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
         self.setTimeout(self.idle_timeout)
+        factory = getattr(self, "factory", None)
+        if isinstance(factory, DnsStreamFactory):
+            factory.connections.add(self)
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
         factory = getattr(self, "factory", None)
         if isinstance(factory, DnsStreamFactory):
+            factory.connections.discard(self)
             factory.release(self.client)
 
     def stringReceived(self, string: bytes) -> None:
@@ -229,7 +236,18 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         for message in messages:
             self.sendString(message)
 
+    def finish(self) -> None:
+        """Graceful stop: answer until the client is quiet for ``FINISH_QUIET`` s, then close."""
+        self.finishing = True
+        self.setTimeout(FINISH_QUIET)
+
     def timeoutConnection(self) -> None:
+        if self.finishing:
+            if self.paused:  # answers wait for the client to read them: give it time
+                self.setTimeout(FINISH_QUIET)
+            else:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+            return
         self.counters.tcp_timeouts += 1
         if self.paused:  # answers are stuck in a full buffer: don't wait for them to drain
             self.transport.abortConnection()  # type: ignore[union-attr]
@@ -255,6 +273,8 @@ class DnsStreamFactory(Factory):
         self.settings = settings or TcpSettings()
         self.open = 0
         self.per_client: dict[str, int] = {}
+        self.connections: set[DnsStreamProtocol] = set()  # open ones, for a graceful stop
+        self._closing: defer.Deferred[None] | None = None  # fires when the last one has gone
 
     def configure(self, settings: TcpSettings) -> None:
         """New limits (SIGHUP reload): open connections stay, new ones are checked."""
@@ -276,9 +296,45 @@ class DnsStreamFactory(Factory):
         protocol.factory = self
         return protocol
 
+    def close_all(self, clock: Any, grace: float = CLOSE_GRACE) -> defer.Deferred[None]:
+        """Let every connection finish (``DnsStreamProtocol.finish``); abort the rest later.
+
+        Closing at once would drop answers still buffered, and closing a socket
+        with unread queries makes the kernel send a reset, which can destroy
+        answers the client has not read yet. So connections keep being read and
+        answered until each client is quiet, then close with a FIN.
+        """
+        connections = list(self.connections)
+        if not connections:
+            return defer.succeed(None)
+        closing = self._closing = defer.Deferred()
+        timer = clock.callLater(grace, self._abort_all)
+
+        def stop_timer(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        closing.addBoth(stop_timer)
+        for protocol in connections:
+            protocol.finish()
+        return closing
+
+    def _abort_all(self) -> None:
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.abortConnection()  # type: ignore[attr-defined]
+        self._closed()
+
+    def _closed(self) -> None:
+        if self._closing is not None and not self.connections:
+            closing, self._closing = self._closing, None
+            closing.callback(None)
+
     def release(self, client: str) -> None:
         """A connection counted under ``client`` closed."""
         self.open -= 1
         count = self.per_client.pop(client, 0) - 1
         if count > 0:
             self.per_client[client] = count
+        self._closed()
