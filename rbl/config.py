@@ -132,6 +132,8 @@ class WebSettings:
     contact: str = ""  # shown on every page: how to reach the operator
     requests_per_hour: int = 5  # removal requests one client address may make
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+    max_connections: int = 200  # open at once; past it a new connection is answered 503
+    request_timeout: float = 20.0  # seconds from a request's first byte to its last
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,11 +327,29 @@ def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:
 
 
 def _web(data: Mapping[str, Any], where: str) -> WebSettings:
-    _only(data, {"listen", "title", "contact", "requests_per_hour", "trusted_proxies"}, where)
+    _only(
+        data,
+        {
+            "listen",
+            "title",
+            "contact",
+            "requests_per_hour",
+            "trusted_proxies",
+            "max_connections",
+            "request_timeout",
+        },
+        where,
+    )
     listen = data.get("listen")
     rate = _get(data, "requests_per_hour", int, where, 5)
     if not 1 <= rate <= 10_000:
         raise ConfigError(f"{where}: requests_per_hour {rate} is outside 1..10000")
+    connections = _get(data, "max_connections", int, where, 200)
+    if not 1 <= connections <= 100_000:
+        raise ConfigError(f"{where}: max_connections {connections} is outside 1..100000")
+    request_timeout = float(_get(data, "request_timeout", (int, float), where, 20.0))
+    if not 1 <= request_timeout <= 300:
+        raise ConfigError(f"{where}: request_timeout {request_timeout:g}s is outside 1..300")
     proxies = _networks(data, "trusted_proxies", where)
     return WebSettings(
         listen=None if listen is None else parse_endpoint(listen, f"{where} listen"),
@@ -337,6 +357,8 @@ def _web(data: Mapping[str, Any], where: str) -> WebSettings:
         contact=_get(data, "contact", str, where, ""),
         requests_per_hour=rate,
         trusted_proxies=proxies,
+        max_connections=connections,
+        request_timeout=request_timeout,
     )
 
 

@@ -8,9 +8,12 @@ the change up from the change log within its poll interval.
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -58,6 +61,8 @@ class Context:
 
     def pick_zone(self, zone_name: str | None, key_text: str | None = None) -> ZoneSettings:
         """The named zone, or the only zone that can hold this kind of key."""
+        if zone_name is not None and not zone_name.strip():
+            raise ZoneError("--zone is empty: give a zone name, or leave --zone out")
         if zone_name:
             return self.settings.zone(zone_name)
         zones = self.settings.zones
@@ -68,6 +73,114 @@ class Context:
             return zones[0]
         names = ", ".join(z.name for z in zones) or "none"
         raise ZoneError(f"give --zone: more than one zone could hold it ({names})")
+
+
+# -- parameter types: bad input is a usage error (exit 2) naming the option ----------------
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def forbidden_character(text: str, allowed: str = "") -> str | None:
+    """The first character of ``text`` that is a control character, or came from bytes that
+    were not UTF-8 (Python keeps those as lone surrogates), unless it is in ``allowed``."""
+    for ch in text:
+        if ch in allowed:
+            continue
+        if ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS or "\ud800" <= ch <= "\udfff":
+            return ch
+    return None
+
+
+def describe_character(ch: str) -> str:
+    if "\udc80" <= ch <= "\udcff":
+        return f"a byte (0x{ord(ch) - 0xDC00:02X}) that is not UTF-8"
+    return f"the control character U+{ord(ch):04X}"
+
+
+class Text(click.ParamType[str]):
+    """Free text for the audit log or a person: no control characters, not empty, bounded."""
+
+    name = "text"
+
+    def __init__(
+        self, max_length: int = 1000, *, multiline: bool = False, allow_empty: bool = False
+    ) -> None:
+        self.max_length = max_length
+        self.allowed = "\t\n" if multiline else ""
+        self.allow_empty = allow_empty
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip() and not self.allow_empty:
+            self.fail("must not be empty", param, ctx)
+        if len(text) > self.max_length:
+            self.fail(f"has {len(text)} characters; at most {self.max_length}", param, ctx)
+        bad = forbidden_character(text, self.allowed)
+        if bad is not None:
+            self.fail(f"{text[:40]!r} contains {describe_character(bad)}", param, ctx)
+        return text
+
+
+class RequestRef(click.ParamType[str]):
+    """A removal request's number (as ``rbl requests list`` shows) or its public token."""
+
+    name = "request"
+    _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text.isascii() and text.isdigit():
+            if len(text) > 18 or int(text) == 0:
+                self.fail(f"{text[:30]!r} is not a request number (1 to 18 digits)", param, ctx)
+            return str(int(text))
+        if not self._TOKEN.fullmatch(text):
+            self.fail(
+                f"{text[:40]!r} is neither a request number nor a request token "
+                "(16-64 letters, digits, '-' or '_')",
+                param,
+                ctx,
+            )
+        return text
+
+
+class Seconds(click.ParamType[float]):
+    """A finite number of seconds within bounds (click's FloatRange lets NaN through)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low = low
+        self.high = high
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not self.low <= seconds <= self.high:
+            self.fail(f"{value!r} is outside {self.low:g} to {self.high:g} seconds", param, ctx)
+        return seconds
+
+
+REASON = Text(1000)
+LIMIT = click.IntRange(1, 100_000)
+
+
+def read_lines(source: BinaryIO) -> Iterator[tuple[int, str]]:
+    """(number, text) for each line of a binary file; a line that is not UTF-8 is an error
+    naming the file and the line, instead of a traceback from the decoder."""
+    name = getattr(source, "name", "<stdin>")
+    for number, raw in enumerate(source, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise KeyFormatError(
+                f"{name}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02X} at column "
+                f"{exc.start + 1}); nothing imported"
+            ) from None
+        yield number, line
 
 
 def _looks_like_ip(text: str) -> bool:
@@ -113,6 +226,7 @@ class RblGroup(click.Group):
     "--actor",
     envvar="RBL_ACTOR",
     default=None,
+    type=Text(200),
     help="Name recorded in the audit log (default: your login).",
 )
 @click.version_option(package_name="rbl")

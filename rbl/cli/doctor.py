@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import Context, Seconds, main, pass_context
 from rbl.keys import ZoneKind
 
 
@@ -36,12 +36,20 @@ class _Report:
     default=None,
     help="address:port of the running DNS server (default: the first [dns] listen).",
 )
-@click.option("--timeout", default=2.0, show_default=True, help="Seconds per DNS query.")
+@click.option(
+    "--timeout",
+    default=2.0,
+    show_default=True,
+    type=Seconds(0.01, 60),
+    help="Seconds per DNS query.",
+)
 @pass_context
 def doctor(obj: Context, server: str | None, timeout: float) -> None:
     """Check configuration, database and the RFC 5782 test points of a running server."""
     from rbl.config import parse_endpoint
 
+    if server is not None:
+        _check_server(server)
     report = _Report()
     report.check(
         "configuration", lambda: f"{obj.settings.source}: {len(obj.settings.zones)} zone(s)"
@@ -60,6 +68,23 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
         click.echo(f"{report.failed} check(s) failed")
         sys.exit(1)
     click.echo("all checks passed")
+
+
+def _check_server(text: str) -> None:
+    """--server must be an IP address (with a port), since that is what is queried."""
+    import ipaddress
+
+    from rbl.config import parse_endpoint
+    from rbl.errors import ConfigError
+
+    try:
+        host, _port = parse_endpoint(text, "--server")
+        ipaddress.ip_address(host)
+    except (ConfigError, ValueError):
+        raise click.BadParameter(
+            f"{text[:60]!r} is not an IP address with an optional port (127.0.0.1:53, [::1]:5353)",
+            param_hint="--server",
+        ) from None
 
 
 def _database(obj: Context) -> str:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from rbl.cli.base import Context, _key_for, main, pass_context
+from rbl.cli.base import LIMIT, REASON, Context, _key_for, main, pass_context
 from rbl.keys import IpKey, ListingKey, ZoneKind
 
 # -- evidence, expiry, allowlist --------------------------------------------------------
@@ -15,7 +15,7 @@ from rbl.keys import IpKey, ListingKey, ZoneKind
 @main.command()
 @click.argument("key")
 @click.option("--zone", default=None)
-@click.option("--limit", default=20, show_default=True, help="Evidence rows to show.")
+@click.option("--limit", default=20, show_default=True, type=LIMIT, help="Evidence rows to show.")
 @pass_context
 def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
     """Show KEY's listing with its evidence (operator view: includes trap addresses)."""
@@ -78,7 +78,7 @@ def allowlist_group() -> None:
 
 @allowlist_group.command("add")
 @click.argument("key")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, type=REASON)
 @pass_context
 def allowlist_add(obj: Context, key: str, reason: str) -> None:
     from rbl.store.allowlist import add_allowed, parse_allow_key
@@ -99,7 +99,7 @@ def allowlist_add(obj: Context, key: str, reason: str) -> None:
 
 @allowlist_group.command("remove")
 @click.argument("key")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, type=REASON)
 @pass_context
 def allowlist_remove(obj: Context, key: str, reason: str) -> None:
     from rbl.store.allowlist import parse_allow_key, remove_allowed

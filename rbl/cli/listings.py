@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import click
 
-from rbl.cli.base import Context, _key_for, main, pass_context
+from rbl.cli.base import LIMIT, REASON, Context, Text, _key_for, main, pass_context, read_lines
 from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
@@ -26,8 +26,13 @@ def list_group() -> None:
 @click.option(
     "--code", "codes", multiple=True, help="Return code(s), e.g. 127.0.0.3 (default: the zone's)."
 )
-@click.option("--txt", default=None, help="Own TXT template ({key}, {url}); default the zone's.")
-@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option(
+    "--txt",
+    default=None,
+    type=Text(1000),
+    help="Own TXT template ({key}, {url}); default the zone's.",
+)
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
 @pass_context
 def list_add(
     obj: Context, key: str, zone: str | None, codes: tuple[str, ...], txt: str | None, reason: str
@@ -57,7 +62,7 @@ def list_add(
 @list_group.command("remove")
 @click.argument("key")
 @click.option("--zone", default=None)
-@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
@@ -79,8 +84,8 @@ def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool
 @click.argument("key", required=False)
 @click.option("--zone", default=None)
 @click.option("--all", "include_removed", is_flag=True, help="Include removed listings.")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--search", default=None, help="Only keys containing this text.")
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
+@click.option("--search", default=None, type=Text(300), help="Only keys containing this text.")
 @click.option("--source", type=click.Choice(["manual", "trap"]), default=None)
 @pass_context
 def list_show(
@@ -144,13 +149,13 @@ def _query_text(key: ListingKey) -> str:
 
 
 @list_group.command("import")
-@click.argument("source", type=click.File("r", encoding="utf-8"))
+@click.argument("source", type=click.File("rb"))
 @click.option("--zone", default=None)
 @click.option("--code", "codes", multiple=True, help="Codes for lines that name none.")
-@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
 @pass_context
 def list_import(
-    obj: Context, source: TextIO, zone: str | None, codes: tuple[str, ...], reason: str
+    obj: Context, source: BinaryIO, zone: str | None, codes: tuple[str, ...], reason: str
 ) -> None:
     """Import listings from SOURCE ('-' for stdin), one per line: KEY [:CODES[:TXT]].
 
@@ -185,11 +190,11 @@ def list_import(
 
 
 def _parse_import(
-    source: TextIO, zone: ZoneSettings, default: tuple[str, ...]
+    source: BinaryIO, zone: ZoneSettings, default: tuple[str, ...]
 ) -> Iterator[tuple[int, Any]]:
     from rbl.store.listings import ListingEntry
 
-    for number, line in enumerate(source, 1):
+    for number, line in read_lines(source):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue

@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from rbl.cli.base import Context, _key_for, main, pass_context
+from rbl.cli.base import (
+    LIMIT,
+    REASON,
+    Context,
+    RequestRef,
+    Text,
+    _key_for,
+    main,
+    pass_context,
+)
 from rbl.errors import NotListedError, ZoneError
 
 # -- delisting and removal requests ------------------------------------------------------
@@ -15,7 +24,7 @@ from rbl.errors import NotListedError, ZoneError
 @main.command()
 @click.argument("key")
 @click.option("--zone", default=None)
-@click.option("--reason", required=True, help="Why, for the audit log (required).")
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log (required).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def delist(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
@@ -68,7 +77,7 @@ def _print_request(request: Any) -> None:
     default="pending",
     show_default=True,
 )
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=LIMIT)
 @pass_context
 def requests_list(obj: Context, state: str, limit: int) -> None:
     from rbl.store.requests import list_requests
@@ -84,7 +93,7 @@ def requests_list(obj: Context, state: str, limit: int) -> None:
 
 
 @requests.command("show")
-@click.argument("request_id")
+@click.argument("request_id", type=RequestRef())
 @pass_context
 def requests_show(obj: Context, request_id: str) -> None:
     """Show a request (by number or token) with the listing's evidence."""
@@ -98,8 +107,13 @@ def requests_show(obj: Context, request_id: str) -> None:
 
 
 @requests.command("approve")
-@click.argument("request_id")
-@click.option("--message", required=True, help="Answer shown to the requester.")
+@click.argument("request_id", type=RequestRef())
+@click.option(
+    "--message",
+    required=True,
+    type=Text(4000, multiline=True, allow_empty=True),
+    help="Answer shown to the requester.",
+)
 @pass_context
 def requests_approve(obj: Context, request_id: str, message: str) -> None:
     """Approve: the listing is removed and DNS follows within a second."""
@@ -112,8 +126,13 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 
 
 @requests.command("deny")
-@click.argument("request_id")
-@click.option("--message", required=True, help="Why, shown to the requester.")
+@click.argument("request_id", type=RequestRef())
+@click.option(
+    "--message",
+    required=True,
+    type=Text(4000, multiline=True, allow_empty=True),  # the store names a blank one
+    help="Why, shown to the requester.",
+)
 @pass_context
 def requests_deny(obj: Context, request_id: str, message: str) -> None:
     from rbl.store.listings import now_utc
@@ -125,10 +144,12 @@ def requests_deny(obj: Context, request_id: str, message: str) -> None:
 
 
 @main.command()
-@click.option("--key", default=None, help="Only entries about this key.")
-@click.option("--actor", "who", default=None, help="Only entries by this actor.")
-@click.option("--action", default=None, help="Only this action (list, unlist, allow, ...).")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--key", default=None, type=Text(300), help="Only entries about this key.")
+@click.option("--actor", "who", default=None, type=Text(200), help="Only entries by this actor.")
+@click.option(
+    "--action", default=None, type=Text(50), help="Only this action (list, unlist, allow, ...)."
+)
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
 @pass_context
 def audit(obj: Context, key: str | None, who: str | None, action: str | None, limit: int) -> None:
     """Show the audit log, newest first: who changed what, when and why."""

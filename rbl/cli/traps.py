@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import BinaryIO
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import REASON, Context, Text, main, pass_context, read_lines
 from rbl.errors import KeyFormatError
 
 # -- traps ------------------------------------------------------------------------------
@@ -19,7 +19,9 @@ def traps() -> None:
 
 @traps.command("add")
 @click.argument("traps_given", metavar="TRAP...", nargs=-1, required=True)
-@click.option("--note", default=None, help="Where the trap came from, for the operator.")
+@click.option(
+    "--note", default=None, type=Text(1000), help="Where the trap came from, for the operator."
+)
 @pass_context
 def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> None:
     """Add traps: trap@example.org (one address) or @example.org (a whole domain)."""
@@ -35,7 +37,7 @@ def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> N
 
 @traps.command("remove")
 @click.argument("trap")
-@click.option("--reason", required=True, help="Why, for the audit log.")
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
 @pass_context
 def traps_remove(obj: Context, trap: str, reason: str) -> None:
     """Stop treating TRAP as a trap (its evidence is kept)."""
@@ -65,10 +67,10 @@ def traps_list(obj: Context, include_inactive: bool) -> None:
 
 
 @traps.command("import")
-@click.argument("source", type=click.File("r", encoding="utf-8"))
-@click.option("--note", default=None)
+@click.argument("source", type=click.File("rb"))
+@click.option("--note", default=None, type=Text(1000))
 @pass_context
-def traps_import(obj: Context, source: TextIO, note: str | None) -> None:
+def traps_import(obj: Context, source: BinaryIO, note: str | None) -> None:
     """Import traps from SOURCE, one per line ('#' comments); all or nothing."""
     from rbl.store.listings import now_utc
     from rbl.store.traps import import_traps
@@ -76,7 +78,7 @@ def traps_import(obj: Context, source: TextIO, note: str | None) -> None:
 
     name = getattr(source, "name", "<stdin>")
     specs, errors = [], []
-    for number, line in enumerate(source, 1):
+    for number, line in read_lines(source):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -38,16 +39,21 @@ from rbl.errors import KeyFormatError, NotListedError
 from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
 from rbl.store.public import PublicStatus, public_status
 from rbl.store.requests import MAX_MESSAGE, RemovalRequest, RequestError, get_request, open_request
+from rbl.web.limits import MAX_BODY, LimitedRequest, LimitedSite
 
 log = Logger(namespace="rbl.web")
 
 HERE = Path(__file__).parent
-MAX_BODY = 16 * 1024  # a removal form is a few KiB at most
 MAX_QUERY = 300  # characters of a lookup; a domain is at most 253
 MAX_EMAIL = 320
+MAX_ZONE = 253
+MAX_TOKEN = 100  # a form token is "issue time.nonce.MAC", about 70 characters
+MAX_DB_JOBS = 50  # database jobs the site may have queued or running at once
+BUSY_RETRY = 5  # Retry-After (seconds) when they are all taken
 TOKEN_LIFETIME = 3600.0  # seconds a removal form stays valid
 TOKEN_SKEW = 60.0  # a form "from the future" by this much is still accepted
 RATE_WINDOW = 3600.0
+MAX_SPENT_TOKENS = 100_000  # form tokens remembered as used (each for at most an hour)
 TOO_MANY_REQUESTS = 429  # not in twisted.web.http
 MAX_TRACKED_CLIENTS = 100_000
 CHART_DAYS = 90
@@ -65,35 +71,9 @@ SECURITY_HEADERS = {
 }
 
 _REQUEST_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_NONCE = re.compile(r"[0-9a-f]{16}")
 
 Run = Callable[..., Deferred[Any]]
-
-
-class LimitedRequest(server.Request):
-    """A request that keeps at most ``MAX_BODY`` bytes of body and says when it got more."""
-
-    body_too_large = False
-    _body_seen = 0
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > MAX_BODY:
-            self.body_too_large = True
-            length = 0
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        self._body_seen += len(data)
-        if self._body_seen > MAX_BODY:
-            self.body_too_large = True
-            return
-        super().handleContentChunk(data)
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self.body_too_large and self.content is not None:
-            # Parse no form fields from a truncated body.
-            self.content.seek(0)
-            self.content.truncate()
-        super().requestReceived(command, path, version)
 
 
 # -- client address, CSRF tokens, rate limit ----------------------------------------------
@@ -131,29 +111,54 @@ def _in_networks(host: str, networks: Iterable[str]) -> bool:
 
 
 class FormTokens:
-    """Stateless CSRF tokens: an HMAC of (issue time, client address) with a process secret."""
+    """CSRF tokens: an HMAC of (issue time, nonce, client address) with a process secret.
+
+    Checking needs no state; the nonce makes every form's token distinct, so
+    the tokens already used (``spend``) can be refused when replayed.
+    """
 
     def __init__(self, secret: bytes, clock: IReactorTime) -> None:
         self.secret = secret
         self.clock = clock
+        self._spent: dict[str, int] = {}  # token -> issue time, in the order they were used
 
-    def _mac(self, issued: int, client: str) -> str:
-        message = f"{issued}|{client}".encode()
+    def _mac(self, issued: int, nonce: str, client: str) -> str:
+        message = f"{issued}|{nonce}|{client}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:40]
 
     def issue(self, client: str) -> str:
         issued = int(self.clock.seconds())
-        return f"{issued}.{self._mac(issued, client)}"
+        nonce = secrets.token_hex(8)
+        return f"{issued}.{nonce}.{self._mac(issued, nonce, client)}"
 
     def check(self, token: str, client: str) -> bool:
-        issued_text, _, mac = token.partition(".")
-        if not issued_text.isdigit() or len(issued_text) > 12:
+        issued_text, _, rest = token.partition(".")
+        nonce, _, mac = rest.partition(".")
+        if not issued_text.isdigit() or len(issued_text) > 12 or not _NONCE.fullmatch(nonce):
             return False
         issued = int(issued_text)
         now = self.clock.seconds()
         if not now - TOKEN_LIFETIME <= issued <= now + TOKEN_SKEW:
             return False
-        return hmac.compare_digest(mac, self._mac(issued, client))
+        return hmac.compare_digest(mac, self._mac(issued, nonce, client))
+
+    def spent(self, token: str) -> bool:
+        """Whether ``token`` already sent a request (a replayed form)."""
+        return token in self._spent
+
+    def spend(self, token: str) -> None:
+        """Remember ``token`` as used until it would have expired anyway.
+
+        Memory is bounded: past ``MAX_SPENT_TOKENS`` the expired ones go, and if
+        that is not enough the oldest (whose replay the rate limit still caps).
+        """
+        issued = int(token.partition(".")[0])
+        if len(self._spent) >= MAX_SPENT_TOKENS:
+            cutoff = self.clock.seconds() - TOKEN_LIFETIME
+            self._spent = {t: i for t, i in self._spent.items() if i >= cutoff}
+            while len(self._spent) >= MAX_SPENT_TOKENS:
+                del self._spent[next(iter(self._spent))]
+        self._spent[token] = issued
 
 
 class RateLimiter:
@@ -282,12 +287,16 @@ class PublicSite(Resource):
         run: Run,
         clock: IReactorTime,
         secret: bytes,
+        *,
+        max_db_jobs: int = MAX_DB_JOBS,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.engine = engine
         self.run = run
         self.clock = clock
+        self.max_db_jobs = max_db_jobs
+        self.db_jobs = 0  # queued or running in the database thread pool
         self.tokens = FormTokens(secret, clock)
         self.limiter = RateLimiter(settings.web.requests_per_hour, clock)
         self.self_service_period = (
@@ -314,6 +323,33 @@ class PublicSite(Resource):
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.seconds(), UTC)
+
+    def database(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``run`` with at most ``max_db_jobs`` in flight: past that, 503 with Retry-After.
+
+        A flood of lookups must not queue unbounded work in the thread pool, and
+        must never be answered with a guess such as "not listed".
+        """
+        if self.db_jobs >= self.max_db_jobs:
+            raise Page(
+                http.SERVICE_UNAVAILABLE,
+                "error.html",
+                {b"retry-after": str(BUSY_RETRY).encode("ascii")},
+                heading="Busy",
+                message=(
+                    "Too many lookups are waiting for the list right now. "
+                    f"Please try again in {BUSY_RETRY} seconds."
+                ),
+            )
+        self.db_jobs += 1
+
+        def done(result: Any) -> Any:
+            self.db_jobs -= 1
+            return result
+
+        d = self.run(function, *args)
+        d.addBoth(done)
+        return d
 
     def render(self, request: server.Request) -> bytes | int:
         for name, value in SECURITY_HEADERS.items():
@@ -372,7 +408,9 @@ class PublicSite(Resource):
         try:
             parts = [p.decode("utf-8") for p in request.postpath or []]
         except UnicodeDecodeError:
-            raise Page(http.NOT_FOUND, **_not_found()) from None
+            raise Page(
+                http.BAD_REQUEST, heading="Bad request", message="The address is not valid UTF-8."
+            ) from None
         while len(parts) > 1 and parts[-1] == "":
             parts.pop()  # a trailing slash
         head, rest = (parts[0], parts[1:]) if parts else ("", [])
@@ -394,12 +432,13 @@ class PublicSite(Resource):
         if verb == "HEAD" and "GET" in allowed:
             verb = "GET"
         if verb not in allowed:
+            listed = ("GET", "HEAD", *allowed[1:]) if allowed[0] == "GET" else allowed
             raise Page(
                 http.NOT_ALLOWED,
                 "error.html",
-                {b"allow": ", ".join(allowed).encode("ascii")},
+                {b"allow": ", ".join(listed).encode("ascii")},
                 heading="Method not allowed",
-                message=f"{verb} is not allowed here; use {' or '.join(allowed)}.",
+                message=f"{verb[:20]} is not allowed here; use {' or '.join(listed)}.",
             )
         if head == "":
             return self.index()
@@ -413,16 +452,30 @@ class PublicSite(Resource):
             return self.remove_form(request, "/".join(rest))
         return self.request_status("/".join(rest))
 
-    def _arg(self, request: server.Request, name: str) -> str:
+    def _arg(self, request: server.Request, name: str, *, multiline: bool = False) -> str:
+        """A query or form field as text; 400 naming it if not UTF-8 or with control characters."""
         values = (request.args or {}).get(name.encode("ascii"), [])
         if not values:
             return ""
         try:
-            return bytes(values[0]).decode("utf-8")
+            value = bytes(values[0]).decode("utf-8")
         except UnicodeDecodeError:
             raise Page(
-                http.BAD_REQUEST, heading="Bad request", message=f"{name} is not valid UTF-8."
+                http.BAD_REQUEST,
+                heading="Bad request",
+                message=f"The {name} field is not valid UTF-8 text.",
             ) from None
+        bad = _forbidden_character(value, multiline=multiline)
+        if bad is not None:
+            raise Page(
+                http.BAD_REQUEST,
+                heading="Bad request",
+                message=(
+                    f"The {name} field contains the control character U+{ord(bad):04X}; "
+                    "please send plain text."
+                ),
+            )
+        return value
 
     # -- pages
 
@@ -493,7 +546,7 @@ class PublicSite(Resource):
     def lookup(self, request: server.Request, text: str) -> Deferred[Page]:
         key = self._path_key(text)
         zones = self._zones_for(_kind(key))
-        d = self.run(self._statuses, [zone.name for zone in zones], key, self.now())
+        d = self.database(self._statuses, [zone.name for zone in zones], key, self.now())
         d.addCallback(lambda statuses: self._lookup_page(key, zones, statuses))
         return d
 
@@ -558,17 +611,18 @@ class PublicSite(Resource):
         for zone in zones:
             if zone.name == wanted:
                 return zone
+        shown = repr(wanted) if len(wanted) <= MAX_ZONE else f"a {len(wanted)}-character name"
         raise Page(
             http.BAD_REQUEST,
             heading="Unknown zone",
-            message=f"{wanted!r} is not a {_kind(key).value} zone of this list.",
+            message=f"{shown} is not a {_kind(key).value} zone of this list.",
         )
 
     def remove_form(self, request: server.Request, text: str) -> Deferred[Page]:
         key = self.normalise(text)
         zone = self._removal_zone(request, key)
         client = client_address(request, self.settings.web.trusted_proxies)
-        d = self.run(self._statuses, [zone.name], key, self.now(), 0, 1)
+        d = self.database(self._statuses, [zone.name], key, self.now(), 0, 1)
         d.addCallback(
             lambda statuses: self._form_page(http.OK, key, zone, client, status=statuses[0])
         )
@@ -604,30 +658,13 @@ class PublicSite(Resource):
         )
 
     def remove_post(self, request: server.Request, text: str) -> Deferred[Page]:
-        if getattr(request, "body_too_large", False):
-            raise Page(
-                http.REQUEST_ENTITY_TOO_LARGE,
-                heading="Request too large",
-                message=f"A removal request may be at most {MAX_BODY // 1024} KiB.",
-            )
+        """The one state-changing action of the site; the token is checked before anything else."""
+        client = client_address(request, self.settings.web.trusted_proxies)
+        token = _ascii_arg(request, "csrf", MAX_TOKEN)
+        if not self.tokens.check(token, client) or self.tokens.spent(token):
+            raise self._refused_form(request, text, client, spent=self.tokens.spent(token))
         key = self.normalise(text)
         zone = self._removal_zone(request, key)
-        client = client_address(request, self.settings.web.trusted_proxies)
-        message = self._arg(request, "message").replace("\r\n", "\n").strip()
-        email = self._arg(request, "email").strip()
-        if not self.tokens.check(self._arg(request, "csrf"), client):
-            raise self._form_page(
-                http.FORBIDDEN,
-                key,
-                zone,
-                client,
-                errors=[
-                    "This form has expired or did not come from this site. "
-                    "Please check your message and send it again."
-                ],
-                message=message,
-                email=email,
-            )
         wait = self.limiter.retry_after(client)
         if wait is not None:
             minutes = max(1, round(wait / 60))
@@ -641,15 +678,43 @@ class PublicSite(Resource):
                     f"the most this site accepts. Please try again in about {minutes} minutes."
                 ),
             )
+        message = self._arg(request, "message", multiline=True).replace("\r\n", "\n").strip()
+        email = self._arg(request, "email").strip()
         errors = _form_errors(message, email)
         if errors:
             raise self._form_page(
                 http.BAD_REQUEST, key, zone, client, errors=errors, message=message, email=email
             )
+        d = self.database(self._open, zone.name, key, message, email or None, client, self.now())
+        self.tokens.spend(token)
         self.limiter.record(client)
-        d = self.run(self._open, zone.name, key, message, email or None, client, self.now())
         d.addCallback(lambda req: _redirect(f"/request/{req.token}"))
         return d
+
+    def _refused_form(
+        self, request: server.Request, text: str, client: str, *, spent: bool
+    ) -> Page:
+        """403: the form again (message kept) with a fresh token, else a plain page."""
+        problem = (
+            "This form was already sent once. Please check your message and send it again."
+            if spent
+            else "This form has expired or did not come from this site. "
+            "Please check your message and send it again."
+        )
+        try:
+            key = self.normalise(text)
+            zone = self._removal_zone(request, key)
+        except Page:
+            return Page(http.FORBIDDEN, heading="Form not accepted", message=problem)
+        return self._form_page(
+            http.FORBIDDEN,
+            key,
+            zone,
+            client,
+            errors=[problem],
+            message=_lenient_arg(request, "message", MAX_MESSAGE).replace("\r\n", "\n").strip(),
+            email=_lenient_arg(request, "email", MAX_EMAIL).strip(),
+        )
 
     def _open(
         self,
@@ -680,7 +745,7 @@ class PublicSite(Resource):
     def request_status(self, token: str) -> Deferred[Page]:
         if not _REQUEST_TOKEN.fullmatch(token) or token.isdigit():
             raise Page(http.NOT_FOUND, **_not_found("There is no removal request with that link."))
-        d = self.run(self._get_request, token)
+        d = self.database(self._get_request, token)
         d.addCallback(self._request_page)
         return d
 
@@ -750,6 +815,39 @@ def _form_errors(message: str, email: str) -> list[str]:
     return errors
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _forbidden_character(text: str, *, multiline: bool = False) -> str | None:
+    """The first control character in ``text`` (C0, DEL, C1, bidi overrides), if any.
+
+    They have no place in a lookup, an address or a message, and would reach
+    the operator's terminal through ``rbl requests show``; a message may keep
+    tabs and line breaks.
+    """
+    allowed = "\t\n\r" if multiline else ""
+    for ch in text:
+        if (ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS) and ch not in allowed:
+            return ch
+    return None
+
+
+def _ascii_arg(request: server.Request, name: str, limit: int) -> str:
+    """A short ASCII field such as a token; "" when absent, too long or not ASCII."""
+    values = (request.args or {}).get(name.encode("ascii"), [])
+    raw = bytes(values[0]) if values else b""
+    if len(raw) > limit or not raw.isascii():
+        return ""
+    return raw.decode("ascii")
+
+
+def _lenient_arg(request: server.Request, name: str, limit: int) -> str:
+    """A field to show back in a form that was refused anyway: undecodable bytes replaced."""
+    values = (request.args or {}).get(name.encode("ascii"), [])
+    text = bytes(values[0]).decode("utf-8", "replace") if values else ""
+    return "".join(ch for ch in text[: limit + 1] if ch in "\t\n" or ch >= " ")
+
+
 def _not_found(message: str = "There is no page at this address.") -> dict[str, str]:
     return {"heading": "Not found", "message": message}
 
@@ -762,13 +860,24 @@ def _oops() -> dict[str, str]:
 
 
 def make_site(
-    settings: Settings, engine: Engine, run: Run, clock: IReactorTime, secret: bytes
+    settings: Settings,
+    engine: Engine,
+    run: Run,
+    clock: IReactorTime,
+    secret: bytes,
+    *,
+    max_db_jobs: int = MAX_DB_JOBS,
 ) -> server.Site:
     """The public site; ``run(function, *args)`` runs blocking database work off the reactor."""
-    root = PublicSite(settings, engine, run, clock, secret)
-    site = server.Site(root, requestFactory=LimitedRequest, reactor=clock)
+    root = PublicSite(settings, engine, run, clock, secret, max_db_jobs=max_db_jobs)
+    site = LimitedSite(
+        root,
+        reactor=clock,
+        max_connections=settings.web.max_connections,
+        request_deadline=settings.web.request_timeout,
+    )
     site.displayTracebacks = False
     return site
 
 
-__all__ = ["LimitedRequest", "PublicSite", "make_site"]
+__all__ = ["MAX_BODY", "LimitedRequest", "PublicSite", "make_site"]

@@ -543,7 +543,7 @@ def test_unknown_paths_are_404_and_other_methods_405(web: Web) -> None:
         page = web.request(method, path)
         assert page.status == 405, (method, path)
         assert method in page.body
-    assert web.request("PATCH", "/remove/45.1.2.3").header("allow") == "GET, POST"
+    assert web.request("PATCH", "/remove/45.1.2.3").header("allow") == "GET, HEAD, POST"
 
 
 def test_head_and_the_stylesheet(web: Web) -> None:
