@@ -7,10 +7,10 @@ the query. Where the fast path answers and the dnslib path accepts the packet
 too, the two give the same message. ``scripts/fuzz-dns`` does the same to a
 real server, a million packets at a time, and watches its memory.
 
-Known disagreements are named here, not hidden: ``test_qname_over_255_octets``
-marks a fast-path bug (strict xfail, so fixing it turns the suite red until
-the marker goes), and dnslib refuses labels that are not UTF-8, which the fast
-path (rightly, RFC 2181 section 11) answers.
+Known disagreements are named here, not hidden: dnslib refuses labels that are
+not UTF-8, which the fast path (rightly, RFC 2181 section 11) answers.
+``test_qname_over_255_octets`` keeps the fast path from answering names past
+255 octets, which the fuzzer found (their replies could pass 512 bytes).
 """
 
 from __future__ import annotations
@@ -187,14 +187,6 @@ def assert_same(fast: dns.message.Message, slow: dns.message.Message) -> None:
     ]
 
 
-def qname_too_long(data: bytes) -> bool:
-    """Whether the first question's uncompressed name runs past 255 octets (the known bug)."""
-    i = 12
-    while i < len(data) and 0 < data[i] < 64:
-        i += 1 + data[i]
-    return i + 1 - 12 > 255
-
-
 # -- generators ---------------------------------------------------------------------------
 
 NAMES = [
@@ -366,8 +358,7 @@ def crafted_packets(draw: st.DrawFn) -> bytes:
 @FUZZ
 @given(data=st.binary(max_size=600), udp=st.booleans())
 def test_arbitrary_bytes(responder: Responder, data: bytes, udp: bool) -> None:
-    if not qname_too_long(data):
-        examine(responder, data, udp)
+    examine(responder, data, udp)
 
 
 @FUZZ
@@ -381,15 +372,13 @@ def test_arbitrary_bytes_behind_a_query_header(responder: Responder, data: bytes
 @FUZZ
 @given(data=mutated_queries(), udp=st.booleans())
 def test_mutated_queries(responder: Responder, data: bytes, udp: bool) -> None:
-    if not qname_too_long(data):
-        examine(responder, data, udp)
+    examine(responder, data, udp)
 
 
 @FUZZ
 @given(data=crafted_packets(), udp=st.booleans())
 def test_crafted_packets(responder: Responder, data: bytes, udp: bool) -> None:
-    if not qname_too_long(data):
-        examine(responder, data, udp)
+    examine(responder, data, udp)
 
 
 @settings(max_examples=300, deadline=None)
@@ -541,12 +530,6 @@ def test_a_few_records_are_still_parsed(responder: Responder) -> None:
     assert message.edns == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fast path answers QNAMEs over 255 octets (dnslib path: FORMERR), and over UDP "
-    "its reply, which echoes the question, can pass 512 bytes; responder.fast should decline "
-    "when qend > 12 + 255 + 4",
-)
 @pytest.mark.parametrize("edns", [False, True])
 def test_qname_over_255_octets(responder: Responder, edns: bool) -> None:
     name = raw_name([b"x" * 63] * 8 + IP_LABELS)  # 526 octets, in the zone

@@ -129,7 +129,7 @@ class Responder:
             if found is None:
                 return None
             qend = found
-        if qend < 17:
+        if qend < 17 or qend > 12 + 255 + 4:  # no name, or one past 255 octets (RFC 1035 2.3.4)
             return None
         qtype, qclass = QUESTION_TAIL.unpack_from(data, qend - 4)
         if qclass != 1 or 128 <= qtype < 255 or qtype == 0:  # class IN, no meta types
