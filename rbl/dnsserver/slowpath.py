@@ -42,8 +42,7 @@ def respond(responder: Responder, data: bytes, udp: bool) -> bytes | None:
         return None
     zone: Zone | None = None
     try:
-        _refuse_costly(data)
-        query = dnslib.DNSRecord.parse(data)
+        query = dnslib.DNSRecord.parse(_for_dnslib(data))
     except Exception:  # dnslib raises DNSError, but also UnicodeDecodeError and friends
         reply = formerr(data)
     else:
@@ -62,22 +61,92 @@ def formerr(data: bytes) -> bytes:
 
 
 MAX_QUERY_RECORDS = 8  # answer + authority + additional: OPT, TSIG, an IXFR's SOA, a few spare
+MAX_NAME = 255  # octets of a name on the wire (RFC 1035 3.1)
+MAX_HOPS = 127  # compression pointers followed in one name; a 255-octet name needs fewer
 
 
-def _refuse_costly(data: bytes) -> None:
-    """Raise for a packet with more than one question or many records, before dnslib sees it.
+def _for_dnslib(data: bytes) -> bytes:
+    """The part of a query dnslib needs to see: header, question and OPT records.
 
     dnslib expands every compressed name in full, with no 255-octet limit and
     no limit on pointer hops: one 64 KiB packet of 10,000 questions pointing
-    into a 900-link pointer chain cost it 26 s of CPU and 500 MiB
-    (tests/test_fuzz.py). A query has one question and a few records, so
-    anything more is FORMERR unparsed, which also keeps that FORMERR from
-    echoing thousands of questions past the UDP size limit.
+    into a 900-link pointer chain cost it 26 s of CPU and 500 MiB, and a few
+    records whose names (or names inside their data) ran through such a chain
+    cost 19 ms each (tests/test_fuzz.py). So the packet is walked here first,
+    cheaply and strictly: at most one question and ``MAX_QUERY_RECORDS``
+    records, names of at most 255 octets whose pointers go backwards, record
+    data inside the packet. A query's answer and authority sections and its
+    additional records other than OPT mean nothing to this server (a transfer's
+    TSIG is read by rbl.dnsserver.transfer, not here), so dnslib is given only
+    the question and the OPT records. Anything malformed raises: FORMERR,
+    unparsed, which also keeps that FORMERR from echoing thousands of questions
+    past the UDP size limit.
     """
     questions = int.from_bytes(data[4:6], "big")
-    records = sum(int.from_bytes(data[i : i + 2], "big") for i in (6, 8, 10))
-    if questions > 1 or records > MAX_QUERY_RECORDS:
-        raise ValueError(f"{questions} questions and {records} records: not a query to parse")
+    counts = [int.from_bytes(data[i : i + 2], "big") for i in (6, 8, 10)]
+    if questions > 1 or sum(counts) > MAX_QUERY_RECORDS:
+        raise ValueError(f"{questions} questions and {sum(counts)} records: not a query to parse")
+    position = 12
+    if questions:
+        position = _name_end(data, position) + 4
+    question_end = position
+    opts: list[bytes] = []
+    for section, count in enumerate(counts):
+        for _ in range(count):
+            start = position
+            position = _name_end(data, position)
+            if position + 10 > len(data):
+                raise ValueError("record header past the end of the packet")
+            rtype = int.from_bytes(data[position : position + 2], "big")
+            rdlength = int.from_bytes(data[position + 8 : position + 10], "big")
+            position += 10 + rdlength
+            if position > len(data):
+                raise ValueError("record data past the end of the packet")
+            if rtype == TYPE_OPT and section == 2:  # an OPT elsewhere means nothing
+                opts.append(data[start:position])
+    if question_end > len(data):
+        raise ValueError("question past the end of the packet")
+    if not opts and not any(counts) and position == len(data):
+        return data  # the common slow-path query: nothing to take out
+    header = data[0:4] + questions.to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    return header + len(opts).to_bytes(2, "big") + data[12:question_end] + b"".join(opts)
+
+
+def _name_end(data: bytes, position: int) -> int:
+    """Where the name at ``position`` ends; raises unless it is a sane name.
+
+    Pointers must point backwards (RFC 1035 4.1.4: to a prior occurrence),
+    at most ``MAX_HOPS`` of them, and the name must fit in 255 octets.
+    """
+    end = None
+    octets = 1  # the root label
+    hops = 0
+    size = len(data)
+    while True:
+        if position >= size:
+            raise ValueError("name past the end of the packet")
+        length = data[position]
+        if length == 0:
+            return position + 1 if end is None else end
+        if length & 0xC0 == 0xC0:
+            if position + 1 >= size:
+                raise ValueError("compression pointer past the end of the packet")
+            target = (length & 0x3F) << 8 | data[position + 1]
+            if target >= position:
+                raise ValueError("compression pointer that does not point backwards")
+            hops += 1
+            if hops > MAX_HOPS:
+                raise ValueError("too many compression pointers in one name")
+            if end is None:
+                end = position + 2
+            position = target
+            continue
+        if length & 0xC0:
+            raise ValueError(f"label type {length >> 6} is not a plain label")
+        octets += 1 + length
+        if octets > MAX_NAME:
+            raise ValueError("name longer than 255 octets")
+        position += 1 + length
 
 
 def _header(query: Any, rcode: int, *, aa: bool) -> Any:
