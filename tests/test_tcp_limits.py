@@ -16,11 +16,13 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from twisted.internet.task import Clock
 
 from rbl.config import TcpSettings
+from rbl.dnsserver.protocol import Counters, DnsStreamProtocol
 from rbl.errors import ConfigError
 from tests.conftest import RunningServer, start_server, stop_server
-from tests.helpers_dns import CONFIG, make_settings
+from tests.helpers_dns import CONFIG, make_responder, make_settings
 
 LISTED_NAME = "2.0.0.127.bl.example.org."
 
@@ -250,3 +252,58 @@ def test_a_client_that_never_reads_cannot_grow_server_memory(
         wait_for(lambda: answered(server, "127.0.0.2"), timeout=20)
     finally:
         greedy.close()
+
+
+# -- idle checks while answers drain (unit) ----------------------------------------------
+
+
+class SlowReaderTransport:
+    """The parts of a socket transport the idle check reads: its write buffer."""
+
+    def __init__(self) -> None:
+        self.dataBuffer = b""
+        self.offset = 0
+        self._tempDataLen = 0
+        self.closed = ""
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        pass
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def loseConnection(self) -> None:
+        self.closed = "closed"
+
+    def abortConnection(self) -> None:
+        self.closed = "aborted"
+
+
+def idle_protocol(clock: Clock) -> tuple[DnsStreamProtocol, SlowReaderTransport]:
+    protocol = DnsStreamProtocol(make_responder(), Counters(), idle_timeout=1.0)
+    protocol.callLater = clock.callLater  # type: ignore[method-assign]
+    transport = SlowReaderTransport()
+    protocol.makeConnection(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+def test_a_client_still_taking_a_long_answer_is_not_idle() -> None:
+    clock = Clock()
+    protocol, transport = idle_protocol(clock)
+    transport.dataBuffer = b"x" * 1_000_000  # a big transfer queued, being read slowly
+    protocol.pauseProducing()
+    for _ in range(10):
+        clock.advance(1.0)
+        transport.offset += 50_000
+        assert transport.closed == ""
+    clock.advance(1.0)  # no progress for a whole idle period: cut off, not waited for
+    assert transport.closed == "aborted"
+    assert protocol.counters.tcp_timeouts == 1
+
+
+def test_an_idle_connection_with_nothing_queued_is_closed_cleanly() -> None:
+    clock = Clock()
+    protocol, transport = idle_protocol(clock)
+    clock.advance(1.0)
+    assert transport.closed == "closed"
+    assert protocol.counters.tcp_timeouts == 1

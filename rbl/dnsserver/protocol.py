@@ -192,6 +192,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         self.transfers = transfers
         self.idle_timeout = idle_timeout
         self.client = client  # the address the factory counts this connection under
+        self._pending_mark = -1  # answer bytes queued at the last idle check; -1: none since
         self.finishing = False  # the server is stopping (see finish)
 
     def connectionMade(self) -> None:
@@ -210,6 +211,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
 
     def stringReceived(self, string: bytes) -> None:
         self.resetTimeout()
+        self._pending_mark = -1
         self.counters.tcp_queries += 1
         if self.transfers is not None and is_transfer(string):
             self._transfer(string)
@@ -248,11 +250,29 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
             else:
                 self.transport.loseConnection()  # type: ignore[union-attr]
             return
+        if self._draining():  # the client is still taking its answers (a long AXFR): not idle
+            self.setTimeout(self.idle_timeout)
+            return
         self.counters.tcp_timeouts += 1
         if self.paused:  # answers are stuck in a full buffer: don't wait for them to drain
             self.transport.abortConnection()  # type: ignore[union-attr]
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _draining(self) -> bool:
+        """Whether answer bytes left the buffer since the last idle check.
+
+        Reads the write buffer of Twisted's socket transports
+        (``abstract.FileDescriptor``); other transports count as drained.
+        """
+        transport = self.transport
+        pending = (
+            len(getattr(transport, "dataBuffer", b""))
+            - getattr(transport, "offset", 0)
+            + getattr(transport, "_tempDataLen", 0)
+        )
+        mark, self._pending_mark = self._pending_mark, pending
+        return pending > 0 and (mark < 0 or pending < mark)
 
 
 class DnsStreamFactory(Factory):
