@@ -472,9 +472,7 @@ def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where}.policy commit_timeout")
     if not 0.1 <= timeout <= 60:
         # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
-        raise ConfigError(
-            f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds"
-        )
+        raise ConfigError(f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds")
     listen = policy.get("listen")
     if listen is None:
         return PolicyFeedSettings(commit_timeout=timeout)
