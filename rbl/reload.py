@@ -192,12 +192,8 @@ def _dumps(server: Any, new: Settings, report: ReloadReport) -> None:
 
 
 def _web(server: Any, new: Settings, report: ReloadReport) -> None:
-    web = server.web
-    site = getattr(getattr(web, "site", None), "resource", None)
-    reconfigure = getattr(site, "reconfigure", None)
-    if reconfigure is None:
-        if web is not None:
-            report.needs_restart.append("[web]/[delisting] (the site cannot reload)")
+    public = getattr(getattr(server.web, "site", None), "public", None)
+    if public is None:
         return
-    reconfigure(new)
+    public.reconfigure(new)
     report.applied.append("[web]")

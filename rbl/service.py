@@ -1,7 +1,8 @@
 """Wiring: compose the store, the index, the change-log follower and the DNS ports.
 
 ``make_service`` loads the index (blocking, before the reactor runs) and
-returns one ``MultiService``. Children start in order and stop in reverse, so
+returns one ``OrderedServices``. Children start in order and stop in reverse,
+each after the one before has finished stopping, so
 the database thread pool starts first and stops last. Blocking database work
 runs in that pool, never on the reactor thread that answers DNS.
 """
@@ -424,6 +425,37 @@ class Server:
     notify: Any = None  # rbl.dnsserver.notify.NotifySender when [transfer] notify is set
 
 
+class OrderedServices(MultiService):
+    """Starts its children in order and stops them in reverse, one after another.
+
+    ``MultiService.stopService`` stops every child at once; a graceful stop
+    needs each to finish first: the site's and the policy feed's pending
+    database work must end before the database pool is joined (which would
+    block the reactor meanwhile), and DNS keeps answering until the writers
+    are done.
+    """
+
+    def stopService(self) -> defer.Deferred[None]:
+        Service.stopService(self)
+        stopping: defer.Deferred[None] = defer.succeed(None)
+        for child in reversed(list(self)):
+            stopping.addCallback(_stop_one, child)
+        return stopping
+
+
+def _stop_one(_: object, service: Any) -> defer.Deferred[None]:
+    """Stop one service; a failure is logged, and the next service still stops."""
+    if not service.running:
+        return defer.succeed(None)
+    stopping = defer.maybeDeferred(service.stopService)
+
+    def failed(failure: Any) -> None:
+        log.failure("stopping {service} failed", failure=failure, service=service)
+
+    stopping.addCallbacks(lambda _: None, failed)
+    return stopping
+
+
 def make_service(
     settings: Settings,
     reactor: Any,
@@ -445,7 +477,7 @@ def make_service(
     follower = IndexFollower(build_zones(settings))
     report = load_index(reader, follower)
     responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
-    top = MultiService()
+    top = OrderedServices()
     database = DatabaseService(reader, reactor)
     database.setServiceParent(top)
     ChangeFollowerService(

@@ -115,3 +115,53 @@ def test_sigterm_sends_answers_a_slow_reader_has_not_taken(config_path: Path) ->
     received = re.search(r"DNS stopped: \d+ UDP and (\d+) TCP queries", server.log())
     assert received is not None, server.log()
     assert len(ids) == int(received.group(1)) > 0  # every query read was answered
+
+
+def test_sigterm_finishes_a_lookup_waiting_on_the_database(
+    config_path: Path, database_url: str
+) -> None:
+    """A lookup is held by a table lock (PostgreSQL) when the signal comes: the server
+    stops listening but answers it, in full, once the lock goes, then exits."""
+    import threading
+    import urllib.request
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's WAL never blocks a reader; a PostgreSQL lock holds one")
+    rbl_command(config_path, "list", "add", "45.1.1.7", "--reason", "graceful")
+    config_path.write_text(config_path.read_text() + '\n[web]\nlisten = "127.0.0.1:0"\n')
+    server = start_server(config_path)
+    web = server.info["web"]
+    assert isinstance(web, dict)
+    engine = create_engine(database_url, poolclass=NullPool)
+    pages: list[tuple[int, bytes]] = []
+
+    def lookup() -> None:
+        url = f"http://{web['host']}:{web['port']}/lookup/45.1.1.7"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            pages.append((response.status, response.read()))
+
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            conn.execute(text("LOCK TABLE listings IN ACCESS EXCLUSIVE MODE"))
+            reader = threading.Thread(target=lookup)
+            reader.start()
+            time.sleep(1.0)  # the lookup now waits on the lock
+            assert not pages
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert server.process.poll() is None, "exited with a lookup still being answered"
+            transaction.rollback()
+        reader.join(timeout=30)
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        engine.dispose()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+    assert len(pages) == 1, server.log()
+    status, body = pages[0]
+    assert status == 200 and b"45.1.1.7" in body and b"</html>" in body

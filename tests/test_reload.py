@@ -165,3 +165,30 @@ def test_apply_settings_reports_each_section(tmp_path: Path) -> None:
     assert "[transfer]" in apply_settings(server, allowed).applied
     assert server.dns.tcp_factory.transfers is server.dns.transfers is not None
     assert server.dns.transfers.policy.allows("192.0.2.9")
+
+
+def test_sighup_applies_web_settings(tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text() + '\n[web]\nlisten = "127.0.0.1:0"\ntitle = "Old Title List"\n'
+    )
+    server = start_server(config)
+    try:
+        web = server.info["web"]
+        assert isinstance(web, dict)
+
+        def page() -> str:
+            url = f"http://{web['host']}:{web['port']}/"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return str(response.read().decode())
+
+        assert "Old Title List" in page()
+        edit(config, 'title = "Old Title List"', 'title = "New Title List"')
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for(lambda: "New Title List" in page())
+    finally:
+        stop_server(server)

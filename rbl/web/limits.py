@@ -114,6 +114,9 @@ class LimitedChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self._start_deadline()
+        site = getattr(self, "site", None)
+        if isinstance(site, LimitedSite):
+            site.channels.add(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self._closer is not None:
@@ -193,6 +196,7 @@ class LimitedChannel(http.HTTPChannel):
             self._closer.cancel()
         site = getattr(self, "site", None)
         if isinstance(site, LimitedSite):
+            site.channels.discard(self)
             site.connection_closed()
         super().connectionLost(reason)
 
@@ -305,6 +309,7 @@ class LimitedSite(server.Site):
         self.request_deadline = request_deadline
         self.open_connections = 0
         self.refused_connections = 0
+        self.channels: set[LimitedChannel] = set()  # open ones, for a graceful stop
 
     def protocol(self) -> Any:  # twisted.web.http's factory function, with our channel
         channel = LimitedChannel()
@@ -322,6 +327,11 @@ class LimitedSite(server.Site):
 
     def connection_closed(self) -> None:
         self.open_connections = max(0, self.open_connections - 1)
+
+    def close_connections(self) -> None:
+        """Close every connection once what it has written is sent (a graceful stop)."""
+        for channel in list(self.channels):
+            channel.loseConnection()
 
 
 __all__ = [

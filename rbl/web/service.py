@@ -8,15 +8,18 @@ request and stops after the port is closed. Imports no store module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.web.server import Site
 
 log = Logger(namespace="rbl.web")
+
+STOP_GRACE = 10.0  # seconds a stopping server waits for lookups and removal requests
 
 
 class WebService(Service):
@@ -49,8 +52,32 @@ class WebService(Service):
         return str(getattr(address, "host", self.listen[0])), int(getattr(address, "port", 0))
 
     def stopService(self) -> defer.Deferred[Any]:
+        """Stop listening, finish the requests being answered, send them, then close.
+
+        Waits at most ``STOP_GRACE`` seconds in all: a lookup waiting on the
+        database gets its page rather than a closed connection.
+        """
         super().stopService()
         port, self.port = self.port, None
-        if port is None:
-            return defer.succeed(None)
-        return defer.maybeDeferred(port.stopListening)
+        stopped = defer.succeed(None) if port is None else defer.maybeDeferred(port.stopListening)
+        deadline = self.reactor.seconds() + STOP_GRACE
+        public = getattr(self.site, "public", None)
+        stopped.addCallback(
+            lambda _: self._wait(lambda: not public or public.in_flight <= 0, deadline)
+        )
+        stopped.addCallback(lambda _: self._close(deadline))
+        return stopped
+
+    def _close(self, deadline: float) -> defer.Deferred[None] | None:
+        close = getattr(self.site, "close_connections", None)
+        if close is None:
+            return None
+        close()
+        return self._wait(lambda: not getattr(self.site, "channels", ()), deadline)
+
+    def _wait(self, done: Callable[[], bool], deadline: float) -> defer.Deferred[None] | None:
+        if done() or self.reactor.seconds() >= deadline:
+            return None
+        later: defer.Deferred[None] = task.deferLater(self.reactor, 0.05, lambda: None)
+        later.addCallback(lambda _: self._wait(done, deadline))
+        return later

@@ -297,13 +297,9 @@ class PublicSite(Resource):
         self.clock = clock
         self.max_db_jobs = max_db_jobs
         self.db_jobs = 0  # queued or running in the database thread pool
+        self.in_flight = 0  # requests being answered, for a graceful stop
         self.tokens = FormTokens(secret, clock)
         self.limiter = RateLimiter(settings.web.requests_per_hour, clock)
-        self.self_service_period = (
-            timedelta(seconds=settings.delisting.self_service_period)
-            if settings.delisting.self_service
-            else None
-        )
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -313,11 +309,23 @@ class PublicSite(Resource):
         )
         self.templates.filters["utc"] = utc
         self.templates.filters["keypath"] = _key_path
-        self.templates.globals.update(
-            title=settings.web.title,
-            contact=settings.web.contact,
-        )
         self.stylesheet = (HERE / "static" / "site.css").read_bytes()
+        self.reconfigure(settings)
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Take [web] and [delisting] from a reload (rbl.reload); the next request sees them.
+
+        The listener and its limits (listen, max_connections, request_timeout)
+        are fixed when the port is opened.
+        """
+        self.settings = settings
+        self.limiter.limit = settings.web.requests_per_hour
+        self.self_service_period = (
+            timedelta(seconds=settings.delisting.self_service_period)
+            if settings.delisting.self_service
+            else None
+        )
+        self.templates.globals.update(title=settings.web.title, contact=settings.web.contact)
 
     # -- plumbing
 
@@ -356,7 +364,13 @@ class PublicSite(Resource):
             request.setHeader(name, value)
         request.setHeader(b"cache-control", b"no-store")
         finished: list[bool] = []
-        request.notifyFinish().addBoth(lambda _: finished.append(True))
+        self.in_flight += 1
+
+        def ended(_: object) -> None:
+            finished.append(True)
+            self.in_flight -= 1
+
+        request.notifyFinish().addBoth(ended)
         try:
             result = self.route(request)
         except Page as page:
@@ -877,6 +891,7 @@ def make_site(
         request_deadline=settings.web.request_timeout,
     )
     site.displayTracebacks = False
+    site.public = root  # type: ignore[attr-defined]  # for reloads and a graceful stop
     return site
 
 
