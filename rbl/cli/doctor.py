@@ -13,6 +13,7 @@ from collections.abc import Callable
 import click
 
 from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.config import Settings
 from rbl.keys import ZoneKind
 
 
@@ -45,7 +46,11 @@ class _Report:
 )
 @pass_context
 def doctor(obj: Context, server: str | None, timeout: float) -> None:
-    """Check configuration, database and the RFC 5782 test points of a running server."""
+    """Check configuration, database, ports and the RFC 5782 test points of a running server.
+
+    The DNS server is asked over UDP (test points) and TCP (the SOA); the
+    site, the policy feed and /metrics, where configured, are asked too.
+    """
     from rbl.config import parse_endpoint
 
     if server is not None:
@@ -55,19 +60,114 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
         "configuration", lambda: f"{obj.settings.source}: {len(obj.settings.zones)} zone(s)"
     )
     report.check("database", lambda: _database(obj))
-    host, port = parse_endpoint(server, "--server") if server else obj.settings.dns.listen[0]
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    host, port = _reachable(
+        parse_endpoint(server, "--server") if server else obj.settings.dns.listen[0]
+    )
     for zone in obj.settings.zones:
         for name, rdtype, expected in _test_points(zone.name, zone.kind):
             report.check(
                 f"{name} {rdtype} at {host}:{port}",
                 _asker(host, port, name, rdtype, expected, timeout),
             )
+    apex = obj.settings.zones[0].name
+    report.check(
+        f"{apex} SOA over TCP at {host}:{port}", lambda: _ask_tcp(host, port, apex, timeout)
+    )
+    for what, endpoint, probe in _listeners(obj.settings):
+        probe_host, probe_port = _reachable(endpoint)
+        if probe_port == 0:
+            click.echo(f"SKIP  {what}: port 0 in the configuration is chosen at start")
+            continue
+        report.check(
+            f"{what} at {probe_host}:{probe_port}",
+            _prober(probe, probe_host, probe_port, timeout),
+        )
     if report.failed:
         click.echo(f"{report.failed} check(s) failed")
         sys.exit(1)
     click.echo("all checks passed")
+
+
+Probe = Callable[[str, int, float], str]
+
+
+def _reachable(endpoint: tuple[str, int]) -> tuple[str, int]:
+    """Where to reach a listener: a wildcard address is asked on loopback."""
+    host, port = endpoint
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return host, port
+
+
+def _listeners(settings: Settings) -> list[tuple[str, tuple[str, int], Probe]]:
+    found: list[tuple[str, tuple[str, int], Probe]] = []
+    if settings.web.listen is not None:
+        found.append(("lookup site", settings.web.listen, _probe_web))
+    if settings.policy_feed.listen is not None:
+        found.append(("policy feed", settings.policy_feed.listen, _probe_policy))
+    if settings.metrics.listen is not None:
+        found.append(("metrics", settings.metrics.listen, _probe_metrics))
+    return found
+
+
+def _prober(probe: Probe, host: str, port: int, timeout: float) -> Callable[[], str]:
+    return lambda: probe(host, port, timeout)
+
+
+def _http_get(host: str, port: int, path: str, timeout: float) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _probe_web(host: str, port: int, timeout: float) -> str:
+    status, _ = _http_get(host, port, "/", timeout)
+    if status != 200:
+        raise ValueError(f"GET / answered {status}")
+    return "GET / answered 200"
+
+
+def _probe_metrics(host: str, port: int, timeout: float) -> str:
+    status, body = _http_get(host, port, "/metrics", timeout)
+    if status != 200 or b"rbl_build_info" not in body:
+        raise ValueError(f"GET /metrics answered {status} without rbl_build_info")
+    up = b"\nrbl_database_up 1" in body
+    return "GET /metrics answered 200" + ("" if up else " (but rbl_database_up is not 1)")
+
+
+def _probe_policy(host: str, port: int, timeout: float) -> str:
+    """A CONNECT-stage request: answered DUNNO at once, never recorded as a hit."""
+    import socket
+
+    request = b"request=smtpd_access_policy\nprotocol_state=CONNECT\nclient_address=192.0.2.1\n\n"
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(request)
+        answer = b""
+        while not answer.endswith(b"\n\n"):
+            chunk = conn.recv(512)
+            if not chunk:
+                raise ValueError(f"closed the connection after {answer!r}")
+            answer += chunk
+    if not answer.startswith(b"action="):
+        raise ValueError(f"answered {answer!r}")
+    return f"answered {answer.strip().decode('ascii', 'replace')}"
+
+
+def _ask_tcp(host: str, port: int, zone: str, timeout: float) -> str:
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    reply = dns.query.tcp(dns.message.make_query(zone, "SOA"), host, port=port, timeout=timeout)
+    if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
+        raise ValueError(f"no SOA over TCP ({dns.rcode.to_text(reply.rcode())})")
+    return f"serial {reply.answer[0][0].serial}"
 
 
 def _check_server(text: str) -> None:
