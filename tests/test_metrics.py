@@ -90,6 +90,9 @@ METRICS_SETTINGS = """
 [metrics]
 listen = "127.0.0.1:0"
 
+[feeds.policy]
+listen = "127.0.0.1:0"
+
 [dumps]
 directory = "dumps"
 """
@@ -167,6 +170,22 @@ def test_metrics_of_a_running_server(config_path: Path) -> None:
             - total(before, responses, zone="", rcode="REFUSED")
             == 1
         )
+        # The live feed: one trap hit, answered once written.
+        from tests.test_live_feed import policy_request
+
+        policy = server.info["policy"]
+        assert isinstance(policy, dict)
+        assert value(after, "rbl_policy_hits_total") == 0
+        answer = policy_request(
+            policy["host"], policy["port"], client_address="47.0.0.1", recipient="trap@example.org"
+        )
+        assert answer == b"action=DUNNO\n\n"
+        fed = scrape(address)
+        assert value(fed, "rbl_policy_requests_total") == 1
+        assert value(fed, "rbl_policy_hits_total") == 1
+        assert value(fed, "rbl_recorder_written_total") == 1
+        assert value(fed, "rbl_recorder_queued") == 0
+        assert value(fed, "rbl_policy_deferred_total") == 0
         rss = value(after, "process_resident_memory_bytes", worker="0")
         assert rss is not None and rss > 10 * 2**20
         # Only /metrics is served on this port.
@@ -176,7 +195,7 @@ def test_metrics_of_a_running_server(config_path: Path) -> None:
         missing.value.close()
     finally:
         stop_server(server)
-    assert db_scalar(config_path, "SELECT COUNT(*) FROM hits") == 3
+    assert db_scalar(config_path, "SELECT COUNT(*) FROM hits") == 4
 
 
 def test_workers_report_their_counters(config_path: Path) -> None:

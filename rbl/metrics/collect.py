@@ -201,64 +201,92 @@ def store_families(
     return [up, listings, hits, newest, lag, offsets, updated, unread]
 
 
+def single(name: str, kind: str, text: str, value: float) -> Family:
+    """A family of one unlabelled sample."""
+    family = Family(name, kind, text)
+    family.add(value)
+    return family
+
+
 def policy_families(factory: Any, recorder: Any) -> list[Family]:
     """The live policy feed: requests answered, hits, deferrals and the write queue."""
-    families = []
-    for name, attribute, text in (
-        ("rbl_policy_requests_total", "requests", "Policy requests answered."),
-        ("rbl_policy_hits_total", "hits", "Policy requests that were trap hits."),
-        ("rbl_policy_malformed_total", "malformed", "RCPT requests without a usable client."),
-        ("rbl_policy_errors_total", "errors", "Requests whose trap check or recording failed."),
-        ("rbl_policy_deferred_total", "deferred", "Hits answered DEFER_IF_PERMIT (store busy)."),
-    ):
-        family = Family(name, "counter", text)
-        family.add(getattr(factory, attribute, 0))
-        families.append(family)
-    written = Family(
-        "rbl_recorder_written_total", "counter", "Live-feed hits written to the store."
-    )
-    written.add(getattr(recorder, "written", 0))
-    queued = Family("rbl_recorder_queued", "gauge", "Live-feed hits waiting to be written.")
-    queue = getattr(recorder, "queued", None)
-    queued.add(queue if isinstance(queue, int) else len(getattr(recorder, "buffer", ())))
-    failing = Family(
-        "rbl_recorder_failures", "gauge", "Consecutive failed writes (0 when the store works)."
-    )
-    failing.add(getattr(recorder, "failures", 0))
-    return [*families, written, queued, failing]
+    families = [
+        single(name, "counter", text, getattr(factory, attribute, 0))
+        for name, attribute, text in (
+            ("rbl_policy_requests_total", "requests", "Policy requests answered."),
+            ("rbl_policy_hits_total", "hits", "Policy requests that were trap hits."),
+            ("rbl_policy_malformed_total", "malformed", "RCPT requests without a usable client."),
+            ("rbl_policy_errors_total", "errors", "Requests whose trap check or recording failed."),
+            (
+                "rbl_policy_deferred_total",
+                "deferred",
+                "Hits answered DEFER_IF_PERMIT (store busy).",
+            ),
+        )
+    ]
+    return [
+        *families,
+        single(
+            "rbl_recorder_written_total",
+            "counter",
+            "Live-feed hits written to the store.",
+            recorder.written,
+        ),
+        single(
+            "rbl_recorder_queued", "gauge", "Live-feed hits waiting to be written.", recorder.queued
+        ),
+        single(
+            "rbl_recorder_failures",
+            "gauge",
+            "Consecutive failed writes (0 when the store works).",
+            recorder.failures,
+        ),
+    ]
 
 
 def dump_families(dumps: Any, directory: Path | None, now: float) -> list[Family]:
     """Dump runs and the age of the files mirrors see (from SHA256SUMS, written last)."""
     families = []
     if dumps is not None:
-        runs = Family("rbl_dump_runs_total", "counter", "Dumps written by this process.")
-        runs.add(dumps.runs)
-        failures = Family("rbl_dump_failures_total", "counter", "Dumps that failed.")
-        failures.add(dumps.failures)
-        families += [runs, failures]
+        families += [
+            single("rbl_dump_runs_total", "counter", "Dumps written by this process.", dumps.runs),
+            single("rbl_dump_failures_total", "counter", "Dumps that failed.", dumps.failures),
+        ]
         report = dumps.last_report
         if report is not None:
-            seconds = Family("rbl_dump_duration_seconds", "gauge", "How long the last dump took.")
-            seconds.add(report.seconds)
-            size = Family("rbl_dump_bytes", "gauge", "Bytes of files the last dump wrote.")
-            size.add(report.total_bytes)
-            families += [seconds, size]
+            families += [
+                single(
+                    "rbl_dump_duration_seconds",
+                    "gauge",
+                    "How long the last dump took.",
+                    report.seconds,
+                ),
+                single(
+                    "rbl_dump_bytes",
+                    "gauge",
+                    "Bytes of files the last dump wrote.",
+                    report.total_bytes,
+                ),
+            ]
     if directory is not None:
         try:
             written = (directory / "SHA256SUMS").stat().st_mtime
         except OSError:
-            written = None
-        if written is not None:
-            age = Family(
-                "rbl_dump_age_seconds", "gauge", "Seconds since the published dump was completed."
-            )
-            age.add(max(0.0, now - written))
-            stamp = Family(
-                "rbl_dump_timestamp_seconds", "gauge", "When the published dump was completed."
-            )
-            stamp.add(written)
-            families += [age, stamp]
+            return families
+        families += [
+            single(
+                "rbl_dump_age_seconds",
+                "gauge",
+                "Seconds since the published dump was completed.",
+                max(0.0, now - written),
+            ),
+            single(
+                "rbl_dump_timestamp_seconds",
+                "gauge",
+                "When the published dump was completed.",
+                written,
+            ),
+        ]
     return families
 
 
