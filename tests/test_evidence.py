@@ -289,3 +289,31 @@ def test_one_attempt_logged_twice_counts_once_even_across_batches(tmp_path: Path
     assert record(engine, [grey, trapping]).actions == {"list": 1, "duplicate": 1}
     assert record(engine, [trapping]).actions == {"duplicate": 1}
     assert len(rows(engine, hits)) == 1
+
+
+def test_overlong_fields_are_stored_cut_to_their_columns_and_count_once(
+    database_url: str,
+) -> None:
+    """A sender controls HELO and MAIL FROM: 1,000 characters must not make PostgreSQL
+    refuse the batch (which would stop a live feed and an ingest run for good). The
+    fields are cut to their columns, the raw line keeps everything, and the attempt
+    still counts once when it comes again."""
+    engine = open_engine(database_url)
+    long_helo = "h" * 1000 + ".example"
+    long_from = "x" * 400 + "@spam.example"
+    long_name = "n" * 300 + ".example"
+    raw = f"helo={long_helo} from=<{long_from}>"
+    attempt = hit(helo=long_helo, mail_from=long_from, client_name=long_name, raw=raw)
+    try:
+        first = record(engine, [attempt])
+        again = record(engine, [attempt])  # a retried batch, or the same line logged twice
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert first.actions["list"] == 1 and again.actions["duplicate"] == 1
+    assert len(stored) == 1
+    row = stored[0]
+    assert row.helo == long_helo[: hits.c.helo.type.length]
+    assert row.mail_from == long_from[: hits.c.mail_from.type.length]
+    assert row.client_name is None  # no verified host name is that long
+    assert row.raw == raw

@@ -12,11 +12,11 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, String, Table, and_, bindparam, insert, select, update
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
@@ -230,6 +230,41 @@ def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> set[Attempt]
     return found
 
 
+# What a sender controls can be longer than its column; PostgreSQL would refuse
+# the whole batch, and with it every later one of a live feed or an ingest run.
+_CUT = ("helo", "mail_from", "rcpt_to")
+
+
+def _length(column: Any) -> int:
+    """A String column's length."""
+    kind = column.type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+_LIMITS = {name: _length(hits.c[name]) for name in (*_CUT, "client_name", "feed")}
+
+
+def _fit(hit: TrapHit) -> TrapHit:
+    """The hit as it can be stored: what a sender said cut to its column, the raw line whole.
+
+    A host name over 253 octets is no verified name, so it is dropped rather
+    than cut (a cut name could tie a wrong domain to the sender). Cut values
+    stay longer than any valid name, so they can tie no domain either, and the
+    same attempt coming again is cut the same way and still counts once.
+    """
+    changes: dict[str, str | None] = {}
+    for name in _CUT:
+        value = getattr(hit, name)
+        if value is not None and len(value) > _LIMITS[name]:
+            changes[name] = value[: _LIMITS[name]]
+    if hit.client_name is not None and len(hit.client_name) > _LIMITS["client_name"]:
+        changes["client_name"] = None
+    if len(hit.feed) > _LIMITS["feed"]:
+        changes["feed"] = hit.feed[: _LIMITS["feed"]]
+    return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
+
+
 def record_hits(
     conn: Connection,
     batch: Sequence[TrapHit],
@@ -253,6 +288,7 @@ def record_hits(
         if trap is None and not hit.trap_asserted:
             result.actions[Action.IGNORE.value] += 1
             continue
+        hit = _fit(hit)
         # One attempt logged twice (spamd -v: "(GREY)" and "Trapping"; Postfix "hold"
         # then "reject") counts once: same client, sender, recipient and second.
         attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
@@ -308,9 +344,9 @@ def record_hits(
                 "client_name": hit.client_name,
                 "helo": hit.helo,
                 "mail_from": hit.mail_from,
-                "sender_domain": domain_of(sender),
+                "sender_domain": _cut(domain_of(sender), hits.c.sender_domain),
                 "rcpt_to": hit.rcpt_to,
-                "trap_domain": domain_of(hit.rcpt_to),
+                "trap_domain": _cut(domain_of(hit.rcpt_to), hits.c.trap_domain),
                 "feed": hit.feed,
                 "raw": hit.raw,
                 "action": decision.action.value,
@@ -324,6 +360,10 @@ def record_hits(
     if domain_zone is not None:
         _write_listings(conn, domain_zone, domain_rows.values(), now)
     return result
+
+
+def _cut(text: str | None, column: Any) -> str | None:
+    return text if text is None else text[: _length(column)]
 
 
 def _domain_decision(
