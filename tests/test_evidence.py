@@ -317,3 +317,19 @@ def test_overlong_fields_are_stored_cut_to_their_columns_and_count_once(
     assert row.mail_from == long_from[: hits.c.mail_from.type.length]
     assert row.client_name is None  # no verified host name is that long
     assert row.raw == raw
+
+
+def test_nul_and_control_characters_from_a_sender_are_stored(database_url: str) -> None:
+    """PostgreSQL refuses NUL in text; a HELO or log line carrying one must not stop the feed."""
+    engine = open_engine(database_url)
+    attempt = hit(helo="bad\x00helo", mail_from="a\x00b@spam.example", raw="line with \x00 in it")
+    try:
+        result = record(engine, [attempt])
+        again = record(engine, [attempt])
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert result.actions["list"] == 1 and again.actions["duplicate"] == 1
+    assert len(stored) == 1
+    assert "\x00" not in stored[0].helo and "bad" in stored[0].helo
+    assert stored[0].raw.startswith("line with ") and stored[0].raw.endswith(" in it")

@@ -248,20 +248,23 @@ _LIMITS = {name: _length(hits.c[name]) for name in (*_CUT, "client_name", "feed"
 def _fit(hit: TrapHit) -> TrapHit:
     """The hit as it can be stored: what a sender said cut to its column, the raw line whole.
 
-    A host name over 253 octets is no verified name, so it is dropped rather
-    than cut (a cut name could tie a wrong domain to the sender). Cut values
-    stay longer than any valid name, so they can tie no domain either, and the
-    same attempt coming again is cut the same way and still counts once.
+    NUL becomes U+FFFD (PostgreSQL text cannot hold it). A host name over 253
+    octets is no verified name, so it is dropped rather than cut (a cut name
+    could tie a wrong domain to the sender). Cut values stay longer than any
+    valid name, so they tie no domain either, and the same attempt coming
+    again is fitted the same way and still counts once.
     """
     changes: dict[str, str | None] = {}
-    for name in _CUT:
+    for name in (*_CUT, "client_name", "feed", "raw"):
         value = getattr(hit, name)
-        if value is not None and len(value) > _LIMITS[name]:
-            changes[name] = value[: _LIMITS[name]]
-    if hit.client_name is not None and len(hit.client_name) > _LIMITS["client_name"]:
-        changes["client_name"] = None
-    if len(hit.feed) > _LIMITS["feed"]:
-        changes["feed"] = hit.feed[: _LIMITS["feed"]]
+        if value is None:
+            continue
+        fitted = value.replace("\x00", "\ufffd") if "\x00" in value else value
+        limit = _LIMITS.get(name)
+        if limit is not None and len(fitted) > limit:
+            fitted = None if name == "client_name" else fitted[:limit]
+        if fitted != value:
+            changes[name] = fitted
     return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
 
 
