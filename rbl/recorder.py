@@ -63,7 +63,10 @@ class HitRecorder:
     property), ``written`` hits committed, ``failures`` consecutive failed
     writes (0 when the store works), ``deferred`` hits answered False (queue
     full, past their deadline, or submitted while stopping), ``refused`` those
-    of them never queued (queue full or stopping; these are never written).
+    of them never queued (queue full or stopping; these are never written),
+    ``set_aside`` hits the store refused for good (logged whole, not retried).
+    A failure ``is_transient`` calls permanent is not retried as it is: see
+    ``_failed_for_good``.
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class HitRecorder:
         commit_timeout: float = 10.0,
         limit: int = MAX_QUEUED,
         batch: int = MAX_BATCH,
+        is_transient: Callable[[BaseException], bool] = lambda _error: True,
     ) -> None:
         self.write = write
+        self.is_transient = is_transient  # rbl.store.faults.is_transient in rbl serve
         self.clock = clock
         self.commit_timeout = commit_timeout
         self.limit = limit
@@ -84,6 +89,10 @@ class HitRecorder:
         self.failures = 0
         self.deferred = 0
         self.refused = 0
+        self.set_aside = 0
+        # Hits to write one at a time: after a batch failed for good, to find the
+        # hit it failed on without holding back the others.
+        self._isolating = 0
         self._queue: deque[_Pending] = deque()  # oldest first; the in-flight batch at the head
         self._unanswered: deque[_Pending] = deque()  # submission order, so deadlines ascend
         self._writing = False
@@ -182,7 +191,7 @@ class HitRecorder:
         self._flush_call = None
         if self._writing or not self._queue:
             return
-        count = min(len(self._queue), self.batch)
+        count = 1 if self._isolating else min(len(self._queue), self.batch)
         hits = [self._queue[i].hit for i in range(count)]
         self._writing = True
         d = defer.maybeDeferred(self.write, hits)
@@ -190,6 +199,7 @@ class HitRecorder:
 
     def _written(self, _result: object, count: int) -> None:
         self._writing = False
+        self._isolating = max(0, self._isolating - count)
         for _ in range(count):
             self._queue.popleft().settle(True)
         self.written += count
@@ -206,6 +216,9 @@ class HitRecorder:
 
     def _failed(self, failure: Any) -> None:
         self._writing = False
+        if not self.is_transient(failure.value):
+            self._failed_for_good(failure)
+            return
         self.failures += 1
         if self.failures == 1:  # once per outage
             log.failure(
@@ -215,6 +228,31 @@ class HitRecorder:
             )
         delay, self._retry_delay = self._retry_delay, min(self._retry_delay * 2, RETRY_MAX)
         self._next(delay)
+
+    def _failed_for_good(self, failure: Any) -> None:
+        """Retrying cannot help: find the hit it fails on, set it aside, go on with the rest.
+
+        A batch is retried one hit at a time; a single hit that fails for
+        good is logged whole (so the operator can see and re-feed it), taken
+        off the queue and answered False: the sender is asked to try again,
+        and the feed keeps recording everyone else.
+        """
+        if self._isolating == 0 and len(self._queue) > 1:
+            self._isolating = min(len(self._queue), self.batch)
+            self._next(0)
+            return
+        pending = self._queue.popleft()
+        self._isolating = max(0, self._isolating - 1)
+        if pending.settle(False):
+            self.deferred += 1
+        self.set_aside += 1
+        log.failure(
+            "a trap hit cannot be stored and is set aside: {raw}",
+            failure=failure,
+            raw=pending.hit.raw,
+        )
+        self._armDeadline()
+        self._next(0)
 
     def _next(self, delay: float) -> None:
         if self._closed:

@@ -281,6 +281,7 @@ class WriterService(Service):
         from rbl.policy import Rules
         from rbl.recorder import HitRecorder
         from rbl.store.database import open_engine
+        from rbl.store.faults import is_transient
 
         self.settings = settings
         self.database = database
@@ -298,6 +299,7 @@ class WriterService(Service):
             lambda batch: threads.deferToThreadPool(reactor, self.write_pool, self._write, batch),
             reactor,
             commit_timeout=settings.policy_feed.commit_timeout,
+            is_transient=is_transient,
         )
         self.policy_port: Any = None
         self.policy_factory: Any = None

@@ -186,6 +186,7 @@ def test_metrics_of_a_running_server(config_path: Path) -> None:
         assert value(fed, "rbl_recorder_written_total") == 1
         assert value(fed, "rbl_recorder_queued") == 0
         assert value(fed, "rbl_policy_deferred_total") == 0
+        assert value(fed, "rbl_recorder_set_aside_total") == 0
         rss = value(after, "process_resident_memory_bytes", worker="0")
         assert rss is not None and rss > 10 * 2**20
         # Only /metrics is served on this port.

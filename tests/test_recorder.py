@@ -367,3 +367,45 @@ def test_commit_timeout_setting() -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             policy_feed(commit_timeout=bad)
+
+
+class Refusal(Exception):
+    """Stands for an error the store will give again however often it is asked."""
+
+
+def test_a_hit_the_store_refuses_for_good_is_set_aside_and_the_rest_written() -> None:
+    """One poison hit in a batch: the batch is retried one hit at a time, the poison one
+    is logged and answered False, every other hit is committed and answered True, and
+    hits queued later are batched again as usual."""
+    recorder, store, clock = make(is_transient=lambda error: not isinstance(error, Refusal))
+    results = answers(recorder, 4)
+    clock.advance(0)
+    assert [h.raw for h in store.calls[-1][0]] == [f"request {n}" for n in range(4)]
+    store.calls[-1][1].errback(Refusal("value too long"))
+    for n in range(4):  # now one at a time
+        clock.advance(0)
+        batch, d = store.calls[-1]
+        assert [h.raw for h in batch] == [f"request {n}"]
+        if n == 2:
+            d.errback(Refusal("value too long"))
+        else:
+            store.commit()
+    assert results == [[True], [True], [False], [True]]
+    assert recorder.set_aside == 1 and recorder.written == 3 and recorder.queued == 0
+    assert recorder.failures == 0  # not an outage
+    later = answers(recorder, 3, start=10)
+    clock.advance(0)
+    assert len(store.calls[-1][0]) == 3  # batching again
+    store.commit()
+    assert later == [[True], [True], [True]]
+
+
+def test_a_lone_hit_refused_for_good_is_set_aside_at_once() -> None:
+    recorder, store, clock = make(is_transient=lambda error: not isinstance(error, Refusal))
+    results = answers(recorder, 1)
+    clock.advance(0)
+    store.calls[-1][1].errback(Refusal("value too long"))
+    assert results == [[False]] and recorder.set_aside == 1 and recorder.queued == 0
+    calls = len(store.calls)
+    clock.advance(RETRY_MAX * 2)
+    assert len(store.calls) == calls  # never retried

@@ -241,6 +241,12 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
             "Consecutive failed writes (0 when the store works).",
             recorder.failures,
         ),
+        single(
+            "rbl_recorder_set_aside_total",
+            "counter",
+            "Live-feed hits the store refused for good (logged whole, answered 4xx).",
+            recorder.set_aside,
+        ),
     ]
 
 
