@@ -17,4 +17,6 @@ def db() -> None:
 def db_init(obj: Context) -> None:
     """Create the database tables (idempotent)."""
     obj.engine()
-    click.echo(f"database ready: {obj.settings.database.url}")
+    from rbl.store.reader import hide_password
+
+    click.echo(f"database ready: {hide_password(obj.settings.database.url)}")

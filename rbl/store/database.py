@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rbl.errors import StoreError
+from rbl.store.reader import hide_password
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -16,18 +17,29 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def open_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys per connection."""
     _make_sqlite_directory(url)
+    shown = hide_password(url)
     try:
-        engine = create_engine(url)
+        # A server that does not answer must fail a connection attempt, not hang it
+        # (a stopping writer waits for its last attempt).
+        options: dict[str, Any] = (
+            {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+            if url.startswith(("postgresql", "postgres"))
+            else {}
+        )
+        engine = create_engine(url, **options)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        raise StoreError(f"cannot use database {url!r}: {exc}") from exc
+        raise StoreError(f"cannot use database {shown!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
         try:
             upgrade(engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open database {url!r}: {exc.__cause__ or exc}") from exc
+            raise StoreError(f"cannot open database {shown!r}: {exc.__cause__ or exc}") from exc
     return engine
+
+
+CONNECT_TIMEOUT = 10  # seconds, PostgreSQL
 
 
 MIGRATIONS = Path(__file__).with_name("migrations")

@@ -59,6 +59,16 @@ SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
 POSTGRESQL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
 
 
+def hide_password(url: str) -> str:
+    """The URL for messages and logs: a password never reaches them."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[2]}").geturl()
+
+
 def sqlite_path(url: str) -> str:
     """The file path of a ``sqlite:///...`` URL."""
     parts = urlsplit(url)
@@ -80,7 +90,7 @@ def postgresql_conninfo(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in POSTGRESQL_SCHEMES:
         raise ConfigError(
-            f"database {url!r}: DNS processes read SQLite (sqlite:///PATH) "
+            f"database {hide_password(url)!r}: DNS processes read SQLite (sqlite:///PATH) "
             "or PostgreSQL (postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)"
         )
     keywords: dict[str, str] = {}
@@ -89,7 +99,7 @@ def postgresql_conninfo(url: str) -> dict[str, str]:
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"database {url!r}: bad port") from exc
+        raise ConfigError(f"database {hide_password(url)!r}: bad port") from exc
     if port is not None:
         keywords["port"] = str(port)
     if parts.username:
