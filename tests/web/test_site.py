@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import Engine
 from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.web.server import Site
 
 from rbl.allowlist import Allowlist
@@ -578,7 +578,7 @@ def test_hits_chart_geometry() -> None:
 
 def test_web_service_binds_on_privileged_start_and_stops(tmp_path: Path) -> None:
     web = build(tmp_path)
-    reactor = MemoryReactor()
+    reactor = MemoryReactorClock()  # the stop waits for requests in flight on its clock
     service = WebService(("127.0.0.1", 0), web.site, reactor)
     service.privilegedStartService()
     service.startService()
