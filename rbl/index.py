@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -295,6 +295,19 @@ class PrefixTable:
             level.merge()
             if level.directory is None:
                 level._index_directory()
+
+    def snapshot(self) -> list[tuple[int, Sequence[int], Sequence[int]]]:
+        """(prefix length, networks, value ids) per level, copied: later changes don't show.
+
+        Copying arrays is a memory copy (milliseconds for a million entries), so a
+        zone transfer can take one consistent view on the reactor thread and
+        walk it afterwards in small steps.
+        """
+        levels: list[tuple[int, Sequence[int], Sequence[int]]] = []
+        for level in self._levels:
+            level.merge()
+            levels.append((level.prefixlen, level.keys[:], level.vals[:]))
+        return levels
 
     def __len__(self) -> int:
         return sum(len(level) for level in self._levels)

@@ -13,12 +13,14 @@ protocol is the transport's streaming producer), so it cannot grow memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from twisted.internet import defer, interfaces, udp
+from twisted.internet import defer, interfaces, task, udp
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from rbl.config import TcpSettings
@@ -30,6 +32,7 @@ from rbl.dnsserver.transfer import Transfers, is_transfer
 UDP_READ_BATCH = 2000  # packets per readiness event before other sockets and timers get a turn
 CLOSE_GRACE = 5.0  # seconds a stopping server gives TCP clients to take their answers
 FINISH_QUIET = 0.25  # seconds without a query after which a stopping server closes
+MAX_WAITING = 16  # queries a client may send while its zone transfer is being sent
 
 
 class Counters:
@@ -194,6 +197,9 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         self.client = client  # the address the factory counts this connection under
         self._pending_mark = -1  # answer bytes queued at the last idle check; -1: none since
         self.finishing = False  # the server is stopping (see finish)
+        self._sending: task.CooperativeTask[Iterator[None]] | None = None  # a transfer going out
+        self._sending_paused = False
+        self._waiting: list[bytes] = []  # queries that came during it
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
@@ -204,6 +210,8 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
+        if self._sending is not None:
+            self._sending.stop()
         factory = getattr(self, "factory", None)
         if isinstance(factory, DnsStreamFactory):
             factory.connections.discard(self)
@@ -212,6 +220,12 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
     def stringReceived(self, string: bytes) -> None:
         self.resetTimeout()
         self._pending_mark = -1
+        if self._sending is not None:  # answers must not land inside a transfer's messages
+            if len(self._waiting) >= MAX_WAITING:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+            else:
+                self._waiting.append(string)
+            return
         self.counters.tcp_queries += 1
         if self.transfers is not None and is_transfer(string):
             self._transfer(string)
@@ -226,17 +240,65 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
             self.sendString(reply)
 
     def _transfer(self, string: bytes) -> None:
-        """AXFR/IXFR (rbl.dnsserver.transfer): several messages, built at one serial."""
+        """AXFR/IXFR (rbl.dnsserver.transfer): many messages, from one view of the zone.
+
+        The messages are built and sent cooperatively (``task.cooperate``: about
+        10 ms of work, then the reactor answers other queries), and not at all
+        while the connection's write buffer is full, so a big transfer neither
+        stalls DNS nor piles up in memory. Queries arriving on this connection
+        meanwhile wait for the transfer's end (at most ``MAX_WAITING``).
+        """
         assert self.transfers is not None
         try:
             peer = self.transport.getPeer()  # type: ignore[union-attr]
-            messages = self.transfers.respond(string, str(getattr(peer, "host", "")))
+            messages = self.transfers.stream(string, str(getattr(peer, "host", "")))
         except Exception:
             self.counters.errors += 1
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
+        factory = getattr(self, "factory", None)
+        cooperate = factory.cooperate if isinstance(factory, DnsStreamFactory) else task.cooperate
+        sending = self._sending = cooperate(self._send_each(messages))
+        self._sending_paused = False
+        if self.paused:
+            sending.pause()
+            self._sending_paused = True
+        sending.whenDone().addCallbacks(self._transfer_sent, self._transfer_failed)
+
+    def _send_each(self, messages: Iterator[bytes]) -> Iterator[None]:
         for message in messages:
             self.sendString(message)
+            yield None
+
+    def _transfer_sent(self, _: object) -> None:
+        self._sending = None
+        waiting, self._waiting = self._waiting, []
+        for string in waiting:
+            if self._sending is not None:  # a queued query was another transfer
+                self._waiting.append(string)
+            else:
+                self.stringReceived(string)
+
+    def _transfer_failed(self, failure: Failure) -> None:
+        self._sending = None
+        if failure.check(task.TaskStopped):
+            return  # the connection went away
+        self.counters.errors += 1
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def pauseProducing(self) -> None:
+        """The write buffer is full: stop reading queries, and stop building a transfer."""
+        super().pauseProducing()
+        if self._sending is not None and not self._sending_paused:
+            self._sending.pause()
+            self._sending_paused = True
+
+    def resumeProducing(self) -> None:
+        if self._sending is not None and self._sending_paused:
+            self._sending.resume()
+            self._sending_paused = False
+        super().resumeProducing()
 
     def finish(self) -> None:
         """Graceful stop: answer until the client is quiet for ``FINISH_QUIET`` s, then close."""
@@ -244,6 +306,9 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         self.setTimeout(FINISH_QUIET)
 
     def timeoutConnection(self) -> None:
+        if self._sending is not None and not self.paused:  # a transfer still on its way
+            self.setTimeout(FINISH_QUIET if self.finishing else self.idle_timeout)
+            return
         if self.finishing:
             if self.paused:  # answers wait for the client to read them: give it time
                 self.setTimeout(FINISH_QUIET)
@@ -294,6 +359,10 @@ class DnsStreamFactory(Factory):
         self.open = 0
         self.per_client: dict[str, int] = {}
         self.connections: set[DnsStreamProtocol] = set()  # open ones, for a graceful stop
+        # Runs zone transfers a step at a time (tests substitute their own cooperator).
+        self.cooperate: Callable[[Iterator[None]], task.CooperativeTask[Iterator[None]]] = (
+            task.cooperate
+        )
         self._closing: defer.Deferred[None] | None = None  # fires when the last one has gone
 
     def configure(self, settings: TcpSettings) -> None:

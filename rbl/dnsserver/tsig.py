@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from rbl.errors import ConfigError
@@ -59,17 +59,15 @@ class TsigKeys:
             return None
         return request if request.had_tsig else None
 
-    def sign(self, request: Any, messages: Sequence[bytes]) -> list[bytes]:
-        """Sign a transfer's messages as one TSIG stream (RFC 8945 section 5.3.1)."""
+    def sign(self, request: Any, messages: Iterable[bytes]) -> Iterator[bytes]:
+        """Sign a transfer's messages as one TSIG stream (RFC 8945 section 5.3.1), lazily."""
         import dns.message
 
-        signed: list[bytes] = []
         context = None
         for raw in messages:
             # One RR per RRset: a one-message transfer holds the SOA twice (first and last).
             message = dns.message.from_wire(raw, one_rr_per_rrset=True)
             message.use_tsig(self.keyring, keyname=request.keyname, algorithm=request.keyalgorithm)
             message.request_mac = request.mac
-            signed.append(message.to_wire(multi=True, tsig_ctx=context))
+            yield message.to_wire(multi=True, tsig_ctx=context)
             context = message.tsig_ctx
-        return signed

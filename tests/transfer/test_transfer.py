@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
+from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
@@ -303,21 +304,55 @@ def test_udp_axfr_stays_refused() -> None:
     assert reply.rcode() == dns.rcode.REFUSED
 
 
-def _tcp_exchange(factory: DnsStreamFactory, data: bytes, host: str) -> list[bytes]:
-    protocol = factory.buildProtocol(IPv4Address("TCP", host, 5353))
-    transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
-    protocol.makeConnection(transport)
-    framed = len(data).to_bytes(2, "big") + data
-    for i in range(0, len(framed), 3):  # odd-size chunks
-        protocol.dataReceived(framed[i : i + 3])
-    protocol.setTimeout(None)
-    out = transport.value()
+class Steps:
+    """A cooperator the test turns by hand: zone transfers go out a step at a time."""
+
+    def __init__(self, one_at_a_time: bool = False) -> None:
+        self.pending: list[Any] = []
+        if one_at_a_time:  # each tick runs one step: one message
+            self.cooperator = task.Cooperator(
+                scheduler=self._schedule, terminationPredicateFactory=lambda: lambda: True
+            )
+        else:
+            self.cooperator = task.Cooperator(scheduler=self._schedule)
+
+    def _schedule(self, tick: Any) -> Any:
+        self.pending.append(tick)
+        return self
+
+    def cancel(self) -> None:  # the "delayed call" the cooperator may cancel
+        self.pending.clear()
+
+    def run(self) -> int:
+        """Run every scheduled tick; the number of ticks."""
+        ticks = 0
+        while self.pending:
+            self.pending.pop(0)()
+            ticks += 1
+        return ticks
+
+
+def split_messages(out: bytes) -> list[bytes]:
     messages = []
     while out:
         size = int.from_bytes(out[:2], "big")
         messages.append(out[2 : 2 + size])
         out = out[2 + size :]
     return messages
+
+
+def _tcp_exchange(factory: DnsStreamFactory, data: bytes, host: str) -> list[bytes]:
+    steps = Steps()
+    factory.cooperate = steps.cooperator.cooperate
+    protocol = factory.buildProtocol(IPv4Address("TCP", host, 5353))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
+    protocol.makeConnection(transport)
+    framed = len(data).to_bytes(2, "big") + data
+    for i in range(0, len(framed), 3):  # odd-size chunks
+        protocol.dataReceived(framed[i : i + 3])
+    steps.run()
+    protocol.setTimeout(None)
+    return split_messages(transport.value())
 
 
 def test_tcp_protocol_streams_the_transfer_and_applies_the_acl() -> None:
@@ -350,3 +385,50 @@ def _question(zone: str) -> bytes:
     from rbl.dnsserver.wire import encode_name
 
     return encode_name(zone) + b"\x00\xfc\x00\x01"
+
+
+def big_ip_responder(count: int) -> Responder:
+    resp = responder()
+    zone = resp.zones[0]
+    assert zone.is_ip
+    listed = Value(("127.0.0.2",))
+    for n in range(count):
+        key = parse_key(ZoneKind.IP, f"45.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}")
+        zone.index.set(key, listed)
+    return resp
+
+
+def test_a_big_transfer_goes_out_in_steps_and_waits_for_a_full_connection() -> None:
+    """The transfer is built while being sent, a step per message; while the connection's
+    buffer is full (the transport pauses its producer) no message is built; a query sent
+    behind the AXFR is answered after its last message, not inside it."""
+    resp = big_ip_responder(5_000)
+    factory = DnsStreamFactory(resp, Counters(), Transfers(resp.zones, LOOPBACK))
+    steps = Steps(one_at_a_time=True)
+    factory.cooperate = steps.cooperator.cooperate
+    protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5353))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    protocol.makeConnection(transport)
+    follow_up = wire(IP_ORIGIN, "SOA")
+    axfr = wire(IP_ORIGIN, "AXFR")
+    protocol.dataReceived(
+        len(axfr).to_bytes(2, "big") + axfr + len(follow_up).to_bytes(2, "big") + follow_up
+    )
+    assert transport.value() == b""  # nothing built yet: it happens in steps
+    steps.pending.pop(0)()  # one step: one message
+    sent = len(transport.value())
+    assert len(split_messages(transport.value())) == 1
+    protocol.pauseProducing()  # what the transport does when its buffer is full
+    steps.run()
+    assert len(transport.value()) == sent  # paused: nothing more built
+    protocol.resumeProducing()
+    steps.run()
+    messages = split_messages(transport.value())
+    protocol.setTimeout(None)
+    assert len(messages) > 10
+    *transfer, last = (dns.message.from_wire(m, one_rr_per_rrset=True) for m in messages)
+    assert transfer[0].answer[0].rdtype == dns.rdatatype.SOA
+    assert transfer[-1].answer[-1].rdtype == dns.rdatatype.SOA
+    assert last.question[0].rdtype == dns.rdatatype.SOA and last.answer  # after it, not inside
+    names = {rrset.name for m in transfer for rrset in m.answer if rrset.rdtype == dns.rdatatype.A}
+    assert len(names) >= 5_000  # every listing made it (and the test point)
