@@ -25,7 +25,8 @@ current with the single SOA (up to date). Over UDP both AXFR and IXFR stay
 REFUSED (``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
 
 Access: only clients inside ``allow`` networks may transfer; everyone else gets
-REFUSED. TSIG is not implemented (dnslib has none).
+REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
+(rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
 
 A transfer reads one view of the zone when the request arrives (``ZoneView``:
 copies of the index arrays, on the reactor thread, milliseconds), so it is
