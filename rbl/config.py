@@ -91,9 +91,11 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
-    """How often a DNS process polls the change log; bounds how stale answers are."""
+    """How often a DNS process polls the change log (bounds how stale answers are),
+    and how long change-log rows are kept before ``rbl serve`` prunes them."""
 
     poll_interval: float = 0.2
+    keep_changes: float = 7 * 86400.0  # 0: never prune
 
 
 DAY = 86400.0
@@ -566,11 +568,21 @@ def parse_endpoint(item: object, where: str) -> tuple[str, int]:
 
 
 def _sync(data: Mapping[str, Any], where: str) -> SyncSettings:
-    _only(data, {"poll_interval"}, where)
+    _only(data, {"poll_interval", "keep_changes"}, where)
     interval = _get(data, "poll_interval", (int, float), where, 0.2)
     if not 0.01 <= interval <= 60:
         raise ConfigError(f"{where}: poll_interval {interval} is outside 0.01..60 seconds")
-    return SyncSettings(float(interval))
+    raw = data.get("keep_changes", 7 * DAY)
+    keep = (
+        0.0
+        if raw == 0 and not isinstance(raw, bool)
+        else parse_duration(raw, f"{where} keep_changes")
+    )
+    if keep and keep < 3600:
+        raise ConfigError(
+            f"{where}: keep_changes {keep:g}s is under an hour (0 keeps every change)"
+        )
+    return SyncSettings(float(interval), keep)
 
 
 def _zone(data: object, where: str) -> ZoneSettings:

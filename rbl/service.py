@@ -114,6 +114,7 @@ class ChangeFollowerService(Service):
         self.reactor = reactor
         self._loop: task.LoopingCall | None = None
         self._failing = False
+        self._reloading = False
 
     def startService(self) -> None:
         super().startService()
@@ -128,15 +129,20 @@ class ChangeFollowerService(Service):
         return None
 
     def poll(self) -> defer.Deferred[Any]:
+        if self._reloading:
+            return defer.succeed(None)
         d = self.database.run(self._read, self.follower.position)
         d.addCallback(self._apply)
         d.addErrback(self._failed)
         return d
 
-    def _read(self, after: int) -> list[Change]:
-        return self.database.reader.read_changes(after, CHANGE_BATCH)
+    def _read(self, after: int) -> tuple[list[Change], int]:
+        return self.database.reader.read_changes_since(after, CHANGE_BATCH)
 
-    def _apply(self, changes: list[Change]) -> defer.Deferred[None] | None:
+    def _apply(self, read: tuple[list[Change], int]) -> defer.Deferred[None] | None:
+        changes, pruned_through = read
+        if pruned_through > self.follower.position:
+            return self._reload(pruned_through)
         if self._failing:
             self._failing = False
             log.info(
@@ -146,6 +152,49 @@ class ChangeFollowerService(Service):
         if len(changes) == CHANGE_BATCH and self.running:
             return self.poll()
         return None
+
+    def _reload(self, pruned_through: int) -> defer.Deferred[None]:
+        """Rows this node never read were pruned: load a fresh snapshot, then swap it in.
+
+        The snapshot is read and indexed in the database thread into new index
+        objects while DNS goes on answering from the old ones; the swap is on
+        the reactor thread, between two packets.
+        """
+        log.warn(
+            "the change log was pruned past this node's position ({position} < {through}); "
+            "loading a fresh snapshot",
+            position=self.follower.position,
+            through=pruned_through,
+        )
+        self._reloading = True
+        fresh = IndexFollower(
+            {
+                name: Zone(zone.settings, ZoneIndex(zone.settings.kind))
+                for name, zone in self.follower.zones.items()
+            }
+        )
+        d = self.database.run(load_index, self.database.reader, fresh)
+
+        def swap(report: LoadReport) -> None:
+            for name, zone in self.follower.zones.items():
+                new = fresh.zones[name]
+                zone.use_index(new.index, new.serial)
+                if self.follower.on_serial is not None:
+                    self.follower.on_serial(zone)
+            self.follower.position = report.position
+            log.info(
+                "snapshot reloaded: {count} listings at position {position}",
+                count=report.listings,
+                position=report.position,
+            )
+
+        def done(result: object) -> object:
+            self._reloading = False
+            return result
+
+        reloaded = d.addCallback(swap)
+        reloaded.addBoth(done)
+        return reloaded
 
     def _failed(self, failure: Any) -> None:
         # Keep serving the index we have; say so once, not every poll.
@@ -341,6 +390,14 @@ class WriterService(Service):
                 now=_utcnow(),
             )
 
+    def _prune(self) -> int:
+        from datetime import timedelta
+
+        from rbl.store.changelog import prune_changes
+
+        keep = timedelta(seconds=self.settings.sync.keep_changes)
+        return prune_changes(self.engine, _utcnow() - keep)
+
     def _expire(self) -> int:
         from rbl.store.evidence import expire_listings
 
@@ -363,6 +420,8 @@ class WriterService(Service):
         super().startService()
         self._every(self.settings.listing.expiry_interval, self._expire, "expiry sweep")
         self._every(TRAP_REFRESH_SECONDS, self._load_traps, "reloading traps")
+        if self.settings.sync.keep_changes:
+            self._every(PRUNE_INTERVAL, self._prune, "pruning the change log")
         if self.policy_factory is not None:
             self.write_pool.start()
             self.recorder.start()
@@ -400,6 +459,7 @@ class WriterService(Service):
 
 
 TRAP_REFRESH_SECONDS = 10.0
+PRUNE_INTERVAL = 3600.0  # seconds between change-log prunes ([sync] keep_changes)
 POLICY_CLOSE_SECONDS = 2.0  # on stop, for policy clients to receive their last answers
 
 

@@ -111,7 +111,7 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
     from alembic.migration import MigrationContext
 
     engine = engine_for(config_path)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
         assert differences == []
@@ -122,6 +122,22 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
             "allowlist",
             "audit_log",
             "change_log",
+            "change_log_pruned",
             "ingest_sources",
             "alembic_version",
         }
+
+
+def test_db_prune_keeps_each_zones_newest_change(config_path: Path) -> None:
+    import time
+
+    for address in ("45.1.1.1", "45.1.1.2", "45.1.1.3"):
+        assert run(config_path, "list", "add", address, "--reason", "prune").exit_code == 0
+    assert run(config_path, "list", "add", "spam.example", "--reason", "prune").exit_code == 0
+    time.sleep(1.1)
+    result = run(config_path, "db", "prune", "--keep", "1s")
+    assert result.exit_code == 0, result.output
+    assert "pruned 2 change-log row(s)" in result.output
+    assert run(config_path, "db", "prune", "--keep", "1s").output.startswith("pruned 0 ")
+    bad = run(config_path, "db", "prune", "--keep", "soon")
+    assert bad.exit_code == 2 and "'soon' is not a duration" in bad.output

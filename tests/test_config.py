@@ -482,6 +482,25 @@ def test_bad_sync_values(interval: Any, fragment: str) -> None:
     assert fragment in message
 
 
+@pytest.mark.parametrize(
+    ("keep", "fragment"),
+    [
+        ("30m", "keep_changes 1800s is under an hour"),
+        ("soon", "'soon' is not a duration"),
+        (-5, "must be positive"),
+    ],
+)
+def test_bad_keep_changes(keep: Any, fragment: str) -> None:
+    message = config_error({**minimal(), "sync": {"keep_changes": keep}})
+    assert "[sync]" in message and fragment in message
+
+
+def test_keep_changes_default_and_off() -> None:
+    assert parse(minimal()).sync.keep_changes == 7 * 86400
+    assert parse({**minimal(), "sync": {"keep_changes": "2d"}}).sync.keep_changes == 2 * 86400
+    assert parse({**minimal(), "sync": {"keep_changes": 0}}).sync.keep_changes == 0
+
+
 def test_sync_accepts_int_seconds() -> None:
     settings = parse({**minimal(), "sync": {"poll_interval": 2}})
     assert settings.sync.poll_interval == 2.0

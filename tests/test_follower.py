@@ -145,3 +145,59 @@ def test_poller_applies_changes_on_the_clock_and_survives_failures(tmp_path: Pat
     assert zone.index.lookup(key) is None  # the loop kept running and caught up
     poller.stopService()
     engine.dispose()
+
+
+def test_a_follower_behind_pruned_rows_reloads_its_snapshot(database_url: str) -> None:
+    """Rows this follower never read are pruned: it notices (change_log_pruned) and loads a
+    fresh snapshot instead of skipping them; each zone keeps its newest row, so serials
+    never go back."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from rbl.store.changelog import prune_changes
+    from rbl.store.schema import change_log, change_log_pruned
+
+    engine = open_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            add_listing(
+                conn,
+                "dbl.example.org",
+                parse_key(ZoneKind.DOMAIN, "old.example"),
+                ("127.0.1.2",),
+                actor="t",
+                now=NOW,
+            )
+        follower = new_follower(engine)
+        clock = task.Clock()
+        poller = ChangeFollowerService(SynchronousDatabase(engine), follower, 0.2, clock)  # type: ignore[arg-type]
+        poller.startService()
+        zone = follower.zones["bl.example.org"]
+        keys = [parse_key(ZoneKind.IP, f"192.0.2.{n}") for n in range(1, 6)]
+        with engine.begin() as conn:  # changes the poller has not read yet...
+            for key in keys:
+                add_listing(conn, "bl.example.org", key, ("127.0.0.2",), actor="t", now=NOW)
+            remove_listing(conn, "bl.example.org", keys[0], reason="t", actor="t", now=NOW)
+        domain_serial = follower.zones["dbl.example.org"].serial
+        # ...are pruned (everything but each zone's newest row).
+        deleted = prune_changes(engine, datetime.now(UTC) + timedelta(days=1), batch=2)
+        assert deleted == 5
+        with engine.connect() as conn:
+            kept = conn.execute(select(func.count()).select_from(change_log)).scalar_one()
+            through = conn.execute(select(change_log_pruned.c.through)).scalar_one()
+        assert kept == 2 and through > follower.position
+        clock.advance(0.2)  # the poll sees the horizon past its position and reloads
+        assert zone.index.lookup(keys[0]) is None
+        assert all(zone.index.lookup(key) is not None for key in keys[1:])
+        assert follower.position >= through and zone.serial == follower.position
+        assert follower.zones["dbl.example.org"].serial == domain_serial  # kept, not back
+        # and goes on following the log as before
+        with engine.begin() as conn:
+            add_listing(conn, "bl.example.org", keys[0], ("127.0.0.3",), actor="t", now=NOW)
+        clock.advance(0.2)
+        assert zone.index.lookup(keys[0]) is not None
+        poller.stopService()
+        poller.database.reader.close()  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()

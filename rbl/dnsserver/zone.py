@@ -88,6 +88,13 @@ class Zone:
         self.soa_answer_tail = b""
         self.set_serial(self.serial)
 
+    def use_index(self, index: ZoneIndex, serial: int) -> None:
+        """Answer from ``index`` from now on (a fresh snapshot replacing a stale one)."""
+        self.index = index
+        self.v4_lookup = index.v4.lookup
+        self._a_answers = {}  # value ids belong to the index
+        self.set_serial(serial)
+
     def set_serial(self, serial: int) -> None:
         """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""
         soa = self.settings.soa

@@ -14,16 +14,20 @@ row another writer had locked, itself waiting for the lock, would deadlock, and
 the read-decide-write of a batch of hits must not interleave with another
 writer's anyway. ``append_changes`` takes it too, so no change row is ever
 written without it.
+
+Old rows are pruned (``prune_changes``); a follower that was behind the
+pruned rows learns so from ``change_log_pruned`` and reloads its snapshot.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
-from rbl.store.schema import change_log
+from rbl.store.schema import change_log, change_log_pruned
 
 CHANGE_LOG_LOCK = 0x72626C_01  # "rbl" + 1: the advisory lock id that orders change-log writers
 _LOCKED = "rbl_change_log_locked_in"  # connection info: the transaction holding the lock
@@ -81,3 +85,51 @@ def append_change(
             }
         ],
     )
+
+
+PRUNE_BATCH = 10_000  # rows deleted per transaction: a writer waits at most one batch
+
+
+def prune_changes(engine: Engine, before: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete change-log rows created before ``before``; the number deleted.
+
+    Each zone's newest row stays whatever its age: the SOA serial is the id of
+    the zone's last row, and a serial must never go back. Every transaction
+    also raises ``change_log_pruned.through`` to the highest id it deleted, so
+    a follower still behind that id knows it may have missed rows and loads a
+    fresh snapshot (rbl.service). Short transactions: ingest and the live feed
+    wait for at most one batch.
+    """
+    deleted = 0
+    while True:
+        with engine.begin() as conn:
+            newest = select(func.max(change_log.c.id)).group_by(change_log.c.zone)
+            ids = list(
+                conn.execute(
+                    select(change_log.c.id)
+                    .where(change_log.c.created_at < before, change_log.c.id.not_in(newest))
+                    .order_by(change_log.c.id)
+                    .limit(batch)
+                ).scalars()
+            )
+            if not ids:
+                return deleted
+            conn.execute(delete(change_log).where(change_log.c.id.in_(ids)))
+            _raise_horizon(conn, max(ids), datetime.now(UTC))
+            deleted += len(ids)
+        if len(ids) < batch:
+            return deleted
+
+
+def _raise_horizon(conn: Connection, through: int, at: datetime) -> None:
+    found = conn.execute(
+        select(change_log_pruned.c.through).where(change_log_pruned.c.id == 1)
+    ).scalar()
+    if found is None:
+        conn.execute(insert(change_log_pruned).values(id=1, through=through, pruned_at=at))
+    elif through > found:
+        conn.execute(
+            update(change_log_pruned)
+            .where(change_log_pruned.c.id == 1)
+            .values(through=through, pruned_at=at)
+        )

@@ -1,6 +1,6 @@
 """Read-only access for DNS processes: the start-up snapshot and the change log.
 
-A DNS process runs three queries and nothing else, so it talks DB-API
+A DNS process runs four queries and nothing else, so it talks DB-API
 directly instead of importing SQLAlchemy: that keeps about 13 MB of modules
 out of every DNS process (the difference between fitting three times
 rbldnsd's memory and not), and lets SQLite stream a million rows from a
@@ -135,6 +135,7 @@ class ListingReader:
             self.path = sqlite_path(url)
             self._mark = "?"
         self._lock = threading.Lock()
+        self._pruned_table = False
         self._connection: Any = None
         self._errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
@@ -283,21 +284,56 @@ class ListingReader:
             yield key, family, prefixlen, None if network is None else bytes(network)
 
     def read_changes(self, after: int, limit: int) -> list[Change]:
+        return self.read_changes_since(after, limit)[0]
+
+    def read_changes_since(self, after: int, limit: int) -> tuple[list[Change], int]:
+        """Change rows after ``after``, and how far the log has been pruned, in one snapshot.
+
+        Read in one transaction: a prune that commits between the two reads
+        cannot hide the rows it deleted. A follower whose position is below the
+        returned id may have missed rows and must load a fresh snapshot.
+        """
+        changes = (
+            "SELECT id, zone, key, op, codes, txt FROM change_log "
+            f"WHERE id > {self._mark} ORDER BY id LIMIT {self._mark}"
+        )
         with self._lock:
             try:
-                rows = (
-                    self._connect()
-                    .execute(
-                        "SELECT id, zone, key, op, codes, txt FROM change_log "
-                        f"WHERE id > {self._mark} ORDER BY id LIMIT {self._mark}",
-                        (after, limit),
-                    )
-                    .fetchall()
-                )
+                connection = self._connect()
+                pruned = self._has_pruned_table(connection)
+                if self.postgresql:
+                    with connection.transaction():
+                        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                        rows = connection.execute(changes, (after, limit)).fetchall()
+                        through = self._pruned_through(connection) if pruned else 0
+                else:
+                    connection.execute("BEGIN")
+                    try:
+                        rows = connection.execute(changes, (after, limit)).fetchall()
+                        through = self._pruned_through(connection) if pruned else 0
+                    finally:
+                        connection.execute("COMMIT")
             except self._errors as exc:
                 self._failed()
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
-        return [Change(*row) for row in rows]
+        return [Change(*row) for row in rows], through
+
+    def _has_pruned_table(self, connection: Any) -> bool:
+        """Whether the store has ``change_log_pruned`` (migration 0004); cached once seen."""
+        if self._pruned_table:
+            return True
+        sql = (
+            "SELECT to_regclass('change_log_pruned') IS NOT NULL"
+            if self.postgresql
+            else "SELECT COUNT(*) FROM sqlite_master WHERE name = 'change_log_pruned'"
+        )
+        self._pruned_table = bool(connection.execute(sql).fetchone()[0])
+        return self._pruned_table
+
+    @staticmethod
+    def _pruned_through(connection: Any) -> int:
+        row = connection.execute("SELECT through FROM change_log_pruned WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
 
     def store_stats(self) -> StoreStats:
         """Listings by zone and state, hits by feed, and each ingested file's offset."""

@@ -80,6 +80,17 @@ change_log = Table(
     sqlite_autoincrement=True,  # ids are never reused, even after pruning
 )
 
+# How far the change log has been pruned: one row (id 1), written in the same
+# transaction as each prune. A follower whose position is below ``through`` may
+# have missed deleted rows and must load a fresh snapshot instead.
+change_log_pruned = Table(
+    "change_log_pruned",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("through", Integer, nullable=False),  # the highest id ever deleted
+    Column("pruned_at", DateTime(timezone=True), nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
