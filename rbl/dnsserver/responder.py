@@ -38,8 +38,8 @@ _ONE_QUESTION: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _ONE_QUESTION_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _OPT_START: Final = b"\x00\x00\x29"  # root owner, type OPT
 TCP_LIMIT: Final = 65535
-# Header rcode mnemonics (RFC 6895); extended rcodes such as BADVERS (16) are
-# counted under their low 4 bits, as the header carries them.
+# Rcode mnemonics (RFC 6895) by counter slot: the 16 header rcodes, then
+# BADVERS (16), the one extended rcode rbl sends (in the OPT record).
 RCODE_NAMES: Final = (
     "NOERROR",
     "FORMERR",
@@ -57,6 +57,7 @@ RCODE_NAMES: Final = (
     "RCODE13",
     "RCODE14",
     "RCODE15",
+    "BADVERS",
 )
 
 
@@ -68,7 +69,7 @@ class Responder:
         self.udp_payload = udp_payload
         self._opt = opt_rr(udp_payload, False)
         self._opt_do = opt_rr(udp_payload, True)
-        self.outside_rcodes = [0] * 16  # answers outside every zone, or to unparseable queries
+        self.outside_rcodes = [0] * len(RCODE_NAMES)  # outside every zone, or unparseable
 
     def query_counts(self) -> dict[tuple[str, str], int]:
         """Answers sent so far by (zone name, rcode mnemonic); zone "" is outside every zone."""

@@ -51,7 +51,10 @@ def respond(responder: Responder, data: bytes, udp: bool) -> bytes | None:
         except Exception:
             reply = formerr(data)
     rcodes = responder.outside_rcodes if zone is None else zone.rcodes
-    rcodes[reply[3] & 0x0F] += 1
+    code = reply[3] & 0x0F
+    if code == 0 and reply[10:12] != b"\x00\x00" and reply[-10:-8] == b"\x00\x29":
+        code |= reply[-6] << 4  # the OPT record (last, no options) carries the upper bits
+    rcodes[code if code < len(rcodes) else 0] += 1
     return reply
 
 

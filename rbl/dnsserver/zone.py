@@ -61,9 +61,9 @@ class Zone:
         self.wire_root = encode_name(settings.name)  # lowercase, with the root label
         self.labels = tuple(label.encode("ascii") for label in settings.name.split("."))
         self.nlabels = len(self.labels)
-        # Answers sent per header rcode (4 bits), bumped by both paths; a reload
+        # Answers sent per rcode (header rcode, or 16: BADVERS), bumped by both paths; a reload
         # reconfigures this object in place, so the counts keep growing.
-        self.rcodes = [0] * 16
+        self.rcodes = [0] * 17  # rbl.dnsserver.responder.RCODE_NAMES
         self.serial = serial
         self.reconfigure(settings)
 
