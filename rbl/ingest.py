@@ -187,6 +187,9 @@ class _Batch:
     malformed: int = 0
 
 
+IDENTITY_BYTES = 4096  # of the first line, hashed into a file's identity
+
+
 def file_identity(handle: BinaryIO) -> str | None:
     """device:inode:hash-of-first-line of a regular file; None for pipes (no resuming)."""
     stat = os.fstat(handle.fileno())
@@ -194,7 +197,7 @@ def file_identity(handle: BinaryIO) -> str | None:
         return None
     position = handle.tell()
     handle.seek(0)
-    first = handle.readline(4096)
+    first = handle.readline(IDENTITY_BYTES)
     handle.seek(position)
     return f"{stat.st_dev}:{stat.st_ino}:{hashlib.sha256(first).hexdigest()[:16]}"
 
@@ -275,6 +278,11 @@ class Ingestor:
         poll: float = 1.0,
     ) -> None:
         """Ingest ``handle`` to its end (following: until rotated, truncated or stopped)."""
+        if follow and S_ISREG(os.fstat(handle.fileno()).st_mode):
+            # A file is known by its first line: wait until there is one (a log just
+            # rotated is empty), or a restart would not recognise it and read it again.
+            while not _first_line_whole(handle) and keep_going() and not _replaced(handle):
+                time.sleep(poll)
         identity = file_identity(handle)
         committed = [0, 0]  # byte offset, lines: what a re-run would resume from
 
@@ -402,6 +410,15 @@ class Ingestor:
             return
         report.hits += len(found)
         batch.hits.extend(found)
+
+
+def _first_line_whole(handle: BinaryIO) -> bool:
+    """Does the file hold its whole first line (what ``file_identity`` hashes)?"""
+    position = handle.tell()
+    handle.seek(0)
+    first = handle.readline(IDENTITY_BYTES)
+    handle.seek(position)
+    return first.endswith(b"\n") or len(first) >= IDENTITY_BYTES
 
 
 def _replaced(handle: BinaryIO) -> bool:

@@ -198,3 +198,43 @@ def test_batch_option_is_checked(trapped: Path, tmp_path: Path) -> None:
         trapped, "ingest", "--format", "json", "--batch", "0", "-", check=False, stdin=""
     )
     assert result.returncode != 0 and "--batch" in result.stderr
+
+
+def test_follow_from_an_empty_log_resumes_the_same_file_after_a_restart(
+    trapped: Path, tmp_path: Path
+) -> None:
+    """A log followed from its first byte (just rotated, still empty) is known by its
+    first line once that line is whole; a restart then resumes it instead of reading
+    it again as a new file."""
+    log = tmp_path / "mail.jsonl"
+    log.write_text("")
+    command = [
+        sys.executable, "-m", "rbl", "-c", str(trapped), "ingest", "--format", "json",
+        "--follow", "--poll", "0.05", "--batch", "2", str(log),
+    ]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=subprocess_env())  # fmt: skip
+    try:
+        time.sleep(0.5)  # it has opened the empty file
+        with log.open("a") as handle:
+            handle.write(json_line(0)[:15])  # the first line, half written
+        time.sleep(0.3)
+        with log.open("a") as handle:
+            handle.write(json_line(0)[15:] + "\n" + "".join(json_line(n) + "\n" for n in (1, 2)))
+        wait_for_hits(trapped, 3)
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    with log.open("a") as handle:
+        handle.write("".join(json_line(n) + "\n" for n in (3, 4)))
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=subprocess_env())  # fmt: skip
+    try:
+        wait_for_hits(trapped, 5)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, err = second.communicate(timeout=30)
+    assert second.returncode == 0, err
+    assert db_count(trapped, "SELECT COUNT(*) FROM ingest_sources") == 1
+    assert db_count(trapped, "SELECT lines FROM ingest_sources") == 5
+    assert "resumed after line 3" in out + err
