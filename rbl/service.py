@@ -223,6 +223,7 @@ class DnsServerService(Service):
         transfers: Transfers | None = None,
         rate_limit: RateLimitSettings | None = None,
         tcp: TcpSettings | None = None,
+        processes: int = 1,
     ) -> None:
         self.listen = listen
         self.reuse_port = reuse_port  # share the port with other worker processes
@@ -230,7 +231,7 @@ class DnsServerService(Service):
         self.responder = responder
         self.reactor = reactor
         self.counters = Counters()
-        self.limiter = ResponseRateLimiter(rate_limit or RateLimitSettings())
+        self.limiter = ResponseRateLimiter(rate_limit or RateLimitSettings(), processes=processes)
         self.tcp_factory = DnsStreamFactory(responder, self.counters, transfers, tcp)
         self.ports: list[IListeningPort] = []
         self.bound: list[tuple[str, int]] = []
@@ -526,13 +527,15 @@ def make_service(
     reuse_port: bool = False,
     reuse_port_child: bool = False,
     report_fd: int | None = None,
+    processes: int = 1,
 ) -> Server:
     """Open the store, load the index and compose the services (ports bind on start).
 
     ``dns_only`` leaves out every writer (expiry sweep, live feeds): for extra DNS
     nodes following one database, and for measuring the DNS path alone. A
     ``--workers`` child gets ``report_fd``, the pipe its counters go to; the
-    first process serves /metrics for all of them.
+    first process serves /metrics for all of them. ``processes`` is how many
+    share the DNS ports (each rate-limits its share).
     """
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
@@ -562,6 +565,7 @@ def make_service(
         transfers=transfers,
         rate_limit=settings.dns.rate_limit,
         tcp=settings.dns.tcp,
+        processes=processes,
     )
     dns.setServiceParent(top)
     sender = None

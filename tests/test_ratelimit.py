@@ -64,6 +64,15 @@ def test_a_prefix_gets_its_limit_then_every_second_limited_packet_slips() -> Non
     assert verdicts == [ANSWER] * 5 + [DROP, SLIP, DROP, SLIP, DROP, SLIP]
 
 
+def test_each_of_n_processes_allows_its_share_and_keeps_it_on_reload() -> None:
+    settings = RateLimitSettings(responses_per_second=10, slip=0, exempt=())
+    rrl = ResponseRateLimiter(settings, FakeClock(), processes=3)
+    rrl.tick()
+    assert [rrl.check("192.0.2.1") for _ in range(5)] == [ANSWER] * 4 + [DROP]  # 10/3 up
+    rrl.configure(RateLimitSettings(responses_per_second=20, slip=0, exempt=()))
+    assert [rrl.check("192.0.2.1") for _ in range(8)] == [ANSWER] * 7 + [DROP]  # 20/3 up
+
+
 def test_addresses_of_one_prefix_share_the_limit_and_other_prefixes_do_not() -> None:
     rrl = limiter()
     verdicts = [rrl.check(f"192.0.2.{i}") for i in range(1, 8)]

@@ -35,6 +35,7 @@ from rbl.cli.base import Context, main, pass_context
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT.")
 @click.option("--report-fd", type=int, default=None, hidden=True, help="Counters pipe (workers).")
+@click.option("--processes", type=int, default=None, hidden=True, help="Processes on the ports.")
 @pass_context
 def serve(
     obj: Context,
@@ -45,6 +46,7 @@ def serve(
     workers: int,
     reuse_port: bool,
     report_fd: int | None,
+    processes: int | None,
 ) -> None:
     """Serve the zones over DNS (UDP and TCP) and follow the change log."""
     from dataclasses import replace
@@ -72,6 +74,7 @@ def serve(
         reuse_port=reuse_port or workers > 1,
         reuse_port_child=reuse_port,  # workers leave NOTIFY to the first process
         report_fd=report_fd,
+        processes=processes or workers,
     )
     log.info(
         "loaded {count} listings in {seconds:.2f}s (change log at {position})",
@@ -90,6 +93,7 @@ def serve(
         if obj.database_url:
             child += ["--database", obj.database_url]
         child += ["serve", "--dns-only", "--reuse-port", "--report-fd", str(REPORT_FD)]
+        child += ["--processes", str(workers)]
         for host, port in server.dns.bound:
             child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         if user:

@@ -30,9 +30,10 @@ their prefix's counter, and every new prefix shares one overflow counter with
 the same limit until the second ends: a flood cannot grow memory, and gets at
 most ``responses_per_second`` answers more than the prefixes already counted.
 
-With ``--workers N`` each process has its own limiter; the kernel spreads a
-client's packets over the workers by source port, so a prefix may get up to N
-times the limit.
+With ``--workers N`` each process has its own limiter, allowing 1/N of the
+limit: the kernel spreads a client's packets over the workers by the source
+port, which resolvers (RFC 5452) and spoofed floods alike vary, so together
+they allow about the limit.
 
 Imports only the standard library and the configuration.
 """
@@ -68,9 +69,13 @@ class ResponseRateLimiter:
         settings: RateLimitSettings,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = MAX_CLIENTS,
+        processes: int = 1,
     ) -> None:
         self.clock = clock
         self.max_clients = max_clients
+        # ``--workers N``: the kernel spreads a prefix's packets over N processes
+        # (by source port), so each allows its share and together they allow the limit.
+        self.processes = processes
         # Each client address this second -> its prefix's bucket, a one-item list
         # [count] shared by the addresses of the prefix (exempt ones share their own).
         # The per-packet check is then one dict lookup on the address string.
@@ -88,7 +93,7 @@ class ResponseRateLimiter:
         """Apply new settings (SIGHUP reload); counting restarts from zero."""
         self.settings = settings
         self.enabled = settings.responses_per_second > 0
-        self._limit = settings.responses_per_second
+        self._limit = -(-settings.responses_per_second // self.processes)  # rounded up
         self._slip = settings.slip
         self._shift4 = 32 - settings.ipv4_prefix
         self._shift6 = 128 - settings.ipv6_prefix
