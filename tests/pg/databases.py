@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,7 +62,22 @@ class PgDatabases:
         return with_database(self.url, name)
 
     def drop(self, name: str) -> None:
-        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        """Drop ``name``; FORCE ends our own sessions in it.
+
+        FORCE cannot end an autovacuum worker (a superuser's) that happens to be
+        in the database, and fails with InsufficientPrivilege; the worker is done
+        within moments, so the drop is tried again for a while.
+        """
+        import psycopg
+
+        for attempt in range(100):
+            try:
+                self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                return
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+                if attempt == 99:
+                    raise
+                time.sleep(0.1)
 
     def close(self) -> None:
         try:
