@@ -7,9 +7,12 @@ one of them must be answered before the sockets close.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import signal
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -17,12 +20,19 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.conftest import rbl_command, start_server
+from tests.conftest import RunningServer, rbl_command, start_server
 
 pytestmark = pytest.mark.slow
 
 COUNT = 400
 UDP_COUNT = 100  # UDP replies queue in the client's socket buffer: keep it well below its size
+
+
+def kill_if_running(server: RunningServer) -> None:
+    """Cleanup after a failed assertion: the test's own stop did not happen."""
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait()
 
 
 def query_wire(index: int) -> bytes:
@@ -72,18 +82,13 @@ def test_sigterm_answers_queries_already_sent(config_path: Path) -> None:
     finally:
         tcp.close()
         udp.close()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        kill_if_running(server)
     assert "Main loop terminated" in server.log()
 
 
 def test_sigterm_sends_answers_a_slow_reader_has_not_taken(config_path: Path) -> None:
     """A client pipelines many queries and reads nothing until after the signal: the
     server stops reading, but every query it did read gets its whole answer."""
-    import re
-    import threading
-
     server = start_server(config_path)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little room in the kernel
@@ -95,8 +100,6 @@ def test_sigterm_sends_answers_a_slow_reader_has_not_taken(config_path: Path) ->
         with contextlib.suppress(OSError):  # the server stops reading and closes
             sock.sendall(payload)
 
-    import contextlib
-
     sender = threading.Thread(target=send, daemon=True)
     try:
         sender.start()
@@ -107,9 +110,7 @@ def test_sigterm_sends_answers_a_slow_reader_has_not_taken(config_path: Path) ->
         assert server.process.wait(timeout=30) == 0
     finally:
         sock.close()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        kill_if_running(server)
     ids = [a.id for a in answers]
     assert ids == list(range(len(ids)))  # in order, none missing, none cut short
     received = re.search(r"DNS stopped: \d+ UDP and (\d+) TCP queries", server.log())
@@ -122,7 +123,6 @@ def test_sigterm_finishes_a_lookup_waiting_on_the_database(
 ) -> None:
     """A lookup is held by a table lock (PostgreSQL) when the signal comes: the server
     stops listening but answers it, in full, once the lock goes, then exits."""
-    import threading
     import urllib.request
 
     from sqlalchemy import create_engine, text
@@ -159,9 +159,7 @@ def test_sigterm_finishes_a_lookup_waiting_on_the_database(
         assert server.process.wait(timeout=30) == 0
     finally:
         engine.dispose()
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        kill_if_running(server)
     assert len(pages) == 1, server.log()
     status, body = pages[0]
     assert status == 200 and b"45.1.1.7" in body and b"</html>" in body

@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -316,11 +316,3 @@ def file_backlog(name: str, identity: str, offset: int) -> int | None:
     except OSError:
         return None
     return max(0, size - offset)
-
-
-def utcnow(clock: Any) -> datetime:
-    return datetime.fromtimestamp(clock.seconds(), UTC)
-
-
-def merge(*groups: Iterable[Family]) -> list[Family]:
-    return [family for group in groups for family in group]

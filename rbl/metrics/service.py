@@ -12,6 +12,7 @@ when the store cannot be read, the scrape still answers, with
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,8 @@ from rbl.metrics.collect import (
     dump_families,
     file_backlog,
     info_families,
-    merge,
     policy_families,
     store_families,
-    utcnow,
 )
 from rbl.metrics.exposition import CONTENT_TYPE, render
 from rbl.store.reader import ListingReader, StoreStats
@@ -119,13 +118,14 @@ class MetricsCollector:
     def render(self) -> bytes:
         server = self.server
         writer = server.writer
-        families = merge(
-            info_families("dns-only" if writer is None else "primary"),
-            dns_families(self.snapshots()),
-        )
+        families = [
+            *info_families("dns-only" if writer is None else "primary"),
+            *dns_families(self.snapshots()),
+        ]
         if self.reader is not None:
             backlog = file_backlog if writer is not None else (lambda *_: None)
-            families += store_families(self._stats, utcnow(self.clock), backlog)
+            now = datetime.fromtimestamp(self.clock.seconds(), UTC)
+            families += store_families(self._stats, now, backlog)
         if writer is not None and writer.policy_factory is not None:
             families += policy_families(writer.policy_factory, writer.recorder)
         families += dump_families(server.dumps, self.dump_directory, self.clock.seconds())
