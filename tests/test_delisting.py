@@ -167,3 +167,14 @@ def test_allowlist_reaches_dns_inside_a_listed_network(config_path: Path) -> Non
         assert query(restarted, "7.4.4.45.bl.example.org") == dns.rcode.NOERROR
     finally:
         stop_server(restarted)
+
+
+def test_request_tokens_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leading "-" makes the CLI read the token as an option (a flaky test showed it)."""
+    import secrets
+
+    from rbl.store import requests
+
+    drawn = iter(["-starts-like-an-option-xxxxxxxxxx", "Abc_-defghijklmnopqrstuvwxyz01234"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert requests.new_token() == "Abc_-defghijklmnopqrstuvwxyz01234"

@@ -67,6 +67,18 @@ def _request(row: Row[tuple[object, ...]]) -> RemovalRequest:
     )
 
 
+def new_token() -> str:
+    """A request token (32 URL-safe characters) that does not start with "-".
+
+    Operators type it into the CLI (``rbl requests deny TOKEN``), where a
+    leading "-" reads as an option: about one token in 64 would be refused.
+    """
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 def open_request(
     conn: Connection,
     zone: str,
@@ -102,7 +114,7 @@ def open_request(
     ).first()
     if pending is not None:
         return _request(pending)
-    token = secrets.token_urlsafe(24)
+    token = new_token()
     conn.execute(
         insert(removal_requests).values(
             token=token,
