@@ -33,3 +33,8 @@ class TrapHit:
     raw: str  # the line (or request) as received, for the evidence trail
     client_name: str | None = None  # FCrDNS-verified host name, when the MTA logged one
     trap_asserted: bool = False  # the feed says this was a trap hit (its own trap list)
+    # How far the SMTP transaction got: "rcpt" (refused or seen at RCPT, no message
+    # sent), "data" (message content was sent: an accepted arrival, a verdict at
+    # DATA/END-OF-MESSAGE), or None when the feed does not say. Verification probes
+    # never send DATA, so a "data" hit is never taken for one.
+    stage: str | None = None

@@ -132,6 +132,7 @@ def test_captured_postfix_request_gives_one_hit(harness: Harness) -> None:
             ),
             client_name="localhost",
             trap_asserted=False,
+            stage="rcpt",
         )
     ]
     assert (harness.factory.requests, harness.factory.hits) == (1, 1)

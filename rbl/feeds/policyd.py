@@ -337,6 +337,7 @@ class PolicyServerFactory(ServerFactory):
             raw=render_raw(attributes),
             client_name=None if client_name == "unknown" else client_name,
             trap_asserted=False,
+            stage="rcpt",
         )
 
     def _logError(self, failure: Failure | None = None) -> None:

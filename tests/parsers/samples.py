@@ -14,8 +14,8 @@ File format (fail2ban's tests/files/logs style), one file per parser, named
     # error: <substring of the ParseError message>
     <line>
 
-A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name
-and trap_asserted default to null/false, feed to the format name and raw to
+A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name,
+stage and trap_asserted default to null/null/false, feed to the format name and raw to
 the line itself. Blank lines between cases are ignored.
 """
 
@@ -54,7 +54,14 @@ def zone(text: str) -> tzinfo:
 def _hit(fmt: str, line: str, given: dict[str, Any], where: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED if key not in given]
     assert not missing, f"{where}: expected hit lacks {missing}"
-    return {"client_name": None, "trap_asserted": False, "feed": fmt, "raw": line, **given}
+    return {
+        "client_name": None,
+        "trap_asserted": False,
+        "stage": None,
+        "feed": fmt,
+        "raw": line,
+        **given,
+    }
 
 
 def load(path: Path) -> list[Case]:

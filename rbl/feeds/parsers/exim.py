@@ -123,6 +123,7 @@ def _rejected(
             feed=ctx.feed or NAME,
             raw=line,
             client_name=name,
+            stage="rcpt",
         )
     ]
 
@@ -159,6 +160,7 @@ def _arrival(
             feed=feed,
             raw=line,
             client_name=name,
+            stage="data",
         )
         for rcpt in recipients.split(" ")
         if rcpt

@@ -102,5 +102,6 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
             feed=ctx.feed or NAME,
             raw=line,
             client_name=None if name in ("", "unknown") else name,
+            stage="rcpt" if where == "RCPT" else "data",
         )
     ]
