@@ -19,8 +19,10 @@ from rbl.errors import ConfigError
 from rbl.feeds.parsers import jsonlines
 from rbl.feeds.parsers.context import ParseContext
 from rbl.follower import IndexFollower
+from rbl.keys import parse_ip_key
 from rbl.service import build_zones, load_index
 from rbl.store.database import open_engine
+from rbl.store.public import public_status
 from rbl.store.reader import ListingReader
 from rbl.store.schema import audit_log, listings
 from rbl.traphit import ParseError
@@ -214,3 +216,21 @@ def test_provider_hosts_default_and_configured() -> None:
 def test_bad_provider_hosts_name_the_entry(value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_settings(listing_config(provider_hosts=value), source=Path("t.toml"))
+
+
+def test_the_public_status_of_a_held_key_is_never_listed(ingested: Path) -> None:
+    """Held, and after the hold is rejected: not listed, and never 'was listed until'."""
+    engine = open_engine(database_url_of(ingested))
+    now = datetime.now(UTC)
+    try:
+        with engine.connect() as conn:
+            held = public_status(conn, "bl.example.org", parse_ip_key(GMAIL), now=now)
+            listed_one = public_status(conn, "bl.example.org", parse_ip_key("45.1.1.1"), now=now)
+        assert run(ingested, "list", "reject", GMAIL, "--reason", "relay").exit_code == 0
+        with engine.connect() as conn:
+            rejected = public_status(conn, "bl.example.org", parse_ip_key(GMAIL), now=now)
+    finally:
+        engine.dispose()
+    assert listed_one.listing is not None
+    for status in (held, rejected):
+        assert status.listing is None and status.last_listing is None
