@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -13,6 +13,9 @@ from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
 from rbl.keys import IpKey, ListingKey
+
+if TYPE_CHECKING:
+    from rbl.store.listings import Listing
 
 
 @main.group(name="list")
@@ -176,18 +179,7 @@ def list_held(obj: Context, zone: str | None, limit: int) -> None:
 @pass_context
 def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
     """List the held KEY for real: it goes to DNS."""
-    from rbl.store.listings import now_utc, release_hold
-
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
-    if not yes:
-        click.confirm(
-            f"Publish the held listing of {parsed.text} in {zone_settings.name}?", abort=True
-        )
-    with obj.engine().begin() as conn:
-        listing = release_hold(
-            conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
-        )
+    listing = _settle(obj, key, zone, reason, release=True, confirm=not yes)
     click.echo(f"released {listing.key}: listed in {listing.zone} as {','.join(listing.codes)}")
 
 
@@ -198,15 +190,27 @@ def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: boo
 @pass_context
 def list_reject(obj: Context, key: str, zone: str | None, reason: str) -> None:
     """Drop the hold on KEY: it is not listed, and only newer evidence can hold it again."""
-    from rbl.store.listings import now_utc, reject_hold
+    listing = _settle(obj, key, zone, reason, release=False, confirm=False)
+    click.echo(f"rejected the hold on {listing.key} in {listing.zone}: not listed")
+
+
+def _settle(
+    obj: Context, key: str, zone: str | None, reason: str, *, release: bool, confirm: bool
+) -> Listing:
+    """Release or reject the hold on ``key``, audited as the operator."""
+    from rbl.store.listings import now_utc, reject_hold, release_hold
 
     zone_settings = obj.pick_zone(zone, key)
     parsed = _key_for(zone_settings, key)
+    if confirm:
+        click.confirm(
+            f"Publish the held listing of {parsed.text} in {zone_settings.name}?", abort=True
+        )
+    decide = release_hold if release else reject_hold
     with obj.engine().begin() as conn:
-        listing = reject_hold(
+        return decide(
             conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(f"rejected the hold on {listing.key} in {listing.zone}: not listed")
 
 
 def _query_text(key: ListingKey) -> str:

@@ -295,27 +295,11 @@ def release_hold(
             f"the hold of {text} in {zone} lapsed at {expires:%Y-%m-%d %H:%M:%S}Z; "
             "list it with 'rbl list add' if it should still be listed"
         )
-    conn.execute(
-        update(listings)
-        .where(listings.c.id == row.id, listings.c.state == HELD)
-        .values(state=ACTIVE, times_listed=row.times_listed + 1, updated_at=now, reason=reason)
-    )
     append_change(
         conn, zone=zone, key=text, op=OP_SET, codes=row.codes, txt=row.txt, created_at=now
     )
-    audit(
-        conn,
-        now=now,
-        actor=actor,
-        action="release",
-        zone=zone,
-        key=text,
-        reason=reason,
-        detail=f"codes={row.codes} held for: {row.reason or ''}",
-    )
-    found = get_listing(conn, zone, text)
-    assert found is not None
-    return found
+    values = {"state": ACTIVE, "times_listed": row.times_listed + 1}
+    return _settle_hold(conn, row, "release", values, reason=reason, actor=actor, now=now)
 
 
 def reject_hold(
@@ -325,22 +309,37 @@ def reject_hold(
     text = key if isinstance(key, str) else key.text
     lock_change_log(conn)
     row = _held(conn, zone, text)
+    values = {"state": REMOVED, "delisted_at": now}
+    return _settle_hold(conn, row, "reject", values, reason=reason, actor=actor, now=now)
+
+
+def _settle_hold(
+    conn: Connection,
+    row: Row[tuple[object, ...]],
+    action: str,
+    values: dict[str, object],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Listing:
+    """End a hold with the operator's decision, audited with what it was held for."""
     conn.execute(
         update(listings)
         .where(listings.c.id == row.id, listings.c.state == HELD)
-        .values(state=REMOVED, updated_at=now, reason=reason, delisted_at=now)
+        .values(updated_at=now, reason=reason, **values)
     )
     audit(
         conn,
         now=now,
         actor=actor,
-        action="reject",
-        zone=zone,
-        key=text,
+        action=action,
+        zone=row.zone,
+        key=row.key,
         reason=reason,
-        detail=f"held for: {row.reason or ''}",
+        detail=f"codes={row.codes} held for: {row.reason or ''}",
     )
-    found = get_listing(conn, zone, text)
+    found = get_listing(conn, row.zone, row.key)
     assert found is not None
     return found
 
