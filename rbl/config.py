@@ -103,7 +103,8 @@ DAY = 86400.0
 # Domains that big mail providers' outbound hosts have their forward-confirmed names
 # in (PTR and A agree), as in mail-wr1-f41.google.com, mail-*.outbound.protection.
 # outlook.com, sonic*.mail.*.yahoo.com, *.me.com / *.icloud.com, a8-30.smtp-out.
-# amazonses.com, o1.ptr*.sendgrid.net, m*.mailgun.net, mail*.*.mandrillapp.com.
+# amazonses.com, *.sendgrid.net, m*.mailgun.net, mail*.*.mandrillapp.com. A dedicated
+# IP named inside its one customer's own domain is not held: it serves that customer.
 DEFAULT_PROVIDER_HOSTS: tuple[str, ...] = (
     "google.com",
     "googlemail.com",
@@ -127,6 +128,12 @@ DEFAULT_PROVIDER_HOSTS: tuple[str, ...] = (
     "messagingengine.com",
     "gmx.net",
     "web.de",
+    "t-online.de",
+    "aol.com",
+    "mail.ru",
+    "yandex.net",
+    "qq.com",
+    "163.com",
 )
 
 
