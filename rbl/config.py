@@ -100,6 +100,42 @@ class SyncSettings:
 
 DAY = 86400.0
 
+# Domains that big mail providers' outbound hosts have their forward-confirmed names
+# in (PTR and A agree), as in mail-wr1-f41.google.com, mail-*.outbound.protection.
+# outlook.com, sonic*.mail.*.yahoo.com, *.me.com / *.icloud.com, a8-30.smtp-out.
+# amazonses.com, *.sendgrid.net, m*.mailgun.net, mail*.*.mandrillapp.com. A dedicated
+# IP named inside its one customer's own domain is not held: it serves that customer.
+DEFAULT_PROVIDER_HOSTS: tuple[str, ...] = (
+    "google.com",
+    "googlemail.com",
+    "outlook.com",  # covers protection.outlook.com
+    "hotmail.com",
+    "yahoo.com",
+    "yahoodns.net",
+    "icloud.com",
+    "me.com",
+    "apple.com",
+    "amazonses.com",
+    "sendgrid.net",
+    "mailgun.net",
+    "mandrillapp.com",
+    "mcsv.net",
+    "rsgsv.net",
+    "sparkpostmail.com",
+    "mtasv.net",
+    "zoho.com",
+    "protonmail.ch",
+    "messagingengine.com",
+    "gmx.net",
+    "web.de",
+    "t-online.de",
+    "aol.com",
+    "mail.ru",
+    "yandex.net",
+    "qq.com",
+    "163.com",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ListingSettings:
@@ -114,6 +150,11 @@ class ListingSettings:
     max_duration: float = 90 * DAY  # ...up to this cap
     own_networks: tuple[str, ...] = ()  # the operator's networks: never listed
     expiry_interval: float = 60.0  # seconds between expiry sweeps in ``rbl serve``
+    # Hosts whose verified name lies inside one of these domains are held for review
+    # instead of listed; default DEFAULT_PROVIDER_HOSTS, [] holds none; 0..1000 entries,
+    # each a domain of two labels or more.
+    provider_hosts: tuple[str, ...] = DEFAULT_PROVIDER_HOSTS
+    held_networks: tuple[str, ...] = ()  # addresses or CIDR networks held the same way
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +453,8 @@ def _listing(
             "max_duration",
             "own_networks",
             "expiry_interval",
+            "provider_hosts",
+            "held_networks",
         },
         where,
     )
@@ -450,8 +493,31 @@ def _listing(
         threshold=threshold,
         repeat_factor=float(factor),
         own_networks=networks,
+        provider_hosts=_provider_hosts(data, where),
+        held_networks=_networks(data, "held_networks", where),
         **durations,
     )
+
+
+def _provider_hosts(data: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """Domains of big providers' outbound hosts, each a real domain, never a bare TLD."""
+    if "provider_hosts" not in data:
+        return DEFAULT_PROVIDER_HOSTS
+    items = data["provider_hosts"]
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{where}: provider_hosts must be a list of domains")
+    if len(items) > 1000:
+        raise ConfigError(f"{where}: provider_hosts has {len(items)} entries, more than 1000")
+    domains = []
+    for item in items:
+        domain = _domain(item, where, f"provider_hosts entry {item!r}")
+        if "." not in domain:
+            raise ConfigError(
+                f"{where}: provider_hosts entry {item!r} is a top-level domain; it would hold "
+                "every host under it: name the provider's domain, such as google.com"
+            )
+        domains.append(domain)
+    return tuple(dict.fromkeys(domains))
 
 
 def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:

@@ -9,9 +9,15 @@ so re-reading the same evidence gives the same list.
 The safeguards encode the field's hard lessons:
 
 * never list reserved or the operator's own networks, nor allowlisted ones;
-* sender-verification callback probes (null sender, ``double-bounce``, Exim's
-  ``host-EPOCH-testing`` random local parts) hit traps without any spam being
-  sent: recorded, never listed;
+* sender-verification callback probes hit traps without any spam being sent:
+  recorded, never listed. A probe is known by its shape (``probe_reason``),
+  never by a sender's name alone: ``postmaster@`` of a stranger's domain is
+  what phishing sends from;
+* a bounce (null sender with a message) to a trap is backscatter: recorded,
+  never listed (``backscatter_reason``);
+* a big provider's outbound host (Gmail, Outlook, SES, ...) relays millions of
+  innocent users for every spammer: its listing is held for the operator's
+  review instead of going to DNS (``Rules.hold_reason``, ``Action.HOLD``);
 * a domain in MAIL FROM is usually forged (a victim), so a domain is listed
   only when the sending host's forward-confirmed name lies inside it.
 
@@ -75,7 +81,11 @@ RESERVED_NETWORKS: Final[tuple[Network, ...]] = tuple(
 _BATV_TAG: Final = re.compile(r"^[0-9]{4}[0-9a-f]{6}$")
 # Exim's callout_random_local_part default is "$primary_hostname-$tod_epoch-testing".
 _RANDOM_PROBE: Final = re.compile(r"^[a-z0-9.-]+-[0-9]{9,11}-testing$")
+# Local parts that verification probes send from, always at the prober's own domain
+# (Postfix double-bounce@$myorigin, Exim use_postmaster: postmaster@$qualify_domain).
 _PROBE_SENDERS: Final = frozenset({"double-bounce", "mailer-daemon", "postmaster"})
+STAGE_RCPT: Final = "rcpt"
+STAGE_DATA: Final = "data"
 
 
 class Action(StrEnum):
@@ -83,6 +93,7 @@ class Action(StrEnum):
     RECORD = "record"  # evidence kept, list unchanged
     LIST = "list"  # a new listing
     EXTEND = "extend"  # an active listing lives longer
+    HOLD = "hold"  # would list, but waits for the operator's review; never in DNS until released
 
 
 @dataclass(frozen=True)
@@ -93,22 +104,39 @@ class Rules:
     repeat_factor: float
     max_duration: timedelta
     protected: tuple[Network, ...]
+    # Big providers' outbound hosts, by the domain their verified names lie inside,
+    # and networks held the same way: their listings wait for review.
+    provider_hosts: frozenset[str] = frozenset()
+    held: tuple[Network, ...] = ()
     _tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
+    _held_tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Longest-prefix lookups over the protected networks: an int compare or two
-        # per hit instead of testing every network.
-        tables = {4: PrefixTable(32), 6: PrefixTable(128)}
-        for position, network in enumerate(self.protected):
-            tables[network.version].set(
-                int(network.network_address), network.prefixlen, position + 1
-            )
-        object.__setattr__(self, "_tables", tables)
+        # Longest-prefix lookups over the networks: an int compare or two per hit
+        # instead of testing every network.
+        object.__setattr__(self, "_tables", _prefix_tables(self.protected))
+        object.__setattr__(self, "_held_tables", _prefix_tables(self.held))
 
     def protected_network(self, address: str) -> Network | None:
-        key = address_key(address)
-        found = self._tables[key.family].lookup(key.network)
-        return None if found is None else self.protected[found - 1]
+        return _lookup(self._tables, self.protected, address)
+
+    def hold_reason(self, hit: TrapHit) -> str | None:
+        """Why a listing of this hit's host waits for review, or None.
+
+        Only the forward-confirmed name counts: HELO is the sender's to choose,
+        so a spammer saying ``EHLO mail.google.com`` is no reason to hold.
+        """
+        name = _host(hit.client_name)
+        if name and self.provider_hosts:
+            labels = name.split(".")
+            for start in range(len(labels) - 1):
+                suffix = ".".join(labels[start:])
+                if suffix in self.provider_hosts:
+                    return f"{name} is a big provider's outbound host ({suffix})"
+        network = _lookup(self._held_tables, self.held, hit.client_ip) if self.held else None
+        if network is not None:
+            return f"{hit.client_ip} is inside {network}, held for review by configuration"
+        return None
 
     @classmethod
     def from_settings(cls, settings: ListingSettings) -> Rules:
@@ -120,6 +148,8 @@ class Rules:
             repeat_factor=settings.repeat_factor,
             max_duration=timedelta(seconds=settings.max_duration),
             protected=RESERVED_NETWORKS + own,
+            provider_hosts=frozenset(settings.provider_hosts),
+            held=tuple(ipaddress.ip_network(n, strict=False) for n in settings.held_networks),
         )
 
     def duration_for(self, earlier_listings: int) -> timedelta:
@@ -135,6 +165,21 @@ class Rules:
         return min(timedelta(seconds=base * self.repeat_factor**exponent), self.max_duration)
 
 
+def _prefix_tables(networks: tuple[Network, ...]) -> dict[int, PrefixTable]:
+    tables = {4: PrefixTable(32), 6: PrefixTable(128)}
+    for position, network in enumerate(networks):
+        tables[network.version].set(int(network.network_address), network.prefixlen, position + 1)
+    return tables
+
+
+def _lookup(
+    tables: dict[int, PrefixTable], networks: tuple[Network, ...], address: str
+) -> Network | None:
+    key = address_key(address)
+    found = tables[key.family].lookup(key.network)
+    return None if found is None else networks[found - 1]
+
+
 @dataclass(frozen=True, slots=True)
 class History:
     """What the store knows about the address before this hit."""
@@ -146,6 +191,8 @@ class History:
     active_manual: bool = False  # listed by the operator: its lifetime is theirs
     allowlisted: bool = False
     delisted_at: datetime | None = None  # only newer hits may list it again
+    held: bool = False  # a listing waits for the operator's review (never active too)
+    held_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +226,54 @@ def domain_of(address: str | None) -> str | None:
     return domain or None
 
 
+def _host(name: str | None) -> str:
+    return (name or "").strip().rstrip(".").lower()
+
+
+def _inside(name: str, domain: str) -> bool:
+    """Is host ``name`` the domain or below it? (A bare TLD is nobody's own domain.)"""
+    return "." in domain and (name == domain or name.endswith("." + domain))
+
+
+def own_domain(hit: TrapHit, domain: str | None) -> bool:
+    """Is ``domain`` the connecting host's own?
+
+    Its forward-confirmed name lies inside it; only when the MTA verified no
+    name does the HELO stand in. A verified name that is elsewhere is not
+    overruled by a HELO the sender chose.
+    """
+    if not domain:
+        return False
+    name = _host(hit.client_name)
+    if name:
+        return _inside(name, domain)
+    helo = _host(hit.helo)
+    return bool(helo) and _inside(helo, domain)
+
+
 def probe_reason(hit: TrapHit) -> str | None:
-    """Why this looks like a sender-verification probe rather than spam, or None."""
+    """Why this hit has a sender-verification probe's shape, or None.
+
+    A probe stops after RCPT (it never sends a message), and it comes either
+    from the null sender or from the probing host's own double-bounce,
+    postmaster or mailer-daemon address; Exim's callouts also try a random
+    ``host-EPOCH-testing`` recipient. So a hit at the "data" stage is never a
+    probe, and ``postmaster@`` of a domain that is not the client's own is an
+    ordinary sender (phishing uses exactly those). When the feed does not say
+    the stage (None: spamd, spamdb, JSON without "stage"), the hit is taken
+    as one that may have stopped at RCPT: a listing of a real prober would be
+    a false listing, while the evasion the name alone allowed stays closed
+    because the domain must still be the client's own.
+    """
+    if hit.stage == STAGE_DATA:
+        return None
     if hit.mail_from == "":
         return "null sender: a bounce or a sender-verification callback"
     sender = normalise_sender(hit.mail_from)
-    if sender is not None and sender.partition("@")[0] in _PROBE_SENDERS:
-        return f"sender {sender.partition('@')[0]}@: an address-verification probe"
+    if sender is not None:
+        local, _, domain = sender.rpartition("@")
+        if local in _PROBE_SENDERS and own_domain(hit, domain):
+            return f"sender {local}@ of the client's own domain: an address-verification probe"
     if hit.rcpt_to:
         local = hit.rcpt_to.rpartition("@")[0]
         if _RANDOM_PROBE.match(local):
@@ -193,10 +281,31 @@ def probe_reason(hit: TrapHit) -> str | None:
     return None
 
 
+def backscatter_reason(hit: TrapHit) -> str | None:
+    """Why this hit is a bounce to a trap, or None.
+
+    A message from the null sender is a delivery report. One that reaches a
+    trap answers mail that a spammer sent in the trap's name (a forged MAIL
+    FROM), so the bouncing host is a bystander relaying its own users' bounces,
+    not the spammer: the hit is kept as evidence, never counted or listed.
+    Spam sent with a null sender escapes this rule; the operator still sees
+    every such hit and can list by hand.
+    """
+    if hit.stage == STAGE_DATA and hit.mail_from == "":
+        return "null sender with a message: a bounce to a trap (backscatter from a forged sender)"
+    return None
+
+
 def decide(
     hit: TrapHit, *, is_trap: bool, history: History, rules: Rules, now: datetime
 ) -> Decision:
-    """What this hit does to the listing of ``hit.client_ip``."""
+    """What this hit does to the listing of ``hit.client_ip``.
+
+    A hit that would list a held host (``Rules.hold_reason``) holds it
+    instead, and a held listing stays held, later hits extending it, until
+    the operator releases or rejects it. An active listing (one released, or
+    made before the host was held) is extended as usual.
+    """
     if not is_trap and not hit.trap_asserted:
         return Decision(Action.IGNORE, "recipient is not a trap", counts=False)
     network = rules.protected_network(hit.client_ip)
@@ -206,7 +315,7 @@ def decide(
         )
     if history.allowlisted:
         return Decision(Action.RECORD, "never listed: allowlisted", counts=False)
-    probe = probe_reason(hit)
+    probe = probe_reason(hit) or backscatter_reason(hit)
     if probe is not None:
         return Decision(Action.RECORD, f"not listed: {probe}", counts=False)
     if history.delisted_at is not None and hit.at <= history.delisted_at:
@@ -229,6 +338,15 @@ def decide(
     expires = hit.at + rules.duration_for(history.earlier_listings)
     if expires <= now:
         return Decision(Action.RECORD, "not listed: the evidence is older than a listing lives")
+    if history.held:  # stays held until the operator decides, whatever later hits say
+        if history.held_expires_at is not None and history.held_expires_at >= expires:
+            return Decision(
+                Action.RECORD, "held for review; expiry already later", history.held_expires_at
+            )
+        return Decision(Action.HOLD, "held for review; hit extends the hold", expires)
+    hold = rules.hold_reason(hit)
+    if hold is not None:
+        return Decision(Action.HOLD, f"held for review: {hold}", expires)
     repeat = (
         f" (listed {history.earlier_listings} time(s) before)" if history.earlier_listings else ""
     )
@@ -240,13 +358,10 @@ def tied_domain(hit: TrapHit) -> str | None:
 
     Only then is a domain the sender's own: MAIL FROM alone is forged too often.
     """
-    name = (hit.client_name or "").rstrip(".").lower()
+    name = _host(hit.client_name)
     if not name:
         return None
-    for candidate in (
-        domain_of(normalise_sender(hit.mail_from)),
-        (hit.helo or "").strip().rstrip(".").lower() or None,
-    ):
-        if candidate and "." in candidate and (name == candidate or name.endswith("." + candidate)):
+    for candidate in (domain_of(normalise_sender(hit.mail_from)), _host(hit.helo) or None):
+        if candidate and _inside(name, candidate):
             return candidate
     return None

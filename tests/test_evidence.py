@@ -6,17 +6,19 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
 from rbl.allowlist import Allowlist
 from rbl.config import ListingSettings, parse_settings
+from rbl.errors import NotListedError, StoreError
 from rbl.keys import ZoneKind, parse_key
 from rbl.policy import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import expire_listings, record_hits
-from rbl.store.listings import add_listing, remove_listing
+from rbl.store.listings import add_listing, reject_hold, release_hold, remove_listing
 from rbl.store.schema import audit_log, change_log, hits, listings
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher, parse_trap
@@ -333,3 +335,138 @@ def test_nul_and_control_characters_from_a_sender_are_stored(database_url: str) 
     assert len(stored) == 1
     assert "\x00" not in stored[0].helo and "bad" in stored[0].helo
     assert stored[0].raw.startswith("line with ") and stored[0].raw.endswith(" in it")
+
+
+GMAIL_IP = "209.85.220.41"
+
+
+def gmail(**changes: object) -> TrapHit:
+    """Issue 11: one hit from a big provider's outbound host listed it at threshold 1."""
+    base: dict[str, object] = {
+        "client_ip": GMAIL_IP,
+        "client_name": "mail-xyz.google.com",
+        "helo": "mail-xyz.google.com",  # inside the verified name: would tie an RHSBL domain
+        "mail_from": "someone@gmail.com",
+        "stage": "data",
+    }
+    base.update(changes)
+    return hit(**base)
+
+
+def test_a_big_providers_host_is_held_not_listed(database_url: str) -> None:
+    engine = open_engine(database_url)
+    try:
+        first = record(engine, [gmail()])
+        later = NOW + timedelta(hours=2)
+        second = record(engine, [gmail(at=later)], now=later)
+        listing_rows, hit_rows = rows(engine, listings), rows(engine, hits)
+        changes, audits = rows(engine, change_log), rows(engine, audit_log)
+    finally:
+        engine.dispose()
+    assert first.actions == {"hold": 1} and first.listed == []
+    assert first.held == ["bl.example.org 209.85.220.41"]
+    assert second.actions == {"hold": 1} and second.held == []  # already held
+    (listing,) = listing_rows  # no RHSBL listing for the tied domain either
+    assert (listing.zone, listing.key, listing.state, listing.hit_count) == (
+        "bl.example.org",
+        GMAIL_IP,
+        "held",
+        2,
+    )
+    assert listing.times_listed == 0  # not a listing episode until released
+    assert "mail-xyz.google.com is a big provider's outbound host" in listing.reason
+    assert listing.expires_at.replace(tzinfo=UTC) == later + timedelta(days=7)
+    assert [h.action for h in hit_rows] == ["hold", "hold"] and all(h.counted for h in hit_rows)
+    assert changes == []  # nothing for DNS to follow
+    assert [(a.actor, a.action, a.key) for a in audits] == [("policy", "hold", GMAIL_IP)]
+
+
+def test_release_lists_a_held_key_and_reject_drops_it(database_url: str) -> None:
+    engine = open_engine(database_url)
+    other = "209.85.220.42"
+    try:
+        record(engine, [gmail(), gmail(client_ip=other)])
+        later = NOW + timedelta(hours=1)
+        with engine.begin() as conn:
+            released = release_hold(
+                conn, "bl.example.org", GMAIL_IP, reason="reviewed", actor="alice", now=later
+            )
+            rejected = reject_hold(
+                conn, "bl.example.org", other, reason="shared relay", actor="bob", now=later
+            )
+            with pytest.raises(NotListedError, match="no listing held for review"):
+                release_hold(
+                    conn, "bl.example.org", other, reason="again", actor="alice", now=later
+                )
+        changes, audits = rows(engine, change_log), rows(engine, audit_log)
+        # Evidence older than the rejection does not hold it again; newer evidence does.
+        older = NOW + timedelta(seconds=1)
+        assert record(engine, [gmail(client_ip=other, at=older)], now=later).actions == {
+            "record": 1
+        }
+        newer = later + timedelta(minutes=5)
+        assert record(engine, [gmail(client_ip=other, at=newer)], now=newer).actions == {"hold": 1}
+        # Once released, it is a listing like any other: provider hits extend it.
+        extended = record(engine, [gmail(at=newer)], now=newer)
+    finally:
+        engine.dispose()
+    assert (released.state, released.times_listed, released.codes) == ("active", 1, ("127.0.0.2",))
+    assert (rejected.state, rejected.delisted_at) == ("removed", later)
+    assert [(c.key, c.op, c.codes) for c in changes] == [(GMAIL_IP, "set", "127.0.0.2")]
+    assert [(a.actor, a.action, a.key, a.reason) for a in audits[2:]] == [
+        ("alice", "release", GMAIL_IP, "reviewed"),
+        ("bob", "reject", other, "shared relay"),
+    ]
+    assert extended.actions == {"extend": 1}
+
+
+def test_a_hold_lapses_without_reaching_dns_and_cannot_be_released_late(
+    database_url: str,
+) -> None:
+    engine = open_engine(database_url)
+    late = NOW + timedelta(days=7, seconds=1)
+    try:
+        record(engine, [gmail()])
+        with engine.begin() as conn, pytest.raises(StoreError, match="lapsed"):
+            release_hold(conn, "bl.example.org", GMAIL_IP, reason="too late", actor="a", now=late)
+        with engine.begin() as conn:
+            assert expire_listings(conn, now=NOW + timedelta(days=6)) == []
+            ended = expire_listings(conn, now=late)
+        (listing,) = rows(engine, listings)
+        changes, audits = rows(engine, change_log), rows(engine, audit_log)
+    finally:
+        engine.dispose()
+    assert ended == [f"bl.example.org {GMAIL_IP}"] and listing.state == "expired"
+    assert changes == []
+    assert [(a.action, a.reason) for a in audits] == [
+        ("hold", listing.reason),
+        ("expire", "no new evidence; held for review, never published"),
+    ]
+
+
+def test_probes_go_by_shape_not_by_sender_name(database_url: str) -> None:
+    """postmaster@ of a stranger's domain lists; the client's own double-bounce at RCPT
+    and a bounce with a message are evidence only."""
+    engine = open_engine(database_url)
+    try:
+        result = record(
+            engine,
+            [
+                hit(client_ip="45.1.1.1", mail_from="postmaster@paypal.example", stage="rcpt"),
+                hit(client_ip="45.1.1.2", mail_from="mailer-daemon@bank.example", stage=None),
+                hit(
+                    client_ip="45.1.1.3",
+                    mail_from="double-bounce@mx.example.net",
+                    client_name="mx.example.net",
+                    stage="rcpt",
+                ),
+                hit(client_ip="45.1.1.4", mail_from="", stage="data"),
+            ],
+        )
+        stored = {h.client_ip: (h.action, h.counted) for h in rows(engine, hits)}
+        listed = sorted(r.key for r in rows(engine, listings))
+    finally:
+        engine.dispose()
+    assert result.actions == {"list": 2, "record": 2}
+    assert listed == ["45.1.1.1", "45.1.1.2"]
+    assert stored["45.1.1.3"] == ("record", False) and stored["45.1.1.4"] == ("record", False)

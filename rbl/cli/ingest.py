@@ -174,7 +174,8 @@ def _print_ingest(report: Any) -> None:
     click.echo(
         f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
         f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
-        f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}"
+        f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}  "
+        f"held for review: {actions.get('hold', 0)}"
     )
     for problem in report.problems:
         click.echo(f"malformed: {problem}", err=True)

@@ -1,10 +1,10 @@
-"""``rbl list ...``: manual listings (add, remove, show, import)."""
+"""``rbl list ...``: manual listings (add, remove, show, import) and the review of held ones."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -13,6 +13,9 @@ from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
 from rbl.keys import IpKey, ListingKey
+
+if TYPE_CHECKING:
+    from rbl.store.listings import Listing
 
 
 @main.group(name="list")
@@ -142,6 +145,72 @@ def list_show(
         if listing.expires_at is not None:
             click.echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
         click.echo("")
+
+
+@list_group.command("held")
+@click.option("--zone", default=None)
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
+@pass_context
+def list_held(obj: Context, zone: str | None, limit: int) -> None:
+    """Show listings held for review (big providers' hosts): none of them is in DNS."""
+    from rbl.store.listings import list_listings
+    from rbl.store.schema import HELD
+
+    zone_name = obj.settings.zone(zone).name if zone else None
+    with obj.engine().connect() as conn:
+        rows = list_listings(conn, zone_name, state=HELD, limit=limit)
+    if not rows:
+        click.echo("no listings are held for review")
+        return
+    for listing in rows:
+        seen = f"{listing.first_seen:%Y-%m-%d %H:%M}Z..{listing.last_seen:%Y-%m-%d %H:%M}Z"
+        expires = f"{listing.expires_at:%Y-%m-%d %H:%M:%S}Z" if listing.expires_at else "never"
+        click.echo(
+            f"{listing.zone}\t{listing.key}\t{listing.hit_count} hit(s)\t{seen}\t"
+            f"lapses {expires}\t{listing.reason or ''}"
+        )
+
+
+@list_group.command("release")
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
+    """List the held KEY for real: it goes to DNS."""
+    listing = _settle(obj, key, zone, reason, release=True, confirm=not yes)
+    click.echo(f"released {listing.key}: listed in {listing.zone} as {','.join(listing.codes)}")
+
+
+@list_group.command("reject")
+@click.argument("key")
+@click.option("--zone", default=None)
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@pass_context
+def list_reject(obj: Context, key: str, zone: str | None, reason: str) -> None:
+    """Drop the hold on KEY: it is not listed, and only newer evidence can hold it again."""
+    listing = _settle(obj, key, zone, reason, release=False, confirm=False)
+    click.echo(f"rejected the hold on {listing.key} in {listing.zone}: not listed")
+
+
+def _settle(
+    obj: Context, key: str, zone: str | None, reason: str, *, release: bool, confirm: bool
+) -> Listing:
+    """Release or reject the hold on ``key``, audited as the operator."""
+    from rbl.store.listings import now_utc, reject_hold, release_hold
+
+    zone_settings = obj.pick_zone(zone, key)
+    parsed = _key_for(zone_settings, key)
+    if confirm:
+        click.confirm(
+            f"Publish the held listing of {parsed.text} in {zone_settings.name}?", abort=True
+        )
+    decide = release_hold if release else reject_hold
+    with obj.engine().begin() as conn:
+        return decide(
+            conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
+        )
 
 
 def _query_text(key: ListingKey) -> str:

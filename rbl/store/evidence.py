@@ -5,6 +5,9 @@ the policy needs for every address in the batch in a few queries, decides
 hit by hit in time order (the same evidence gives the same decisions),
 then writes the hits, the listing changes, the change-log rows DNS follows
 and the audit rows together. Expiry is a change too (``expire_listings``).
+A held listing (``Action.HOLD``) is a row in state "held" with an audit row
+and no change-log row: DNS, transfers and dumps read only active listings and
+the change log, so it reaches none of them until the operator releases it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from rbl.store.listings import audit, key_columns
 from rbl.store.schema import (
     ACTIVE,
     EXPIRED,
+    HELD,
     OP_DELETE,
     OP_SET,
     SOURCE_MANUAL,
@@ -58,10 +62,12 @@ class BatchResult:
 
     actions: Counter[str] = field(default_factory=Counter)
     listed: list[str] = field(default_factory=list)  # keys newly listed, "zone key"
+    held: list[str] = field(default_factory=list)  # keys newly held for review, "zone key"
 
     def add(self, other: BatchResult) -> None:
         self.actions.update(other.actions)
         self.listed.extend(other.listed)
+        self.held.extend(other.held)
 
 
 class _Listing:
@@ -78,6 +84,7 @@ class _Listing:
         "last_seen",
         "manual",
         "new_episode",
+        "new_hold",
         "reason",
         "state",
         "text",
@@ -99,9 +106,11 @@ class _Listing:
         self.reason: str | None = None if row is None else row.reason
         self.dirty = False
         self.new_episode = False
+        self.new_hold = False
 
     def history(self, hits_in_window: int, allowlisted: bool) -> History:
         active = self.state == ACTIVE
+        held = self.state == HELD
         return History(
             hits_in_window=hits_in_window,
             earlier_listings=self.times_listed - 1 if active else self.times_listed,
@@ -110,11 +119,13 @@ class _Listing:
             active_manual=active and self.manual,
             allowlisted=allowlisted,
             delisted_at=self.delisted_at,
+            held=held,
+            held_expires_at=self.expires_at if held else None,
         )
 
     def apply(self, hit: TrapHit, decision: Decision) -> None:
         supporting = decision.action is Action.RECORD and decision.expires_at is not None
-        if decision.action in (Action.LIST, Action.EXTEND) or supporting:
+        if decision.action in (Action.LIST, Action.EXTEND, Action.HOLD) or supporting:
             self.dirty = True
             if self.first_seen is None or hit.at < self.first_seen:
                 self.first_seen = hit.at
@@ -123,12 +134,17 @@ class _Listing:
             self.hit_count += 1
             if not supporting:
                 self.expires_at = decision.expires_at
-                self.reason = decision.reason
+                if not (decision.action is Action.HOLD and self.state == HELD):
+                    self.reason = decision.reason  # a hold keeps the reason it was held for
             if decision.action is Action.LIST:
                 self.state = ACTIVE
                 self.times_listed += 1
                 self.manual = False
                 self.new_episode = True
+            elif decision.action is Action.HOLD and self.state != HELD:
+                self.state = HELD  # not a listing episode: times_listed waits for release
+                self.manual = False
+                self.new_hold = True
 
 
 def _load_listings(
@@ -331,10 +347,13 @@ def record_hits(
         )
         if decision.counts:
             earlier.insert(bisect_right(earlier, hit.at), hit.at)
+        was_held = row.state == HELD
         row.apply(hit, decision)
         result.actions[decision.action.value] += 1
         if decision.action is Action.LIST:
             result.listed.append(f"{ip_zone.name} {row.text}")
+        elif decision.action is Action.HOLD and not was_held:
+            result.held.append(f"{ip_zone.name} {row.text}")
         if decision.action in (Action.LIST, Action.EXTEND) and domain_zone is not None:
             _domain_decision(
                 hit, decision, domain_rows, allow, rules, now, result, domain_zone.name
@@ -437,10 +456,22 @@ def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: dateti
                     **values,
                 }
             )
-        elif row.new_episode:
+        elif row.new_episode or row.new_hold:
             relisted.append({"b_id": row.id, **values})
         else:
             extended.append({"b_id": row.id, **values})
+        if row.new_hold:
+            audits.append(
+                {
+                    "at": now,
+                    "actor": POLICY_ACTOR,
+                    "action": "hold",
+                    "zone": zone.name,
+                    "key": row.text,
+                    "reason": row.reason,
+                    "detail": f"codes={codes}",
+                }
+            )
         if row.new_episode:
             changes.append(
                 {
@@ -493,13 +524,15 @@ def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: dateti
 
 
 def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> list[str]:
-    """End active listings whose time has come; DNS drops them via the change log."""
+    """End active and held listings whose time has come; DNS drops the active ones via
+    the change log. A held one was never in DNS, so it lapses without a change row:
+    a hold outlives no listing it would have been."""
     lock_change_log(conn)
     due = conn.execute(
-        select(listings.c.id, listings.c.zone, listings.c.key)
+        select(listings.c.id, listings.c.zone, listings.c.key, listings.c.state)
         .where(
             and_(
-                listings.c.state == ACTIVE,
+                listings.c.state.in_((ACTIVE, HELD)),
                 listings.c.expires_at.is_not(None),
                 listings.c.expires_at <= now,
             )
@@ -508,13 +541,15 @@ def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> 
         .limit(limit)
     ).all()
     ended = []
-    for row_id, zone, key in due:
+    for row_id, zone, key, state in due:
         conn.execute(
             update(listings)
-            .where(listings.c.id == row_id, listings.c.state == ACTIVE)
+            .where(listings.c.id == row_id, listings.c.state == state)
             .values(state=EXPIRED, updated_at=now)
         )
-        append_change(conn, zone=zone, key=key, op=OP_DELETE, created_at=now)
+        held = state == HELD
+        if not held:
+            append_change(conn, zone=zone, key=key, op=OP_DELETE, created_at=now)
         audit(
             conn,
             now=now,
@@ -522,7 +557,9 @@ def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> 
             action="expire",
             zone=zone,
             key=key,
-            reason="no new evidence",
+            reason="no new evidence; held for review, never published"
+            if held
+            else "no new evidence",
         )
         ended.append(f"{zone} {key}")
     return ended

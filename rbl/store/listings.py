@@ -1,4 +1,7 @@
-"""Listings: add, remove, find, bulk import. Each change writes the change log and the audit log."""
+"""Listings: add, remove, find, bulk import, review of held ones.
+
+Each change writes the audit log, and the change log when DNS must follow it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
-from rbl.errors import KeyFormatError, NotListedError
+from rbl.errors import KeyFormatError, NotListedError, StoreError
 from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.store.changelog import append_change, append_changes, lock_change_log
-from rbl.store.schema import ACTIVE, OP_DELETE, OP_SET, REMOVED, audit_log, listings
+from rbl.store.schema import ACTIVE, HELD, OP_DELETE, OP_SET, REMOVED, audit_log, listings
 from rbl.store.timestamps import utc
 
 MANUAL = "manual"
@@ -244,8 +247,12 @@ def list_listings(
     limit: int = 100,
     search: str | None = None,
     source: str | None = None,
+    state: str | None = None,
 ) -> list[Listing]:
-    """Most recently changed listings first; ``search`` matches part of the key."""
+    """Most recently changed listings first; ``search`` matches part of the key.
+
+    Active ones only, unless ``include_removed`` (every state) or ``state`` names one.
+    """
     query = select(listings).order_by(listings.c.updated_at.desc(), listings.c.id.desc())
     if search:
         query = query.where(listings.c.key.contains(search.strip().lower(), autoescape=True))
@@ -253,9 +260,88 @@ def list_listings(
         query = query.where(listings.c.source == source)
     if zone is not None:
         query = query.where(listings.c.zone == zone)
-    if not include_removed:
+    if state is not None:
+        query = query.where(listings.c.state == state)
+    elif not include_removed:
         query = query.where(listings.c.state == ACTIVE)
     return [_listing(row) for row in conn.execute(query.limit(limit))]
+
+
+def _held(conn: Connection, zone: str, text: str) -> Row[tuple[object, ...]]:
+    row = conn.execute(
+        select(listings).where(
+            listings.c.zone == zone, listings.c.key == text, listings.c.state == HELD
+        )
+    ).first()
+    if row is None:
+        raise NotListedError(f"{text} has no listing held for review in {zone}")
+    return row
+
+
+def release_hold(
+    conn: Connection, zone: str, key: ListingKey | str, *, reason: str, actor: str, now: datetime
+) -> Listing:
+    """List a held key for real: it goes to DNS now, as a listing episode of its own.
+
+    A hold whose time has passed is refused rather than listed for a moment:
+    its evidence is too old to list on (``rbl list add`` can still list it).
+    """
+    text = key if isinstance(key, str) else key.text
+    lock_change_log(conn)
+    row = _held(conn, zone, text)
+    expires = utc(row.expires_at)
+    if expires is not None and expires <= now:
+        raise StoreError(
+            f"the hold of {text} in {zone} lapsed at {expires:%Y-%m-%d %H:%M:%S}Z; "
+            "list it with 'rbl list add' if it should still be listed"
+        )
+    append_change(
+        conn, zone=zone, key=text, op=OP_SET, codes=row.codes, txt=row.txt, created_at=now
+    )
+    values = {"state": ACTIVE, "times_listed": row.times_listed + 1}
+    return _settle_hold(conn, row, "release", values, reason=reason, actor=actor, now=now)
+
+
+def reject_hold(
+    conn: Connection, zone: str, key: ListingKey | str, *, reason: str, actor: str, now: datetime
+) -> Listing:
+    """Drop a hold: nothing reaches DNS, and only evidence newer than now can hold it again."""
+    text = key if isinstance(key, str) else key.text
+    lock_change_log(conn)
+    row = _held(conn, zone, text)
+    values = {"state": REMOVED, "delisted_at": now}
+    return _settle_hold(conn, row, "reject", values, reason=reason, actor=actor, now=now)
+
+
+def _settle_hold(
+    conn: Connection,
+    row: Row[tuple[object, ...]],
+    action: str,
+    values: dict[str, object],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> Listing:
+    """End a hold with the operator's decision, audited with what it was held for."""
+    conn.execute(
+        update(listings)
+        .where(listings.c.id == row.id, listings.c.state == HELD)
+        .values(updated_at=now, reason=reason, **values)
+    )
+    audit(
+        conn,
+        now=now,
+        actor=actor,
+        action=action,
+        zone=row.zone,
+        key=row.key,
+        reason=reason,
+        detail=f"codes={row.codes} held for: {row.reason or ''}",
+    )
+    found = get_listing(conn, row.zone, row.key)
+    assert found is not None
+    return found
 
 
 def import_listings(

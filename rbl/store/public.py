@@ -16,7 +16,7 @@ from rbl.keys import ListingKey
 from rbl.store.listings import Listing, covering_listings, get_listing
 from rbl.store.queries import evidence_condition
 from rbl.store.requests import RemovalRequest, get_request
-from rbl.store.schema import PENDING, hits, removal_requests
+from rbl.store.schema import HELD, PENDING, hits, removal_requests
 from rbl.store.timestamps import utc
 
 
@@ -54,6 +54,8 @@ def public_status(
     covering = covering_listings(conn, zone, key)
     active = covering[0] if covering else None
     last = active or get_listing(conn, zone, key)
+    if last is not None and (last.state == HELD or last.times_listed == 0):
+        last = None  # held for review, or a hold that ended: never published
     condition = evidence_condition(key)
     total = int(conn.execute(select(func.count()).select_from(hits).where(condition)).scalar_one())
     rows = conn.execute(

@@ -28,6 +28,7 @@ metadata = MetaData()
 ACTIVE = "active"
 REMOVED = "removed"  # by the operator (delisted)
 EXPIRED = "expired"  # evidence stopped coming
+HELD = "held"  # would be listed, waits for the operator's review; never in DNS
 
 SOURCE_MANUAL = "manual"
 SOURCE_TRAP = "trap"

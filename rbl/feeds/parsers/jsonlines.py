@@ -11,6 +11,8 @@ Keys::
     helo         HELO/EHLO argument; absent or null: unknown
     client_name  forward-confirmed client host name, optional
     trap         optional boolean: the feed asserts a trap hit
+    stage        optional "rcpt" (no message was sent) or "data" (one was); absent or
+                 null: unknown (see rbl.policy.probe_reason)
     feed         optional feed name, "json" by default (ParseContext.feed wins)
 
 Unknown keys are ignored. A blank line is no hit; anything that is not a JSON
@@ -31,6 +33,7 @@ from rbl.feeds.parsers.normalise import client_ip, helo_name, mail_address
 from rbl.traphit import ParseError, TrapHit
 
 NAME: Final = "json"
+_STAGES: Final = frozenset({None, "rcpt", "data"})
 
 
 def _optional_text(obj: dict[str, Any], key: str) -> str | None:
@@ -113,6 +116,9 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     sender = _optional_text(obj, "from")
     helo = _optional_text(obj, "helo")
     name = _optional_text(obj, "client_name")
+    stage = _optional_text(obj, "stage")
+    if stage not in _STAGES:
+        raise ParseError(f'field \'stage\' must be "rcpt" or "data", not {str(stage)[:20]!r}')
     feed = ctx.feed or _optional_text(obj, "feed") or NAME
     mail_from = None if sender is None else mail_address(sender)
     helo = helo_name(helo)
@@ -128,6 +134,7 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
             raw=line,
             client_name=client_name,
             trap_asserted=trapped,
+            stage=stage,
         )
         for rcpt in recipients
     ]
