@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,12 +13,18 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from rbl.allowlist import Allowlist
 from rbl.cli import main
+from rbl.config import load_settings
 from rbl.errors import NotListedError
 from rbl.keys import ZoneKind, parse_key
+from rbl.policy import Rules
 from rbl.store.database import open_engine
+from rbl.store.evidence import record_hits
 from rbl.store.requests import RequestError, open_request
-from rbl.store.schema import change_log, listings
+from rbl.store.schema import change_log, listings, removal_requests
+from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher, parse_trap
 from tests.conftest import (
     RunningServer,
     database_url_of,
@@ -37,18 +44,58 @@ def engine_for(config: Path):  # type: ignore[no-untyped-def]
     return open_engine(database_url_of(config))
 
 
-def ask(config: Path, key: str, *, period: timedelta | None = None, message: str = "fixed"):  # type: ignore[no-untyped-def]
+def ask(  # type: ignore[no-untyped-def]
+    config: Path,
+    key: str,
+    *,
+    period: timedelta | None = None,
+    message: str = "fixed",
+    email: str = "admin@victim.example",
+    client_ip: str = "45.9.9.9",
+):
     with engine_for(config).begin() as conn:
         return open_request(
             conn,
             "bl.example.org",
             parse_key(ZoneKind.IP, key),
             message=message,
-            email="admin@victim.example",
-            client_ip="45.9.9.9",
+            email=email,
+            client_ip=client_ip,
             now=datetime.now(UTC),
             self_service_period=period,
         )
+
+
+TRAP = "trap@traps.example"
+SENDERS = itertools.count()
+
+
+def trap_listing(config: Path, ip: str) -> None:
+    """List ``ip`` as the trap feed does (a hit through record_hits), not as the operator."""
+    settings = load_settings(config)
+    now = datetime.now(UTC)
+    hit = TrapHit(
+        at=now,
+        client_ip=ip,
+        rcpt_to=TRAP,
+        mail_from=f"seller{next(SENDERS)}@spam.example",  # a distinct attempt each time
+        helo="spam.example",
+        feed="postfix",
+        raw=f"postfix/smtpd: NOQUEUE: reject: RCPT from x[{ip}]: to=<{TRAP}>",
+        stage="rcpt",
+    )
+    with engine_for(config).begin() as conn:
+        record_hits(
+            conn,
+            [hit],
+            matcher=TrapMatcher([parse_trap(TRAP)]),
+            allow=Allowlist(),
+            rules=Rules.from_settings(settings.listing),
+            ip_zone=settings.zone("bl.example.org"),
+            domain_zone=None,
+            now=now,
+        )
+    assert state_of(config, ip) == "active"
 
 
 def state_of(config: Path, key: str) -> str:
@@ -60,7 +107,6 @@ def test_request_approved_from_the_cli_delists_with_audit(config_path: Path) -> 
     assert run(config_path, "list", "add", "45.8.8.0/24", "--reason", "spam").exit_code == 0
     request = ask(config_path, "45.8.8.8")
     assert (request.key, request.state) == ("45.8.8.0/24", "pending")
-    assert ask(config_path, "45.8.8.9").token == request.token  # one pending per listing
     listed = run(config_path, "requests", "list")
     assert listed.output.startswith(f"{request.id}\tpending\tbl.example.org\t45.8.8.0/24")
     shown = run(config_path, "requests", "show", request.token)
@@ -104,14 +150,95 @@ def test_requests_need_a_listing_and_a_message(config_path: Path) -> None:
 
 
 def test_self_service_removal_once_per_period(config_path: Path) -> None:
-    run(config_path, "list", "add", "45.6.6.6", "--reason", "spam")
+    trap_listing(config_path, "45.6.6.6")
     first = ask(config_path, "45.6.6.6", period=timedelta(days=30))
     assert (first.state, first.self_service, first.decided_by) == ("approved", True, "self-service")
     assert state_of(config_path, "45.6.6.6") == "removed"
-    run(config_path, "list", "add", "45.6.6.6", "--reason", "spam again")
+    trap_listing(config_path, "45.6.6.6")  # newer evidence lists it again
     second = ask(config_path, "45.6.6.6", period=timedelta(days=30))
     assert second.state == "pending"
     assert state_of(config_path, "45.6.6.6") == "active"
+
+
+def test_self_service_removes_only_trap_listings_of_one_address(config_path: Path) -> None:
+    """The operator's own listings, networks and multi-code listings always go to review."""
+    period = timedelta(days=30)
+    run(config_path, "list", "add", "45.6.6.7", "--reason", "the operator's own")
+    run(config_path, "list", "add", "45.8.8.0/24", "--reason", "snowshoe network")
+    codes = ("--code", "127.0.0.2", "--code", "127.0.0.3")
+    run(config_path, "list", "add", "45.6.6.8", *codes, "--reason", "two codes")
+    trap_listing(config_path, "45.6.6.9")
+    run(config_path, "list", "add", "45.6.6.9", "--reason", "the operator took it over")
+    for asked, listed in [
+        ("45.6.6.7", "45.6.6.7"),
+        ("45.8.8.8", "45.8.8.0/24"),
+        ("45.8.8.0/24", "45.8.8.0/24"),
+        ("45.6.6.8", "45.6.6.8"),
+        ("45.6.6.9", "45.6.6.9"),
+    ]:
+        request = ask(config_path, asked, period=period, message=f"remove {asked}")
+        assert (request.key, request.state, request.self_service) == (listed, "pending", False)
+        assert state_of(config_path, listed) == "active", asked
+    trap_listing(config_path, "45.6.6.6")
+    granted = ask(config_path, "45.6.6.6", period=period)
+    assert (granted.state, granted.self_service) == ("approved", True)
+    assert state_of(config_path, "45.6.6.6") == "removed"
+
+
+def test_every_request_for_a_listing_is_kept_and_one_approval_closes_the_rest(
+    config_path: Path,
+) -> None:
+    """A stranger's pre-filed junk does not swallow the owner's request."""
+    run(config_path, "list", "add", "45.8.8.0/24", "--reason", "spam")
+    junk = ask(config_path, "45.8.8.8", message="junk", email="x@stranger.example")
+    owner = ask(
+        config_path,
+        "45.8.8.9",
+        message="We closed the open relay on 45.8.8.9.",
+        email="noc@owner.example",
+        client_ip="45.8.8.9",
+    )
+    assert owner.token != junk.token and owner.id != junk.id
+    assert (owner.key, owner.state, owner.email) == ("45.8.8.0/24", "pending", "noc@owner.example")
+    with engine_for(config_path).connect() as conn:
+        kept = conn.execute(
+            select(removal_requests.c.message, removal_requests.c.email).order_by(
+                removal_requests.c.id
+            )
+        ).all()
+    assert [tuple(row) for row in kept] == [
+        ("junk", "x@stranger.example"),
+        ("We closed the open relay on 45.8.8.9.", "noc@owner.example"),
+    ]
+    listed = run(config_path, "requests", "list", "--key", "45.8.8.0/24").output.splitlines()
+    assert [line.split("\t")[:2] for line in listed] == [
+        [str(junk.id), "pending"],
+        [str(owner.id), "pending"],
+    ]
+    shown = run(config_path, "requests", "show", owner.token).output
+    assert "noc@owner.example" in shown and "closed the open relay" in shown
+    assert f"{junk.id}\tpending" in shown  # the other request for the same listing
+    approved = run(config_path, "requests", "approve", str(owner.id), "--message", "thanks")
+    assert approved.exit_code == 0, approved.output
+    assert f"closed 1 other request ({junk.id})" in approved.output
+    assert state_of(config_path, "45.8.8.0/24") == "removed"
+    closed = run(config_path, "requests", "show", str(junk.id)).output
+    assert "state:    closed" in closed and f"request {owner.id} was approved" in closed
+    log = run(config_path, "audit", "--key", "45.8.8.0/24").output.splitlines()
+    actions = [line.split("\t")[1:3] for line in log]
+    assert actions[:3] == [["carol", "close"], ["carol", "approve"], ["carol", "unlist"]]
+    assert f"request {junk.id}" in log[0]
+
+
+def test_denying_one_request_leaves_the_others_pending(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.8.8.1", "--reason", "spam")
+    first = ask(config_path, "45.8.8.1", message="first")
+    second = ask(config_path, "45.8.8.1", message="second", email="b@owner.example")
+    denied = run(config_path, "requests", "deny", str(first.id), "--message", "still spamming")
+    assert denied.exit_code == 0, denied.output
+    assert state_of(config_path, "45.8.8.1") == "active"
+    pending = run(config_path, "requests", "list").output.splitlines()
+    assert [line.split("\t")[:2] for line in pending] == [[str(second.id), "pending"]]
 
 
 def test_delist_requires_a_reason_and_the_listing_key(config_path: Path) -> None:
