@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,20 @@ from sqlalchemy import select
 from rbl.allowlist import Allowlist
 from rbl.cli import main
 from rbl.config import load_settings
-from rbl.errors import NotListedError
+from rbl.errors import ConfigError, NotListedError
 from rbl.keys import ZoneKind, parse_key
 from rbl.policy import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
-from rbl.store.requests import RequestError, open_request
+from rbl.store.listings import Listing
+from rbl.store.requests import (
+    RequestError,
+    RequestLimitError,
+    RequestLimits,
+    list_requests,
+    open_request,
+    review_reason,
+)
 from rbl.store.schema import change_log, listings, removal_requests
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher, parse_trap
@@ -31,6 +40,7 @@ from tests.conftest import (
     rbl_command,
     start_server,
     stop_server,
+    write_config,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -183,6 +193,85 @@ def test_self_service_removes_only_trap_listings_of_one_address(config_path: Pat
     granted = ask(config_path, "45.6.6.6", period=period)
     assert (granted.state, granted.self_service) == ("approved", True)
     assert state_of(config_path, "45.6.6.6") == "removed"
+
+
+def listing(key: str, source: str = "trap", codes: tuple[str, ...] = ("127.0.0.2",)) -> Listing:
+    return Listing("bl.example.org", key, codes, None, None, source, "active", NOW, NOW, None)
+
+
+@pytest.mark.parametrize(
+    ("covering", "reason"),
+    [
+        ([listing("45.1.2.3")], None),
+        ([listing("2001:db8::1")], None),
+        ([listing("spam.example")], None),
+        ([listing("45.1.2.3", source="manual")], "listed by the operator, not by the trap feed"),
+        ([listing("45.1.2.0/24")], "it is a network (45.1.2.0/24), not one address"),
+        ([listing("2001:db8::/64")], "it is a network (2001:db8::/64), not one address"),
+        ([listing("*.spam.example")], "it covers every name under spam.example"),
+        ([listing("45.1.2.3", codes=("127.0.0.2", "127.0.0.3"))], "more than one return code"),
+        (
+            [listing("45.1.2.3"), listing("45.1.2.0/24", source="manual")],
+            "it is also listed as part of 45.1.2.0/24",
+        ),
+        ([], "it is not listed"),
+    ],
+)
+def test_which_listings_self_service_may_remove(
+    covering: list[Listing], reason: str | None
+) -> None:
+    found = review_reason(covering)
+    assert found == reason if reason is None else reason in (found or "")
+
+
+def test_self_service_review_limits_are_configured(tmp_path: Path) -> None:
+    config = tmp_path / "rbl.toml"
+    base = write_config(tmp_path).read_text()
+    config.write_text(base + "\n[delisting]\nmax_pending_per_key = 0\n")
+    with pytest.raises(ConfigError, match=r"max_pending_per_key 0 is outside 1\.\.1000"):
+        load_settings(config)
+    config.write_text(base + "\n[delisting]\nrequests_per_key_per_hour = 3\n")
+    delisting = load_settings(config).delisting
+    assert (delisting.max_pending_per_key, delisting.requests_per_key_per_hour) == (20, 3)
+    limits = RequestLimits.from_settings(delisting)
+    assert (limits.max_pending, limits.per_window, limits.window) == (20, 3, timedelta(hours=1))
+
+
+def test_pending_and_hourly_limits_per_listing_refuse_with_a_reason(config_path: Path) -> None:
+    run(config_path, "list", "add", "45.8.8.0/24", "--reason", "spam")
+    engine = engine_for(config_path)
+    key = parse_key(ZoneKind.IP, "45.8.8.8")
+
+    def open_one(limits: RequestLimits, now: datetime) -> str:
+        with engine.begin() as conn:
+            return open_request(
+                conn,
+                "bl.example.org",
+                key,
+                message="m",
+                email=None,
+                client_ip=None,
+                now=now,
+                self_service_period=None,
+                limits=limits,
+            ).state
+
+    hourly = RequestLimits(max_pending=100, per_window=2)
+    assert [open_one(hourly, NOW), open_one(hourly, NOW + timedelta(minutes=10))] == ["pending"] * 2
+    with pytest.raises(
+        RequestLimitError, match=re.escape("2 removal requests for 45.8.8.0/24 in the last")
+    ) as e:
+        open_one(hourly, NOW + timedelta(minutes=20))
+    assert e.value.retry_after == 40 * 60
+    assert open_one(hourly, NOW + timedelta(minutes=61)) == "pending"
+    capped = RequestLimits(max_pending=3, per_window=100)
+    with pytest.raises(
+        RequestLimitError, match=re.escape("3 removal requests for 45.8.8.0/24 are already")
+    ):
+        open_one(capped, NOW + timedelta(hours=2))
+    with engine.connect() as conn:
+        assert len(list_requests(conn, key="45.8.8.0/24")) == 3  # nothing dropped or added
+    engine.dispose()
 
 
 def test_every_request_for_a_listing_is_kept_and_one_approval_closes_the_rest(
