@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,14 +17,11 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from rbl.allowlist import Allowlist
 from rbl.cli import main
 from rbl.config import load_settings
 from rbl.errors import ConfigError, NotListedError
 from rbl.keys import ZoneKind, parse_key
-from rbl.policy import Rules
 from rbl.store.database import open_engine
-from rbl.store.evidence import record_hits
 from rbl.store.listings import Listing
 from rbl.store.requests import (
     RequestError,
@@ -32,8 +32,6 @@ from rbl.store.requests import (
     review_reason,
 )
 from rbl.store.schema import change_log, listings, removal_requests
-from rbl.traphit import TrapHit
-from rbl.traps import TrapMatcher, parse_trap
 from tests.conftest import (
     RunningServer,
     database_url_of,
@@ -76,35 +74,17 @@ def ask(  # type: ignore[no-untyped-def]
         )
 
 
-TRAP = "trap@traps.example"
-SENDERS = itertools.count()
+HITS = itertools.count()
 
 
 def trap_listing(config: Path, ip: str) -> None:
-    """List ``ip`` as the trap feed does (a hit through record_hits), not as the operator."""
-    settings = load_settings(config)
-    now = datetime.now(UTC)
-    hit = TrapHit(
-        at=now,
-        client_ip=ip,
-        rcpt_to=TRAP,
-        mail_from=f"seller{next(SENDERS)}@spam.example",  # a distinct attempt each time
-        helo="spam.example",
-        feed="postfix",
-        raw=f"postfix/smtpd: NOQUEUE: reject: RCPT from x[{ip}]: to=<{TRAP}>",
-        stage="rcpt",
-    )
-    with engine_for(config).begin() as conn:
-        record_hits(
-            conn,
-            [hit],
-            matcher=TrapMatcher([parse_trap(TRAP)]),
-            allow=Allowlist(),
-            rules=Rules.from_settings(settings.listing),
-            ip_zone=settings.zone("bl.example.org"),
-            domain_zone=None,
-            now=now,
-        )
+    """List ``ip`` as the trap feed does (``rbl ingest`` of a trap hit), not as the operator."""
+    n = next(HITS)
+    hit = {"time": time.time(), "ip": ip, "from": f"s{n}@spam.example", "helo": "x", "trap": True}
+    log = config.parent / f"hits-{n}.json"
+    log.write_text(json.dumps(hit) + "\n")
+    ingested = run(config, "ingest", "--format", "json", str(log))
+    assert ingested.exit_code == 0, ingested.output
     assert state_of(config, ip) == "active"
 
 
@@ -271,6 +251,43 @@ def test_pending_and_hourly_limits_per_listing_refuse_with_a_reason(config_path:
         open_one(capped, NOW + timedelta(hours=2))
     with engine.connect() as conn:
         assert len(list_requests(conn, key="45.8.8.0/24")) == 3  # nothing dropped or added
+    engine.dispose()
+
+
+def test_the_pending_cap_holds_against_concurrent_requests(config_path: Path) -> None:
+    """Eight requests at once for one listing, three allowed: exactly three are kept."""
+    run(config_path, "list", "add", "45.8.8.0/24", "--reason", "spam")
+    engine = engine_for(config_path)
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            with engine.begin() as conn:
+                open_request(
+                    conn,
+                    "bl.example.org",
+                    parse_key(ZoneKind.IP, f"45.8.8.{i}"),
+                    message=f"request {i}",
+                    email=None,
+                    client_ip=None,
+                    now=datetime.now(UTC),
+                    self_service_period=None,
+                    limits=RequestLimits(max_pending=3, per_window=100),
+                )
+            outcomes.append("kept")
+        except RequestLimitError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["kept"] * 3 + ["refused"] * 5
+    with engine.connect() as conn:
+        assert len(list_requests(conn, key="45.8.8.0/24")) == 3
     engine.dispose()
 
 

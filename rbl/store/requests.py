@@ -233,17 +233,17 @@ def open_request(
 
 
 def _lock_listing(conn: Connection, zone: str, key: str) -> None:
-    """Serialise requests for one listing (PostgreSQL), so the limits hold under concurrency.
+    """Serialise requests for one listing, so the limits hold under concurrency.
 
-    SQLite has one writer at a time: a second transaction that read the
-    counts cannot commit over the first.
+    An UPDATE that changes nothing: on PostgreSQL it takes the listing's row
+    lock, on SQLite it opens the write transaction (one writer at a time), so
+    the counts read next include every request committed before.
     """
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            select(listings.c.id)
-            .where(listings.c.zone == zone, listings.c.key == key)
-            .with_for_update()
-        )
+    conn.execute(
+        update(listings)
+        .where(listings.c.zone == zone, listings.c.key == key)
+        .values(updated_at=listings.c.updated_at)
+    )
 
 
 def _check_limits(

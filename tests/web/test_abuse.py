@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -55,9 +56,14 @@ def build_web(
     run: Callable[..., defer.Deferred[Any]] = synchronous,
     *,
     max_db_jobs: int = 50,
+    delisting: dict[str, Any] | None = None,
     **web: object,
 ) -> Web:
     site_settings = make_settings(**web)
+    if delisting:
+        site_settings = replace(
+            site_settings, delisting=replace(site_settings.delisting, **delisting)
+        )
     engine = open_engine(database_url)
     seed(engine, site_settings)
     clock = task.Clock()

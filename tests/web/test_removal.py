@@ -12,44 +12,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
-from twisted.internet import task
 
-from rbl.store.database import open_engine
 from rbl.store.schema import removal_requests
-from rbl.web.site import make_site
-from tests.web.test_site import CLIENT, NOW, PROXY, SPARE, Web, make_settings, seed, synchronous
+from tests.web.test_abuse import build_web
+from tests.web.test_site import CLIENT, PROXY, SPARE, Web
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 TOKEN_LINK = re.compile(r"/request/[A-Za-z0-9_-]{32}")
 
 
-def build(database_url: str, delisting: dict[str, Any] | None = None, **web: object) -> Web:
-    settings = make_settings(**web)
-    if delisting:
-        settings = replace(settings, delisting=replace(settings.delisting, **delisting))
-    engine = open_engine(database_url)
-    seed(engine, settings)
-    clock = task.Clock()
-    clock.advance(NOW.timestamp())
-    return Web(make_site(settings, engine, synchronous, clock, b"r" * 32), clock, engine, settings)
-
-
 @pytest.fixture
 def web(database_url: str) -> Iterator[Web]:
-    built = build(database_url)
+    built = build_web(database_url)
     yield built
     built.engine.dispose()
 
 
 @pytest.fixture
 def self_service(database_url: str) -> Iterator[Web]:
-    built = build(database_url, {"self_service": True})
+    built = build_web(database_url, delisting={"self_service": True})
     yield built
     built.engine.dispose()
 
@@ -133,7 +118,7 @@ def test_a_strangers_request_does_not_swallow_the_owners(web: Web) -> None:
 
 
 def test_pending_requests_per_listing_are_capped_with_a_clear_answer(database_url: str) -> None:
-    web = build(database_url, {"max_pending_per_key": 3})
+    web = build_web(database_url, delisting={"max_pending_per_key": 3})
     peers = [f"198.51.{i}.7" for i in range(10)]
     for peer in peers[:3]:
         assert web.ask_removal("45.3.0.0/24", message=f"from {peer}", peer=peer).status == 303
@@ -145,7 +130,7 @@ def test_pending_requests_per_listing_are_capped_with_a_clear_answer(database_ur
 
 
 def test_each_listing_takes_a_bounded_number_of_requests_an_hour(database_url: str) -> None:
-    web = build(database_url, {"requests_per_key_per_hour": 2})
+    web = build_web(database_url, delisting={"requests_per_key_per_hour": 2})
     for i in range(2):
         peer = f"198.51.{i}.7"
         assert web.ask_removal("45.3.0.0/24", message=f"m{i}", peer=peer).status == 303
@@ -163,7 +148,7 @@ def test_each_listing_takes_a_bounded_number_of_requests_an_hour(database_url: s
 
 
 def test_the_form_rate_limit_counts_a_whole_ipv4_24(database_url: str) -> None:
-    web = build(database_url, requests_per_hour=2)
+    web = build_web(database_url, requests_per_hour=2)
     keys = ["45.1.2.3", "45.3.0.0/24", SPARE]
     for i, key in enumerate(keys[:2]):
         assert web.ask_removal(key, peer=f"198.51.100.{i + 1}").status == 303
@@ -174,7 +159,7 @@ def test_the_form_rate_limit_counts_a_whole_ipv4_24(database_url: str) -> None:
 
 
 def test_the_form_rate_limit_counts_a_whole_ipv6_64(database_url: str) -> None:
-    web = build(database_url, requests_per_hour=2)
+    web = build_web(database_url, requests_per_hour=2)
 
     def ask(client: str, key: str) -> int:
         forwarded = {"X-Forwarded-For": client}
