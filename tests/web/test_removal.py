@@ -17,9 +17,14 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from rbl.keys import ZoneKind, parse_key
+from rbl.store.listings import add_listing
+from rbl.store.requests import approve_request
 from rbl.store.schema import removal_requests
 from tests.web.test_abuse import build_web
-from tests.web.test_site import CLIENT, PROXY, SPARE, Web
+from tests.web.test_site import CLIENT, NOW, PROXY, SPARE, Web
+
+ZONE = "bl.example.org"
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 TOKEN_LINK = re.compile(r"/request/[A-Za-z0-9_-]{32}")
@@ -90,6 +95,14 @@ def test_self_service_removes_a_trap_listing_of_one_address_at_once(self_service
     response = self_service.ask_removal("45.1.2.3")
     assert state_shown(self_service, response.header("location")) == "approved"
     assert "not listed</span>" in self_service.get("/lookup/45.1.2.3").body
+    # Listed again by the feed within the period: the form says an operator decides now.
+    with self_service.engine.begin() as conn:
+        key = parse_key(ZoneKind.IP, "45.1.2.3")
+        add_listing(conn, ZONE, key, ("127.0.0.2",), actor="policy", now=NOW, source="trap")
+    form = self_service.get("/remove/45.1.2.3").body
+    assert "already removed by self-service within the last 30 days" in form
+    again = self_service.ask_removal("45.1.2.3", peer="203.0.113.5")
+    assert state_shown(self_service, again.header("location")) == "pending"
 
 
 # -- every request kept, each status page its own -----------------------------------------
@@ -115,6 +128,17 @@ def test_a_strangers_request_does_not_swallow_the_owners(web: Web) -> None:
     assert 'id="remove-link"' in web.get("/lookup/45.1.2.3").body  # the owner can still ask
     status = web.get(mine).body
     assert theirs not in status and "junk" not in status
+
+
+def test_approving_one_request_closes_the_others_and_each_page_tells_its_own(web: Web) -> None:
+    junk = web.ask_removal("45.1.2.3", message="junk", peer="203.0.113.5").header("location")
+    owner = web.ask_removal("45.1.2.3", message="Closed the relay.").header("location")
+    with web.engine.begin() as conn:
+        approve_request(conn, owner.rsplit("/", 1)[1], actor="carol", message="Thanks.", now=NOW)
+    assert state_shown(web, owner) == "approved" and "Thanks." in web.get(owner).body
+    closed = web.get(junk).body
+    assert state_shown(web, junk) == "closed" and "The listing was removed" in closed
+    assert "Thanks." not in closed and "Closed the relay." not in closed and owner not in closed
 
 
 def test_pending_requests_per_listing_are_capped_with_a_clear_answer(database_url: str) -> None:
