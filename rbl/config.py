@@ -173,10 +173,21 @@ class WebSettings:
     listen: tuple[str, int] | None = None
     title: str = "DNSBL lookup"
     contact: str = ""  # shown on every page: how to reach the operator
-    requests_per_hour: int = 5  # removal requests one client address may make
+    # Removal requests per hour from one client network (1..10000); a network is
+    # the client's IPv4 /removal_ipv4_prefix or IPv6 /removal_ipv6_prefix (0..32,
+    # 0..128): one host holds a whole IPv6 /64, and often many IPv4 addresses of a /24.
+    requests_per_hour: int = 5
+    removal_ipv4_prefix: int = 24
+    removal_ipv6_prefix: int = 64
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
-    max_connections: int = 200  # open at once; past it a new connection is answered 503
-    request_timeout: float = 20.0  # seconds from a request's first byte to its last
+    max_connections: int = 200  # open at once (1..100000); past it, 503 for the new one
+    # Open at once from one client (1..100000), counted per IPv4 /connection_ipv4_prefix
+    # and IPv6 /connection_ipv6_prefix; past it the new one is closed at once, so one
+    # client cannot take the whole of max_connections. Trusted proxies are not capped.
+    max_connections_per_client: int = 20
+    connection_ipv4_prefix: int = 32
+    connection_ipv6_prefix: int = 64
+    request_timeout: float = 20.0  # seconds from a request's first byte to its last (1..300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +196,10 @@ class DelistingSettings:
 
     self_service: bool = False
     self_service_period: float = 30 * DAY
+    # Each listing keeps at most this many pending requests (1..1000); past it a new one
+    # is refused with a clear answer (never dropped), so a flood cannot grow the table.
+    max_pending_per_key: int = 20
+    requests_per_key_per_hour: int = 10  # requests one listing takes per hour (1..10000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,19 +392,24 @@ def _web(data: Mapping[str, Any], where: str) -> WebSettings:
             "title",
             "contact",
             "requests_per_hour",
+            "removal_ipv4_prefix",
+            "removal_ipv6_prefix",
             "trusted_proxies",
             "max_connections",
+            "max_connections_per_client",
+            "connection_ipv4_prefix",
+            "connection_ipv6_prefix",
             "request_timeout",
         },
         where,
     )
+    defaults = WebSettings()
     listen = data.get("listen")
-    rate = _get(data, "requests_per_hour", int, where, 5)
-    if not 1 <= rate <= 10_000:
-        raise ConfigError(f"{where}: requests_per_hour {rate} is outside 1..10000")
-    connections = _get(data, "max_connections", int, where, 200)
-    if not 1 <= connections <= 100_000:
-        raise ConfigError(f"{where}: max_connections {connections} is outside 1..100000")
+    rate = _int_in(data, "requests_per_hour", where, defaults.requests_per_hour, 1, 10_000)
+    connections = _int_in(data, "max_connections", where, defaults.max_connections, 1, 100_000)
+    per_client = _int_in(
+        data, "max_connections_per_client", where, defaults.max_connections_per_client, 1, 100_000
+    )
     request_timeout = float(_get(data, "request_timeout", (int, float), where, 20.0))
     if not 1 <= request_timeout <= 300:
         raise ConfigError(f"{where}: request_timeout {request_timeout:g}s is outside 1..300")
@@ -399,21 +419,49 @@ def _web(data: Mapping[str, Any], where: str) -> WebSettings:
         title=_get(data, "title", str, where, "DNSBL lookup"),
         contact=_get(data, "contact", str, where, ""),
         requests_per_hour=rate,
+        removal_ipv4_prefix=_int_in(
+            data, "removal_ipv4_prefix", where, defaults.removal_ipv4_prefix, 0, 32
+        ),
+        removal_ipv6_prefix=_int_in(
+            data, "removal_ipv6_prefix", where, defaults.removal_ipv6_prefix, 0, 128
+        ),
         trusted_proxies=proxies,
         max_connections=connections,
+        max_connections_per_client=per_client,
+        connection_ipv4_prefix=_int_in(
+            data, "connection_ipv4_prefix", where, defaults.connection_ipv4_prefix, 0, 32
+        ),
+        connection_ipv6_prefix=_int_in(
+            data, "connection_ipv6_prefix", where, defaults.connection_ipv6_prefix, 0, 128
+        ),
         request_timeout=request_timeout,
     )
 
 
 def _delisting(data: Mapping[str, Any], where: str) -> DelistingSettings:
-    _only(data, {"mode", "self_service_period"}, where)
+    _only(
+        data,
+        {"mode", "self_service_period", "max_pending_per_key", "requests_per_key_per_hour"},
+        where,
+    )
+    defaults = DelistingSettings()
     mode = _get(data, "mode", str, where, "review")
     if mode not in ("review", "self-service"):
         raise ConfigError(f"{where}: mode {mode!r} is not 'review' or 'self-service'")
     period = parse_duration(
-        data.get("self_service_period", 30 * DAY), f"{where} self_service_period"
+        data.get("self_service_period", defaults.self_service_period),
+        f"{where} self_service_period",
     )
-    return DelistingSettings(self_service=mode == "self-service", self_service_period=period)
+    return DelistingSettings(
+        self_service=mode == "self-service",
+        self_service_period=period,
+        max_pending_per_key=_int_in(
+            data, "max_pending_per_key", where, defaults.max_pending_per_key, 1, 1000
+        ),
+        requests_per_key_per_hour=_int_in(
+            data, "requests_per_key_per_hour", where, defaults.requests_per_key_per_hour, 1, 10_000
+        ),
+    )
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}

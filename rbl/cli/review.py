@@ -70,40 +70,66 @@ def _print_request(request: Any) -> None:
         click.echo(f"    {line}")
 
 
+def _request_line(request: Any) -> str:
+    first_line = (request.message.splitlines() or [""])[0][:60]
+    return (
+        f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
+        f"{request.created_at:%Y-%m-%d %H:%M}Z\t{first_line}"
+    )
+
+
 @requests.command("list")
 @click.option(
     "--state",
-    type=click.Choice(["pending", "approved", "denied", "all"]),
+    type=click.Choice(["pending", "approved", "denied", "closed", "all"]),
     default="pending",
     show_default=True,
 )
+@click.option("--key", default=None, type=Text(300), help="Only requests for this listing.")
+@click.option("--zone", default=None, help="The zone of --key (default: the only one fitting).")
 @click.option("--limit", default=100, show_default=True, type=LIMIT)
 @pass_context
-def requests_list(obj: Context, state: str, limit: int) -> None:
+def requests_list(obj: Context, state: str, key: str | None, zone: str | None, limit: int) -> None:
+    """Requests, oldest first; every one is kept, several per listing."""
     from rbl.store.requests import list_requests
 
+    listing = None
+    if key is not None:
+        zone_settings = obj.pick_zone(zone, key)
+        listing = (zone_settings.name, _key_for(zone_settings, key).text)
     with obj.engine().connect() as conn:
-        found = list_requests(conn, None if state == "all" else state, limit)
-    for request in found:
-        first_line = (request.message.splitlines() or [""])[0][:60]
-        click.echo(
-            f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
-            f"{request.created_at:%Y-%m-%d %H:%M}Z\t{first_line}"
+        found = list_requests(
+            conn,
+            None if state == "all" else state,
+            limit,
+            zone=listing[0] if listing else None,
+            key=listing[1] if listing else None,
         )
+    for request in found:
+        click.echo(_request_line(request))
 
 
 @requests.command("show")
 @click.argument("request_id", type=RequestRef())
 @pass_context
 def requests_show(obj: Context, request_id: str) -> None:
-    """Show a request (by number or token) with the listing's evidence."""
-    from rbl.store.requests import RequestError, get_request
+    """Show a request (by number or token) and the other requests for its listing."""
+    from rbl.store.requests import RequestError, get_request, list_requests
 
     with obj.engine().connect() as conn:
         request = get_request(conn, request_id)
-    if request is None:
-        raise RequestError(f"no removal request {request_id!r}")
+        if request is None:
+            raise RequestError(f"no removal request {request_id!r}")
+        others = [
+            other
+            for other in list_requests(conn, None, 1000, zone=request.zone, key=request.key)
+            if other.id != request.id
+        ]
     _print_request(request)
+    if others:
+        click.echo(f"other requests for {request.key}:")
+        for other in others:
+            click.echo(_request_line(other))
 
 
 @requests.command("approve")
@@ -116,13 +142,21 @@ def requests_show(obj: Context, request_id: str) -> None:
 )
 @pass_context
 def requests_approve(obj: Context, request_id: str, message: str) -> None:
-    """Approve: the listing is removed and DNS follows within a second."""
+    """Approve: the listing is removed (DNS follows within a second) and the other
+    requests pending for it are closed with a note."""
     from rbl.store.listings import now_utc
     from rbl.store.requests import approve_request
 
     with obj.engine().begin() as conn:
-        request = approve_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
+        decision = approve_request(
+            conn, request_id, actor=obj.actor, message=message, now=now_utc()
+        )
+    request = decision.request
     click.echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
+    if decision.closed:
+        ids = ", ".join(str(i) for i in decision.closed)
+        plural = "" if len(decision.closed) == 1 else "s"
+        click.echo(f"closed {len(decision.closed)} other request{plural} ({ids}) for {request.key}")
 
 
 @requests.command("deny")
@@ -135,6 +169,7 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 )
 @pass_context
 def requests_deny(obj: Context, request_id: str, message: str) -> None:
+    """Deny this request; the others for the same listing stay pending."""
     from rbl.store.listings import now_utc
     from rbl.store.requests import deny_request
 

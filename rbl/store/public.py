@@ -15,7 +15,6 @@ from sqlalchemy import Connection, func, select
 from rbl.keys import ListingKey
 from rbl.store.listings import Listing, covering_listings, get_listing
 from rbl.store.queries import evidence_condition
-from rbl.store.requests import RemovalRequest, get_request
 from rbl.store.schema import HELD, PENDING, hits, removal_requests
 from rbl.store.timestamps import utc
 
@@ -39,7 +38,7 @@ class PublicStatus:
     evidence_total: int
     evidence: list[PublicHit]
     daily_hits: list[tuple[date, int]]  # last ``days`` days, oldest first, zeros included
-    pending_request: RemovalRequest | None
+    pending_requests: int  # waiting for review; never which ones (their links are private)
 
 
 def public_status(
@@ -94,17 +93,19 @@ def public_status(
     daily = [
         (start + timedelta(days=i), per_day.get(start + timedelta(days=i), 0)) for i in range(days)
     ]
-    pending = None
-    if last is not None:
-        row = conn.execute(
-            select(removal_requests.c.token).where(
-                removal_requests.c.zone == zone,
-                removal_requests.c.key == last.key,
-                removal_requests.c.state == PENDING,
-            )
-        ).first()
-        if row is not None:
-            pending = get_request(conn, row.token)
+    pending = 0
+    if last is not None:  # a count only: each request's token is its requester's alone
+        pending = int(
+            conn.execute(
+                select(func.count())
+                .select_from(removal_requests)
+                .where(
+                    removal_requests.c.zone == zone,
+                    removal_requests.c.key == last.key,
+                    removal_requests.c.state == PENDING,
+                )
+            ).scalar_one()
+        )
     return PublicStatus(
         zone=zone,
         key=key.text,
@@ -113,5 +114,5 @@ def public_status(
         evidence_total=total,
         evidence=evidence,
         daily_hits=daily,
-        pending_request=pending,
+        pending_requests=pending,
     )

@@ -173,6 +173,7 @@ allowlist = Table(
 PENDING = "pending"
 APPROVED = "approved"
 DENIED = "denied"
+CLOSED = "closed"  # another request for the same listing was approved
 
 OP_EXCLUDE = "exclude"  # allowlisted: never answers as listed, even inside a listed network
 OP_UNEXCLUDE = "unexclude"
@@ -187,7 +188,7 @@ removal_requests = Table(
     Column("email", String(320)),
     Column("message", Text, nullable=False),
     Column("client_ip", String(45)),
-    Column("state", String(16), nullable=False),  # PENDING, APPROVED, DENIED
+    Column("state", String(16), nullable=False),  # PENDING, APPROVED, DENIED, CLOSED
     Column("self_service", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True)),

@@ -13,12 +13,17 @@ text answer with ``Connection: close``; the write side is shut, what the
 client still sends is discarded (at most ``LINGER_BYTES``, for at most
 ``LINGER`` seconds, so the answer is not lost to a reset) and the connection
 is then aborted. ``LimitedSite`` also bounds the connections open at once:
-past ``max_connections`` a new connection gets a 503 with Retry-After.
+past ``max_connections`` a new connection gets a 503 with Retry-After, and
+past ``max_per_client`` from one client (address, or IPv6 /64: see
+``client_network``) a new one from that client is closed at once, so one
+client holding slow connections cannot take the site from everyone else.
 Imports no store module.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, ITransport
@@ -37,6 +42,28 @@ LINGER = 2.0  # seconds a refused client's data is still drained before the abor
 LINGER_BYTES = 1024 * 1024  # ... and at most this much of it (discarded, never kept)
 BUSY_RETRY = 10  # Retry-After of the "too many connections" answer
 MAX_CONNECTIONS = 200
+MAX_PER_CLIENT = 20  # connections one client may hold open at once
+CLIENT_PREFIXES = (32, 64)  # a client for the connection cap: an IPv4 address, an IPv6 /64
+
+
+def client_network(host: str, ipv4_prefix: int, ipv6_prefix: int) -> str:
+    """The network ``host`` is counted under: its IPv4 /``ipv4_prefix`` or IPv6 /``ipv6_prefix``.
+
+    One party usually holds a whole IPv6 /64 (and often many addresses of an
+    IPv4 /24), so limits per full address are limits on nothing. An IPv4-mapped
+    IPv6 address counts as its IPv4 address; text that is no address counts as
+    itself.
+    """
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
+    shift = address.max_prefixlen - prefix
+    first = type(address)((int(address) >> shift) << shift)
+    return f"{first}/{prefix}"
 
 
 def refusal(code: int, message: str, headers: dict[bytes, bytes] | None = None) -> bytes:
@@ -111,12 +138,14 @@ class LimitedChannel(http.HTTPChannel):
 
     # -- parsing, with the limits checked first
 
+    client: str | None = None  # what the site counts this connection under (None: uncapped)
+
     def connectionMade(self) -> None:
         super().connectionMade()
         self._start_deadline()
         site = getattr(self, "site", None)
         if isinstance(site, LimitedSite):
-            site.channels.add(self)
+            site.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self._closer is not None:
@@ -196,8 +225,7 @@ class LimitedChannel(http.HTTPChannel):
             self._closer.cancel()
         site = getattr(self, "site", None)
         if isinstance(site, LimitedSite):
-            site.channels.discard(self)
-            site.connection_closed()
+            site.connection_closed(self)
         super().connectionLost(reason)
 
     # -- slow clients
@@ -291,7 +319,14 @@ class _Busy(Protocol):
 
 
 class LimitedSite(server.Site):
-    """A Site whose channels are ``LimitedChannel``s, at most ``max_connections`` at once."""
+    """A Site whose channels are ``LimitedChannel``s, at most ``max_connections`` at once.
+
+    Each client (``client_network`` of its address, with ``client_prefixes``)
+    holds at most ``max_per_client`` of them; a connection past that is closed
+    at once, before a byte is read or written, while other clients are still
+    served. Connections from ``uncapped`` networks (the trusted proxies, which
+    carry many clients each) count only toward ``max_connections``.
+    """
 
     requestFactory = LimitedRequest
 
@@ -301,14 +336,22 @@ class LimitedSite(server.Site):
         *,
         reactor: Any,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_client: int = MAX_PER_CLIENT,
+        client_prefixes: tuple[int, int] = CLIENT_PREFIXES,
+        uncapped: Sequence[str] = (),
         request_deadline: float = REQUEST_DEADLINE,
         timeout: float = IDLE_TIMEOUT,
     ) -> None:
         super().__init__(resource, requestFactory=LimitedRequest, reactor=reactor, timeout=timeout)
         self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.client_prefixes = client_prefixes
+        self.uncapped = tuple(ipaddress.ip_network(net, strict=False) for net in uncapped)
         self.request_deadline = request_deadline
         self.open_connections = 0
-        self.refused_connections = 0
+        self.refused_connections = 0  # over max_connections: answered 503
+        self.refused_per_client = 0  # over max_per_client: closed at once
+        self.per_client: dict[str, int] = {}
         self.channels: set[LimitedChannel] = set()  # open ones, for a graceful stop
 
     def protocol(self) -> Any:  # twisted.web.http's factory function, with our channel
@@ -316,7 +359,22 @@ class LimitedSite(server.Site):
         channel.request_deadline = self.request_deadline
         return http._GenericHTTPChannelProtocol(channel)
 
+    def client_of(self, addr: Any) -> str | None:
+        """What a peer's connections are counted under; None for an uncapped peer."""
+        host = str(getattr(addr, "host", "") or "unknown")
+        try:
+            address = ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return host
+        if any(address in network for network in self.uncapped):
+            return None
+        return client_network(host, *self.client_prefixes)
+
     def buildProtocol(self, addr: Any) -> Any:
+        client = self.client_of(addr)
+        if client is not None and self.per_client.get(client, 0) >= self.max_per_client:
+            self.refused_per_client += 1
+            return None  # Twisted closes the socket at once
         if self.open_connections >= self.max_connections:
             self.refused_connections += 1
             busy = _Busy()
@@ -325,8 +383,24 @@ class LimitedSite(server.Site):
         self.open_connections += 1
         return super().buildProtocol(addr)
 
-    def connection_closed(self) -> None:
+    def connection_made(self, channel: LimitedChannel) -> None:
+        """Count an accepted connection under its client (the channel gives it back on close)."""
+        self.channels.add(channel)
+        transport = channel.transport
+        channel.client = self.client_of(None if transport is None else transport.getPeer())
+        if channel.client is not None:
+            self.per_client[channel.client] = self.per_client.get(channel.client, 0) + 1
+
+    def connection_closed(self, channel: LimitedChannel) -> None:
+        if channel not in self.channels:
+            return  # already counted out
+        self.channels.discard(channel)
         self.open_connections = max(0, self.open_connections - 1)
+        client, channel.client = channel.client, None
+        if client is not None:
+            left = self.per_client.pop(client, 0) - 1
+            if left > 0:
+                self.per_client[client] = left
 
     def close_connections(self) -> None:
         """Close every connection once what it has written is sent (a graceful stop)."""
@@ -339,5 +413,6 @@ __all__ = [
     "LimitedChannel",
     "LimitedRequest",
     "LimitedSite",
+    "client_network",
     "refusal",
 ]

@@ -38,8 +38,17 @@ from rbl.config import Settings, ZoneSettings
 from rbl.errors import KeyFormatError, NotListedError
 from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
 from rbl.store.public import PublicStatus, public_status
-from rbl.store.requests import MAX_MESSAGE, RemovalRequest, RequestError, get_request, open_request
-from rbl.web.limits import MAX_BODY, LimitedRequest, LimitedSite
+from rbl.store.requests import (
+    MAX_MESSAGE,
+    RemovalRequest,
+    RequestError,
+    RequestLimitError,
+    RequestLimits,
+    get_request,
+    open_request,
+    self_service_review_reason,
+)
+from rbl.web.limits import MAX_BODY, LimitedRequest, LimitedSite, client_network
 
 log = Logger(namespace="rbl.web")
 
@@ -162,7 +171,7 @@ class FormTokens:
 
 
 class RateLimiter:
-    """At most ``limit`` events per client in a sliding window, in memory."""
+    """At most ``limit`` events per client (network) in a sliding window, in memory."""
 
     def __init__(self, limit: int, clock: IReactorTime, window: float = RATE_WINDOW) -> None:
         self.limit = limit
@@ -315,11 +324,13 @@ class PublicSite(Resource):
     def reconfigure(self, settings: Settings) -> None:
         """Take [web] and [delisting] from a reload (rbl.reload); the next request sees them.
 
-        The listener and its limits (listen, max_connections, request_timeout)
-        are fixed when the port is opened.
+        The listener and its limits (listen, max_connections,
+        max_connections_per_client, request_timeout) are fixed when the port
+        is opened.
         """
         self.settings = settings
         self.limiter.limit = settings.web.requests_per_hour
+        self.request_limits = RequestLimits.from_settings(settings.delisting)
         self.self_service_period = (
             timedelta(seconds=settings.delisting.self_service_period)
             if settings.delisting.self_service
@@ -636,11 +647,27 @@ class PublicSite(Resource):
         key = self.normalise(text)
         zone = self._removal_zone(request, key)
         client = client_address(request, self.settings.web.trusted_proxies)
-        d = self.database(self._statuses, [zone.name], key, self.now(), 0, 1)
+        d = self.database(self._form_status, zone.name, key, self.now())
         d.addCallback(
-            lambda statuses: self._form_page(http.OK, key, zone, client, status=statuses[0])
+            lambda found: self._form_page(
+                http.OK, key, zone, client, status=found[0], review_reason=found[1]
+            )
         )
         return d
+
+    def _form_status(
+        self, zone: str, key: ListingKey, now: datetime
+    ) -> tuple[PublicStatus, str | None]:
+        """The listing's status, and why self-service would not remove it at once (if so)."""
+        with self.engine.begin() as conn:
+            status = public_status(conn, zone, key, now=now, evidence_limit=0, days=1)
+            period = self.self_service_period
+            reason = (
+                None
+                if period is None or status.listing is None
+                else self_service_review_reason(conn, zone, key, period=period, now=now)
+            )
+        return status, reason
 
     def _form_page(
         self,
@@ -650,6 +677,7 @@ class PublicSite(Resource):
         client: str,
         *,
         status: PublicStatus | None = None,
+        review_reason: str | None = None,
         errors: Sequence[str] = (),
         message: str = "",
         email: str = "",
@@ -669,6 +697,7 @@ class PublicSite(Resource):
             max_message=MAX_MESSAGE,
             max_email=MAX_EMAIL,
             self_service=self.self_service_period is not None,
+            review_reason=review_reason,
         )
 
     def remove_post(self, request: server.Request, text: str) -> Deferred[Page]:
@@ -679,18 +708,16 @@ class PublicSite(Resource):
             raise self._refused_form(request, text, client, spent=self.tokens.spent(token))
         key = self.normalise(text)
         zone = self._removal_zone(request, key)
-        wait = self.limiter.retry_after(client)
+        web = self.settings.web
+        network = client_network(client, web.removal_ipv4_prefix, web.removal_ipv6_prefix)
+        wait = self.limiter.retry_after(network)
         if wait is not None:
             minutes = max(1, round(wait / 60))
-            raise Page(
-                TOO_MANY_REQUESTS,
-                "error.html",
-                {b"retry-after": str(round(wait)).encode("ascii")},
-                heading="Too many requests",
-                message=(
-                    f"You have sent {self.limiter.limit} removal requests in the last hour, "
-                    f"the most this site accepts. Please try again in about {minutes} minutes."
-                ),
+            raise _too_many(
+                f"Your network ({network}) has sent {self.limiter.limit} removal requests "
+                "in the last hour, the most this site accepts from one network. "
+                f"Please try again in about {minutes} minutes.",
+                wait,
             )
         message = self._arg(request, "message", multiline=True).replace("\r\n", "\n").strip()
         email = self._arg(request, "email").strip()
@@ -701,7 +728,7 @@ class PublicSite(Resource):
             )
         d = self.database(self._open, zone.name, key, message, email or None, client, self.now())
         self.tokens.spend(token)
-        self.limiter.record(client)
+        self.limiter.record(network)
         d.addCallback(lambda req: _redirect(f"/request/{req.token}"))
         return d
 
@@ -750,9 +777,12 @@ class PublicSite(Resource):
                     client_ip=client,
                     now=now,
                     self_service_period=self.self_service_period,
+                    limits=self.request_limits,
                 )
         except NotListedError as exc:
             raise Page(http.CONFLICT, heading="Not listed", message=str(exc), key=key.text) from exc
+        except RequestLimitError as exc:
+            raise _too_many(str(exc), exc.retry_after) from exc
         except RequestError as exc:
             raise Page(http.BAD_REQUEST, heading="Request not accepted", message=str(exc)) from exc
 
@@ -777,6 +807,14 @@ class _Static(Page):
     def __init__(self, data: bytes) -> None:
         super().__init__(http.OK, "")
         self.data = data
+
+
+def _too_many(message: str, retry_after: float | None) -> Page:
+    """429 with the reason; Retry-After when waiting is what helps."""
+    headers = {} if retry_after is None else {b"retry-after": b"%d" % round(retry_after)}
+    return Page(
+        TOO_MANY_REQUESTS, "error.html", headers, heading="Too many requests", message=message
+    )
 
 
 def _done(page: Page) -> Deferred[Page]:
@@ -888,6 +926,9 @@ def make_site(
         root,
         reactor=clock,
         max_connections=settings.web.max_connections,
+        max_per_client=settings.web.max_connections_per_client,
+        client_prefixes=(settings.web.connection_ipv4_prefix, settings.web.connection_ipv6_prefix),
+        uncapped=settings.web.trusted_proxies,
         request_deadline=settings.web.request_timeout,
     )
     site.displayTracebacks = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import StringTransport
 from twisted.web.server import Site
 
@@ -33,9 +34,19 @@ from rbl.web.limits import (
     MAX_HEADERS,
     MAX_REQUEST_LINE,
     LimitedSite,
+    client_network,
 )
 from rbl.web.site import make_site
-from tests.web.test_site import CLIENT, NOW, SPARE, Web, make_settings, seed, synchronous
+from tests.web.test_site import (
+    CLIENT,
+    NOW,
+    PROXY,
+    SPARE,
+    Web,
+    make_settings,
+    seed,
+    synchronous,
+)
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -45,9 +56,14 @@ def build_web(
     run: Callable[..., defer.Deferred[Any]] = synchronous,
     *,
     max_db_jobs: int = 50,
+    delisting: dict[str, Any] | None = None,
     **web: object,
 ) -> Web:
     site_settings = make_settings(**web)
+    if delisting:
+        site_settings = replace(
+            site_settings, delisting=replace(site_settings.delisting, **delisting)
+        )
     engine = open_engine(database_url)
     seed(engine, site_settings)
     clock = task.Clock()
@@ -239,6 +255,62 @@ def test_total_connections_are_bounded(web: Web) -> None:
     assert site.refused_connections == 1
 
 
+def test_connections_per_client_are_capped_while_others_are_served(web: Web) -> None:
+    site = web.site
+    assert isinstance(site, LimitedSite)
+    assert site.max_per_client == 20  # the default
+    site.max_per_client = 3
+    held = [Connection(site, peer="198.51.100.7") for _ in range(3)]
+    # A fourth from the same address is closed at once: no protocol, nothing read or sent.
+    assert site.buildProtocol(IPv4Address("TCP", "198.51.100.7", 40001)) is None
+    assert site.refused_per_client == 1
+    # A neighbour in the same /24 and any other client are still served.
+    for peer in ("198.51.100.8", "203.0.113.9"):
+        other = Connection(site, peer=peer)
+        other.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(other.answer) == 200, peer
+        other.lose()
+    held[0].lose()
+    again = Connection(site, peer="198.51.100.7")  # the freed slot is the client's again
+    again.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(again.answer) == 200
+    assert site.per_client == {"198.51.100.7/32": 3}
+    for connection in [*held[1:], again]:
+        connection.lose()
+    assert site.per_client == {} and site.open_connections == 0
+
+
+def test_an_ipv6_client_is_capped_per_64_and_a_trusted_proxy_not_at_all(web: Web) -> None:
+    site = web.site
+    assert isinstance(site, LimitedSite)
+    site.max_per_client = 2
+    for host in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::7"):
+        site.buildProtocol(IPv6Address("TCP", host, 40000)).makeConnection(
+            StringTransport(peerAddress=IPv6Address("TCP", host, 40000))
+        )
+    assert site.buildProtocol(IPv6Address("TCP", "2001:db8:1:2::99", 40000)) is None
+    assert site.buildProtocol(IPv6Address("TCP", "2001:db8:1:3::1", 40000)) is not None
+    proxies = [Connection(site, peer=PROXY) for _ in range(5)]  # [web] trusted_proxies
+    assert all(not connection.closed for connection in proxies)
+    assert PROXY not in str(site.per_client)
+
+
+@pytest.mark.parametrize(
+    ("host", "v4", "v6", "network"),
+    [
+        ("198.51.100.77", 24, 64, "198.51.100.0/24"),
+        ("198.51.100.77", 32, 64, "198.51.100.77/32"),
+        ("2001:db8:1:2:3:4:5:6", 24, 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:3:4:5:6", 24, 48, "2001:db8:1::/48"),
+        ("::ffff:198.51.100.77", 24, 64, "198.51.100.0/24"),  # IPv4-mapped counts as IPv4
+        ("fe80::1%eth0", 24, 64, "fe80::/64"),
+        ("unknown", 24, 64, "unknown"),
+    ],
+)
+def test_client_network(host: str, v4: int, v6: int, network: str) -> None:
+    assert client_network(host, v4, v6) == network
+
+
 # -- 2. floods ------------------------------------------------------------------------------
 
 
@@ -316,7 +388,7 @@ def test_a_flood_of_posts_is_429_after_the_limit_and_writes_nothing(web: Web) ->
     statuses = [web.ask_removal("45.3.0.0/24", message=f"try {i}").status for i in range(limit)]
     assert statuses == [303] * limit
     before = snapshot(web.engine)
-    assert request_count(web.engine) == 1  # the same pending request each time
+    assert request_count(web.engine) == limit  # each one kept, with its own message
     for i in range(40):
         page = web.ask_removal(["45.1.2.3", "spam.example", SPARE][i % 3], message=f"flood {i}")
         assert page.status == 429
@@ -473,6 +545,11 @@ def test_only_post_remove_changes_the_database(database_url: str, tmp_path: Path
         ({"max_connections": "many"}, "max_connections must be a int"),
         ({"request_timeout": 0.5}, "request_timeout 0.5s is outside 1..300"),
         ({"request_timeout": True}, "request_timeout must be a number"),
+        ({"max_connections_per_client": 0}, "max_connections_per_client 0 is outside 1..100000"),
+        ({"connection_ipv6_prefix": 129}, "connection_ipv6_prefix 129 is outside 0..128"),
+        ({"removal_ipv4_prefix": 33}, "removal_ipv4_prefix 33 is outside 0..32"),
+        ({"removal_ipv6_prefix": "64"}, "removal_ipv6_prefix must be a int"),
+        ({"requests_per_hour": 0}, "requests_per_hour 0 is outside 1..10000"),
     ],
 )
 def test_web_limits_are_checked_in_the_configuration(web: dict[str, object], problem: str) -> None:
@@ -482,3 +559,6 @@ def test_web_limits_are_checked_in_the_configuration(web: dict[str, object], pro
         make_settings(**web)
     defaults = make_settings().web
     assert (defaults.max_connections, defaults.request_timeout) == (200, 20.0)
+    assert defaults.max_connections_per_client == 20
+    assert (defaults.removal_ipv4_prefix, defaults.removal_ipv6_prefix) == (24, 64)
+    assert (defaults.connection_ipv4_prefix, defaults.connection_ipv6_prefix) == (32, 64)

@@ -203,3 +203,51 @@ def test_connections_past_max_connections_get_503(server: RunningServer) -> None
         time.sleep(0.05)
     for sock in held:
         sock.close()
+
+
+def connect_from(address: tuple[str, int], source: str) -> socket.socket:
+    """A connection whose source is ``source`` (Linux routes all of 127/8 to loopback)."""
+    sock = socket.create_connection(address, timeout=10, source_address=(source, 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def closed_at_once(sock: socket.socket, timeout: float = 3.0) -> bool:
+    """Whether the server closed (or reset) ``sock`` within ``timeout`` without a word."""
+    ready, _, _ = select.select([sock], [], [], timeout)
+    if not ready:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.slow
+def test_one_client_holding_many_slow_connections_does_not_shut_out_others(
+    tmp_path: Path,
+) -> None:
+    """210 slow connections from one address (the default limits): others are still served."""
+    config = write_config(tmp_path)
+    with config.open("a") as f:
+        f.write('\n[web]\nlisten = "127.0.0.1:0"\n')
+    running = start_server(config)
+    held: list[socket.socket] = []
+    try:
+        address = web_address(running)
+        for _ in range(210):  # each one a request that never ends
+            sock = connect_from(address, "127.0.0.1")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            held.append(sock)
+        other = connect_from(address, "127.0.0.2")
+        other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_until_closed(other)
+        other.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        # The first 20 (max_connections_per_client) are still open, the rest were closed.
+        closed = [closed_at_once(sock, 0.5 if i < 20 else 3.0) for i, sock in enumerate(held)]
+        assert closed == [False] * 20 + [True] * 190
+    finally:
+        for sock in held:
+            sock.close()
+        stop_server(running)
