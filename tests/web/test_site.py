@@ -8,12 +8,10 @@ returns. The clock is a ``task.Clock`` (tokens, rate limit, "now").
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import Engine
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.web.server import Site
 
 from rbl.allowlist import Allowlist
@@ -36,6 +33,7 @@ from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher, parse_trap
 from rbl.web.service import WebService
 from rbl.web.site import MAX_BODY, hits_chart, make_site
+from tests.web.support import Response, fetch
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TRAP = "secret-trap@example.org"
@@ -78,24 +76,6 @@ def make_settings(**web: object) -> Settings:
 
 
 @dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name.lower(), "")
-
-
-class _Socket:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def makefile(self, *_args: object, **_kwargs: object) -> io.BytesIO:
-        return io.BytesIO(self.data)
-
-
-@dataclass
 class Web:
     site: Site
     clock: task.Clock
@@ -111,31 +91,7 @@ class Web:
         peer: str = CLIENT,
         chunked: bool = False,
     ) -> Response:
-        channel = self.site.buildProtocol(IPv4Address("TCP", peer, 40000))
-        assert channel is not None
-        transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
-            peerAddress=IPv4Address("TCP", peer, 40000),
-        )
-        channel.makeConnection(transport)
-        lines = [f"{method} {path} HTTP/1.1", "Host: lists.example.org", "Connection: close"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-            payload = b"".join(
-                b"%x\r\n%s\r\n" % (len(body[i : i + 4096]), body[i : i + 4096])
-                for i in range(0, len(body), 4096)
-            )
-            body = payload + b"0\r\n\r\n"
-        elif body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        raw = transport.value()
-        channel.connectionLost(None)  # type: ignore[arg-type]
-        response = HTTPResponse(_Socket(raw), method=method)  # type: ignore[arg-type]
-        response.begin()
-        text = response.read().decode("utf-8")
-        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+        return fetch(self.site, method, path, body, headers, peer=peer, chunked=chunked)
 
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)
