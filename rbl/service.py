@@ -58,6 +58,10 @@ def build_zones(settings: Settings) -> dict[str, Zone]:
 def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     """Read the change-log position, then every active listing, into the follower's zones."""
     started = time.monotonic()
+    follower.traps = traps = reader.trap_filter()
+    for zone in follower.zones.values():
+        for item in ("txt", "lookup_url"):
+            traps.check(getattr(zone.settings, item), f"zone {zone.settings.name} {item}")
     positions = reader.change_positions()
     position = max(positions.values(), default=0)
     zones = list(follower.zones)

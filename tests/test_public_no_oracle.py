@@ -66,14 +66,14 @@ def marker(i: int) -> str:
 def hostile_hits() -> list[TrapHit]:
     """Trap text where a sender controls it: MAIL FROM, HELO, the whole-domain trap."""
 
-    def hit(minute: int, rcpt: str, mail_from: str, helo: str) -> TrapHit:
+    def hit(minute: int, rcpt: str, mail_from: str, helo: str, feed: str = "postfix") -> TrapHit:
         return TrapHit(
             at=NOW - timedelta(hours=3, minutes=minute),
             client_ip=HOSTILE_IP,
             rcpt_to=rcpt,
             mail_from=mail_from,
             helo=helo,
-            feed="postfix",
+            feed=feed,
             raw=f"postfix/smtpd: reject: RCPT from x[{HOSTILE_IP}]: to=<{rcpt}> from=<{mail_from}>",
         )
 
@@ -84,6 +84,7 @@ def hostile_hits() -> list[TrapHit]:
         hit(4, f"anyone@{WHOLE_DOMAIN}", f"boss@{WHOLE_DOMAIN}", WHOLE_DOMAIN),
         hit(5, TRAP_C, RETIRED, f"helo.{RETIRED}"),
         hit(6, TRAP_C, f"prvs=1234abcd={TRAP_A}", "203.0.113.9"),  # BATV-wrapped trap
+        hit(7, TRAP_A, "a@spammer.example", "spammer", feed=f"box-{TRAP_A}"),  # a metrics label
     ]
 
 
@@ -212,7 +213,6 @@ def collect(url: str, settings: Settings, token: str) -> Outputs:
             "/lookup/example.net",
             "/lookup/victims.example",
             "/lookup/markers.example",
-            f"/lookup/{marker(1)}.markers.example",
             "/lookup/spammer.example",
             f"/lookup?q={HOSTILE_IP}",
             f"/remove/{HOSTILE_IP}",
@@ -330,9 +330,20 @@ def test_no_trap_or_marker_reaches_any_public_output(
     # The outputs are real: the listings are there and the evidence is counted.
     assert "listed</span>" in outputs.texts[f"site /lookup/{HOSTILE_IP}"]
     assert "45.20.0.1" in outputs.texts["dump bl.example.org/bl.example.org.txt"]
-    (answer,) = [t for w, t in outputs.texts.items() if w.startswith("site /request/") and "AAAA" not in w]
+    (answer,) = [
+        t for w, t in outputs.texts.items() if w.startswith("site /request/") and "AAAA" not in w
+    ]
     assert leaks(outputs) == []
+    # Operator-written text that named traps is there, with the traps replaced whole.
     assert "denied" in answer and "[redacted]" in answer
+    assert (
+        "Snowshoe; spam to [redacted] and [redacted]:"
+        in outputs.texts["dns 9.0.30.45.bl.example.org TXT"]
+    )
+    assert (
+        "Snowshoe; spam to [redacted]" in outputs.texts["dump bl.example.org/bl.example.org.zone"]
+    )
+    assert 'feed="[redacted]"' in outputs.texts["metrics"]
 
 
 def test_the_evidence_page_cannot_tell_which_candidates_were_traps(

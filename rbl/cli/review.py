@@ -119,8 +119,10 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
     """Approve: the listing is removed and DNS follows within a second."""
     from rbl.store.listings import now_utc
     from rbl.store.requests import approve_request
+    from rbl.store.traps import trap_filter
 
     with obj.engine().begin() as conn:
+        trap_filter(conn).check(message, "--message (shown to the requester)")
         request = approve_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
     click.echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
 
@@ -137,8 +139,10 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 def requests_deny(obj: Context, request_id: str, message: str) -> None:
     from rbl.store.listings import now_utc
     from rbl.store.requests import deny_request
+    from rbl.store.traps import trap_filter
 
     with obj.engine().begin() as conn:
+        trap_filter(conn).check(message, "--message (shown to the requester)")
         request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
     click.echo(f"denied request {request.id} for {request.key}")
 
