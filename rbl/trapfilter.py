@@ -8,11 +8,13 @@ text (decision messages, TXT templates) that it finds a trap in.
 
 What counts as naming a trap, found by scanning the domain names in a text:
 
-* an address trap ``local@domain``: ``domain`` right after an ``@``, with the
+* an address trap ``local@domain``: ``domain`` right after an ``@`` (even
+  with more after it: ``trap@example.org.evil``), with the
   text before it ending in ``local`` (case-insensitive, after HTML
   unescaping, also with a ``+detail`` dropped), so wrapped forms such as
   BATV's ``prvs=tag=local@domain`` count; or SRS's ``domain=local``;
-* a whole-domain trap ``@domain``: the name ``domain`` itself, anywhere.
+* a whole-domain trap ``@domain``: the name ``domain`` itself, anywhere, or
+  right after an ``@`` with more after it.
 
 A name that merely ends in a trap domain (``mail.traps.example``) is another
 domain and is left alone: the operator's own zone names often share a parent
@@ -75,28 +77,38 @@ class TrapFilter:
         for found in _NAME.finditer(text):
             name = found.group().lower()
             start, end = found.span()
-            if name in self.domains:
-                yield (*_widen(text, start, end), "@" + name)
+            after_at = start > 0 and text[start - 1] == "@"
+            # After an @ the address is there even if more follows (trap@example.org.evil).
+            heads = [name[:i] for i in range(1, len(name) + 1)] if after_at else [name]
+            domain = next((head for head in heads if head in self.domains), None)
+            if domain is not None:
+                yield (*_widen(text, start, end), "@" + domain)
                 continue
-            wanted = self.locals_by_domain.get(name)
-            if wanted is None:
-                continue
-            if start > 0 and text[start - 1] == "@":
+            if after_at:
                 local_start = start - 1
                 while local_start > 0 and text[local_start - 1] in _LOCAL:
                     local_start -= 1
                 local = text[local_start : start - 1]
-                hit = _local_match(local, wanted)
+                hit = next(
+                    (
+                        (found_local, head)
+                        for head in heads
+                        if head in self.locals_by_domain
+                        and (found_local := _local_match(local, self.locals_by_domain[head]))
+                    ),
+                    None,
+                )
                 if hit is not None:
-                    yield (*_widen(text, local_start, end), f"{hit}@{name}")
+                    yield (*_widen(text, local_start, end), f"{hit[0]}@{hit[1]}")
                     continue
-            if end < len(text) and text[end] == "=":  # SRS: ...=domain=local@forwarder
-                local_end = end + 1
+            wanted = self.locals_by_domain.get(name)
+            if wanted is not None and end < len(text) and text[end] == "=":
+                local_end = end + 1  # SRS: ...=domain=local@forwarder
                 while local_end < len(text) and text[local_end] in _LOCAL - {"@"}:
                     local_end += 1
-                hit = _local_match(text[end + 1 : local_end], wanted)
-                if hit is not None:
-                    yield (*_widen(text, start, local_end), f"{hit}@{name}")
+                srs = _local_match(text[end + 1 : local_end], wanted)
+                if srs is not None:
+                    yield (*_widen(text, start, local_end), f"{srs}@{name}")
 
     def find(self, text: str) -> str | None:
         """The first trap ``text`` names (for a refusal that says which), or None."""

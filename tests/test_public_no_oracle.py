@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from rbl.store.listings import add_listing
 from rbl.store.reader import ListingReader
 from rbl.store.requests import deny_request, open_request
 from rbl.store.traps import add_trap, remove_trap
+from rbl.trapfilter import TrapTextError
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher, parse_trap
 from rbl.web.site import make_site
@@ -353,3 +354,14 @@ def test_the_evidence_page_cannot_tell_which_candidates_were_traps(
     two = runs(SUBSET_TWO).oracle_page
     assert "4 trap hits" in one
     assert re.sub(r"/request/[\w-]+", "", one) == re.sub(r"/request/[\w-]+", "", two)
+
+
+def test_serve_refuses_a_zone_txt_naming_a_trap(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(database_url, tmp_path / "dumps")
+    seed(database_url, settings, ())
+    zones = list(settings.zones)
+    zones[1] = replace(zones[1], txt=f"Listed; ask {TRAP_B.upper()}")
+    with pytest.raises(
+        TrapTextError, match=r"zone dbl\.example\.org txt names the trap trap-bravo"
+    ):
+        make_service(replace(settings, zones=tuple(zones)), task.Clock(), dns_only=True)
