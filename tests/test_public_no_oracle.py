@@ -33,6 +33,7 @@ from rbl.dumps.writer import write_dumps
 from rbl.keys import ZoneKind, parse_key
 from rbl.metrics.service import MetricsCollector
 from rbl.policy import Rules
+from rbl.reload import reload_from_file
 from rbl.service import make_service
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
@@ -361,7 +362,11 @@ def test_serve_refuses_a_zone_txt_naming_a_trap(tmp_path: Path, database_url: st
     seed(database_url, settings, ())
     zones = list(settings.zones)
     zones[1] = replace(zones[1], txt=f"Listed; ask {TRAP_B.upper()}")
-    with pytest.raises(
-        TrapTextError, match=r"zone dbl\.example\.org txt names the trap trap-bravo"
-    ):
-        make_service(replace(settings, zones=tuple(zones)), task.Clock(), dns_only=True)
+    naming = replace(settings, zones=tuple(zones))
+    with pytest.raises(TrapTextError, match=r"zone dbl\.example\.org txt names the trap trap-b"):
+        make_service(naming, task.Clock(), dns_only=True)
+    # Nor does a reload take one: the running zone keeps its text.
+    server = make_service(settings, task.Clock(), dns_only=True)
+    report = reload_from_file(server, lambda: naming, "test.toml")
+    assert report.error is not None and "names the trap trap-bravo@example.net" in report.error
+    assert server.follower.zones["dbl.example.org"].settings.txt == "Domain {key} listed"
