@@ -190,6 +190,20 @@ class WebSettings:
     request_timeout: float = 20.0  # seconds from a request's first byte to its last (1..300)
 
 
+TIME_RESOLUTIONS = ("day", "hour")
+
+
+@dataclass(frozen=True, slots=True)
+class PublicSettings:
+    """What public pages show of the evidence; each opt-in's risk is in docs/SECURITY.md.
+
+    The defaults cannot tell a sender which of its recipients were traps.
+    """
+
+    time_resolution: str = "day"  # "day" or "hour": the finest time a public page gives
+    show_trap_domains: bool = False  # hits per domain of the address traps hit (true/false)
+
+
 @dataclass(frozen=True, slots=True)
 class DelistingSettings:
     """Operator review (default), or self-service removal once per key per period."""
@@ -236,6 +250,7 @@ class Settings:
     listing: ListingSettings = field(default_factory=ListingSettings)
     policy_feed: PolicyFeedSettings = field(default_factory=PolicyFeedSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    public: PublicSettings = field(default_factory=PublicSettings)
     delisting: DelistingSettings = field(default_factory=DelistingSettings)
     dumps: DumpSettings = field(default_factory=DumpSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
@@ -305,6 +320,7 @@ def parse_settings(
             "listing",
             "feeds",
             "web",
+            "public",
             "delisting",
             "dumps",
             "transfer",
@@ -336,6 +352,7 @@ def parse_settings(
         listing=_listing(_table(data, "listing", where), zones, f"{where} [listing]"),
         policy_feed=_feeds(_table(data, "feeds", where), f"{where} [feeds]"),
         web=_web(_table(data, "web", where), f"{where} [web]"),
+        public=_public(_table(data, "public", where), f"{where} [public]"),
         delisting=_delisting(_table(data, "delisting", where), f"{where} [delisting]"),
         dumps=_dumps(_table(data, "dumps", where), source.parent, f"{where} [dumps]"),
         transfer=_transfer(_table(data, "transfer", where), f"{where} [transfer]"),
@@ -436,6 +453,20 @@ def _web(data: Mapping[str, Any], where: str) -> WebSettings:
         ),
         request_timeout=request_timeout,
     )
+
+
+def _public(data: Mapping[str, Any], where: str) -> PublicSettings:
+    _only(data, {"time_resolution", "show_trap_domains"}, where)
+    defaults = PublicSettings()
+    resolution = _get(data, "time_resolution", str, where, defaults.time_resolution)
+    if resolution not in TIME_RESOLUTIONS:
+        raise ConfigError(
+            f"{where}: time_resolution {resolution!r} is not one of {', '.join(TIME_RESOLUTIONS)}"
+        )
+    show = data.get("show_trap_domains", defaults.show_trap_domains)
+    if not isinstance(show, bool):
+        raise ConfigError(f"{where}: show_trap_domains must be true or false, not {show!r}")
+    return PublicSettings(time_resolution=resolution, show_trap_domains=show)
 
 
 def _delisting(data: Mapping[str, Any], where: str) -> DelistingSettings:

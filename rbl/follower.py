@@ -14,6 +14,7 @@ from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index import Value
 from rbl.keys import DomainKey, IpKey, ListingKey, parse_key, test_point_conflict
+from rbl.trapfilter import NO_TRAPS, TrapFilter
 
 if TYPE_CHECKING:
     from rbl.store.reader import Change, DomainRow, IpRow
@@ -43,12 +44,15 @@ class IndexFollower:
         self.position = 0
         self.skipped = 0  # rows for unknown zones or with unparseable keys
         self._codes: dict[str, tuple[str, ...]] = {}
+        # TXT templates are public: a trap named in one becomes [redacted]. Set from
+        # the store's trap list with each snapshot (rbl.service.load_index).
+        self.traps: TrapFilter = NO_TRAPS
 
     def _value(self, codes: str | None, txt: str | None) -> Value:
         parsed = self._codes.get(codes or "")
         if parsed is None:
             parsed = self._codes[codes or ""] = tuple((codes or "127.0.0.2").split(","))
-        return Value(parsed, txt)
+        return Value(parsed, None if txt is None else self.traps.redact(txt))
 
     def load_snapshot(
         self,

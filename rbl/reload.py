@@ -24,6 +24,7 @@ from twisted.logger import Logger
 
 from rbl.config import Settings
 from rbl.errors import ConfigError
+from rbl.trapfilter import TrapTextError
 
 log = Logger(namespace="rbl.reload")
 
@@ -45,7 +46,10 @@ def reload_from_file(server: Any, load: Callable[[], Settings], path: str) -> Re
     """
     try:
         settings = load()
-    except ConfigError as exc:
+        for zone in settings.zones:  # a zone's own TXT is public: no trap may be named in it
+            for item in ("txt", "lookup_url"):
+                server.follower.traps.check(getattr(zone, item), f"zone {zone.name} {item}")
+    except (ConfigError, TrapTextError) as exc:
         log.error("reload: {error}; keeping the running configuration", error=str(exc))
         return ReloadReport(error=str(exc))
     try:
@@ -104,7 +108,7 @@ def apply_settings(server: Any, new: Settings) -> ReloadReport:
         _policy_feed(server, new, report)
     if current.dumps != new.dumps:
         _dumps(server, new, report)
-    if current.web != new.web or current.delisting != new.delisting:
+    if current.web != new.web or current.delisting != new.delisting or current.public != new.public:
         _web(server, new, report)
     server.current = new
     return report

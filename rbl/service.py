@@ -58,6 +58,7 @@ def build_zones(settings: Settings) -> dict[str, Zone]:
 def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     """Read the change-log position, then every active listing, into the follower's zones."""
     started = time.monotonic()
+    follower.traps = reader.trap_filter()  # TXT texts are public: traps redacted
     positions = reader.change_positions()
     position = max(positions.values(), default=0)
     zones = list(follower.zones)
@@ -176,6 +177,7 @@ class ChangeFollowerService(Service):
         d = self.database.run(load_index, self.database.reader, fresh)
 
         def swap(report: LoadReport) -> None:
+            self.follower.traps = fresh.traps
             for name, zone in self.follower.zones.items():
                 new = fresh.zones[name]
                 zone.use_index(new.index, new.serial)
@@ -541,6 +543,9 @@ def make_service(
     ensure_schema(reader, settings.database.url)
     follower = IndexFollower(build_zones(settings))
     report = load_index(reader, follower)
+    for zone in settings.zones:  # a zone's own TXT goes out unfiltered: refuse to start
+        for item in ("txt", "lookup_url"):
+            follower.traps.check(getattr(zone, item), f"{settings.source}: zone {zone.name} {item}")
     responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
     top = OrderedServices()
     database = DatabaseService(reader, reactor)

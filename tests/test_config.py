@@ -591,3 +591,20 @@ def test_empty_listing_template_gives_empty_txt() -> None:
     zone = parse(minimal(txt="zone {key}")).zones[0]
     assert zone.txt_for("192.0.2.1") == "zone 192.0.2.1"
     assert zone.txt_for("192.0.2.1", "") == ""
+
+
+def test_public_section_defaults_opt_ins_and_errors() -> None:
+    """[public]: the safe default, the two documented opt-ins, and clear errors."""
+    default = parse(minimal()).public
+    assert (default.time_resolution, default.show_trap_domains) == ("day", False)
+    chosen = parse({**minimal(), "public": {"time_resolution": "hour", "show_trap_domains": True}})
+    assert (chosen.public.time_resolution, chosen.public.show_trap_domains) == ("hour", True)
+    assert "[public]: time_resolution 'minute' is not one of day, hour" in config_error(
+        {**minimal(), "public": {"time_resolution": "minute"}}
+    )
+    assert "show_trap_domains must be true or false, not 'yes'" in config_error(
+        {**minimal(), "public": {"show_trap_domains": "yes"}}
+    )
+    assert "unknown setting(s) per_hit_rows" in config_error(
+        {**minimal(), "public": {"per_hit_rows": True}}
+    )

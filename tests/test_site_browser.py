@@ -224,3 +224,65 @@ def test_lookup_removal_request_and_approval_in_chromium(
         assert "bl.example.org: not listed" in browser.text()
     finally:
         stop_server(server)
+
+
+def test_a_listed_party_reads_the_evidence_and_asks_for_removal(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    """What a listed party sees: dates, counts and checks on its own setup; never a trap."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + WEB_CONFIG)
+    rbl_command(config, "traps", "add", "trap@example.org", "@abandoned.example")
+    now = time.time()
+    sent = [  # (HELO, forward-confirmed name, MAIL FROM): a spambot and a stray real server
+        ("localhost", None, "trap@example.org"),
+        ("WIN-7QX2", None, "x@abandoned.example"),
+        ("desktop", None, "sales@spam.example"),
+        ("[45.9.9.9]", None, "sales@spam.example"),
+        ("mail.isp.example", "mail.isp.example", "newsletter@isp.example"),
+    ]
+    lines = [
+        json.dumps(
+            {
+                "time": now - 3600 * (i + 1),
+                "ip": "45.9.9.9",
+                "to": "trap@example.org" if i % 2 else "anyone@abandoned.example",
+                "from": mail_from,
+                "helo": helo,
+                "client_name": name,
+            }
+        )
+        for i, (helo, name, mail_from) in enumerate(sent)
+    ]
+    source = tmp_path / "hits.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    rbl_command(config, "ingest", "--format", "json", str(source))
+    server = start_server(config)
+    try:
+        base = f"http://127.0.0.1:{web_port(server)}"
+        browser.open(base + "/")
+        browser.type("#q", "45.9.9.9")
+        browser.click("form.lookup button")
+        browser.wait_for_url(re.escape(f"{base}/lookup/45.9.9.9"))
+        page = browser.text()
+        assert "bl.example.org: listed" in page
+        assert "5 trap hits recorded" in page
+        checks = browser.text("ul.checks")
+        assert "3 of 5 connections gave a HELO that is not a fully qualified host name" in checks
+        assert "1 of 5 connections gave an IP address" in checks
+        assert "4 of 5 connections came from an address without a forward-confirmed" in checks
+        assert "A real mail server greets (HELO/EHLO) with its own fully qualified" in page
+        for secret in ("trap@example.org", "abandoned.example", "localhost", "WIN-7QX2", "spam."):
+            assert secret not in page, secret
+        browser.s("POST", "/window/rect", {"width": 1100, "height": 1700})
+        Path("/tmp/public").mkdir(exist_ok=True)
+        browser.screenshot(Path("/tmp/public/listed-party-lookup.png"))
+        browser.click("#remove-link")
+        browser.wait_for_url(re.escape(f"{base}/remove/45.9.9.9") + r"\?zone=bl\.example\.org")
+        browser.type("#message", "The desktop with the bot is wiped; mail leaves via our relay.")
+        browser.click("#submit")
+        browser.wait_for_url(re.escape(base) + r"/request/([A-Za-z0-9_-]+)")
+        assert browser.text("#state") == "pending"
+        browser.screenshot(Path("/tmp/public/listed-party-request.png"))
+    finally:
+        stop_server(server)

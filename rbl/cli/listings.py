@@ -42,6 +42,7 @@ def list_add(
 ) -> None:
     """List KEY (an IP, CIDR, domain or *.domain)."""
     from rbl.store.listings import add_listing, now_utc
+    from rbl.store.traps import trap_filter
 
     zone_settings = obj.pick_zone(zone, key)
     parsed = _key_for(zone_settings, key)
@@ -49,6 +50,8 @@ def list_add(
     if txt is not None:
         check_template(txt, frozenset({"key", "url"}), "--txt")
     with obj.engine().begin() as conn:
+        if txt is not None:  # answered to anyone who asks DNS: no trap may be in it
+            trap_filter(conn).check(txt, "--txt")
         listing = add_listing(
             conn,
             zone_settings.name,
@@ -232,6 +235,7 @@ def list_import(
     every bad line is reported with its number.
     """
     from rbl.store.listings import import_listings, now_utc
+    from rbl.store.traps import trap_filter
 
     zone_settings = obj.pick_zone(zone) if zone or len(obj.settings.zones) == 1 else None
     if zone_settings is None:
@@ -249,6 +253,10 @@ def list_import(
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
     with obj.engine().begin() as conn:
+        traps = trap_filter(conn)
+        for entry in entries:
+            if entry.txt is not None:
+                traps.check(entry.txt, f"{name}: the TXT of {entry.key.text}")
         added, changed = import_listings(
             conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
         )

@@ -146,8 +146,10 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
     requests pending for it are closed with a note."""
     from rbl.store.listings import now_utc
     from rbl.store.requests import approve_request
+    from rbl.store.traps import trap_filter
 
     with obj.engine().begin() as conn:
+        trap_filter(conn).check(message, "--message (shown to the requester)")
         decision = approve_request(
             conn, request_id, actor=obj.actor, message=message, now=now_utc()
         )
@@ -172,8 +174,10 @@ def requests_deny(obj: Context, request_id: str, message: str) -> None:
     """Deny this request; the others for the same listing stay pending."""
     from rbl.store.listings import now_utc
     from rbl.store.requests import deny_request
+    from rbl.store.traps import trap_filter
 
     with obj.engine().begin() as conn:
+        trap_filter(conn).check(message, "--message (shown to the requester)")
         request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
     click.echo(f"denied request {request.id} for {request.key}")
 

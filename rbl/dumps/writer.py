@@ -72,7 +72,10 @@ What the rbldnsd files and zone files answer is what ``rbl serve`` answers
   wildcard rules can differ from rbl, which reads both.
 
 Summaries hold counts only: no listed keys, no evidence, no trap addresses
-(this module never reads the hits table). Imports neither Twisted nor
+(this module never reads the hits table). Every TXT text (the zone's
+template or a listing's own) passes the trap filter (``rbl.trapfilter``,
+built from the store's trap list at the start of each dump): a trap address
+or whole-domain trap an operator wrote into one becomes ``[redacted]``. Imports neither Twisted nor
 SQLAlchemy: rows come from ``rbl.store.reader.ListingReader``.
 """
 
@@ -114,6 +117,7 @@ from rbl.keys import (
     test_point_conflict,
 )
 from rbl.store.reader import ListingReader
+from rbl.trapfilter import TrapFilter
 from rbl.zonenames import (
     OCTET_TEXT,
     cidr_blocks,
@@ -230,15 +234,16 @@ def _write_locked(
     _remove_stale_temporaries(directory, [zone.name for zone in settings.zones])
     positions = reader.change_positions()  # before the rows, as the DNS snapshot does
     allow = list(reader.iter_allowlist())
+    traps = reader.trap_filter()
     generation = _Generation(directory, gzip_level)
     try:
         summaries = []
         for zone in chosen:
             serial = positions.get(zone.name, 0) % (1 << 32) or 1
             if zone.kind is ZoneKind.IP:
-                summary = _write_ip_zone(generation, zone, reader, allow, serial, now)
+                summary = _write_ip_zone(generation, zone, reader, allow, serial, now, traps)
             else:
-                summary = _write_domain_zone(generation, zone, reader, allow, serial, now)
+                summary = _write_domain_zone(generation, zone, reader, allow, serial, now, traps)
             summaries.append(summary)
         generation.wait()
         kept = _previous_summaries(directory, settings, {z.name for z in chosen})
@@ -491,8 +496,9 @@ class _Value:
 class _Values:
     """The distinct (codes, TXT template) pairs of a zone; id 0 is an exclusion."""
 
-    def __init__(self, zone: ZoneSettings) -> None:
+    def __init__(self, zone: ZoneSettings, traps: TrapFilter) -> None:
         self.zone = zone
+        self.traps = traps  # TXT texts are public: no trap may be named in them
         self.items: list[_Value | None] = [None]
         self._ids: dict[tuple[str | None, str | None], int] = {}
 
@@ -500,7 +506,7 @@ class _Values:
         found = self._ids.get((codes, txt))
         if found is None:
             marker = "\x00"
-            parts = self.zone.txt_for(marker, txt).split(marker)
+            parts = self.traps.redact(self.zone.txt_for(marker, txt)).split(marker)
             value = _Value(
                 codes=tuple((codes or _DEFAULT_CODE).split(",")),
                 txt=txt,
@@ -702,8 +708,9 @@ def _write_ip_zone(
     allow: list[tuple[str, int, int, bytes | None]],
     serial: int,
     now: datetime,
+    traps: TrapFilter,
 ) -> ZoneSummary:
-    values = _Values(zone)
+    values = _Values(zone, traps)
     default_vid, default_line = _default_line(zone, values)
     test_vid = values.add_test_value()
     families = {4: _Family(4), 6: _Family(6)}
@@ -878,8 +885,9 @@ def _write_domain_zone(
     allow: list[tuple[str, int, int, bytes | None]],
     serial: int,
     now: datetime,
+    traps: TrapFilter,
 ) -> ZoneSummary:
-    values = _Values(zone)
+    values = _Values(zone, traps)
     default_vid, default_line = _default_line(zone, values)
     test_vid = values.add_test_value()
     exact: dict[str, int] = {}

@@ -35,6 +35,7 @@ from rbl.metrics.collect import (
 )
 from rbl.metrics.exposition import CONTENT_TYPE, render
 from rbl.store.reader import ListingReader, StoreStats
+from rbl.trapfilter import NO_TRAPS
 
 log = Logger(namespace="rbl.metrics")
 
@@ -61,6 +62,7 @@ class MetricsCollector:
         self._stats_at: float | None = None
         self._reading: defer.Deferred[None] | None = None
         self._failing = False
+        self._traps = NO_TRAPS  # from the last store reading; kept while the store is down
 
     def snapshots(self) -> Mapping[str, Mapping[str, Any]]:
         server = self.server
@@ -92,6 +94,7 @@ class MetricsCollector:
 
         def read(stats: StoreStats) -> None:
             self._stats, self._stats_at = stats, self.clock.seconds()
+            self._traps = stats.traps
             if self._failing:
                 log.info("store statistics readable again")
             self._failing = False
@@ -129,7 +132,8 @@ class MetricsCollector:
         if writer is not None and writer.policy_factory is not None:
             families += policy_families(writer.policy_factory, writer.recorder)
         families += dump_families(server.dumps, self.dump_directory, self.clock.seconds())
-        return render(families)
+        # Label values come from feeds and file names: no trap may be named in them.
+        return self._traps.redact(render(families).decode("utf-8")).encode("utf-8")
 
 
 class MetricsResource(Resource):

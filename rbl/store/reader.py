@@ -1,6 +1,7 @@
 """Read-only access for DNS processes: the start-up snapshot and the change log.
 
-A DNS process runs four queries and nothing else, so it talks DB-API
+A DNS process runs five queries and nothing else (the fifth, the trap
+list, only to keep traps out of TXT texts), so it talks DB-API
 directly instead of importing SQLAlchemy: that keeps about 13 MB of modules
 out of every DNS process (the difference between fitting three times
 rbldnsd's memory and not), and lets SQLite stream a million rows from a
@@ -24,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rbl.errors import ConfigError, StoreError
 from rbl.store.timestamps import utc
+from rbl.trapfilter import NO_TRAPS, TrapFilter
 
 _BATCH = 2_000
 
@@ -53,6 +55,7 @@ class StoreStats:
     listings: list[tuple[str, str, int]]  # zone, state, count
     hits: list[tuple[str, int, datetime | None]]  # feed, count, newest hit time (UTC)
     sources: list[tuple[str, str, int, datetime | None]]  # name, identity, offset, updated
+    traps: TrapFilter = NO_TRAPS  # what the exposition must not name (feed, file names)
 
 
 SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
@@ -335,9 +338,21 @@ class ListingReader:
         row = connection.execute("SELECT through FROM change_log_pruned WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
+    def trap_filter(self) -> TrapFilter:
+        """The filter for public outputs, from every trap ever defined (active or retired)."""
+        with self._lock:
+            try:
+                rows = self._connect().execute("SELECT kind, value FROM traps").fetchall()
+            except self._errors as exc:
+                self._failed()
+                raise StoreError(f"cannot read the trap list of {self.path}: {exc}") from exc
+        addresses = [value for kind, value in rows if kind == "address"]
+        return TrapFilter.of(addresses, [value for kind, value in rows if kind == "domain"])
+
     def store_stats(self) -> StoreStats:
-        """Listings by zone and state, hits by feed, and each ingested file's offset."""
+        """Listings by zone and state, hits by feed, each ingested file's offset; the traps."""
         queries = (
+            "SELECT kind, value FROM traps",
             "SELECT zone, state, COUNT(*) FROM listings GROUP BY zone, state ORDER BY zone, state",
             "SELECT feed, COUNT(*), MAX(at) FROM hits GROUP BY feed ORDER BY feed",
             'SELECT name, identity, "offset", updated_at FROM ingest_sources ORDER BY id',
@@ -345,7 +360,9 @@ class ListingReader:
         with self._lock:
             try:
                 connection = self._connect()
-                listings, hits, sources = (connection.execute(sql).fetchall() for sql in queries)
+                traps, listings, hits, sources = (
+                    connection.execute(sql).fetchall() for sql in queries
+                )
             except self._errors as exc:
                 self._failed()
                 raise StoreError(f"cannot read statistics from {self.path}: {exc}") from exc
@@ -353,6 +370,10 @@ class ListingReader:
             [(zone, state, int(count)) for zone, state, count in listings],
             [(feed, int(count), _moment(newest)) for feed, count, newest in hits],
             [(name, identity, int(offset), _moment(at)) for name, identity, offset, at in sources],
+            TrapFilter.of(
+                [value for kind, value in traps if kind == "address"],
+                [value for kind, value in traps if kind == "domain"],
+            ),
         )
 
 

@@ -6,8 +6,13 @@ routes by path. Every database call goes through ``run`` (the database
 thread pool), each in its own transaction; the reactor thread only parses,
 checks and renders. The pages read the store only through
 ``rbl.store.public`` and ``rbl.store.requests``, which never select the trap
-address. A database failure is a 503 "try again later", never a false
-"not listed". Imports no DNS server or index module.
+address, and ``rbl.store.traps.trap_filter``: every page is run through the
+trap filter (``rbl.trapfilter``, refreshed every ``FILTER_REFRESH`` seconds)
+before it is sent, less whatever traps the visitor's own request named
+(echoing those back tells nothing; redacting them would). A database
+failure, or a trap list that cannot be read, is a 503 "try again later",
+never a false "not listed" or an unfiltered page. Imports no DNS server or
+index module.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jinja2
 from sqlalchemy import Engine
@@ -37,7 +42,15 @@ from twisted.web.resource import Resource
 from rbl.config import Settings, ZoneSettings
 from rbl.errors import KeyFormatError, NotListedError
 from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
-from rbl.store.public import PublicStatus, public_status
+from rbl.store.public import (
+    HELO_ADDRESS,
+    HELO_NOT_FCRDNS,
+    HELO_NOT_FQDN,
+    NO_FCRDNS,
+    NO_HELO,
+    PublicStatus,
+    public_status,
+)
 from rbl.store.requests import (
     MAX_MESSAGE,
     RemovalRequest,
@@ -48,6 +61,8 @@ from rbl.store.requests import (
     open_request,
     self_service_review_reason,
 )
+from rbl.store.traps import trap_filter
+from rbl.trapfilter import NO_TRAPS, TrapFilter
 from rbl.web.limits import MAX_BODY, LimitedRequest, LimitedSite, client_network
 
 log = Logger(namespace="rbl.web")
@@ -66,7 +81,7 @@ MAX_SPENT_TOKENS = 100_000  # form tokens remembered as used (each for at most a
 TOO_MANY_REQUESTS = 429  # not in twisted.web.http
 MAX_TRACKED_CLIENTS = 100_000
 CHART_DAYS = 90
-EVIDENCE_ROWS = 50
+FILTER_REFRESH = 10.0  # seconds a read of the trap list is used for; a new trap is filtered after
 
 SECURITY_HEADERS = {
     b"content-security-policy": (
@@ -255,6 +270,49 @@ def utc(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def evidence_time(moment: datetime | None, resolution: str = "day") -> str:
+    """A time derived from the evidence, no finer than ``[public] time_resolution``.
+
+    Minutes would let a sender that mails each candidate recipient at its own
+    minute read off which ones were traps (from first/last seen, or an
+    expiry that is a hit's time plus the listing period).
+    """
+    if moment is None:
+        return ""
+    at = moment.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:00 UTC") if resolution == "hour" else at.strftime("%Y-%m-%d")
+
+
+# What each setup problem means, as the page says it; the counts go in front.
+CHECK_TEXT = {
+    NO_HELO: "gave no HELO name at all",
+    HELO_ADDRESS: "gave an IP address (or an address literal in brackets) as HELO, not a host name",
+    HELO_NOT_FQDN: "gave a HELO that is not a fully qualified host name",
+    NO_FCRDNS: (
+        "came from an address without a forward-confirmed host name "
+        "(a PTR record whose name resolves back to the address)"
+    ),
+    HELO_NOT_FCRDNS: "gave a HELO that is not the host name the address's PTR record confirms",
+}
+
+
+def check_lines(status: PublicStatus) -> list[str]:
+    """The setup checks as sentences: counts only, never the HELO a sender wrote."""
+    lines = []
+    for check in status.checks:
+        noun = "connection" if status.checked == 1 else "connections"
+        lines.append(f"{check.connections} of {status.checked} {noun} {CHECK_TEXT[check.problem]}.")
+    return lines
+
+
+def visitor_texts(request: server.Request) -> list[str]:
+    """Everything the visitor sent that a page may echo: the path and every field."""
+    texts = [unquote(bytes(request.uri or b"").decode("utf-8", "replace"))]
+    for values in (request.args or {}).values():
+        texts += [bytes(value).decode("utf-8", "replace") for value in values]
+    return texts
+
+
 class Page(Exception):
     """A finished page to send instead of the normal one (an error, a redirect)."""
 
@@ -317,9 +375,15 @@ class PublicSite(Resource):
             lstrip_blocks=True,
         )
         self.templates.filters["utc"] = utc
+        self.trap_filter: TrapFilter = NO_TRAPS
+        self.filter_read_at: float | None = None  # clock time of the last trap list read
         self.templates.filters["keypath"] = _key_path
         self.stylesheet = (HERE / "static" / "site.css").read_bytes()
         self.reconfigure(settings)
+        try:
+            self.trap_filter, self.filter_read_at = self._read_trap_filter(), clock.seconds()
+        except Exception:  # the store may be down at start: the first page reads it, or 503s
+            log.failure("cannot read the trap list; pages wait for it")
 
     def reconfigure(self, settings: Settings) -> None:
         """Take [web] and [delisting] from a reload (rbl.reload); the next request sees them.
@@ -337,6 +401,8 @@ class PublicSite(Resource):
             else None
         )
         self.templates.globals.update(title=settings.web.title, contact=settings.web.contact)
+        resolution = settings.public.time_resolution
+        self.templates.filters["evidence_time"] = lambda moment: evidence_time(moment, resolution)
 
     # -- plumbing
 
@@ -361,13 +427,25 @@ class PublicSite(Resource):
                 ),
             )
         self.db_jobs += 1
+        read_at = self.filter_read_at
+        stale = read_at is None or self.clock.seconds() - read_at >= FILTER_REFRESH
+
+        def job(*job_args: Any) -> tuple[TrapFilter | None, Any]:
+            return (self._read_trap_filter() if stale else None), function(*job_args)
 
         def done(result: Any) -> Any:
             self.db_jobs -= 1
             return result
 
-        d = self.run(function, *args)
+        def unpack(pair: tuple[TrapFilter | None, Any]) -> Any:
+            found, result = pair
+            if found is not None:
+                self.trap_filter, self.filter_read_at = found, self.clock.seconds()
+            return result
+
+        d = self.run(job, *args)
         d.addBoth(done)
+        d.addCallback(unpack)
         return d
 
     def render(self, request: server.Request) -> bytes | int:
@@ -383,7 +461,7 @@ class PublicSite(Resource):
 
         request.notifyFinish().addBoth(ended)
         try:
-            result = self.route(request)
+            result = self.filtered_route(request)
         except Page as page:
             self.send(request, page, finished)
         except Exception:
@@ -393,6 +471,21 @@ class PublicSite(Resource):
             result.addErrback(self._deferred_failure)
             result.addBoth(lambda page: self.send(request, page, finished))
         return server.NOT_DONE_YET
+
+    def filtered_route(self, request: server.Request) -> Deferred[Page]:
+        """``route``; first a read of the trap list if there has been none yet.
+
+        Later reads ride along with the page's own database job when the last
+        one is older than FILTER_REFRESH (``database``).
+        """
+        if self.filter_read_at is not None:
+            return self.route(request)
+        return self.database(_nothing).addCallback(lambda _: self.route(request))
+
+    def _read_trap_filter(self) -> TrapFilter:
+        """The trap list as a filter; blocking (the database pool, or before the reactor runs)."""
+        with self.engine.begin() as conn:
+            return trap_filter(conn)
 
     def _deferred_failure(self, failure: Failure) -> Page:
         if failure.check(Page):
@@ -417,6 +510,7 @@ class PublicSite(Resource):
             return
         if page.template:
             body = self.templates.get_template(page.template).render(**page.context)
+            body = self.trap_filter.without(visitor_texts(request)).redact(body)
             data = body.encode("utf-8")
             content_type = page.headers.get(b"content-type", b"text/html; charset=utf-8")
         else:
@@ -576,16 +670,20 @@ class PublicSite(Resource):
         return d
 
     def _statuses(
-        self,
-        zones: list[str],
-        key: ListingKey,
-        now: datetime,
-        evidence_limit: int = EVIDENCE_ROWS,
-        days: int = CHART_DAYS,
+        self, zones: list[str], key: ListingKey, now: datetime, days: int = CHART_DAYS
     ) -> list[PublicStatus]:
+        shown = self.settings.public
         with self.engine.begin() as conn:
             return [
-                public_status(conn, zone, key, now=now, evidence_limit=evidence_limit, days=days)
+                public_status(
+                    conn,
+                    zone,
+                    key,
+                    now=now,
+                    days=days,
+                    hourly=shown.time_resolution == "hour",
+                    trap_domains=shown.show_trap_domains,
+                )
                 for zone in zones
             ]
 
@@ -624,7 +722,7 @@ class PublicSite(Resource):
             views=views,
             evidence=evidence,
             chart=hits_chart(evidence.daily_hits) if evidence else None,
-            evidence_rows=EVIDENCE_ROWS,
+            checks=check_lines(evidence) if evidence else [],
             chart_days=CHART_DAYS,
         )
 
@@ -660,7 +758,7 @@ class PublicSite(Resource):
     ) -> tuple[PublicStatus, str | None]:
         """The listing's status, and why self-service would not remove it at once (if so)."""
         with self.engine.begin() as conn:
-            status = public_status(conn, zone, key, now=now, evidence_limit=0, days=1)
+            status = public_status(conn, zone, key, now=now, days=1)
             period = self.self_service_period
             reason = (
                 None
@@ -815,6 +913,10 @@ def _too_many(message: str, retry_after: float | None) -> Page:
     return Page(
         TOO_MANY_REQUESTS, "error.html", headers, heading="Too many requests", message=message
     )
+
+
+def _nothing() -> None:
+    """A database job that only reads the trap list (``PublicSite.database`` adds that)."""
 
 
 def _done(page: Page) -> Deferred[Page]:

@@ -8,12 +8,10 @@ returns. The clock is a ``task.Clock`` (tokens, rate limit, "now").
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from http.client import HTTPResponse
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +19,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import Engine
 from twisted.internet import defer, task
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.web.server import Site
 
 from rbl.allowlist import Allowlist
@@ -32,10 +29,12 @@ from rbl.policy import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import add_listing, remove_listing
+from rbl.store.traps import add_trap
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher, parse_trap
 from rbl.web.service import WebService
 from rbl.web.site import MAX_BODY, hits_chart, make_site
+from tests.web.support import Response, fetch
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TRAP = "secret-trap@example.org"
@@ -78,24 +77,6 @@ def make_settings(**web: object) -> Settings:
 
 
 @dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: str
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name.lower(), "")
-
-
-class _Socket:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def makefile(self, *_args: object, **_kwargs: object) -> io.BytesIO:
-        return io.BytesIO(self.data)
-
-
-@dataclass
 class Web:
     site: Site
     clock: task.Clock
@@ -111,31 +92,7 @@ class Web:
         peer: str = CLIENT,
         chunked: bool = False,
     ) -> Response:
-        channel = self.site.buildProtocol(IPv4Address("TCP", peer, 40000))
-        assert channel is not None
-        transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8080),
-            peerAddress=IPv4Address("TCP", peer, 40000),
-        )
-        channel.makeConnection(transport)
-        lines = [f"{method} {path} HTTP/1.1", "Host: lists.example.org", "Connection: close"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-            payload = b"".join(
-                b"%x\r\n%s\r\n" % (len(body[i : i + 4096]), body[i : i + 4096])
-                for i in range(0, len(body), 4096)
-            )
-            body = payload + b"0\r\n\r\n"
-        elif body or method == "POST":
-            lines.append(f"Content-Length: {len(body)}")
-        channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        raw = transport.value()
-        channel.connectionLost(None)  # type: ignore[arg-type]
-        response = HTTPResponse(_Socket(raw), method=method)  # type: ignore[arg-type]
-        response.begin()
-        text = response.read().decode("utf-8")
-        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, text)
+        return fetch(self.site, method, path, body, headers, peer=peer, chunked=chunked)
 
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)
@@ -323,16 +280,22 @@ def test_status_page_of_a_listed_address(web: Web) -> None:
     assert '<span class="state listed">listed</span>' in body
     assert "<code>127.0.0.2</code> spam trap hits" in body
     assert "Trap hits</dt><dd>3</dd>" in body
-    assert "First seen</dt><dd>2026-11-20 11:00 UTC" in body
-    assert "Last seen</dt><dd>2026-11-23 11:00 UTC" in body
-    assert "Expires</dt><dd>2026-11-30" in body
+    # Dates from the evidence are days: minutes would mark which message hit a trap.
+    assert "First seen</dt><dd>2026-11-20</dd>" in body
+    assert "Last seen</dt><dd>2026-11-23</dd>" in body
+    assert "Expires</dt><dd>2026-11-30</dd>" in body
+    assert "11:00" not in body
     assert 'href="/remove/45.1.2.3?zone=bl.example.org"' in body
-    # The evidence: trap domain, feed, and a chart with a text alternative.
-    assert body.count("<td>example.org</td>") == 4
-    assert "<td>postfix</td>" in body
+    # The evidence: counts per day with a text alternative, and setup checks; no hit rows.
     assert '<svg role="img"' in body and '<desc id="chart-desc">4 hits' in body
     assert "most on 2026-11-23 (2)" in body
-    assert "4 trap hits recorded" in body
+    assert "4 trap hits recorded,\nfirst on 2026-11-13, last on 2026-11-23." in body
+    assert "<td>" not in body and "postfix" not in body
+    assert "example.org</" not in body.replace("bl.example.org</", "")  # no trap domain
+    assert (
+        "<li>4 of 4 connections gave a HELO that is not a fully qualified host name.</li>" in body
+    )
+    assert "<li>4 of 4 connections came from an address without a forward-confirmed" in body
 
 
 def test_status_page_of_an_address_inside_a_listed_network(web: Web) -> None:
@@ -350,7 +313,7 @@ def test_status_page_of_an_unlisted_and_an_ended_listing(web: Web) -> None:
     assert "/remove/" not in clean.body
     ended = web.get("/lookup/45.2.2.2")
     assert "not listed</span>" in ended.body
-    assert "Was listed until 2026-11-21 12:00 UTC" in ended.body
+    assert "Was listed until 2026-11-21." in ended.body
 
 
 def test_domain_status_page_uses_the_domain_zone(web: Web) -> None:
@@ -363,11 +326,54 @@ def test_domain_status_page_uses_the_domain_zone(web: Web) -> None:
     assert "domain seen in trap mail" in listed
 
 
-def test_hostile_evidence_is_escaped(web: Web) -> None:
+def test_what_a_sender_wrote_is_never_shown(web: Web) -> None:
+    """HELO and MAIL FROM are the sender's to choose, per message: shown, they mark it."""
     body = web.get("/lookup/45.1.2.3").body
-    assert "<script>" not in body
-    assert "&lt;script&gt;alert(&#39;helo&#39;)&lt;/script&gt;" in body
-    assert "&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;@spam.example" in body
+    assert "script" not in body and "alert" not in body and "spam.example" not in body
+    # A domain's evidence is its verified hosts' hits, not hits that name it as sender.
+    domain = web.get("/lookup/spam.example").body
+    assert "No trap hits are recorded for spam.example" in domain
+    assert "45.1.2.3" not in domain
+
+
+def test_opt_in_hours_and_trap_domains(tmp_path: Path) -> None:
+    settings = make_settings()
+    public = replace(settings.public, time_resolution="hour", show_trap_domains=True)
+    web = build(tmp_path, replace(settings, public=public))
+    with web.engine.begin() as conn:
+        for trap in (TRAP, "@abandoned.example"):
+            add_trap(conn, parse_trap(trap), note=None, actor="t", now=NOW)
+        record_hits(
+            conn,
+            [
+                TrapHit(
+                    at=NOW - timedelta(minutes=5),
+                    client_ip="45.1.2.3",
+                    rcpt_to="anyone@abandoned.example",
+                    mail_from="",
+                    helo="mail.isp.example",
+                    client_name="mail.isp.example",
+                    feed="postfix",
+                    raw="x",
+                )
+            ],
+            matcher=TrapMatcher([parse_trap(TRAP), parse_trap("@abandoned.example")]),
+            allow=Allowlist(),
+            rules=Rules.from_settings(settings.listing),
+            ip_zone=settings.zone("bl.example.org"),
+            domain_zone=None,
+            now=NOW,
+        )
+    web.clock.advance(60)  # past FILTER_REFRESH: the new trap is read
+    body = web.get("/lookup/45.1.2.3").body
+    assert "First seen</dt><dd>2026-11-20 11:00 UTC</dd>" in body
+    assert "<td>2026-11-23 10:00 UTC</td><td>1</td>" in body  # hits per hour
+    assert "<td>2026-11-23 11:00 UTC</td><td>2</td>" in body
+    # Address traps' domains, with counts; never the domain that is itself the trap.
+    assert "Trap domains hit: example.org (4)." in body
+    assert "abandoned.example" not in body
+    assert "<li>4 of 5 connections gave a HELO that is not a fully qualified" in body
+    web.engine.dispose()
 
 
 def test_the_trap_address_never_appears(web: Web) -> None:

@@ -1,0 +1,183 @@
+"""The one check every public output passes: no trap address, no whole-domain trap. Pure.
+
+``TrapFilter`` is built from the store's trap list, active and retired traps
+alike (a retired trap may be revived, and its address is as secret as ever).
+The site runs every page through it, the dump writer and the DNS follower
+every TXT text, /metrics its whole exposition, and the CLI refuses operator
+text (decision messages, TXT templates) that it finds a trap in.
+
+What counts as naming a trap, found by scanning the domain names in a text:
+
+* an address trap ``local@domain``: ``domain`` right after an ``@`` (even
+  with more after it: ``trap@example.org.evil``), with the
+  text before it ending in ``local`` (case-insensitive, after HTML
+  unescaping, also with a ``+detail`` dropped), so wrapped forms such as
+  BATV's ``prvs=tag=local@domain`` count; or SRS's ``domain=local``;
+* a whole-domain trap ``@domain``: the name ``domain`` itself, anywhere, or
+  right after an ``@`` with more after it.
+
+A name that merely ends in a trap domain (``mail.traps.example``) is another
+domain and is left alone: the operator's own zone names often share a parent
+with a trap domain. A match is replaced whole: the entire token (the run of
+address characters around it, local part included) becomes ``[redacted]``;
+never a partial address. Imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from rbl.errors import RblError
+
+REDACTED = "[redacted]"
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
+# What an address or a name is made of; a match is widened to the whole run.
+_TOKEN = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-@=!#$*?^`{|}~"
+)
+# A local part as it may appear in text: RFC 5321 atoms, and &#39; style escapes.
+_LOCAL = _TOKEN | frozenset("'&;/")
+
+
+class TrapTextError(RblError):
+    """Public text names a trap."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrapFilter:
+    """Finds and redacts trap addresses and whole-domain traps in text for the public."""
+
+    locals_by_domain: dict[str, frozenset[str]] = field(default_factory=dict)
+    domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, addresses: Iterable[str], domains: Iterable[str]) -> TrapFilter:
+        """From trap addresses (``local@domain``) and whole-domain trap names."""
+        by_domain: dict[str, set[str]] = {}
+        for address in addresses:
+            local, at, domain = address.strip().lower().rpartition("@")
+            if at and local and domain:
+                by_domain.setdefault(domain.rstrip("."), set()).add(local)
+        return cls(
+            {domain: frozenset(found) for domain, found in by_domain.items()},
+            frozenset(d.strip().lower().rstrip(".") for d in domains if d.strip()),
+        )
+
+    def __len__(self) -> int:
+        return sum(len(found) for found in self.locals_by_domain.values()) + len(self.domains)
+
+    def _matches(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, trap) for each trap named in ``text``, spans widened to whole tokens."""
+        if not self.domains and not self.locals_by_domain:
+            return
+        for found in _NAME.finditer(text):
+            name = found.group().lower()
+            start, end = found.span()
+            after_at = start > 0 and text[start - 1] == "@"
+            # After an @ the address is there even if more follows (trap@example.org.evil).
+            heads = [name[:i] for i in range(1, len(name) + 1)] if after_at else [name]
+            domain = next((head for head in heads if head in self.domains), None)
+            if domain is not None:
+                yield (*_widen(text, start, end), "@" + domain)
+                continue
+            if after_at:
+                local_start = start - 1
+                while local_start > 0 and text[local_start - 1] in _LOCAL:
+                    local_start -= 1
+                local = text[local_start : start - 1]
+                hit = next(
+                    (
+                        (found_local, head)
+                        for head in heads
+                        if head in self.locals_by_domain
+                        and (found_local := _local_match(local, self.locals_by_domain[head]))
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    yield (*_widen(text, local_start, end), f"{hit[0]}@{hit[1]}")
+                    continue
+            wanted = self.locals_by_domain.get(name)
+            if wanted is not None and end < len(text) and text[end] == "=":
+                local_end = end + 1  # SRS: ...=domain=local@forwarder
+                while local_end < len(text) and text[local_end] in _LOCAL - {"@"}:
+                    local_end += 1
+                srs = _local_match(text[end + 1 : local_end], wanted)
+                if srs is not None:
+                    yield (*_widen(text, start, local_end), f"{srs}@{name}")
+
+    def find(self, text: str) -> str | None:
+        """The first trap ``text`` names (for a refusal that says which), or None."""
+        return next((trap for _, _, trap in self._matches(text)), None)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every token that names a trap replaced by ``[redacted]``."""
+        pieces: list[str] = []
+        last = 0
+        for start, end, _ in self._matches(text):
+            if start < last:  # inside a token already replaced
+                continue
+            pieces += [text[last:start], REDACTED]
+            last = end
+        if not pieces:
+            return text
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+    def check(self, text: str, what: str) -> str:
+        """``text`` unchanged, or TrapTextError naming ``what`` and the trap found in it."""
+        trap = self.find(text)
+        if trap is not None:
+            raise TrapTextError(
+                f"{what} names the trap {trap}; it is shown to the public, and a trap "
+                "must never be: leave the address or domain out"
+            )
+        return text
+
+    def without(self, texts: Iterable[str]) -> TrapFilter:
+        """This filter less the traps named in ``texts`` (what a visitor sent in).
+
+        Echoing a visitor's own text back is no leak; redacting it would be one,
+        as it would tell them they had typed a trap.
+        """
+        named = {trap for text in texts for _, _, trap in self._matches(text)}
+        if not named:
+            return self
+        by_domain = {
+            domain: frozenset(part for part in found if f"{part}@{domain}" not in named)
+            for domain, found in self.locals_by_domain.items()
+        }
+        return TrapFilter(
+            {domain: found for domain, found in by_domain.items() if found},
+            frozenset(d for d in self.domains if "@" + d not in named),
+        )
+
+
+def _local_match(local: str, wanted: frozenset[str]) -> str | None:
+    """Which trap local part ``local`` ends with (so contains, before its ``@``), if any.
+
+    Also with a ``+detail`` dropped: ``trap+x@example.org`` reaches ``trap@example.org``.
+    """
+    text = html.unescape(local).lower()
+    for variant in dict.fromkeys((text, text.partition("+")[0])):
+        for start in range(len(variant)):
+            if variant[start:] in wanted:
+                return variant[start:]
+    return None
+
+
+def _widen(text: str, start: int, end: int) -> tuple[int, int]:
+    while start > 0 and text[start - 1] in _TOKEN:
+        start -= 1
+    while end < len(text) and text[end] in _TOKEN:
+        end += 1
+    return start, end
+
+
+NO_TRAPS = TrapFilter()
+
+__all__ = ["NO_TRAPS", "REDACTED", "TrapFilter", "TrapTextError"]
