@@ -18,15 +18,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from rbl.config import parse_settings
 from rbl.errors import StoreError
+from rbl.ingest import Ingestor, IngestReport
+from rbl.metrics.collect import store_families
 from rbl.policy import LATEST, Action, History, Rules, decide
+from rbl.store.database import open_engine
 from rbl.store.evidence import HitRefused
 from rbl.store.faults import is_data_error
+from rbl.store.reader import ListingReader
+from rbl.store.traps import add_trap
 from rbl.traphit import TrapHit
+from rbl.traps import parse_trap
 from tests.conftest import (
     database_url_of,
     db_scalar,
@@ -159,6 +168,14 @@ def test_bad_lines_are_quarantined_the_rest_stored_and_a_rerun_adds_nothing(
     assert "resumed after line 10" in again.stdout and "quarantined: 0" in again.stdout
     assert count(trapped, "SELECT COUNT(*) FROM quarantine") == 7
     assert count(trapped, "SELECT COUNT(*) FROM hits") == 3
+    reader = ListingReader(database_url_of(trapped))
+    stats = reader.store_stats()
+    reader.close()
+    (kept_family,) = [
+        f for f in store_families(stats, datetime.now(UTC), lambda *_: None)
+        if f.name == "rbl_quarantine_lines"
+    ]  # fmt: skip
+    assert kept_family.samples == [({"source": str(log), "state": "new"}, 7)]
     listed = rbl_command(trapped, "quarantine", "list", "--source", str(log))
     assert "7 shown; in the quarantine: new: 7" in listed.stdout
     assert f"{log}:8 (byte {starts[7]})" in listed.stdout
@@ -327,3 +344,53 @@ def test_expiry_arithmetic_is_clamped_never_raised() -> None:
     assert decision.action is Action.LIST and decision.expires_at == LATEST
     active = History(active=True, active_expires_at=at, earlier_listings=3)
     assert decide(hit, is_trap=True, history=active, rules=rules, now=at).expires_at == LATEST
+
+
+# -- any line: stored, quarantined or no hit, and the run goes on ----------------------
+
+SETTINGS = parse_settings(
+    {"zones": [{"name": "bl.example.org", "kind": "ip", "ns": ["ns1.example.org"]}]},
+    source=Path("test.toml"),
+)
+hostile_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+json_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    hostile_text,
+    st.sampled_from(["45.1.2.3", BAD_IP, "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"]),
+)
+hostile_line = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
+    st.fixed_dictionaries(
+        {"time": json_value, "ip": json_value, "to": st.just("trap@example.org")},
+        optional={"helo": json_value, "from": json_value, "client_name": json_value},
+    ).map(lambda obj: json.dumps(obj).encode()),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(hostile_line, min_size=1, max_size=8))
+def test_any_line_is_stored_quarantined_or_no_hit_and_nothing_stops_the_run(
+    lines: list[bytes], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("hostile")
+    engine = open_engine(f"sqlite:///{directory / 'rbl.sqlite'}")
+    with engine.begin() as conn:
+        add_trap(conn, parse_trap("trap@example.org"), note=None, actor="t", now=START)
+    good = hit_line(99).encode()
+    log = directory / "feed.jsonl"
+    log.write_bytes(b"\n".join([*lines, good]) + b"\n")
+    report = IngestReport()
+    with log.open("rb") as handle:
+        Ingestor(engine, SETTINGS, "json", batch_size=3).ingest(handle, str(log), report)
+    with engine.connect() as conn:
+        kept = {row[0] for row in conn.execute(text("SELECT line_number FROM quarantine"))}
+        stored = conn.execute(text("SELECT COUNT(*) FROM hits")).scalar()
+        lines_done = conn.execute(text("SELECT lines FROM ingest_sources")).scalar()
+    engine.dispose()
+    assert lines_done == len(lines) + 1 and report.quarantined == len(kept)
+    assert report.lines == len(lines) + 1 and len(lines) + 1 not in kept
+    assert stored == report.actions["list"] + report.actions["record"] + report.actions["extend"]
+    assert stored >= 1  # the good line after the hostile ones

@@ -8,6 +8,7 @@ that are not UTF-8 reach the terminal as visible escapes, never as effects.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -112,15 +113,26 @@ def refeed_command(
     if format_name is not None:
         get_parser(format_name)  # an unknown format is an error before anything is done
     engine = obj.engine()
-    with engine.connect() as conn:
-        rows = (
-            list_quarantined(conn, limit=10**9) if every else get_quarantined(conn, list(row_ids))
-        )
+
+    def rows() -> Iterator[Any]:
+        if not every:
+            with engine.connect() as conn:
+                yield from get_quarantined(conn, list(row_ids))
+            return
+        after = 0
+        while True:  # a page at a time: the quarantine may be large
+            with engine.connect() as conn:
+                page = list_quarantined(conn, limit=500, after=after)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
+
     retrier = Retrier(RetryPolicy(), lambda line: click.echo(f"rbl quarantine: {line}", err=True))
     refeeder = Refeeder(engine, obj.settings, retrier)
     stored = failed = 0
     listed: list[str] = []
-    for row in rows:
+    for row in rows():
         if row.state != QUARANTINED:
             click.echo(f"{row.id}: {row.state}, not quarantined; left as it is", err=True)
             continue

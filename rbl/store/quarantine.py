@@ -100,8 +100,8 @@ def quarantine_lines(conn: Connection, entries: Sequence[Quarantined], *, now: d
             {
                 "at": now,
                 "format": entry.format,
-                "feed": storable(entry.feed),
-                "tz": storable(entry.tz),
+                "feed": _cut(entry.feed, "feed"),
+                "tz": _cut(entry.tz, "tz"),
                 "source": storable(entry.source),
                 "source_id": entry.source_id,
                 "offset": entry.offset,
@@ -115,6 +115,13 @@ def quarantine_lines(conn: Connection, entries: Sequence[Quarantined], *, now: d
         )
     insert_many(conn, quarantine, rows)
     return len(rows)
+
+
+def _cut(text: str | None, column: str) -> str | None:
+    """Fitted to its column: PostgreSQL refuses a longer value (SQLite takes it)."""
+    length = getattr(quarantine.c[column].type, "length", None)
+    fitted = storable(text)
+    return fitted if fitted is None or length is None else fitted[:length]
 
 
 Place = tuple[int | None, str | None, int | None, bytes]
@@ -151,9 +158,11 @@ def list_quarantined(
     state: str | None = QUARANTINED,
     source: str | None = None,
     limit: int = 100,
+    after: int = 0,
 ) -> list[Row[Any]]:
-    """Kept lines, oldest first; ``state`` None for every state."""
-    query = select(quarantine).order_by(quarantine.c.id).limit(limit)
+    """Kept lines with ids above ``after``, oldest first; ``state`` None for every state."""
+    query = select(quarantine).where(quarantine.c.id > after).order_by(quarantine.c.id)
+    query = query.limit(limit)
     if state is not None:
         query = query.where(quarantine.c.state == state)
     if source is not None:
