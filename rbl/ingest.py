@@ -15,6 +15,15 @@ naming the file and the committed position (nothing committed is lost; a
 re-run resumes there); following retries for ever. Should a commit succeed
 on the server but its acknowledgement be lost, the retry stores nothing
 twice: the same attempts are found already stored and counted as duplicates.
+
+No line stops a run. A line its parser refuses (or fails on with any
+exception) is quarantined (``rbl.store.quarantine``) and skipped; so is a line
+whose hits the store refuses for good (``refusal``: a time far in the future,
+text no database holds; or an error ``is_data_error`` blames on the values):
+the failed batch is stored again in halves until the line to blame is found,
+and the rest commits. A quarantined line is written in the transaction that
+moves the position past it, so it is kept exactly once. An error that blames
+the store (a missing table) still ends the run, since every line would fail.
 """
 
 from __future__ import annotations
@@ -28,18 +37,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from stat import S_ISREG
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from rbl.allowlist import Allowlist
 from rbl.config import Settings
 from rbl.errors import StoreError
-from rbl.feeds.parsers import ParseContext, get_parser
+from rbl.feeds.parsers import LineParser, ParseContext, get_parser
 from rbl.policy import Rules
 from rbl.store.allowlist import load_allowlist
-from rbl.store.evidence import BatchResult, record_hits
-from rbl.store.faults import is_transient
+from rbl.store.evidence import BatchResult, record_hits, refusal
+from rbl.store.faults import is_data_error, is_transient
+from rbl.store.quarantine import Quarantined, quarantine_lines
 from rbl.store.schema import ingest_sources
 from rbl.store.traps import active_traps
 from rbl.traphit import ParseError, TrapHit
@@ -69,11 +79,11 @@ class RetryPolicy:
 
 def describe_error(exc: BaseException) -> str:
     """The driver's one-line message, without SQLAlchemy's statement and parameters."""
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     orig = getattr(exc, "orig", None)
     if isinstance(orig, BaseException):
         exc = orig
-    elif isinstance(exc, StoreError) and exc.__cause__ is not None:
-        exc = exc.__cause__
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
@@ -163,8 +173,10 @@ class Retrier:
 class IngestReport:
     lines: int = 0
     hits: int = 0
-    malformed: int = 0
-    problems: list[str] = field(default_factory=list)  # "name:line: message", the first few
+    malformed: int = 0  # lines the parser refused (all of them quarantined)
+    quarantined: int = 0  # lines set aside: malformed, failed or refused by the store
+    # "malformed: name:line: message" or "quarantined: name:line: reason", the first few
+    problems: list[str] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     listed: list[str] = field(default_factory=list)
     resumed_at_line: int = 0
@@ -174,17 +186,53 @@ class IngestReport:
         self.actions.update(result.actions)
         self.listed.extend(result.listed)
 
-    def note_malformed(self, problem: str) -> None:
-        self.malformed += 1
+    def note_quarantined(self, problem: str, *, malformed: bool = False) -> None:
+        self.quarantined += 1
+        self.malformed += malformed
         if len(self.problems) < MAX_REPORTED:
-            self.problems.append(problem)
+            self.problems.append(f"{'malformed' if malformed else 'quarantined'}: {problem}")
+
+
+class LineRead(NamedTuple):
+    hits: list[TrapHit]
+    reason: str | None  # why the line is set aside; None: store its hits
+    malformed: bool = False  # the parser refused it (ParseError)
+
+
+def read_line(parse: LineParser, text: str, ctx: ParseContext) -> LineRead:
+    """The line's hits, or why it is set aside: the parser's refusal, its failure, or the
+    store's refusal of a hit (``refusal``), checked before the batch is written."""
+    try:
+        found = parse(text, ctx)
+    except ParseError as exc:
+        return LineRead([], str(exc), malformed=True)
+    except Exception as exc:  # a parser bug on hostile input: the line waits for the fix
+        return LineRead([], f"the parser failed: {describe_error(exc)}")
+    for hit in found:
+        why = refusal(hit, ctx.now)
+        if why is not None:
+            return LineRead(found, f"refused: {why}")
+    return LineRead(found, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A line with hits, kept with its batch until it commits: what may be set aside."""
+
+    number: int
+    start: int  # byte offset of its first byte
+    end: int  # and after its last
+    data: bytes
+    hits: list[TrapHit]
 
 
 @dataclass
 class _Batch:
-    hits: list[TrapHit] = field(default_factory=list)
+    with_hits: list[_Line] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    malformed: list[int] = field(default_factory=list)  # line numbers
     lines: int = 0
-    malformed: int = 0
+    hits: int = 0
 
 
 IDENTITY_BYTES = 4096  # of the first line, hashed into a file's identity
@@ -200,6 +248,46 @@ def file_identity(handle: BinaryIO) -> str | None:
     first = handle.readline(IDENTITY_BYTES)
     handle.seek(position)
     return f"{stat.st_dev}:{stat.st_ino}:{hashlib.sha256(first).hexdigest()[:16]}"
+
+
+class HitWriter:
+    """Stores hits with the configured policy, trap list and allowlist (ingest and refeed).
+
+    Trap and allowlist changes made while a long run goes on take effect
+    within ``_REFRESH_SECONDS``.
+    """
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.rules = Rules.from_settings(settings.listing)
+        self.ip_zone = settings.trap_ip_zone()
+        self.domain_zone = settings.trap_domain_zone()
+        self._refreshed = -_REFRESH_SECONDS
+        self._matcher = TrapMatcher()
+        self._allow = Allowlist()
+
+    def refresh(self) -> None:
+        if time.monotonic() - self._refreshed < _REFRESH_SECONDS:
+            return
+        with self.engine.connect() as conn:
+            self._matcher = TrapMatcher(active_traps(conn))
+            self._allow = load_allowlist(conn)
+        self._refreshed = time.monotonic()
+
+    def record(
+        self, conn: Connection, hits: list[TrapHit], *, now: datetime, source_id: int | None
+    ) -> BatchResult:
+        return record_hits(
+            conn,
+            hits,
+            matcher=self._matcher,
+            allow=self._allow,
+            rules=self.rules,
+            ip_zone=self.ip_zone,
+            domain_zone=self.domain_zone,
+            now=now,
+            source_id=source_id,
+        )
 
 
 class Ingestor:
@@ -225,21 +313,7 @@ class Ingestor:
         self.clock = clock
         self.tz = tz
         self.feed = feed
-        self.rules = Rules.from_settings(settings.listing)
-        self.ip_zone = settings.trap_ip_zone()
-        self.domain_zone = settings.trap_domain_zone()
-        self._refreshed = -_REFRESH_SECONDS
-        self._matcher = TrapMatcher()
-        self._allow = Allowlist()
-
-    def _refresh(self) -> None:
-        """Trap and allowlist changes made while a long ingest runs take effect."""
-        if time.monotonic() - self._refreshed < _REFRESH_SECONDS:
-            return
-        with self.engine.connect() as conn:
-            self._matcher = TrapMatcher(active_traps(conn))
-            self._allow = load_allowlist(conn)
-        self._refreshed = time.monotonic()
+        self.writer = HitWriter(engine, settings)
 
     def _source(self, name: str, identity: str | None) -> tuple[int | None, int, int]:
         """(source id, committed byte offset, committed lines) for a file, creating its row."""
@@ -284,59 +358,99 @@ class Ingestor:
             while not _first_line_whole(handle) and keep_going() and not _replaced(handle):
                 time.sleep(poll)
         identity = file_identity(handle)
-        committed = [0, 0]  # byte offset, lines: what a re-run would resume from
-
-        def where() -> str:
-            return f"{name}: committed through line {committed[1]} (byte {committed[0]})"
-
+        position = _Position(name)
         source_id, offset, line_number = self.retrier.call(
-            lambda: self._source(name, identity), where, keep_going
+            lambda: self._source(name, identity), position.where, keep_going
         )
-        committed[:] = [offset, line_number]
+        position.offset, position.lines = offset, line_number
         if offset:
             handle.seek(offset)
             report.resumed_at_line = line_number
         report.files += 1
         ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
         for batch, end, lines in self._batches(
-            handle, offset, line_number, name, ctx, report, follow, keep_going, poll
+            handle, offset, line_number, name, source_id, ctx, report, follow, keep_going, poll
         ):
             # The generator waits here while the batch is retried: reading stops too.
-            store = partial(self._store, batch, source_id, end, lines)
-            result = self.retrier.call(store, where, keep_going)
-            committed[:] = [end, lines]
-            report.absorb(result)
+            pieces = _Pieces.of(batch, end, lines)
+            report.absorb(self._commit(pieces, source_id, position, report, keep_going))
             if progress is not None:
                 progress(end)
 
-    def _store(self, batch: _Batch, source_id: int | None, end: int, lines: int) -> BatchResult:
-        """One batch and the position it reaches, in one transaction."""
-        self._refresh()
+    def _commit(
+        self,
+        pieces: _Pieces,
+        source_id: int | None,
+        position: _Position,
+        report: IngestReport,
+        keep_going: Callable[[], bool],
+    ) -> BatchResult:
+        """Store a batch; should the store refuse it for good over the values of some line,
+        store it in halves until that line is found, set it aside, and go on."""
+        result = BatchResult()
+        todo = [pieces]
+        while todo:
+            piece = todo.pop()
+            try:
+                done = self.retrier.call(
+                    partial(self._store, piece, source_id), position.where, keep_going
+                )
+            except IngestGaveUp:
+                raise
+            except StoreError as exc:
+                if not is_data_error(exc) or not piece.lines:
+                    raise  # the store itself, not a line: every line would fail
+                if len(piece.lines) > 1:
+                    todo.extend(reversed(piece.halves()))  # the first half first
+                    continue
+                line = piece.lines[0]
+                reason = f"the store refused it: {describe_error(exc)}"
+                piece = piece.without_hits(self._entry(line, position.name, source_id, reason))
+                report.note_quarantined(f"{position.name}:{line.number}: {reason}")
+                done = self.retrier.call(
+                    partial(self._store, piece, source_id), position.where, keep_going
+                )
+            result.add(done)
+            position.offset, position.lines = piece.end, piece.end_line
+        return result
+
+    def _store(self, piece: _Pieces, source_id: int | None) -> BatchResult:
+        """Lines, the lines set aside among them, and the position after them: one transaction."""
+        self.writer.refresh()
         now = self.clock()
         with self.engine.begin() as conn:
-            result = record_hits(
+            result = self.writer.record(
                 conn,
-                batch.hits,
-                matcher=self._matcher,
-                allow=self._allow,
-                rules=self.rules,
-                ip_zone=self.ip_zone,
-                domain_zone=self.domain_zone,
+                [hit for line in piece.lines for hit in line.hits],
                 now=now,
                 source_id=source_id,
             )
+            quarantine_lines(conn, piece.quarantined, now=now)
             if source_id is not None:
                 conn.execute(
                     update(ingest_sources)
                     .where(ingest_sources.c.id == source_id)
                     .values(
-                        offset=end,
-                        lines=lines,
+                        offset=piece.end,
+                        lines=piece.end_line,
                         updated_at=now,
-                        malformed=ingest_sources.c.malformed + batch.malformed,
+                        malformed=ingest_sources.c.malformed + len(piece.malformed),
                     )
                 )
         return result
+
+    def _entry(self, line: _Line, name: str, source_id: int | None, reason: str) -> Quarantined:
+        return Quarantined(
+            source=name,
+            format=self.format,
+            line=line.data,
+            reason=reason,
+            source_id=source_id,
+            offset=line.start,
+            line_number=line.number,
+            feed=self.feed,
+            tz=getattr(self.tz, "key", None) or str(self.tz),
+        )
 
     def _batches(
         self,
@@ -344,6 +458,7 @@ class Ingestor:
         offset: int,
         line_number: int,
         name: str,
+        source_id: int | None,
         ctx: ParseContext,
         report: IngestReport,
         follow: bool,
@@ -364,8 +479,8 @@ class Ingestor:
             if chunk.endswith(b"\n"):
                 line, pending = pending + chunk, b""
                 line_number += 1
+                self._parse(line, line_number, offset, name, source_id, ctx, report, batch)
                 offset += len(line)
-                self._parse(line, line_number, name, ctx, report, batch)
                 if batch.lines >= self.batch_size:
                     yield batch, offset, line_number
                     batch = _Batch()
@@ -375,8 +490,8 @@ class Ingestor:
             if not follow or draining:
                 if pending:
                     line_number += 1
+                    self._parse(pending, line_number, offset, name, source_id, ctx, report, batch)
                     offset += len(pending)
-                    self._parse(pending, line_number, name, ctx, report, batch)
                 if batch.lines:
                     yield batch, offset, line_number
                 return
@@ -394,7 +509,9 @@ class Ingestor:
         self,
         line: bytes,
         number: int,
+        start: int,
         name: str,
+        source_id: int | None,
         ctx: ParseContext,
         report: IngestReport,
         batch: _Batch,
@@ -402,14 +519,73 @@ class Ingestor:
         report.lines += 1
         batch.lines += 1
         text = line.decode("utf-8", "replace").rstrip("\r\n")
-        try:
-            found = self.parse(text, ctx)
-        except ParseError as exc:
-            batch.malformed += 1
-            report.note_malformed(f"{name}:{number}: {exc}")
-            return
+        found, reason, malformed = read_line(self.parse, text, ctx)
         report.hits += len(found)
-        batch.hits.extend(found)
+        kept = _Line(number, start, start + len(line), line, found)
+        if reason is not None:
+            batch.quarantined.append(self._entry(kept, name, source_id, reason))
+            batch.malformed.extend([number] if malformed else [])
+            report.note_quarantined(f"{name}:{number}: {reason}", malformed=malformed)
+        elif found:
+            batch.with_hits.append(kept)
+
+
+@dataclass
+class _Position:
+    """What a re-run would resume from, for the messages."""
+
+    name: str
+    offset: int = 0
+    lines: int = 0
+
+    def where(self) -> str:
+        return f"{self.name}: committed through line {self.lines} (byte {self.offset})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """Consecutive lines of a batch: those with hits, those set aside, and the position
+    (byte offset, line count) after the last of them."""
+
+    lines: list[_Line]
+    quarantined: list[Quarantined]
+    malformed: list[int]  # line numbers the parser refused
+    end: int
+    end_line: int
+
+    @classmethod
+    def of(cls, batch: _Batch, end: int, end_line: int) -> _Pieces:
+        return cls(batch.with_hits, batch.quarantined, batch.malformed, end, end_line)
+
+    def halves(self) -> tuple[_Pieces, _Pieces]:
+        """Up to and with the middle line with hits, and the rest."""
+        middle = self.lines[len(self.lines) // 2 - 1]
+        cut = middle.number
+
+        def until(numbers: list[int]) -> int:
+            return sum(1 for n in numbers if n <= cut)
+
+        set_aside = until([e.line_number or 0 for e in self.quarantined])
+        malformed = until(self.malformed)
+        first = _Pieces(
+            self.lines[: len(self.lines) // 2],
+            self.quarantined[:set_aside],
+            self.malformed[:malformed],
+            middle.end,
+            middle.number,
+        )
+        rest = _Pieces(
+            self.lines[len(self.lines) // 2 :],
+            self.quarantined[set_aside:],
+            self.malformed[malformed:],
+            self.end,
+            self.end_line,
+        )
+        return first, rest
+
+    def without_hits(self, entry: Quarantined) -> _Pieces:
+        """The same lines with the one line with hits set aside instead."""
+        return _Pieces([], [*self.quarantined, entry], self.malformed, self.end, self.end_line)
 
 
 def _first_line_whole(handle: BinaryIO) -> bool:

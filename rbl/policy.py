@@ -30,7 +30,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -86,6 +86,11 @@ _RANDOM_PROBE: Final = re.compile(r"^[a-z0-9.-]+-[0-9]{9,11}-testing$")
 _PROBE_SENDERS: Final = frozenset({"double-bounce", "mailer-daemon", "postmaster"})
 STAGE_RCPT: Final = "rcpt"
 STAGE_DATA: Final = "data"
+# Bounds of time arithmetic on hits: no listing lasts past LATEST (a listing for good,
+# and far from datetime's year 9999 limit in any time zone), no window reaches before
+# EARLIEST (the store refuses hits older than that: rbl.store.evidence.refusal).
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Action(StrEnum):
@@ -151,6 +156,20 @@ class Rules:
             provider_hosts=frozenset(settings.provider_hosts),
             held=tuple(ipaddress.ip_network(n, strict=False) for n in settings.held_networks),
         )
+
+    def expiry(self, at: datetime, earlier_listings: int) -> datetime:
+        """When a listing on a hit at ``at`` ends; never past LATEST, never an OverflowError."""
+        try:
+            return min(at + self.duration_for(earlier_listings), LATEST)
+        except OverflowError:
+            return LATEST
+
+    def window_start(self, at: datetime) -> datetime:
+        """The earliest hit time that still counts with a hit at ``at``."""
+        try:
+            return max(at - self.window, EARLIEST)
+        except OverflowError:
+            return EARLIEST
 
     def duration_for(self, earlier_listings: int) -> timedelta:
         """Listing lifetime after the last hit: longer for repeat offenders, capped."""
@@ -327,7 +346,7 @@ def decide(
         return Decision(Action.RECORD, "evidence for a listing the operator made")
     if history.active:
         episode = max(history.earlier_listings, 0)
-        expires = hit.at + rules.duration_for(episode)
+        expires = rules.expiry(hit.at, episode)
         if history.active_expires_at is not None and history.active_expires_at >= expires:
             return Decision(
                 Action.RECORD, "listed; expiry already later", history.active_expires_at
@@ -335,7 +354,7 @@ def decide(
         if expires <= now:  # old evidence never shortens a listing into the past
             return Decision(Action.RECORD, "listed; the hit is too old to extend it")
         return Decision(Action.EXTEND, "listed; hit extends the listing", expires)
-    expires = hit.at + rules.duration_for(history.earlier_listings)
+    expires = rules.expiry(hit.at, history.earlier_listings)
     if expires <= now:
         return Decision(Action.RECORD, "not listed: the evidence is older than a listing lives")
     if history.held:  # stays held until the operator decides, whatever later hits say

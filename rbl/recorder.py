@@ -13,7 +13,10 @@ its deadline is still written when the store comes back (it was a real
 attempt). A batch whose commit outcome is unknown (connection lost during
 COMMIT) may be written again: the store stores one attempt once (same client,
 sender, recipient and second), so the retry adds nothing. Only a full queue
-refuses a hit outright. Imports Twisted only, no SQLAlchemy.
+refuses a hit outright. A hit the store refuses for good is set aside: answered
+False, logged whole, and handed to ``quarantine`` (in ``rbl serve``: written to
+the store's quarantine in a transaction of its own, off the reactor thread),
+where ``rbl quarantine refeed`` finds it. Imports Twisted only, no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ class HitRecorder:
     writes (0 when the store works), ``deferred`` hits answered False (queue
     full, past their deadline, or submitted while stopping), ``refused`` those
     of them never queued (queue full or stopping; these are never written),
-    ``set_aside`` hits the store refused for good (logged whole, not retried).
-    A failure ``is_transient`` calls permanent is not retried as it is: see
-    ``_failed_for_good``.
+    ``set_aside`` hits the store refused for good (logged whole, not retried),
+    ``quarantined`` those of them kept in the quarantine (the others are only in
+    the log: the quarantine write failed too). A failure ``is_transient`` calls
+    permanent is not retried as it is: see ``_failed_for_good``.
     """
 
     def __init__(
@@ -78,8 +82,10 @@ class HitRecorder:
         limit: int = MAX_QUEUED,
         batch: int = MAX_BATCH,
         is_transient: Callable[[BaseException], bool] = lambda _error: True,
+        quarantine: Callable[[TrapHit, BaseException], defer.Deferred[Any]] | None = None,
     ) -> None:
         self.write = write
+        self.quarantine = quarantine
         self.is_transient = is_transient  # rbl.store.faults.is_transient in rbl serve
         self.clock = clock
         self.commit_timeout = commit_timeout
@@ -90,6 +96,7 @@ class HitRecorder:
         self.deferred = 0
         self.refused = 0
         self.set_aside = 0
+        self.quarantined = 0
         # Hits to write one at a time: after a batch failed for good, to find the
         # hit it failed on without holding back the others.
         self._isolating = 0
@@ -233,9 +240,9 @@ class HitRecorder:
         """Retrying cannot help: find the hit it fails on, set it aside, go on with the rest.
 
         A batch is retried one hit at a time; a single hit that fails for
-        good is logged whole (so the operator can see and re-feed it), taken
-        off the queue and answered False: the sender is asked to try again,
-        and the feed keeps recording everyone else.
+        good is logged whole, kept in the quarantine (so the operator can see
+        and re-feed it), taken off the queue and answered False: the sender is
+        asked to try again, and the feed keeps recording everyone else.
         """
         if self._isolating == 0 and len(self._queue) > 1:
             self._isolating = min(len(self._queue), self.batch)
@@ -251,8 +258,21 @@ class HitRecorder:
             failure=failure,
             raw=pending.hit.raw,
         )
+        if self.quarantine is not None:
+            kept = defer.maybeDeferred(self.quarantine, pending.hit, failure.value)
+            kept.addCallbacks(self._quarantined, self._notQuarantined, errbackArgs=(pending.hit,))
         self._armDeadline()
         self._next(0)
+
+    def _quarantined(self, _result: object) -> None:
+        self.quarantined += 1
+
+    def _notQuarantined(self, failure: Any, hit: TrapHit) -> None:
+        log.failure(
+            "a trap hit set aside could not be quarantined; it is only in this log: {raw}",
+            failure=failure,
+            raw=hit.raw,
+        )
 
     def _next(self, delay: float) -> None:
         if self._closed:

@@ -352,6 +352,9 @@ class WriterService(Service):
             reactor,
             commit_timeout=settings.policy_feed.commit_timeout,
             is_transient=is_transient,
+            quarantine=lambda hit, error: threads.deferToThreadPool(
+                reactor, self.write_pool, self._quarantine, hit, error
+            ),
         )
         self.policy_port: Any = None
         self.policy_factory: Any = None
@@ -392,6 +395,15 @@ class WriterService(Service):
                 domain_zone=self.domain_zone,
                 now=_utcnow(),
             )
+
+    def _quarantine(self, hit: Any, error: BaseException) -> None:
+        """A hit the store refused for good, kept where ``rbl quarantine`` finds it."""
+        from rbl.ingest import describe_error
+        from rbl.store.quarantine import policy_entry, quarantine_lines
+
+        with self.engine.begin() as conn:
+            entry = policy_entry(hit, f"the store refused it: {describe_error(error)}")
+            quarantine_lines(conn, [entry], now=_utcnow())
 
     def _prune(self) -> int:
         from datetime import timedelta

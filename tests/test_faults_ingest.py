@@ -36,6 +36,7 @@ from rbl.ingest import IngestGaveUp, Retrier, RetryPolicy
 from rbl.store.faults import is_transient
 from tests.conftest import database_url_of, rbl_command, subprocess_env, write_config
 from tests.pg.databases import PgDatabases
+from tests.test_quarantine import REFUSED_IP, refuse_client
 
 pytestmark = pytest.mark.slow
 
@@ -664,3 +665,62 @@ def test_kill_9_while_following_a_growing_log(
     assert value(database_url, "SELECT COUNT(*) FROM ingest_sources") == 1
     hits, listings = assert_same_as_clean(database_url, clean)
     print(f"FIGURES kill-9 follow: kills={kills} lines={total} hits={hits} listings={listings}")
+
+
+def with_bad_lines(content: str, every: int) -> tuple[str, int]:
+    """The log with, every ``every`` lines, one the parser refuses, one it fails on, or
+    one the store refuses (a hit from REFUSED_IP); and how many were put in."""
+    out, bad = [], 0
+    for n, line in enumerate(content.splitlines(keepends=True), 1):
+        out.append(line)
+        if n % every == 0:
+            ip = ("300.1.1.1", "\u00b2.1.1.1", REFUSED_IP)[(n // every) % 3]
+            out.append(
+                f"{line[:15]} mx1 postfix/smtpd[9{n}]: NOQUEUE: reject: RCPT from "
+                f"unknown[{ip}]: 550 5.1.1 <trap@example.org>: Recipient address rejected: "
+                "User unknown in local recipient table; from=<x@y.example> "
+                f"to=<trap@example.org> proto=ESMTP helo=<b{n}.example>\n"
+            )
+            bad += 1
+    return "".join(out), bad
+
+
+QUARANTINE = 'SELECT line_number, "offset", line, state FROM quarantine'
+
+
+def test_kill_9_with_bad_lines_quarantines_each_exactly_once(
+    database_url: str, fresh_url: Callable[[], str], tmp_path: Path
+) -> None:
+    content, bad = with_bad_lines(postfix_log(8000, seed=SEED + 4), every=150)
+    log = tmp_path / "mail.log"
+    log.write_text(content)
+    clean_config = trapped_config(tmp_path / "clean", clean_url := fresh_url())
+    refuse_client(clean_config, REFUSED_IP)
+    result = rbl_command(clean_config, "ingest", "--format", "postfix", str(log))
+    assert f"quarantined: {bad}" in result.stdout, result.stdout
+    clean = (rows(clean_url, HITS), rows(clean_url, LISTINGS))
+    kept = rows(clean_url, QUARANTINE)
+    assert len(kept) == bad
+    config = trapped_config(tmp_path / "run", database_url)
+    refuse_client(config, REFUSED_IP)
+    rng = random.Random(SEED + 5)
+    killed_at = [0]
+    for _kill in range(4):
+        target = killed_at[-1] + rng.randrange(500, 2000)
+        process = start_ingest(config, log, "--batch", "100")
+        running = process
+        wait_until(
+            lambda t=target, p=running: committed_lines(database_url) >= t or p.poll() is not None,  # type: ignore[misc]
+            f"line {target}",
+        )
+        time.sleep(rng.uniform(0, 0.3))
+        assert process.poll() is None, "ingest finished before it was killed"
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+        killed_at.append(committed_lines(database_url))
+    rbl_command(config, "ingest", "--format", "postfix", str(log))
+    assert rows(database_url, QUARANTINE) == kept  # each bad line once, at the same place
+    hits, listings = assert_same_as_clean(database_url, clean)
+    print(f"FIGURES kill-9 with bad lines: lines={content.count(chr(10))} bad={bad} "
+          f"quarantined={len(kept)} lost=0 hits={hits} listings={listings} "
+          f"committed_at_kill={killed_at[1:]}")  # fmt: skip

@@ -409,3 +409,28 @@ def test_a_lone_hit_refused_for_good_is_set_aside_at_once() -> None:
     calls = len(store.calls)
     clock.advance(RETRY_MAX * 2)
     assert len(store.calls) == calls  # never retried
+
+
+def test_a_hit_set_aside_is_handed_to_the_quarantine_once(
+    quiet_log: list[dict[str, Any]],
+) -> None:
+    kept: list[tuple[str, str]] = []
+
+    def quarantine(poison: TrapHit, error: BaseException) -> defer.Deferred[None]:
+        kept.append((poison.raw, str(error)))
+        if len(kept) == 2:
+            return defer.fail(RuntimeError("quarantine table missing"))
+        return defer.succeed(None)
+
+    recorder, store, clock = make(
+        is_transient=lambda error: not isinstance(error, Refusal), quarantine=quarantine
+    )
+    for n in range(2):
+        results = answers(recorder, 1, start=n)
+        clock.advance(0)
+        store.calls[-1][1].errback(Refusal(f"value too long {n}"))
+        assert results == [[False]]
+    assert kept == [("request 0", "value too long 0"), ("request 1", "value too long 1")]
+    assert (recorder.set_aside, recorder.quarantined) == (2, 1)
+    failed = [e for e in quiet_log if "could not be quarantined" in e.get("log_format", "")]
+    assert len(failed) == 1 and failed[0]["raw"] == "request 1"  # then it is only in the log

@@ -6,7 +6,17 @@ the change up from the change log within its poll interval. One module per
 group of commands; importing this package registers them all on ``main``.
 """
 
-from rbl.cli import db, doctor, evidence, ingest, listings, review, serve, traps  # noqa: F401
+from rbl.cli import (  # noqa: F401
+    db,
+    doctor,
+    evidence,
+    ingest,
+    listings,
+    quarantine,
+    review,
+    serve,
+    traps,
+)
 from rbl.cli.base import main
 from rbl.dumps.cli import dump
 

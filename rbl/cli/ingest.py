@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -64,7 +65,8 @@ def ingest(
     started again resumes where it stopped and counts no line twice. A batch
     that meets a transient database error (locked, server gone) is tried
     again with backoff while reading waits; other database errors end the
-    run at once.
+    run at once. A line that cannot be parsed or stored is quarantined and
+    skipped (rbl quarantine list); the run goes on and exits 0.
     """
     import signal
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,7 +86,7 @@ def ingest(
         RetryPolicy(give_up_after=None if follow else retry_for),
         lambda line: click.echo(f"rbl ingest: {line}", err=True),
     )
-    name = "<stdin>" if source == "-" else source
+    name = "<stdin>" if source == "-" else str(Path(source))  # as the store names it
     engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
     ingestor = Ingestor(
         engine,
@@ -104,9 +106,9 @@ def ingest(
     except KeyboardInterrupt:
         click.echo("interrupted: progress up to the last batch is saved", err=True)
     except StoreError:
-        _print_ingest(report)
+        _print_ingest(report, name)
         raise
-    _print_ingest(report)
+    _print_ingest(report, name)
 
 
 class _StopFlag:
@@ -167,7 +169,9 @@ class _Progress:
         self.done = offset
 
 
-def _print_ingest(report: Any) -> None:
+def _print_ingest(report: Any, source: str) -> None:
+    from rbl.cli.quarantine import shown
+
     if report.resumed_at_line:
         click.echo(f"resumed after line {report.resumed_at_line}")
     actions = report.actions
@@ -175,9 +179,17 @@ def _print_ingest(report: Any) -> None:
         f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
         f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
         f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}  "
-        f"held for review: {actions.get('hold', 0)}"
+        f"held for review: {actions.get('hold', 0)}  "
+        f"quarantined: {report.quarantined}"
     )
     for problem in report.problems:
-        click.echo(f"malformed: {problem}", err=True)
-    if report.malformed > len(report.problems):
-        click.echo(f"malformed: ... and {report.malformed - len(report.problems)} more", err=True)
+        click.echo(shown(problem), err=True)
+    if report.quarantined > len(report.problems):
+        click.echo(f"... and {report.quarantined - len(report.problems)} more", err=True)
+    if report.quarantined:
+        click.echo(
+            f"rbl ingest: {report.quarantined} line(s) quarantined and skipped; list them "
+            f"with 'rbl quarantine list --source {shown(shlex.quote(source))}', feed them "
+            "again after a fix with 'rbl quarantine refeed'",
+            err=True,
+        )

@@ -198,7 +198,15 @@ def store_families(
         behind = backlog(name, identity, offset)
         if behind is not None:
             unread.add(behind, source=name)
-    return [up, listings, hits, newest, lag, offsets, updated, unread]
+    kept = Family(
+        "rbl_quarantine_lines",
+        "gauge",
+        "Lines and live-feed hits set aside because they could not be parsed or stored, "
+        "by source and state (new: waiting for a fix).",
+    )
+    for source, state, count in stats.quarantine:
+        kept.add(count, source=source, state=state)
+    return [up, listings, hits, newest, lag, offsets, updated, unread, kept]
 
 
 def single(name: str, kind: str, text: str, value: float) -> Family:
@@ -246,6 +254,12 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
             "counter",
             "Live-feed hits the store refused for good (logged whole, answered 4xx).",
             recorder.set_aside,
+        ),
+        single(
+            "rbl_recorder_quarantined_total",
+            "counter",
+            "Live-feed hits set aside and kept in the store's quarantine.",
+            recorder.quarantined,
         ),
     ]
 

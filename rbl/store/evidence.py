@@ -25,6 +25,7 @@ from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
 from rbl.keys import DomainKey, ListingKey, address_key
 from rbl.policy import (
+    EARLIEST,
     Action,
     Decision,
     History,
@@ -284,6 +285,50 @@ def _fit(hit: TrapHit) -> TrapHit:
     return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
 
 
+# How far ahead of the writer's clock a hit's time may be (clocks differ, zones are
+# misread by hours); later is a wrong clock or a forged time, never evidence.
+FUTURE_SKEW = timedelta(days=1)
+_TEXT_FIELDS = ("client_ip", "rcpt_to", "mail_from", "helo", "client_name", "feed", "raw")
+
+
+class HitRefused(ValueError):
+    """The hit cannot be evidence as it stands (its time, or text no database can hold)."""
+
+
+def refusal(hit: TrapHit, now: datetime) -> str | None:
+    """Why the store refuses ``hit`` for good, or None: checked before anything is written.
+
+    A time more than FUTURE_SKEW after ``now`` would list the sender until
+    that time (year 9999 overflowed the expiry arithmetic); one before 1970
+    is no MTA's. A lone surrogate (a JSON ``\\udc80``) is no Unicode text,
+    and neither SQLite nor PostgreSQL can store it.
+    """
+    return _refusal(hit, now, now + FUTURE_SKEW)
+
+
+def _refusal(hit: TrapHit, now: datetime, latest: datetime) -> str | None:
+    if hit.at > latest:
+        return (
+            f"time {hit.at.isoformat()} is more than {FUTURE_SKEW.days} day after now "
+            f"({now.isoformat(timespec='seconds')}): a wrong clock or a forged time"
+        )
+    if hit.at < EARLIEST:
+        return f"time {hit.at.isoformat()} is before 1970: no log of a real attempt"
+    for name in _TEXT_FIELDS:
+        value = getattr(hit, name)
+        if value is None or value.isascii():
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            return (
+                f"field {name} holds {bad.encode('utf-8', 'backslashreplace').decode()}, "
+                "a lone surrogate: not Unicode text, no database can store it"
+            )
+    return None
+
+
 def record_hits(
     conn: Connection,
     batch: Sequence[TrapHit],
@@ -296,7 +341,15 @@ def record_hits(
     now: datetime,
     source_id: int | None = None,
 ) -> BatchResult:
-    """Decide and store one batch of hits; hits whose recipient is no trap are not stored."""
+    """Decide and store one batch of hits; hits whose recipient is no trap are not stored.
+
+    HitRefused for the first hit ``refusal`` refuses: the caller sets it aside.
+    """
+    latest = now + FUTURE_SKEW
+    for hit in batch:
+        why = _refusal(hit, now, latest)
+        if why is not None:
+            raise HitRefused(why)
     result = BatchResult()
     if batch:
         lock_change_log(conn)  # decisions read listings that other writers change
@@ -325,7 +378,7 @@ def record_hits(
     )
     times: dict[str, list[datetime]] = {}
     if rules.threshold > 1:
-        times = _hit_times(conn, addresses, relevant[0][0].at - rules.window)
+        times = _hit_times(conn, addresses, rules.window_start(relevant[0][0].at))
     domain_rows: dict[str, _Listing] = {}
     if domain_zone is not None:
         candidates = {d for d in (tied_domain(hit) for hit, _ in relevant) if d}
@@ -337,7 +390,7 @@ def record_hits(
     for hit, _trap in relevant:
         row = ip_rows[hit.client_ip]  # parsers give canonical text, the key's own text
         earlier = times.setdefault(hit.client_ip, [])
-        in_window = len(earlier) - bisect_right(earlier, hit.at - rules.window)
+        in_window = len(earlier) - bisect_right(earlier, rules.window_start(hit.at))
         decision = decide(
             hit,
             is_trap=True,

@@ -13,6 +13,12 @@ connection attempt, so there the server's words decide: no answer at all
 (refused, reset, timed out) is transient, a ``FATAL`` answer is permanent
 unless it says the server is starting, stopping, recovering or full.
 
+A permanent error is either about the *data* written (``is_data_error``: a
+value the column or a constraint refuses, text no encoding can carry, a
+Python error raised on a value) or about the *store* (a missing table, a
+permission, a bad password). Ingest sets aside the line whose data is to
+blame and goes on; a store error stops it, since every line would fail.
+
 Duck-typed, so it imports neither SQLAlchemy nor psycopg: it unwraps
 SQLAlchemy's ``DBAPIError.orig`` and rbl's ``StoreError.__cause__`` by
 attribute.
@@ -23,8 +29,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+from rbl.errors import StoreError
+
 SQLITE_BUSY: Final = 5
 SQLITE_LOCKED: Final = 6
+# Primary result codes that blame the values written: too big, a constraint, a type.
+SQLITE_DATA_CODES: Final = frozenset({18, 19, 20})  # TOOBIG, CONSTRAINT, MISMATCH
+# SQLSTATE classes that blame the values: data exception, integrity constraint violation.
+DATA_CLASSES: Final = frozenset({"22", "23"})
 
 # SQLSTATE classes and codes (PostgreSQL appendix A) that a later attempt can pass.
 TRANSIENT_CLASSES: Final = frozenset(
@@ -99,3 +111,38 @@ def _postgresql_transient(error: BaseException) -> bool:
     if "FATAL:" not in message:
         return True  # refused, reset, timed out, server closed the connection
     return any(phrase in message for phrase in _TRANSIENT_FATAL)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when the values written are to blame, not the store: another line may pass.
+
+    A Python error raised on a value (OverflowError, UnicodeEncodeError,
+    ValueError) is about the data; so are SQLite's too-big, constraint and
+    type errors and PostgreSQL's SQLSTATE classes 22 and 23. Anything
+    transient, any other driver error, and SQLAlchemy's own errors with no
+    cause (a missing table, a bad statement) are about the store.
+    """
+    if is_transient(exc):
+        return False
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, sqlite3.Error):
+            code = getattr(error, "sqlite_errorcode", None)
+            if isinstance(code, int):
+                return code & 0xFF in SQLITE_DATA_CODES
+            return isinstance(error, sqlite3.DataError | sqlite3.IntegrityError)
+        if _is_driver_error(error):
+            state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            if isinstance(state, str) and state:
+                return state[:2] in DATA_CLASSES
+            return type(error).__name__ in ("DataError", "IntegrityError")
+        orig = getattr(error, "orig", None)  # sqlalchemy.exc.DBAPIError, StatementError
+        if isinstance(orig, BaseException):
+            error = orig
+        elif isinstance(error, StoreError) or type(error).__module__.startswith("sqlalchemy"):
+            error = error.__cause__
+        else:
+            return True
+    return False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class StoreStats:
     hits: list[tuple[str, int, datetime | None]]  # feed, count, newest hit time (UTC)
     sources: list[tuple[str, str, int, datetime | None]]  # name, identity, offset, updated
     traps: TrapFilter = NO_TRAPS  # what the exposition must not name (feed, file names)
+    quarantine: list[tuple[str, str, int]] = field(default_factory=list)  # source, state, count
 
 
 SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
@@ -138,7 +139,7 @@ class ListingReader:
             self.path = sqlite_path(url)
             self._mark = "?"
         self._lock = threading.Lock()
-        self._pruned_table = False
+        self._tables: set[str] = set()  # tables of later migrations, once seen
         self._connection: Any = None
         self._errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
@@ -303,7 +304,7 @@ class ListingReader:
         with self._lock:
             try:
                 connection = self._connect()
-                pruned = self._has_pruned_table(connection)
+                pruned = self._has_table(connection, "change_log_pruned")
                 if self.postgresql:
                     with connection.transaction():
                         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -321,17 +322,19 @@ class ListingReader:
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
         return [Change(*row) for row in rows], through
 
-    def _has_pruned_table(self, connection: Any) -> bool:
-        """Whether the store has ``change_log_pruned`` (migration 0004); cached once seen."""
-        if self._pruned_table:
+    def _has_table(self, connection: Any, name: str) -> bool:
+        """Whether the store has a table a later migration made (change_log_pruned: 0004,
+        quarantine: 0005); cached once seen. ``name`` is one of rbl's own table names."""
+        if name in self._tables:
             return True
         sql = (
-            "SELECT to_regclass('change_log_pruned') IS NOT NULL"
+            f"SELECT to_regclass('{name}') IS NOT NULL"
             if self.postgresql
-            else "SELECT COUNT(*) FROM sqlite_master WHERE name = 'change_log_pruned'"
+            else f"SELECT COUNT(*) FROM sqlite_master WHERE name = '{name}'"
         )
-        self._pruned_table = bool(connection.execute(sql).fetchone()[0])
-        return self._pruned_table
+        if connection.execute(sql).fetchone()[0]:
+            self._tables.add(name)
+        return name in self._tables
 
     @staticmethod
     def _pruned_through(connection: Any) -> int:
@@ -350,7 +353,8 @@ class ListingReader:
         return TrapFilter.of(addresses, [value for kind, value in rows if kind == "domain"])
 
     def store_stats(self) -> StoreStats:
-        """Listings by zone and state, hits by feed, each ingested file's offset; the traps."""
+        """Listings by zone and state, hits by feed, each ingested file's offset, and the
+        quarantine by source and state."""
         queries = (
             "SELECT kind, value FROM traps",
             "SELECT zone, state, COUNT(*) FROM listings GROUP BY zone, state ORDER BY zone, state",
@@ -363,6 +367,14 @@ class ListingReader:
                 traps, listings, hits, sources = (
                     connection.execute(sql).fetchall() for sql in queries
                 )
+                kept = (
+                    connection.execute(
+                        "SELECT source, state, COUNT(*) FROM quarantine "
+                        "GROUP BY source, state ORDER BY source, state"
+                    ).fetchall()
+                    if self._has_table(connection, "quarantine")
+                    else []
+                )
             except self._errors as exc:
                 self._failed()
                 raise StoreError(f"cannot read statistics from {self.path}: {exc}") from exc
@@ -374,6 +386,7 @@ class ListingReader:
                 [value for kind, value in traps if kind == "address"],
                 [value for kind, value in traps if kind == "domain"],
             ),
+            [(source, state, int(count)) for source, state, count in kept],
         )
 
 

@@ -198,3 +198,33 @@ removal_requests = Table(
     Index("ix_removal_requests_state", "state", "created_at"),
     Index("ix_removal_requests_key", "zone", "key"),
 )
+
+QUARANTINED = "new"  # set aside, waiting for a fix
+REFED = "refed"  # stored after all by ``rbl quarantine refeed``
+DROPPED = "dropped"  # given up on by the operator (audited)
+
+SOURCE_POLICY = "policy"  # the live policy feed, not a file
+
+# Lines (and live-feed hits) that could not be parsed or stored: kept whole so
+# that nothing read is ever lost, and fed again once the cause is fixed.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),  # when it was set aside
+    Column("format", String(16), nullable=False),  # the parser's name, or "policy"
+    Column("feed", String(32)),  # --feed, when one was given
+    Column("tz", String(64)),  # --tz: how a syslog time without a zone is read again
+    Column("source", Text, nullable=False),  # file path as given, "<stdin>" or "policy"
+    Column("source_id", Integer, ForeignKey("ingest_sources.id")),  # the file, when known
+    Column("offset", Integer),  # byte offset of the line's start in its file
+    Column("line_number", Integer),
+    Column("line", LargeBinary, nullable=False),  # the bytes as read (NUL and non-UTF-8 too)
+    Column("hit", Text),  # a live-feed hit as JSON: the request alone has no time
+    Column("reason", Text, nullable=False),  # the parser's or the store's refusal
+    Column("state", String(16), nullable=False),  # QUARANTINED, REFED, DROPPED
+    Column("refed_at", DateTime(timezone=True)),
+    Index("ix_quarantine_state", "state", "id"),
+    Index("ix_quarantine_position", "source_id", "offset"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,176 @@
+"""``rbl quarantine ...``: the lines ingest and the live feed set aside, and feeding them again.
+
+A kept line is sender-controlled text: everything printed from it goes
+through ``shown``, so control characters, ANSI escapes, bidi marks and bytes
+that are not UTF-8 reach the terminal as visible escapes, never as effects.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from rbl.cli.base import LIMIT, REASON, Context, main, pass_context
+from rbl.errors import StoreError
+
+STATE_CHOICE = click.Choice(["new", "refed", "dropped", "all"])
+
+
+def shown(text: str | bytes | None) -> str:
+    """``text`` safe for a terminal: every control, format (bidi) or unassigned character,
+    and every byte that is not UTF-8, written as a backslash escape."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        if "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@main.group(name="quarantine")
+def quarantine_group() -> None:
+    """Lines that could not be parsed or stored: kept, listed, fed again after a fix."""
+
+
+@quarantine_group.command(name="list")
+@click.option("--state", type=STATE_CHOICE, default="new", show_default=True)
+@click.option("--source", default=None, help="Only lines from this file (as ingest named it).")
+@click.option("--limit", type=LIMIT, default=100, show_default=True)
+@pass_context
+def list_command(obj: Context, state: str, source: str | None, limit: int) -> None:
+    """Kept lines, oldest first: id, state, where from, and why."""
+    from rbl.store.quarantine import count_by_state, list_quarantined
+
+    with obj.engine().connect() as conn:
+        rows = list_quarantined(
+            conn, state=None if state == "all" else state, source=source, limit=limit
+        )
+        counts = count_by_state(conn)
+    for row in rows:
+        click.echo(f"{row.id}  {row.state}  {_where(row)}  {shown(row.reason)}")
+    summary = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
+    click.echo(f"{len(rows)} shown; in the quarantine: {summary or 'nothing'}")
+
+
+@quarantine_group.command(name="show")
+@click.argument("row_id", metavar="ID", type=click.IntRange(1))
+@pass_context
+def show_command(obj: Context, row_id: int) -> None:
+    """One kept line in full, escaped."""
+    from rbl.store.quarantine import get_quarantined
+
+    with obj.engine().connect() as conn:
+        (row,) = get_quarantined(conn, [row_id])
+    click.echo(f"id: {row.id}")
+    click.echo(f"state: {row.state}")
+    click.echo(f"set aside: {row.at:%Y-%m-%d %H:%M:%S}Z")
+    if row.refed_at is not None:
+        click.echo(f"refed: {row.refed_at:%Y-%m-%d %H:%M:%S}Z")
+    click.echo(f"format: {row.format}" + (f"  feed: {shown(row.feed)}" if row.feed else ""))
+    click.echo(f"from: {_where(row)}")
+    click.echo(f"reason: {shown(row.reason)}")
+    line = bytes(row.line).rstrip(b"\r\n")
+    click.echo(f"line: {shown(line)}")
+    if row.hit is not None:
+        click.echo(f"hit: {shown(row.hit)}")
+
+
+@quarantine_group.command(name="refeed")
+@click.argument("row_ids", metavar="[ID]...", nargs=-1, type=click.IntRange(1))
+@click.option("--all", "every", is_flag=True, help="Every line still quarantined.")
+@click.option(
+    "--format",
+    "format_name",
+    default=None,
+    help="Parse as this format instead of the one it was read as.",
+)
+@pass_context
+def refeed_command(
+    obj: Context, row_ids: tuple[int, ...], every: bool, format_name: str | None
+) -> None:
+    """Parse kept lines again with the current parser and store their hits.
+
+    A line that still fails stays quarantined with the new reason.
+    """
+    from rbl.feeds.parsers import get_parser
+    from rbl.ingest import Retrier, RetryPolicy
+    from rbl.refeed import Refeeder
+    from rbl.store.quarantine import get_quarantined, list_quarantined
+    from rbl.store.schema import QUARANTINED
+
+    if every == bool(row_ids):
+        raise click.UsageError("give the ids of the lines to feed again, or --all")
+    if format_name is not None:
+        get_parser(format_name)  # an unknown format is an error before anything is done
+    engine = obj.engine()
+
+    def rows() -> Iterator[Any]:
+        if not every:
+            with engine.connect() as conn:
+                yield from get_quarantined(conn, list(row_ids))
+            return
+        after = 0
+        while True:  # a page at a time: the quarantine may be large
+            with engine.connect() as conn:
+                page = list_quarantined(conn, limit=500, after=after)
+            if not page:
+                return
+            yield from page
+            after = page[-1].id
+
+    retrier = Retrier(RetryPolicy(), lambda line: click.echo(f"rbl quarantine: {line}", err=True))
+    refeeder = Refeeder(engine, obj.settings, retrier)
+    stored = failed = 0
+    listed: list[str] = []
+    for row in rows():
+        if row.state != QUARANTINED:
+            click.echo(f"{row.id}: {row.state}, not quarantined; left as it is", err=True)
+            continue
+        result, reason = refeeder.refeed(row, format_name)
+        if reason is None:
+            stored += 1
+            listed.extend(result.listed)
+            click.echo(f"{row.id}: stored ({_actions(result)})")
+        else:
+            failed += 1
+            click.echo(f"{row.id}: still quarantined: {shown(reason)}", err=True)
+    for key in listed:
+        click.echo(f"listed: {key}")
+    click.echo(f"refed: {stored}  still quarantined: {failed}")
+
+
+@quarantine_group.command(name="drop")
+@click.argument("row_id", metavar="ID", type=click.IntRange(1))
+@click.option("--reason", required=True, type=REASON, help="Why, for the audit log (required).")
+@pass_context
+def drop_command(obj: Context, row_id: int, reason: str) -> None:
+    """Give up on a kept line: it stays in the store, marked dropped; audited."""
+    from rbl.store.listings import now_utc
+    from rbl.store.quarantine import drop_quarantined, get_quarantined
+
+    with obj.engine().begin() as conn:
+        (row,) = get_quarantined(conn, [row_id])
+        if not drop_quarantined(conn, row, actor=obj.actor, reason=reason, now=now_utc()):
+            raise StoreError(f"quarantined line {row_id} is {row.state}, not quarantined")
+    click.echo(f"dropped {row_id}")
+
+
+def _where(row: Any) -> str:
+    """file:line (byte N), or the live feed."""
+    if row.line_number is None:
+        return shown(row.source)
+    return f"{shown(row.source)}:{row.line_number} (byte {row.offset})"
+
+
+def _actions(result: Any) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(result.actions.items())) or "no hits"
