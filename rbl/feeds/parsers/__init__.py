@@ -68,6 +68,8 @@ def _check(hit: TrapHit, ctx: ParseContext) -> None:
 
 
 def _unicode(value: str, what: str) -> None:
+    if value.isascii():
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:

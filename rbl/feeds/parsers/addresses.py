@@ -28,13 +28,26 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# RFC 5322 atext, plus anything beyond ASCII (RFC 6532 UTF-8 addresses).
-_ATEXT: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
-)
 _SPECIALS: Final = frozenset(' ()<>@,;:\\".[]\x7f')
-_DOT_ATOM: Final = re.compile(r"[^.]+(?:\.[^.]+)*", re.ASCII)
-_EXIM_LITERAL: Final = re.compile(r"\[(?:[Ii][Pp][Vv][46]:)?[0-9A-Fa-f.:]*\]", re.ASCII)
+# RFC 5322 dot-atom of atext, plus anything beyond ASCII (RFC 6532 UTF-8 addresses).
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+"
+_DOT_ATOM: Final = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+QUOTED: Final = r'"(?:[^"\\]|\\.)*"'
+# parse.c read_local_part: words (quoted strings, or atoms with backslash pairs)
+# separated by one or more dots, leading and trailing dots allowed.
+_EXIM_WORD: Final = rf'(?:{QUOTED}|(?:[^\x00-\x20()<>@,;:\\".\[\]\x7f]|\\.)+)'
+_EXIM: Final = re.compile(
+    rf"(?P<local>(?:{_EXIM_WORD}|\.)(?:\.|(?<=\.){_EXIM_WORD})*)"
+    r"(?:@(?P<domain>\[(?:[Ii][Pp][Vv][46]:)?[0-9A-Fa-f.:]*\]|[A-Za-z0-9.\-\x80-\U0010ffff]+))?",
+    re.DOTALL,
+)
+# quote_822_local: a quoted local part or a dot-string, "@", the domain; maybe a route.
+_POSTFIX_TEXT: Final = r'[^ <>"@\\\x00-\x1f]'
+_POSTFIX: Final = re.compile(
+    rf"(?:@[^ :<>\"]*:)?(?P<local>{QUOTED}|{_POSTFIX_TEXT}*)(?:@(?P<domain>{_POSTFIX_TEXT}*))?",
+    re.DOTALL,
+)
+_PAIR_OR_QUOTE: Final = re.compile(r'\\(.)|"', re.DOTALL)
 
 
 def _atom_char(ch: str) -> bool:
@@ -42,64 +55,11 @@ def _atom_char(ch: str) -> bool:
     return ch >= " " and ch not in _SPECIALS
 
 
-def _domain_char(ch: str) -> bool:
-    """Letters, digits and hyphens (Exim read_domain), or UTF-8 (allow_utf8_domains)."""
-    return (ch.isascii() and (ch.isalnum() or ch == "-")) or ch >= "\x80"
-
-
-def _quoted(text: str, at: int, value: list[str]) -> int:
-    """Scan a quoted string starting at ``text[at] == '"'``; -1 when it is unterminated."""
-    i = at + 1
-    end = len(text)
-    while i < end:
-        ch = text[i]
-        if ch == '"':
-            return i + 1
-        if ch == "\\" and i + 1 < end:
-            value.append(text[i + 1])
-            i += 2
-            continue
-        value.append(ch)
-        i += 1
-    return -1
-
-
-def _exim_local(text: str, at: int, value: list[str]) -> int:
-    """Scan an Exim local part; the end index, or -1 when there is none."""
-    i = at
-    end = len(text)
-    start = at
-    while True:
-        if i < end and text[i] == '"':
-            i = _quoted(text, i, value)
-            if i < 0:
-                return -1
-        else:
-            while i < end and (_atom_char(text[i]) or text[i] == "\\"):
-                if text[i] == "\\" and i + 1 < end:
-                    value.append(text[i + 1])
-                    i += 2
-                else:
-                    value.append(text[i])
-                    i += 1
-        if i < end and text[i] == ".":
-            while i < end and text[i] == ".":
-                value.append(".")
-                i += 1
-            continue
-        return i if i > start else -1
-
-
-def _exim_domain(text: str, at: int) -> int:
-    """Scan an Exim domain (or domain literal); the end index, or -1."""
-    if at < len(text) and text[at] == "[":
-        m = _EXIM_LITERAL.match(text, at)
-        return m.end() if m else -1
-    i = at
-    end = len(text)
-    while i < end and (_domain_char(text[i]) or text[i] == "."):
-        i += 1
-    return i if i > at else -1
+def _value(written: str) -> str:
+    """A local part's value: quotes dropped, backslash pairs unescaped."""
+    if '"' not in written and "\\" not in written:
+        return written
+    return _PAIR_OR_QUOTE.sub(lambda m: m.group(1) or "", written)
 
 
 def exim(text: str, at: int) -> tuple[int, str] | None:
@@ -108,17 +68,10 @@ def exim(text: str, at: int) -> tuple[int, str] | None:
     None when no address starts there. ``<>`` is not handled here: it is the
     caller's (Exim writes the null sender as ``<>`` or as an empty ``F=<>``).
     """
-    value: list[str] = []
-    i = _exim_local(text, at, value)
-    if i < 0:
+    m = _EXIM.match(text, at)
+    if m is None:
         return None
-    local = "".join(value)
-    if i < len(text) and text[i] == "@":
-        j = _exim_domain(text, i + 1)
-        if j < 0:
-            return None
-        return j, canonical(local, text[i + 1 : j])
-    return i, canonical(local, None)
+    return m.end(), canonical(_value(m.group("local")), m.group("domain"))
 
 
 def postfix(text: str, at: int) -> tuple[int, str] | None:
@@ -127,40 +80,18 @@ def postfix(text: str, at: int) -> tuple[int, str] | None:
 
     ``text[at] == '>'`` is the null address, returned as ``(at, "")``.
     """
-    end = len(text)
-    i = at
-    if i < end and text[i] == "@":  # source route: @a,@b:local@domain
-        colon = text.find(":", i)
-        if colon < 0 or " " in text[i:colon] or ">" in text[i:colon]:
-            return None
-        i = colon + 1
-    value: list[str] = []
-    if i < end and text[i] == '"':
-        i = _quoted(text, i, value)
-        if i < 0:
-            return None
-    else:
-        while i < end and text[i] not in ' <>"@\\' and text[i] >= " ":
-            value.append(text[i])
-            i += 1
-    local = "".join(value)
-    if i < end and text[i] == "@":
-        j = i + 1
-        while j < end and text[j] not in ' <>"@\\' and text[j] >= " ":
-            j += 1
-        return j, canonical(local, text[i + 1 : j])
-    if not local and i == at:
+    m = _POSTFIX.match(text, at)
+    if m is None:
+        return None
+    local, domain = m.group("local"), m.group("domain")
+    if m.end() == at:
         return at, ""
-    return i, canonical(local, None)
+    return m.end(), canonical(_value(local), domain)
 
 
 def canonical(local: str, domain: str | None) -> str:
     """One text for one mailbox: dot-atom local part where possible, lowercased."""
-    if (
-        local
-        and _DOT_ATOM.fullmatch(local)
-        and all(ch in _ATEXT or ch > "\x7f" or ch == "." for ch in local)
-    ):
+    if _DOT_ATOM.fullmatch(local):
         shown = local
     else:
         shown = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'

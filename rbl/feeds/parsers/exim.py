@@ -85,6 +85,7 @@ _SHAPES: Final = {
     "rejected RCPT": "H=... [ip] F=<from> rejected RCPT <to>",
     "arrival": "<= from H=... [ip] fields... for to...",
 }
+_QUOTED: Final = re.compile(addresses.QUOTED, re.DOTALL)
 _ROUTE: Final = re.compile(r"@[^ :<>\"]*:", re.ASCII)
 
 
@@ -203,15 +204,8 @@ def _one_reading(line: str, readings: list[_Reading], hosts: int, shape: str) ->
 
 def _quoted_end(line: str, at: int) -> int:
     """The index past a quoted value starting at ``line[at] == '"'`` (backslash pairs)."""
-    i = at + 1
-    while i < len(line):
-        if line[i] == "\\":
-            i += 2
-        elif line[i] == '"':
-            return i + 1
-        else:
-            i += 1
-    return -1
+    m = _QUOTED.match(line, at)
+    return -1 if m is None else m.end()
 
 
 def _address(line: str, at: int, what: str) -> tuple[int, str]:
