@@ -13,6 +13,7 @@ same against the real MTAs.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -113,44 +114,52 @@ def printable(text: str) -> str:
     return "".join(ch if " " <= ch != "\x7f" else "?" for ch in text)
 
 
+@dataclass(frozen=True)
+class EximClient:
+    ip: str
+    name: str | None
+    helo: str | None  # as Exim keeps it
+    sender_local: str  # as Exim stores it (the client's quoting kept)
+
+
+@st.composite
+def exim_client(draw: st.DrawFn) -> EximClient:
+    """A connecting host and what it said, as Exim would hold it."""
+    local = printable(draw(sender_text))
+    return EximClient(
+        draw(public_ip),
+        draw(name),
+        exim_helo(printable(draw(sender_text))),
+        exim_local(local, draw(st.booleans())),
+    )
+
+
 @HOSTILE
 @given(
-    ip=public_ip,
-    host_name=name,
-    helo=sender_text,
-    local=sender_text,
-    quote=st.booleans(),
+    client=exim_client(),
     rcpt_local=sender_text,
     port=st.one_of(st.none(), st.integers(1, 65535)),
 )
 def test_exim_rejected_rcpt_gives_the_connecting_ip_or_is_refused(
-    ip: str,
-    host_name: str | None,
-    helo: str,
-    local: str,
-    quote: bool,
-    rcpt_local: str,
-    port: int | None,
+    client: EximClient, rcpt_local: str, port: int | None
 ) -> None:
-    helo_kept = exim_helo(printable(helo))
-    sender_local = exim_local(printable(local), quote)
     rcpt_value = printable(rcpt_local)
     rcpt = f"{exim_local(rcpt_value, False)}@trap.example"
-    host = exim_host(ip, host_name, helo_kept, port)
+    host = exim_host(client.ip, client.name, client.helo, port)
+    argument = f"<{rcpt}>"[:100]  # smtp_handle_acl_fail logs 100 characters of it
     line = (
-        f"{EXIM_STAMP} H={host} U=root F=<{sender_local}@evil.example> "
-        f"rejected RCPT <{rcpt}>: no such user"
+        f"{EXIM_STAMP} H={host} U=root F=<{client.sender_local}@evil.example> "
+        f"rejected RCPT {argument}: no such user"
     )
     try:
         found = PARSERS["exim"](line, CTX)
     except ParseError:
         return
     (hit,) = found
-    assert hit.client_ip == ip, line
-    assert hit.client_name == host_name
-    if len(rcpt) + 2 <= 100:  # Exim logs at most 100 characters of the RCPT argument
-        assert hit.rcpt_to == addresses.canonical(rcpt_value, "trap.example"), line
-    assert hit.mail_from == addresses.canonical(_value(sender_local), "evil.example")
+    assert hit.client_ip == client.ip, line
+    assert hit.client_name == client.name
+    assert hit.rcpt_to == addresses.canonical(rcpt_value, "trap.example"), line
+    assert hit.mail_from == addresses.canonical(_value(client.sender_local), "evil.example")
 
 
 def _value(local: str) -> str:
@@ -162,31 +171,21 @@ def _value(local: str) -> str:
 
 @HOSTILE
 @given(
-    ip=public_ip,
-    host_name=name,
-    helo=sender_text,
-    local=sender_text,
-    quote=st.booleans(),
+    client=exim_client(),
     rcpt_locals=st.lists(sender_text, min_size=1, max_size=3),
     subject=sender_text,
 )
 def test_exim_arrival_gives_the_connecting_ip_and_real_recipients_or_is_refused(
-    ip: str,
-    host_name: str | None,
-    helo: str,
-    local: str,
-    quote: bool,
-    rcpt_locals: list[str],
-    subject: str,
+    client: EximClient, rcpt_locals: list[str], subject: str
 ) -> None:
-    helo_kept = exim_helo(printable(helo))
-    sender = exim_local(printable(local), quote) + "@evil.example"
+    sender = client.sender_local + "@evil.example"
+    host = exim_host(client.ip, client.name, client.helo, None)
     values = [printable(value) for value in rcpt_locals]
     rcpts = [f"{exim_local(value, True)}@example.org" for value in values]
     shown_subject = printable(subject)[:100].replace("\\", "\\\\").replace('"', '\\"')
     line = (
-        f"{EXIM_STAMP} 1xYoc6-0007QP-23 <= {sender} H={exim_host(ip, host_name, helo_kept, None)}"
-        f' U=root P=esmtp S=319 T="{shown_subject}" from <{sender}> for {" ".join(rcpts)}'
+        f"{EXIM_STAMP} 1xYoc6-0007QP-23 <= {sender} H={host} U=root P=esmtp S=319"
+        f' T="{shown_subject}" from <{sender}> for {" ".join(rcpts)}'
     )
     try:
         found = PARSERS["exim"](line, CTX)
@@ -196,7 +195,7 @@ def test_exim_arrival_gives_the_connecting_ip_and_real_recipients_or_is_refused(
         addresses.canonical(value, "example.org") for value in values
     ], line
     for hit in found:
-        assert hit.client_ip == ip and hit.client_name == host_name, line
+        assert hit.client_ip == client.ip and hit.client_name == client.name, line
 
 
 def postfix_external(value: str, domain: str) -> str:

@@ -234,14 +234,25 @@ def _fields_to_sender(line: str, at: int) -> int:
                 return -1
             previous = "DN"
             continue
-        field = _FIELD.match(line, i)
-        if field is None:
-            if previous in _UNESCAPED:
-                raise _Hard(f"exim {previous}= field may hold spaces: {line[:200]!r}")
+        after = _field_end(line, i, previous)
+        if after < 0:
             return -1
         previous = line[i + 1 : i + 3].rstrip("=")
-        i = field.end()
+        i = after
     return i
+
+
+def _field_end(line: str, at: int, previous: str) -> int:
+    """The end of the `` NAME=value`` or `` FLAG`` field at ``at``, or -1.
+
+    Raises _Hard where the field before was one Exim writes with spaces unescaped.
+    """
+    field = _FIELD.match(line, at)
+    if field is not None:
+        return field.end()
+    if previous in _UNESCAPED:
+        raise _Hard(f"exim {previous}= field may hold spaces: {line[:200]!r}")
+    return -1
 
 
 def _rejected(
@@ -425,13 +436,11 @@ def _recipients(line: str, at: int) -> list[str]:
             i, _ = _address(line, line.index("=", i) + 1, "message id")
             previous = "id"
             continue
-        field = _FIELD.match(line, i)
-        if field is None:
-            if previous in _UNESCAPED:
-                raise _Hard(f"exim {previous}= field may hold spaces: {line[:200]!r}")
+        after = _field_end(line, i, previous)
+        if after < 0:
             raise ParseError(
                 f"exim arrival field at column {i} is not 'NAME=value': {line[:200]!r}"
             )
         previous = line[i + 1 : i + 3].rstrip("=")
-        i = field.end()
+        i = after
     return []
