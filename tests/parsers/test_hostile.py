@@ -13,6 +13,7 @@ same against the real MTAs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +31,12 @@ NOW = datetime(2026, 12, 3, tzinfo=UTC)
 CTX = ParseContext(now=NOW)
 EXIM_STAMP = "2026-12-02 17:59:30"
 POSTFIX_STAMP = "Dec  2 17:58:57"
-HOSTILE = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# RBL_HOSTILE_EXAMPLES=5000 for a longer run than the suite's.
+HOSTILE = settings(
+    max_examples=int(os.environ.get("RBL_HOSTILE_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # Pieces of other fields, for hypothesis to put into a HELO, a local part, a subject.
 FRAGMENTS = [
