@@ -86,6 +86,8 @@ ListingKey = IpKey | DomainKey
 def parse_ip_key(text: str) -> IpKey:
     """Parse ``192.0.2.1``, ``192.0.2.0/24``, ``2001:db8::/64``; host bits must be clear."""
     raw = text.strip()
+    if not raw.isascii():  # ipaddress is ASCII-only today; say so rather than rely on it
+        raise KeyFormatError(f"{text[:100]!r} is not an IP address or network: not ASCII")
     if "%" in raw:
         raise KeyFormatError(f"{text!r} has a scope (%zone); listings are global addresses")
     try:
@@ -112,7 +114,11 @@ def address_key(text: str) -> IpKey:
     if len(parts) == 4:
         value = 0
         for part in parts:
-            if not part.isdigit() or len(part) > 3 or (part[0] == "0" and part != "0"):
+            if (
+                not (part.isascii() and part.isdigit())
+                or len(part) > 3
+                or (part[0] == "0" and part != "0")
+            ):
                 break
             octet = int(part)
             if octet > 255:
@@ -120,6 +126,8 @@ def address_key(text: str) -> IpKey:
             value = value << 8 | octet
         else:
             return IpKey(4, value, 32)
+    if not text.isascii():  # int() and ipaddress would read Unicode digits as ASCII ones
+        raise KeyFormatError(f"{text[:100]!r} is not an IP address: characters other than ASCII")
     try:
         address = ipaddress.ip_address(text)
     except ValueError as exc:

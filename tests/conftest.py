@@ -219,3 +219,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:.*psycopg.Connection.*deleted while still open:ResourceWarning"
     )
+
+
+def require_peer(reason: str | None, peer: str) -> None:
+    """Skip a test whose real peer this machine lacks, but fail it in CI, which must run it."""
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the live {peer} test: {reason}")
+    pytest.skip(reason)

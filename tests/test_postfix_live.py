@@ -22,18 +22,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import pytest
 
-from tests.conftest import REPO, subprocess_env
+from rbl.feeds.parsers import ParseContext, get_parser
+from rbl.traphit import ParseError, TrapHit
+from tests.conftest import REPO, require_peer, subprocess_env
+from tests.hostile import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN, Session, sessions
 
 pytestmark = pytest.mark.slow
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POLICY_SERVER = REPO / "tests" / "data" / "postfix" / "policy_server.py"
-TRAP = "spamtrap@example.org"
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -46,7 +49,7 @@ setgid_group = postdrop
 myhostname = mx.example.org
 mydomain = example.org
 myorigin = example.org
-mydestination = example.org
+mydestination = example.org, {trap_domain}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
@@ -58,9 +61,12 @@ local_transport = discard:trap
 default_transport = discard:relay
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
+smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_recipient_restrictions =
     check_policy_service inet:127.0.0.1:{policy_port},
     permit_mynetworks,
+    check_recipient_access inline:{{ {{{trap}=REJECT no such user}},
+        {{{trap_domain}=REJECT no such user}} }},
     reject_unauth_destination
 """
 
@@ -176,20 +182,35 @@ def policy_server() -> Iterator[PolicyServer]:
             server.process.stdout.close()
 
 
+@dataclass
+class Instance:
+    port: int
+    directory: Path
+
+    def maillog(self) -> list[str]:
+        """Postfix's log so far, decoded as rbl ingest decodes it."""
+        raw = (self.directory / "maillog").read_bytes()
+        return raw.decode("utf-8", "replace").split("\n")[:-1]
+
+
 @pytest.fixture
-def mta(tmp_path: Path, policy_server: PolicyServer) -> Iterator[int]:
-    """A Postfix instance that asks ``policy_server``; yields its SMTP port."""
-    reason = unavailable()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the live Postfix test: {reason}")
-        pytest.skip(reason)
+def mta(postfix_instance: Instance) -> int:
+    """A Postfix instance that asks ``policy_server``; its SMTP port."""
+    return postfix_instance.port
+
+
+@pytest.fixture
+def postfix_instance(tmp_path: Path, policy_server: PolicyServer) -> Iterator[Instance]:
+    """A Postfix instance that asks ``policy_server`` and refuses the hostile sessions' traps
+    from clients outside mynetworks (XCLIENT lets the test be such a client)."""
+    require_peer(unavailable(), "Postfix")
     # Not under tmp_path: Postfix's daemons run as the postfix user, which must reach
     # the queue and data directories, and pytest's base temporary directory is 0700.
     directory = Path(tempfile.mkdtemp(prefix="rbl-postfix-"))
     directory.chmod(0o755)
     try:
-        yield from run_postfix(directory, tmp_path, policy_server)
+        for port in run_postfix(directory, tmp_path, policy_server):
+            yield Instance(port, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -200,7 +221,9 @@ def run_postfix(directory: Path, tmp_path: Path, policy_server: PolicyServer) ->
     shutil.chown(directory / "data", "postfix")
     smtp_port = free_port()
     (directory / "main.cf").write_text(
-        MAIN_CF.format(dir=directory, policy_port=policy_server.port)
+        MAIN_CF.format(
+            dir=directory, policy_port=policy_server.port, trap=TRAP, trap_domain=TRAP_DOMAIN
+        )
     )
     (directory / "master.cf").write_text(MASTER_CF.format(smtp_port=smtp_port))
     log_path = tmp_path / "postfix-control.log"
@@ -275,3 +298,80 @@ def test_postfix_reports_trap_hits_through_the_policy_service(
     assert isinstance(counters, dict)
     assert counters["hits"] == 2 and counters["errors"] == 0 and counters["malformed"] == 0
     assert counters["requests"] >= 3  # one per RCPT at least
+
+
+# --- hostile sessions through XCLIENT -----------------------------------------------------
+
+HOSTILE_PREFIX = "45.33.13"
+
+
+def hostile_session(port: int, session: Session) -> list[str]:
+    """Run one hostile session as XCLIENT client ``session.ip``; the replies to the RCPTs."""
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="relay.example.org", timeout=30) as smtp:
+        smtp.command_encoding = "utf-8"
+        name = session.name or "[UNAVAILABLE]"
+        code, reply = smtp.docmd("XCLIENT", f"ADDR={session.ip} NAME={name}")
+        assert code == 220, reply
+        code, reply = smtp.docmd("EHLO", session.helo)
+        assert code == 250, reply
+        code, reply = smtp.docmd("MAIL", f"FROM:{session.mail_from}")
+        assert code == 250, reply
+        replies = []
+        for rcpt in session.rcpts:
+            code, reply = smtp.docmd("RCPT", f"TO:{rcpt}")
+            replies.append(f"{code} {reply.decode(errors='replace')}")
+        smtp.docmd("RSET")
+    return replies
+
+
+def hostile_maillog(instance: Instance) -> tuple[list[str], dict[str, list[str]]]:
+    """Every hostile session's log lines, once Postfix has written its verdicts, and the
+    traps each session's verdicts must name: those Postfix refused by the access map
+    (a recipient it refuses as bad syntax, 501, gets no verdict line at all)."""
+    verdicts: dict[str, list[str]] = {}
+    for session in sessions(HOSTILE_PREFIX):
+        replies = hostile_session(instance.port, session)
+        verdicts[session.ip] = []
+        for rcpt, reply in zip(session.rcpts, replies, strict=True):
+            if "no such user" in reply:
+                verdicts[session.ip].append(session.traps[len(verdicts[session.ip])])
+            else:
+                assert reply.startswith(("250 ", "501 5.1.3 Bad recipient address syntax")), (
+                    rcpt,
+                    reply,
+                )
+    expected = sum(len(traps) for traps in verdicts.values())
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [line for line in instance.maillog() if "reject: RCPT from" in line]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return instance.maillog(), verdicts
+        time.sleep(0.1)
+
+
+def test_hostile_sessions_give_the_connecting_ip_and_real_trap(
+    postfix_instance: Instance,
+) -> None:
+    log, verdicts = hostile_maillog(postfix_instance)
+    capture = os.environ.get("RBL_CAPTURE_LOGS")
+    if capture:  # to refresh tests/data/logs/postfix.hostile.log
+        Path(capture, "postfix.hostile.raw").write_text("\n".join(log) + "\n")
+    assert sum(len(traps) for traps in verdicts.values()) >= 10
+    parse = get_parser("postfix")
+    ctx = ParseContext(now=datetime.now(UTC))
+    hits: list[TrapHit] = []
+    for line in log:
+        try:
+            hits += parse(line, ctx)
+        except ParseError as exc:
+            raise AssertionError(f"real Postfix line refused: {line}") from exc
+    for hit in hits:
+        assert hit.client_ip not in IMITATED_IPS and IMITATED_DOMAIN not in (hit.client_name or "")
+        assert hit.rcpt_to != "innocent@example.org", hit.raw
+    for session in sessions(HOSTILE_PREFIX):
+        mine = [hit for hit in hits if hit.client_ip == session.ip]
+        assert [hit.rcpt_to for hit in mine] == verdicts[session.ip], log
+        for hit in mine:
+            assert hit.mail_from == session.sender
+            assert hit.client_name == session.name
+            assert hit.stage == "rcpt"

@@ -1,7 +1,8 @@
 """The sample logs in tests/data/logs: real-format lines, each under its expected result.
 
-File format (fail2ban's tests/files/logs style), one file per parser, named
-``<format>.log``::
+File format (fail2ban's tests/files/logs style), one file or more per parser,
+named ``<format>.log`` or ``<format>.<what>.log`` (``exim.hostile.log``: real
+Exim lines from hostile sessions)::
 
     ## free comment
     # context: {"now": "2026-11-24T00:00:00+00:00", "tz": "+01:00"}   (applies from here on)
@@ -65,12 +66,12 @@ def _hit(fmt: str, line: str, given: dict[str, Any], where: str) -> dict[str, An
 
 
 def load(path: Path) -> list[Case]:
-    fmt = path.stem
+    fmt = path.stem.partition(".")[0]
     now = DEFAULT_NOW
     tz: tzinfo = UTC
     cases: list[Case] = []
     pending: tuple[str, Any] | None = None
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         where = f"{path.name}:{number}"
         if pending is not None:
             kind, value = pending

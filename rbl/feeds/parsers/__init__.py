@@ -8,6 +8,12 @@ to be a kind the parser reads but is malformed raises ParseError saying what
 is wrong; no other exception escapes. ``TrapHit.raw`` is the line without its
 trailing newline.
 
+Every parser in PARSERS also refuses (ParseError) a hit that the rest of rbl
+could not keep: a time more than a day after the reader's clock or before
+1970, text that is not valid Unicode (lone surrogates, from JSON escapes), or
+a field longer than the store's column for it (FIELD_LIMITS). Such a line is
+then set aside like any malformed one instead of stopping ingest later.
+
 Formats (one module each): ``spamd`` (OpenBSD spamd syslog), ``spamdb``
 (spamdb(8) listing), ``postfix`` (smtpd restriction verdicts), ``exim``
 (main/reject log), ``json`` (JSON lines). Imports neither Twisted nor
@@ -17,21 +23,76 @@ SQLAlchemy; only the standard library and rbl.traphit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Final
 
-from rbl.feeds.parsers import exim, jsonlines, postfix, spamd, spamdb
+from rbl.feeds.parsers import exim, jsonlines, postfix, spamd, spamdb, stamps
 from rbl.feeds.parsers.context import ParseContext
 from rbl.traphit import ParseError, TrapHit
 
-__all__ = ["PARSERS", "LineParser", "ParseContext", "get_parser"]
+__all__ = ["FIELD_LIMITS", "PARSERS", "LineParser", "ParseContext", "get_parser"]
 
 LineParser = Callable[[str, ParseContext], list[TrapHit]]
 
+# The store's column sizes for a hit's text (rbl/store/schema.py, table hits); a
+# test keeps the two in step. PostgreSQL refuses longer values outright.
+FIELD_LIMITS: Final = {
+    "client_ip": 45,
+    "client_name": 253,
+    "helo": 255,
+    "mail_from": 320,
+    "rcpt_to": 320,
+    "feed": 32,
+}
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _check(hit: TrapHit, ctx: ParseContext) -> None:
+    """Refuse a hit the store could not keep or the policy could not reason about."""
+    if hit.at > ctx.now + stamps.FUTURE_SLACK:
+        raise ParseError(
+            f"time {hit.at.isoformat()} is more than a day after the reader's clock "
+            f"({ctx.now.isoformat()})"
+        )
+    if hit.at < EARLIEST:
+        raise ParseError(f"time {hit.at.isoformat()} is before 1970")
+    for field, limit in FIELD_LIMITS.items():
+        value: str | None = getattr(hit, field)
+        if value is None:
+            continue
+        if len(value) > limit:
+            raise ParseError(f"{field} is {len(value)} characters long, over {limit}")
+        _unicode(value, field)
+    _unicode(hit.raw, "the line")
+
+
+def _unicode(value: str, what: str) -> None:
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError(f"{what} is not valid Unicode ({exc.reason} at {exc.start})") from exc
+
+
+def _checked(parse: LineParser) -> LineParser:
+    @wraps(parse)
+    def checked(line: str, ctx: ParseContext) -> list[TrapHit]:
+        hits = parse(line, ctx)
+        for hit in hits:
+            _check(hit, ctx)
+        return hits
+
+    return checked
+
+
 PARSERS: dict[str, LineParser] = {
-    spamd.NAME: spamd.parse,
-    spamdb.NAME: spamdb.parse,
-    postfix.NAME: postfix.parse,
-    exim.NAME: exim.parse,
-    jsonlines.NAME: jsonlines.parse,
+    spamd.NAME: _checked(spamd.parse),
+    spamdb.NAME: _checked(spamdb.parse),
+    postfix.NAME: _checked(postfix.parse),
+    exim.NAME: _checked(exim.parse),
+    jsonlines.NAME: _checked(jsonlines.parse),
 }
 
 

@@ -40,29 +40,53 @@ and this package.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from rbl.feeds.parsers import stamps, syslogline
+from rbl.feeds.parsers import addresses, stamps, syslogline
 from rbl.feeds.parsers.context import ParseContext
-from rbl.feeds.parsers.normalise import client_ip, helo_name, mail_address
+from rbl.feeds.parsers.normalise import client_ip, helo_name
 from rbl.traphit import ParseError, TrapHit
 
 NAME: Final = "exim"
+# Exim's log buffer is 8 KiB (LOG_BUFFER_SIZE); a longer line was not written by it.
+MAX_LINE: Final = 16 * 1024
+# Exim cuts the RCPT argument it logs at 100 characters (smtp_in.c smtp_handle_acl_fail).
+MAX_RCPT_ARG: Final = 100
+# More places that look like the end of "(helo) [ip]" than this: refused unread.
+MAX_READINGS: Final = 8
 
 _STAMP: Final = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?(?: [+-]\d{4})?) (?:\[\d+(?:/\d+)?\] )?"
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?(?: [+-]\d{4})?) (?:\[\d+(?:/\d+)?\] )?",
+    re.ASCII,
 )
 _MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
-_HOST: Final = (
-    r"H=(?:(?P<name>[^\s(\[]\S*) )?(?:\((?P<helo>.*?)\) )?\[(?P<ip>[^\]\s]+)\](?:[:.]\d+)?"
+_REJECT_START: Final = re.compile(rf"(?:{_MSGID} )?H=", re.ASCII)
+_ARRIVAL: Final = re.compile(rf"{_MSGID} [<(]= ", re.ASCII)
+# The end of a host part shown with a HELO: ") [ip]" and maybe ":port", then a space
+# or the end. Anything of this shape after "H=(" is counted: the real one is there
+# once; a second one is a HELO or later field imitating it.
+_HELO_END: Final = re.compile(
+    r"\) \[(?P<ip>(?:[Ii][Pp][Vv]6:)?[0-9A-Fa-f:.]+)\](?::[0-9]+)?(?= |$)", re.ASCII
 )
-_REJECT: Final = re.compile(
-    rf"(?:{_MSGID} )?{_HOST}(?: \S+)*? F=<(?P<from>.*?)> (?:temporarily )?rejected RCPT"
-    r" <(?P<to>.*?)>(?::.*)?"
+_BARE_IP: Final = re.compile(r"\[(?P<ip>[0-9A-Fa-f:.]+)\](?::[0-9]+)?(?= |$)", re.ASCII)
+_FIELD: Final = re.compile(
+    r" (?:[A-Za-z][A-Za-z0-9]*\*?=[^ ]*|[A-Z][A-Za-z0-9]*[*.-]*)(?= |$)", re.ASCII
 )
-_ARRIVAL: Final = re.compile(rf"{_MSGID} [<(]= (?P<from>\S+) ")
-_HOST_RE: Final = re.compile(_HOST)
+_REJECTED: Final = re.compile(
+    r"(?: A=[^ ]*)? (?P<temp>temporarily )?rejected (?P<what>RCPT )?", re.ASCII
+)
+# Fields Exim writes without escaping spaces: the ident (string_printing keeps
+# spaces) and the authenticated id. A reading that breaks right after one may be
+# the real one with a space in it, so the line is refused rather than read another way.
+_UNESCAPED: Final = frozenset({"U", "A"})
+_SHAPES: Final = {
+    "rejected RCPT": "H=... [ip] F=<from> rejected RCPT <to>",
+    "arrival": "<= from H=... [ip] fields... for to...",
+}
+_QUOTED: Final = re.compile(addresses.QUOTED, re.DOTALL)
+_ROUTE: Final = re.compile(r"@[^ :<>\"]*:", re.ASCII)
 
 
 def _body(line: str) -> tuple[int, str | None, re.Match[str] | None]:
@@ -89,79 +113,334 @@ def _time(ts: str | None, head: re.Match[str] | None, ctx: ParseContext) -> date
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     """The hits in one Exim log line: none, one, or one per logged recipient."""
-    rejected = " rejected RCPT <" in line
+    rejected = " rejected RCPT " in line
     if not rejected and "<= " not in line and "(= " not in line:
         return []
     line = line.rstrip("\r\n")
     start, ts, head = _body(line)
     if start < 0:
         return []
+    if len(line) > MAX_LINE:
+        raise ParseError(
+            f"exim line is {len(line)} characters long, over {MAX_LINE}: {line[:200]!r}"
+        )
+    arrival = _ARRIVAL.match(line, start)
+    if arrival is not None:
+        return _arrival(line, arrival.end(), ts, head, ctx)
     if rejected:
         return _rejected(line, start, ts, head, ctx)
-    return _arrival(line, start, ts, head, ctx)
+    return []
+
+
+class _Hard(ParseError):
+    """A reading failed where a field Exim writes unescaped (U= ident, A= id) may hold
+    spaces: the real reading could be this one, so no other may be taken."""
+
+
+class _Host:
+    """One reading of the host part ``H=[name ][(helo) ][ip][:port]``: where it ends."""
+
+    __slots__ = ("end", "helo", "ip", "name")
+
+    def __init__(self, name: str | None, helo: str | None, ip: str, end: int) -> None:
+        self.name = name
+        self.helo = helo
+        self.ip = ip
+        self.end = end
+
+
+def _hosts(line: str, at: int) -> list[_Host]:
+    """Every reading of the host part at ``line[at:] == "H=..."``.
+
+    The name is Exim's forward-confirmed DNS name (no spaces) and the address
+    comes from the socket, but a HELO (``helo_accept_junk_hosts``) may hold
+    spaces, brackets and a whole imitation ``x) [192.0.2.9]``: each place that
+    looks like the end of ``(helo) [ip]`` is one reading, and the caller keeps
+    those whose rest of the line parses.
+    """
+    i = at + 2  # past "H="
+    name: str | None = None
+    if i < len(line) and line[i] not in "([":
+        space = line.find(" ", i)
+        if space < 0:
+            raise ParseError(f"exim H= field has no '[ip]': {line[:200]!r}")
+        name = line[i:space]
+        i = space + 1
+    if not line.startswith("(", i):
+        bare = _BARE_IP.match(line, i)
+        if bare is None:
+            raise ParseError(f"exim H= field has no '[ip]' where it should: {line[:200]!r}")
+        return [_Host(name, None, client_ip(bare.group("ip")), bare.end())]
+    ends = list(_HELO_END.finditer(line, i))
+    if not ends:
+        raise ParseError(f"exim H= field has no ') [ip]' after the HELO: {line[:200]!r}")
+    if len(ends) > MAX_READINGS:
+        raise ParseError(
+            f"exim host part has {len(ends)} places that look like its ') [ip]' end: {line[:200]!r}"
+        )
+    hosts: list[_Host] = []
+    for end in ends:
+        try:
+            ip = client_ip(end.group("ip"))
+        except ParseError:
+            if len(ends) == 1:
+                raise
+            continue  # not an address: not the end Exim wrote
+        hosts.append(_Host(name, line[i + 1 : end.start()], ip, end.end()))
+    return hosts
+
+
+def _one_reading(line: str, readings: list[_Reading], hosts: int, shape: str) -> _Reading:
+    """The only reading of the line, or ParseError saying it has none or several."""
+    if len(readings) == 1:
+        return readings[0]
+    if not readings:
+        raise ParseError(f"exim {shape} line is not {_SHAPES[shape]!r}: {line[:200]!r}")
+    raise ParseError(
+        f"exim line can be read {len(readings)} ways ({hosts} places look like the end of "
+        f"'(helo) [ip]'; a HELO or sender imitates the host part): {line[:200]!r}"
+    )
+
+
+def _quoted_end(line: str, at: int) -> int:
+    """The index past a quoted value starting at ``line[at] == '"'`` (backslash pairs)."""
+    m = _QUOTED.match(line, at)
+    return -1 if m is None else m.end()
+
+
+def _address(line: str, at: int, what: str) -> tuple[int, str]:
+    """An Exim stored-form address at ``line[at]``, ``<>``-style empty allowed by callers."""
+    scanned = addresses.exim(line, at)
+    if scanned is None:
+        raise ParseError(f"exim {what} at column {at} is not an address: {line[:200]!r}")
+    return scanned
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    host: _Host
+    sender: str
+    recipients: tuple[str, ...]
+
+
+def _fields_to_sender(line: str, at: int) -> int:
+    """Skip the fields between the host part and `` F=<``; the index of `` F=<``, or -1."""
+    i = at
+    previous = ""
+    while not line.startswith(" F=<", i):
+        if line.startswith(' DN="', i):
+            i = _quoted_end(line, i + 4)
+            if i < 0:
+                return -1
+            previous = "DN"
+            continue
+        after = _field_end(line, i, previous)
+        if after < 0:
+            return -1
+        previous = line[i + 1 : i + 3].rstrip("=")
+        i = after
+    return i
+
+
+def _field_end(line: str, at: int, previous: str) -> int:
+    """The end of the `` NAME=value`` or `` FLAG`` field at ``at``, or -1.
+
+    Raises _Hard where the field before was one Exim writes with spaces unescaped.
+    """
+    field = _FIELD.match(line, at)
+    if field is not None:
+        return field.end()
+    if previous in _UNESCAPED:
+        raise _Hard(f"exim {previous}= field may hold spaces: {line[:200]!r}")
+    return -1
 
 
 def _rejected(
     line: str, start: int, ts: str | None, head: re.Match[str] | None, ctx: ParseContext
 ) -> list[TrapHit]:
-    m = _REJECT.fullmatch(line, start)
+    """``H=host [fields] F=<sender> [A=..] [temporarily ]rejected RCPT <arg>[: message]``.
+
+    Every reading of the host part is tried; the one whose fields, sender and
+    verdict parse is the line's, and two such readings refuse the line. The
+    RCPT argument is read only after that: it is the client's raw text, so it
+    decides nothing about the host.
+    """
+    m = _REJECT_START.match(line, start)
     if m is None:
-        if line.startswith("H=", start) or "F=<" in line:
-            raise ParseError(
-                "exim rejected RCPT line is not 'H=... [ip] F=<from> rejected RCPT <to>': "
-                f"{line[:200]!r}"
-            )
-        return []
-    name = m.group("name")
+        if line.startswith("U=", start) or "F=<" not in line:
+            return []  # a local -bs session (no host), or another message
+        shape = _SHAPES["rejected RCPT"]
+        raise ParseError(f"exim rejected RCPT line is not {shape!r}: {line[:200]!r}")
+    hosts = _hosts(line, m.end() - 2)
+    readings: list[tuple[_Reading, re.Match[str]]] = []
+    for host in hosts:
+        try:
+            i = _fields_to_sender(line, host.end)
+            if i < 0:
+                continue
+            i += 4
+            if line.startswith(">", i):
+                sender = ""
+            else:
+                i, sender = _address(line, i, "sender")
+                if not line.startswith(">", i):
+                    continue
+        except _Hard:
+            raise
+        except ParseError:
+            continue
+        verdict = _REJECTED.match(line, i + 1)
+        if verdict is None and line.startswith(" A=", i + 1):
+            raise ParseError(f"exim A= field may hold spaces: {line[:200]!r}")
+        if verdict is not None:
+            readings.append((_Reading(host, sender, ()), verdict))
+    reading = _one_reading(line, [r for r, _ in readings], len(hosts), "rejected RCPT")
+    verdict = next(v for r, v in readings if r is reading)
+    if verdict.group("what") is None:
+        return []  # rejected after DATA, MAIL, ...: no recipient named
+    rcpt = _rcpt_argument(line, verdict.end())
+    host = reading.host
     return [
         TrapHit(
             at=_time(ts, head, ctx),
-            client_ip=client_ip(m.group("ip")),
-            rcpt_to=mail_address(m.group("to")),
-            mail_from=mail_address(m.group("from")),
-            helo=helo_name(m.group("helo")),
+            client_ip=host.ip,
+            rcpt_to=rcpt,
+            mail_from=reading.sender,
+            helo=helo_name(host.helo),
             feed=ctx.feed or NAME,
             raw=line,
-            client_name=name,
+            client_name=host.name,
             stage="rcpt",
         )
     ]
 
 
+def _rcpt_argument(line: str, at: int) -> str:
+    """The recipient in the RCPT argument Exim logged as sent (``<addr>`` or ``addr``)."""
+    j = at
+    bracket = line.startswith("<", j)
+    if bracket:
+        j += 1
+        route = _ROUTE.match(line, j)
+        if route is not None:
+            j = route.end()
+    j, rcpt = _address(line, j, "recipient")
+    if bracket:
+        if not line.startswith(">", j):
+            raise ParseError(
+                f"exim RCPT argument at column {at} does not end in '>' (cut at "
+                f"{MAX_RCPT_ARG} characters, or a comment): {line[:200]!r}"
+            )
+        j += 1
+    if j - at > MAX_RCPT_ARG or not (j == len(line) or line.startswith(": ", j)):
+        raise ParseError(
+            f"exim RCPT argument at column {at} cannot be read unambiguously: {line[:200]!r}"
+        )
+    return rcpt
+
+
 def _arrival(
-    line: str, start: int, ts: str | None, head: re.Match[str] | None, ctx: ParseContext
+    line: str, at: int, ts: str | None, head: re.Match[str] | None, ctx: ParseContext
 ) -> list[TrapHit]:
-    m = _ARRIVAL.match(line, start)
-    if m is None:
-        return []
-    host_at = line.find(" H=", m.end() - 1)
-    recipients_at = line.rfind(" for ")
-    if host_at < 0 or recipients_at < host_at:
-        return []  # local submission, or no +received_recipients
-    recipients = line[recipients_at + 5 :]
-    if '"' in recipients:
-        return []  # " for " inside a quoted field (T="..."): no recipient list
-    host = _HOST_RE.match(line, host_at + 1)
-    if host is None:
-        raise ParseError(f"exim arrival has an H= field without '[ip]': {line[:200]!r}")
-    at = _time(ts, head, ctx)
-    ip = client_ip(host.group("ip"))
-    sender = mail_address(m.group("from"))
-    helo = helo_name(host.group("helo"))
-    name = host.group("name")
+    """``<= sender [R=..] H=host fields... [T="..."] [from <..>] [for rcpt rcpt...]``.
+
+    The sender is scanned by Exim's own address syntax, so a quoted local part
+    cannot end it early; every reading of the host part is tried against the
+    fields after it, and exactly one must parse to the end of the line.
+    """
+    if line.startswith("<>", at) and (at + 2 == len(line) or line[at + 2] == " "):
+        i, sender = at + 2, ""
+    else:
+        i, sender = _address(line, at, "sender")
+    if i < len(line) and line[i] != " ":
+        raise ParseError(f"exim arrival sender ends at column {i} in {line[i]!r}: {line[:200]!r}")
+    for flag in (" R=", " DS"):
+        if line.startswith(flag, i):
+            field = _FIELD.match(line, i)
+            if field is None:
+                break
+            i = field.end()
+    if not line.startswith(" H=", i):
+        return []  # submitted locally: no client host
+    hosts = _hosts(line, i + 1)
+    readings: list[_Reading] = []
+    for host in hosts:
+        try:
+            recipients = _recipients(line, host.end)
+        except _Hard:
+            raise
+        except ParseError:
+            if len(hosts) == 1:
+                raise
+            continue
+        readings.append(_Reading(host, sender, tuple(recipients)))
+    reading = _one_reading(line, readings, len(hosts), "arrival")
+    host = reading.host
+    at_time = _time(ts, head, ctx)
     feed = ctx.feed or NAME
+    helo = helo_name(host.helo)
     return [
         TrapHit(
-            at=at,
-            client_ip=ip,
-            rcpt_to=mail_address(rcpt),
+            at=at_time,
+            client_ip=host.ip,
+            rcpt_to=rcpt,
             mail_from=sender,
             helo=helo,
             feed=feed,
             raw=line,
-            client_name=name,
+            client_name=host.name,
             stage="data",
         )
-        for rcpt in recipients.split(" ")
-        if rcpt
+        for rcpt in reading.recipients
     ]
+
+
+def _recipients(line: str, at: int) -> list[str]:
+    """Walk the fields after the host part, each by its own syntax, to `` for ...``.
+
+    No recipients (an empty list) when the line ends without `` for``: the
+    ``received_recipients`` selector is off.
+    """
+    i = at
+    end = len(line)
+    previous = ""
+    while i < end:
+        if line.startswith(" for ", i):
+            found: list[str] = []
+            i += 4
+            while i < end:
+                if line[i] != " ":
+                    raise ParseError(
+                        f"exim recipient list has {line[i]!r} at column {i}: {line[:200]!r}"
+                    )
+                i, rcpt = _address(line, i + 1, "recipient")
+                found.append(rcpt)
+            return found
+        if line.startswith(' T="', i) or line.startswith(' DN="', i):
+            i = _quoted_end(line, line.index('"', i))
+            if i < 0:
+                raise ParseError(f"exim arrival has an unterminated quoted field: {line[:200]!r}")
+            previous = "T"
+            continue
+        if line.startswith(" from <", i):
+            if line.startswith("<>", i + 6):
+                i += 8
+                continue
+            i, _ = _address(line, i + 7, "from <sender>")
+            if not line.startswith(">", i):
+                raise ParseError(f"exim 'from <sender>' does not end in '>': {line[:200]!r}")
+            i += 1
+            previous = "from"
+            continue
+        if line.startswith(" id=", i) or line.startswith(" id*=", i):
+            i, _ = _address(line, line.index("=", i) + 1, "message id")
+            previous = "id"
+            continue
+        after = _field_end(line, i, previous)
+        if after < 0:
+            raise ParseError(
+                f"exim arrival field at column {i} is not 'NAME=value': {line[:200]!r}"
+            )
+        previous = line[i + 1 : i + 3].rstrip("=")
+        i = after
+    return []

@@ -1,9 +1,12 @@
 """Canonical forms of the values parsers pull out of log lines.
 
 Client IPs go through ``ipaddress`` (IPv4-mapped IPv6 becomes plain IPv4, the
-``IPv6:`` prefix of address literals is dropped); mail addresses lose their
-angle brackets and are lowercased, ``<>`` being the null sender ``""``; HELO
-names are only stripped. Nothing else is rewritten: BATV, SRS or callback
+``IPv6:`` prefix of address literals is dropped) and must be ASCII: Python's
+``str.isdigit`` and ``int`` take ``²`` or Arabic-Indic digits, which would make
+a second, shadow text for one address. Mail addresses lose their angle
+brackets, get one canonical local part (``"trap"@x`` is ``trap@x``, see
+addresses.canonical) and are lowercased, ``<>`` being the null sender ``""``;
+HELO names are only stripped. Nothing else is rewritten: BATV, SRS or callback
 probe senders stay as logged, their normalisation is the policy's job.
 Imports only the standard library and rbl.traphit.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
+from rbl.feeds.parsers import addresses
 from rbl.traphit import ParseError
 
 
@@ -23,6 +27,8 @@ def client_ip(text: str) -> str:
     Cached: bulk logs repeat the same few clients, and ``ipaddress`` is the
     most expensive step of a line.
     """
+    if not text.isascii():
+        raise ParseError(f"client address {text[:100]!r} has characters other than ASCII")
     raw = text[5:] if text[:5].lower() == "ipv6:" else text
     if _canonical_ipv4(raw):
         return raw
@@ -31,7 +37,7 @@ def client_ip(text: str) -> str:
     try:
         address = ipaddress.ip_address(raw)
     except ValueError as exc:
-        raise ParseError(f"client address {text!r} is not an IP address") from exc
+        raise ParseError(f"client address {text[:100]!r} is not an IP address") from exc
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
@@ -41,18 +47,25 @@ def _canonical_ipv4(text: str) -> bool:
     """A dotted quad already in canonical form (most log lines): no parsing needed."""
     parts = text.split(".")
     return len(parts) == 4 and all(
-        part.isdigit() and len(part) <= 3 and (part == "0" or part[0] != "0") and int(part) < 256
+        part.isascii()
+        and part.isdigit()
+        and len(part) <= 3
+        and (part == "0" or part[0] != "0")
+        and int(part) < 256
         for part in parts
     )
 
 
 def mail_address(text: str) -> str:
-    """``<Trap@Example.ORG>`` -> ``trap@example.org``; ``<>`` -> ``""``."""
+    """``<Trap@Example.ORG>`` -> ``trap@example.org``; ``<>`` -> ``""``; ``"a"@b`` -> ``a@b``."""
     address = text.strip()
     if address[:1] == "<":
         address = address[1:]
     if address[-1:] == ">":
         address = address[:-1]
+    scanned = addresses.exim(address, 0)
+    if scanned is not None and scanned[0] == len(address):
+        return scanned[1]
     return address.lower()
 
 

@@ -27,7 +27,8 @@ HEADER: Final = re.compile(
     r"(?:(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<day>\d{1,2})"
     r" (?P<clock>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>[^\s\[\]:]+)(?:\[\d*\])?: "
+    r" (?P<host>\S+) (?P<prog>[^\s\[\]:]+)(?:\[\d*\])?: ",
+    re.ASCII,
 )
 
 
