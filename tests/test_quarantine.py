@@ -158,9 +158,11 @@ def test_bad_lines_are_quarantined_the_rest_stored_and_a_rerun_adds_nothing(
     reasons = {row[0]: row[5] for row in kept}
     assert "not valid JSON" in reasons[2]
     assert reasons[3]  # the parser's refusal (or failure) of the superscript digit
-    assert "lone surrogate" in reasons[5] and "helo" in reasons[5]
-    assert "9999-12-31" in reasons[6] and "more than 1 day after now" in reasons[6]
-    assert "more than 1 day after now" in reasons[7]
+    # The parser's refusal (rbl.feeds.parsers) or the store's, whichever sees it first.
+    assert "helo" in reasons[5]
+    assert "lone surrogate" in reasons[5] or "not valid Unicode" in reasons[5]
+    assert "9999-12-31" in reasons[6] and "more than a day after" in reasons[6]
+    assert "more than a day after" in reasons[7]
     assert reasons[8].startswith("the store refused it: ")
     assert "no hits from 45.9.9.9" in reasons[8] or "test_refuse" in reasons[8]  # SQLite, PG
     # The same run again: resumes after the last line, stores and quarantines nothing twice.
@@ -204,7 +206,7 @@ def test_refeed_after_the_fix_stores_the_hit_and_what_still_fails_stays(
     done = rbl_command(trapped, "quarantine", "refeed", "--all")
     assert f"{refused}: stored" in done.stdout and "refed: 1  still quarantined: 1" in done.stdout
     assert f"listed: bl.example.org {REFUSED_IP}" in done.stdout
-    assert f"{future}: still quarantined: refused: time 9999-12-31" in done.stderr
+    assert f"{future}: still quarantined: time 9999-12-31" in done.stderr
     assert rows(
         trapped,
         f"SELECT client_ip, source_id IS NOT NULL FROM hits WHERE client_ip = '{REFUSED_IP}'",
