@@ -233,7 +233,18 @@ class RblGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str, database_url: str | None, actor: str | None) -> None:
     """rbl: an authoritative DNSBL/RHSBL server."""
+    restrict_umask()
     ctx.obj = Context(config_path, database_url, actor or _login())
+
+
+UMASK = 0o027
+
+
+def restrict_umask() -> None:
+    """Files rbl creates are never writable by the group nor readable by others (SQLite
+    journals, logs, temporary files): an umask of at least 027, kept stricter if it was.
+    Files meant for others (the public dumps) set their own mode."""
+    os.umask(os.umask(UMASK) | UMASK)
 
 
 def _login() -> str:
