@@ -220,7 +220,8 @@ class RblGroup(click.Group):
     "database_url",
     envvar="RBL_DATABASE_URL",
     default=None,
-    help="SQLAlchemy URL overriding [database] url.",
+    help="SQLAlchemy URL overriding [database] url (prefer RBL_DATABASE_URL for one with a "
+    "password: any local user can read a command line).",
 )
 @click.option(
     "--actor",

@@ -90,15 +90,16 @@ def serve(
         from rbl.workers import WorkerSupervisor
 
         child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
-        if obj.database_url:
-            child += ["--database", obj.database_url]
+        # Never on the command line, which every local user can read (ps, /proc/*/cmdline):
+        # a database URL carries the PostgreSQL password. The environment is the user's own.
+        secrets = {"RBL_DATABASE_URL": obj.database_url} if obj.database_url else {}
         child += ["serve", "--dns-only", "--reuse-port", "--report-fd", str(REPORT_FD)]
         child += ["--processes", str(workers)]
         for host, port in server.dns.bound:
             child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         if user:
             child += ["--user", user]
-        supervisor = WorkerSupervisor(child, workers, reactor)
+        supervisor = WorkerSupervisor(child, workers, reactor, env=secrets)
         supervisor.setServiceParent(service)
         supervisor.privilegedStartService()
         server.supervisor = supervisor
