@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from rbl.cli.output import safe
 from rbl.config import Settings, ZoneSettings, load_settings
 from rbl.errors import (
     KeyFormatError,
@@ -201,8 +202,8 @@ class RblGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RblError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except RblError as exc:  # messages quote input and stored text: escaped
+            raise click.ClickException(safe(str(exc), keep="\t\n")) from exc
 
 
 @click.group(cls=RblGroup)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import click
 
 from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.cli.output import echo
 from rbl.config import Settings
 from rbl.keys import ZoneKind
 
@@ -26,9 +27,9 @@ class _Report:
             detail = run()
         except Exception as exc:  # a check that cannot run has failed
             self.failed += 1
-            click.echo(f"FAIL  {what}: {exc}")
+            echo(f"FAIL  {what}: {exc}")
             return
-        click.echo(f"OK    {what}: {detail}")
+        echo(f"OK    {what}: {detail}")
 
 
 @main.command()
@@ -76,16 +77,16 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
     for what, endpoint, probe in _listeners(obj.settings):
         probe_host, probe_port = _reachable(endpoint)
         if probe_port == 0:
-            click.echo(f"SKIP  {what}: port 0 in the configuration is chosen at start")
+            echo(f"SKIP  {what}: port 0 in the configuration is chosen at start")
             continue
         report.check(
             f"{what} at {probe_host}:{probe_port}",
             _prober(probe, probe_host, probe_port, timeout),
         )
     if report.failed:
-        click.echo(f"{report.failed} check(s) failed")
+        echo(f"{report.failed} check(s) failed")
         sys.exit(1)
-    click.echo("all checks passed")
+    echo("all checks passed")
 
 
 Probe = Callable[[str, int, float], str]

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from rbl.cli.base import Context, main, pass_context
+from rbl.cli.output import echo, safe
 
 # -- ingest -----------------------------------------------------------------------------
 
@@ -82,7 +83,7 @@ def ingest(
     signal.signal(signal.SIGTERM, stop.set)
     retrier = Retrier(
         RetryPolicy(give_up_after=None if follow else retry_for),
-        lambda line: click.echo(f"rbl ingest: {line}", err=True),
+        lambda line: echo(f"rbl ingest: {safe(line)}", err=True),
     )
     name = "<stdin>" if source == "-" else source
     engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
@@ -102,7 +103,7 @@ def ingest(
         else:
             _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
     except KeyboardInterrupt:
-        click.echo("interrupted: progress up to the last batch is saved", err=True)
+        echo("interrupted: progress up to the last batch is saved", err=True)
     except StoreError:
         _print_ingest(report)
         raise
@@ -169,14 +170,14 @@ class _Progress:
 
 def _print_ingest(report: Any) -> None:
     if report.resumed_at_line:
-        click.echo(f"resumed after line {report.resumed_at_line}")
+        echo(f"resumed after line {report.resumed_at_line}")
     actions = report.actions
-    click.echo(
+    echo(
         f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
         f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
         f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}"
     )
     for problem in report.problems:
-        click.echo(f"malformed: {problem}", err=True)
+        echo(f"malformed: {safe(problem)}", err=True)
     if report.malformed > len(report.problems):
-        click.echo(f"malformed: ... and {report.malformed - len(report.problems)} more", err=True)
+        echo(f"malformed: ... and {report.malformed - len(report.problems)} more", err=True)

@@ -9,6 +9,7 @@ from typing import Any, BinaryIO
 import click
 
 from rbl.cli.base import LIMIT, REASON, Context, Text, _key_for, main, pass_context, read_lines
+from rbl.cli.output import echo, safe
 from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
@@ -56,7 +57,7 @@ def list_add(
             actor=obj.actor,
             now=now_utc(),
         )
-    click.echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
+    echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
 
 
 @list_group.command("remove")
@@ -77,7 +78,7 @@ def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool
         listing = remove_listing(
             conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(f"removed {listing.key} from {listing.zone}")
+    echo(f"removed {listing.key} from {listing.zone}")
 
 
 @list_group.command("show")
@@ -113,10 +114,10 @@ def list_show(
                 source=source,
             )
         for listing in rows:
-            click.echo(
+            echo(
                 f"{listing.zone}\t{listing.key}\t{','.join(listing.codes)}\t"
                 f"{listing.state}\t{listing.updated_at:%Y-%m-%d %H:%M:%S}Z\t"
-                f"{listing.reason or ''}"
+                f"{safe(listing.reason or '')}"
             )
         return
     zone_settings = obj.pick_zone(zone, key)
@@ -125,23 +126,23 @@ def list_show(
         exact = get_listing(conn, zone_settings.name, parsed)
         covering = covering_listings(conn, zone_settings.name, parsed)
     if exact is None and not covering:
-        click.echo(f"{parsed.text} is not listed in {zone_settings.name}")
+        echo(f"{parsed.text} is not listed in {zone_settings.name}")
         sys.exit(1)
     shown = [exact] if exact is not None else []
     shown += [c for c in covering if exact is None or c.key != exact.key]
     for listing in shown:
-        click.echo(f"key:      {listing.key}")
-        click.echo(f"zone:     {listing.zone}")
-        click.echo(f"state:    {listing.state}")
-        click.echo(f"codes:    {','.join(listing.codes)}")
-        click.echo(f"txt:      {zone_settings.txt_for(_query_text(parsed), listing.txt)}")
-        click.echo(f"source:   {listing.source}")
-        click.echo(f"reason:   {listing.reason or ''}")
-        click.echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
-        click.echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
+        echo(f"key:      {listing.key}")
+        echo(f"zone:     {listing.zone}")
+        echo(f"state:    {listing.state}")
+        echo(f"codes:    {','.join(listing.codes)}")
+        echo(f"txt:      {safe(zone_settings.txt_for(_query_text(parsed), listing.txt))}")
+        echo(f"source:   {listing.source}")
+        echo(f"reason:   {safe(listing.reason or '')}")
+        echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
+        echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
         if listing.expires_at is not None:
-            click.echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
-        click.echo("")
+            echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
+        echo("")
 
 
 def _query_text(key: ListingKey) -> str:
@@ -183,7 +184,7 @@ def list_import(
         added, changed = import_listings(
             conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(
+    echo(
         f"imported into {zone_settings.name}: {added} added, {changed} changed, "
         f"{len(entries) - added - changed} unchanged"
     )

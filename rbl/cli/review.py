@@ -16,6 +16,7 @@ from rbl.cli.base import (
     main,
     pass_context,
 )
+from rbl.cli.output import echo, safe
 from rbl.errors import NotListedError, ZoneError
 
 # -- delisting and removal requests ------------------------------------------------------
@@ -48,7 +49,7 @@ def delist(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> 
         remove_listing(
             conn, zone_settings.name, target.key, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(f"delisted {target.key} from {zone_settings.name}")
+    echo(f"delisted {target.key} from {zone_settings.name}")
 
 
 @main.group()
@@ -57,17 +58,17 @@ def requests() -> None:
 
 
 def _print_request(request: Any) -> None:
-    click.echo(f"request {request.id} ({request.token})")
-    click.echo(f"  key:      {request.key} in {request.zone}")
-    click.echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
-    click.echo(f"  from:     {request.email or '-'} at {request.client_ip or '-'}")
-    click.echo(f"  opened:   {request.created_at:%Y-%m-%d %H:%M:%S}Z")
+    echo(f"request {request.id} ({request.token})")
+    echo(f"  key:      {request.key} in {request.zone}")
+    echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
+    echo(f"  from:     {safe(request.email or '-')} at {request.client_ip or '-'}")
+    echo(f"  opened:   {request.created_at:%Y-%m-%d %H:%M:%S}Z")
     if request.decided_at is not None:
-        click.echo(f"  decided:  {request.decided_at:%Y-%m-%d %H:%M:%S}Z by {request.decided_by}")
-        click.echo(f"  answer:   {request.decision_message or ''}")
-    click.echo("  message:")
+        echo(f"  decided:  {request.decided_at:%Y-%m-%d %H:%M:%S}Z by {safe(request.decided_by)}")
+        echo(f"  answer:   {safe(request.decision_message or '')}")
+    echo("  message:")
     for line in request.message.splitlines() or [""]:
-        click.echo(f"    {line}")
+        echo(f"    {safe(line)}")
 
 
 @requests.command("list")
@@ -86,9 +87,9 @@ def requests_list(obj: Context, state: str, limit: int) -> None:
         found = list_requests(conn, None if state == "all" else state, limit)
     for request in found:
         first_line = (request.message.splitlines() or [""])[0][:60]
-        click.echo(
+        echo(
             f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
-            f"{request.created_at:%Y-%m-%d %H:%M}Z\t{first_line}"
+            f"{request.created_at:%Y-%m-%d %H:%M}Z\t{safe(first_line)}"
         )
 
 
@@ -122,7 +123,7 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 
     with obj.engine().begin() as conn:
         request = approve_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
-    click.echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
+    echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
 
 
 @requests.command("deny")
@@ -140,7 +141,7 @@ def requests_deny(obj: Context, request_id: str, message: str) -> None:
 
     with obj.engine().begin() as conn:
         request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
-    click.echo(f"denied request {request.id} for {request.key}")
+    echo(f"denied request {request.id} for {request.key}")
 
 
 @main.command()
@@ -158,9 +159,9 @@ def audit(obj: Context, key: str | None, who: str | None, action: str | None, li
     with obj.engine().connect() as conn:
         entries = audit_entries(conn, key=key, actor=who, action=action, limit=limit)
     for entry in entries:
-        where = f"{entry.zone or '-'} {entry.key or '-'}"
-        detail = f" [{entry.detail}]" if entry.detail else ""
-        click.echo(
-            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{entry.actor}\t{entry.action}\t{where}\t"
-            f"{entry.reason or ''}{detail}"
+        where = safe(f"{entry.zone or '-'} {entry.key or '-'}")
+        detail = f" [{safe(entry.detail)}]" if entry.detail else ""
+        echo(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{safe(entry.actor)}\t{safe(entry.action)}\t{where}\t"
+            f"{safe(entry.reason or '')}{detail}"
         )
