@@ -14,6 +14,7 @@ from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
 from rbl.keys import IpKey, ListingKey
+from rbl.suffixes import check_not_public_suffix
 
 
 @main.group(name="list")
@@ -211,6 +212,8 @@ def _parse_import(
                     codes = parse_codes(code_text)
                 if txt_text:
                     txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
-            yield number, ListingEntry(_key_for(zone, key_text), codes, txt)
+            key = _key_for(zone, key_text)
+            check_not_public_suffix(key)  # here too: every bad line is reported, not the first
+            yield number, ListingEntry(key, codes, txt)
         except (KeyFormatError, CodeError, ConfigError) as exc:
             yield number, str(exc)
