@@ -8,6 +8,7 @@ Imports only the standard library and rbl's pure modules.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import string
 import tomllib
@@ -315,7 +316,7 @@ def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:
     directory = data.get("directory")
     if directory is not None and (not isinstance(directory, str) or not directory.strip()):
         raise ConfigError(f"{where}: directory must be a non-empty path")
-    interval = parse_duration(data.get("interval", 3600.0), f"{where} interval")
+    interval = parse_duration(data.get("interval", 3600.0), f"{where} interval", maximum=7 * DAY)
     if interval < 60:
         raise ConfigError(f"{where}: interval {interval:g}s is shorter than a minute")
     level = _get(data, "gzip_level", int, where, 6)
@@ -378,8 +379,15 @@ def _delisting(data: Mapping[str, Any], where: str) -> DelistingSettings:
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
 
 
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from a number or a string such as "90s", "30m", "12h", "7d", "2w"."""
+MAX_DURATION = 3650 * DAY  # ten years: past it a listing or a window means "for ever"
+
+
+def parse_duration(value: object, where: str, *, maximum: float = MAX_DURATION) -> float:
+    """Seconds from a number or a string such as "90s", "30m", "12h", "7d", "2w".
+
+    Bounded (``maximum``, ten years unless the setting says less): a typo such as
+    ``3000000d`` would otherwise pass here and overflow the first date computed from it.
+    """
     if isinstance(value, bool):
         raise ConfigError(f"{where}: {value!r} is not a duration")
     if isinstance(value, int | float):
@@ -388,13 +396,27 @@ def parse_duration(value: object, where: str) -> float:
         text = value.strip()
         try:
             seconds = float(text[:-1]) * _UNITS[text[-1].lower()]
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{where}: {value!r} is not a duration like 7d or 12h") from None
     else:
         raise ConfigError(f"{where}: {value!r} is not a duration like 7d, 12h, 30m or 90s")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{where}: {value!r} is not a finite duration")
     if seconds <= 0:
         raise ConfigError(f"{where}: duration {value!r} must be positive")
+    if seconds > maximum:
+        raise ConfigError(f"{where}: {value!r} is longer than the bound of {describe(maximum)}")
     return seconds
+
+
+def describe(seconds: float) -> str:
+    """A duration in the largest unit that divides it ("3650d (10 years)", "1d", "90s")."""
+    if seconds == MAX_DURATION:
+        return "3650d (10 years)"
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{seconds / _UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _listing(
@@ -433,12 +455,12 @@ def _listing(
     if not 1.0 <= factor <= 100.0:
         raise ConfigError(f"{where}: repeat_factor {factor} is outside 1..100")
     durations = {
-        item: parse_duration(data.get(item, default), f"{where} {item}")
-        for item, default in (
-            ("window", 7 * DAY),
-            ("duration", 7 * DAY),
-            ("max_duration", 90 * DAY),
-            ("expiry_interval", 60.0),
+        item: parse_duration(data.get(item, default), f"{where} {item}", maximum=bound)
+        for item, default, bound in (
+            ("window", 7 * DAY, MAX_DURATION),
+            ("duration", 7 * DAY, MAX_DURATION),
+            ("max_duration", 90 * DAY, MAX_DURATION),
+            ("expiry_interval", 60.0, DAY),  # listings may outlive their end by this much
         )
     }
     if durations["max_duration"] < durations["duration"]:

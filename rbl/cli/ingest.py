@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import Context, Seconds, main, pass_context
 from rbl.cli.output import echo, safe
 
 # -- ingest -----------------------------------------------------------------------------
@@ -36,11 +36,17 @@ from rbl.cli.output import echo, safe
     help="Time zone of log timestamps that carry none (syslog).",
 )
 @click.option("--feed", default=None, help="Feed name recorded with the evidence.")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between reads in --follow.")
+@click.option(
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=Seconds(0.01, 3600),
+    help="Seconds between reads in --follow.",
+)
 @click.option(
     "--retry-for",
     "retry_for",
-    type=click.FloatRange(min=0),
+    type=Seconds(0, 7 * 86400),
     default=300.0,
     show_default=True,
     help="Seconds to wait out database outages before giving up (0: fail at once); "
