@@ -119,11 +119,23 @@ class ListingSettings:
 
 @dataclass(frozen=True, slots=True)
 class PolicyFeedSettings:
-    """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set)."""
+    """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set).
+
+    A policy client names the client address and recipient of each request, and rbl
+    believes it: anyone who can connect can have any address listed. So only the
+    ``allow`` networks (loopback unless set) are served; others are closed at once.
+    """
 
     listen: tuple[str, int] | None = None
     # A trap hit is answered once it is committed; past this, "defer if permit".
     commit_timeout: float = 10.0
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # the Postfix hosts, nobody else
+    # Postfix opens one connection per smtpd process (default_process_limit 100).
+    max_connections: int = 1000
+    max_per_client: int = 200
+    # Postfix closes an idle one after smtpd_policy_service_max_idle (300 s) itself;
+    # rbl waits longer and only reclaims those of dead or misbehaving peers.
+    idle_timeout: float = 360.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,15 +504,35 @@ def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]
 def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     _only(data, {"policy"}, where)
     policy = _table(data, "policy", where)
-    _only(policy, {"listen", "commit_timeout"}, f"{where}.policy")
-    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where}.policy commit_timeout")
+    where = f"{where}.policy"
+    _only(
+        policy,
+        {"listen", "commit_timeout", "allow", "max_connections", "max_per_client", "idle_timeout"},
+        where,
+    )
+    defaults = PolicyFeedSettings()
+    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where} commit_timeout")
     if not 0.1 <= timeout <= 60:
         # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
-        raise ConfigError(f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds")
+        raise ConfigError(f"{where}: commit_timeout {timeout:g}s is outside 0.1..60 seconds")
+    idle = parse_duration(
+        policy.get("idle_timeout", defaults.idle_timeout), f"{where} idle_timeout", maximum=86400
+    )
+    if idle < 10:
+        raise ConfigError(f"{where}: idle_timeout {idle:g}s is under 10 seconds")
     listen = policy.get("listen")
-    if listen is None:
-        return PolicyFeedSettings(commit_timeout=timeout)
-    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"), timeout)
+    return PolicyFeedSettings(
+        listen=None if listen is None else parse_endpoint(listen, f"{where} listen"),
+        commit_timeout=timeout,
+        allow=_networks(policy, "allow", where) if "allow" in policy else defaults.allow,
+        max_connections=_int_in(
+            policy, "max_connections", where, defaults.max_connections, 1, 100_000
+        ),
+        max_per_client=_int_in(
+            policy, "max_per_client", where, defaults.max_per_client, 1, 100_000
+        ),
+        idle_timeout=idle,
+    )
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:
