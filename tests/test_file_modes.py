@@ -121,3 +121,15 @@ def test_systemd_units_set_an_umask() -> None:
     assert units
     for unit in units:
         assert "\nUMask=0027\n" in unit.read_text(), unit.name
+
+
+def test_doctor_reports_a_database_other_users_can_read(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    rbl_command(config, "traps", "add", "trap@example.org")
+    database = tmp_path / "rbl.sqlite"
+    ok = rbl_command(config, "doctor", "--timeout", "0.1", check=False).stdout
+    assert f"OK    database file: {database} is not readable by other users" in ok
+    os.chmod(database, 0o644)  # as SQLite left it before
+    bad = rbl_command(config, "doctor", "--timeout", "0.1", check=False)
+    assert bad.returncode == 1
+    assert f"FAIL  database file: {database} has mode 0644: other users can read it" in bad.stdout

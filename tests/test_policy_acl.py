@@ -236,3 +236,15 @@ def test_a_client_outside_allow_is_closed_and_beyond_loopback_is_warned(tmp_path
     finally:
         stop_server(server)
     assert server.process.returncode == 0
+
+
+def test_doctor_fails_an_allow_that_lets_anyone_in(tmp_path: Path) -> None:
+    feed = '\n[feeds.policy]\nlisten = "0.0.0.0:0"\nallow = ["192.0.2.25/32", "0.0.0.0/0"]\n'
+    config = policy_config(tmp_path, feed)
+    result = rbl_command(config, "doctor", "--timeout", "0.1", check=False)
+    assert "FAIL  policy feed clients: [feeds.policy] allow = ['192.0.2.25/32', '0.0.0.0/0']" in (
+        result.stdout
+    )
+    config.write_text(config.read_text().replace(', "0.0.0.0/0"', ""))
+    result = rbl_command(config, "doctor", "--timeout", "0.1", check=False)
+    assert "OK    policy feed clients: served to 192.0.2.25/32 only" in result.stdout
