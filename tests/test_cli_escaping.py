@@ -4,6 +4,7 @@ command escapes control characters, ANSI escape sequences and bidi controls."""
 from __future__ import annotations
 
 import ast
+import io
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from twisted.logger import Logger
 
 from rbl.allowlist import Allowlist
 from rbl.cli import main
-from rbl.cli.output import safe
+from rbl.cli.output import log_observer, safe
 from rbl.config import load_settings
 from rbl.keys import parse_ip_key
 from rbl.policy import Rules
@@ -170,3 +172,17 @@ def test_every_cli_module_prints_through_the_escaping_echo() -> None:
                 ):
                     offenders.append(f"{module.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_serve_log_is_escaped_too() -> None:
+    """rbl serve logs a set-aside hit's raw line: it must not reach the terminal raw."""
+    stream = io.StringIO()
+    log = Logger(observer=log_observer(stream))
+    log.warn("a trap hit cannot be stored and is set aside: {raw}", raw=f"raw {HOSTILE}")
+    try:
+        raise ValueError(f"boom {HOSTILE}")
+    except ValueError:
+        log.failure("failed")
+    text = stream.getvalue()
+    assert "set aside: raw \\x1b[2J" in text and "Traceback" in text
+    assert raw_characters(text) == [], text

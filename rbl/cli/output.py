@@ -9,13 +9,16 @@ surrogate (a byte that was not UTF-8) and line or paragraph separator becomes ``
 ``\\uNNNN`` or ``\\UNNNNNNNN``; a tab or newline inside a field is escaped too, so it
 cannot forge a column or a line. ``echo(line)`` prints a line made of such fields and
 literal text: it escapes the same characters but keeps the tabs and newlines the command
-itself wrote. Every command prints through ``echo``. Imports click only.
+itself wrote. Every command prints through ``echo``; ``rbl serve`` logs through
+``log_observer``, which escapes each log line the same way (a log line may quote a
+raw hit). Imports click (and Twisted's logger, for ``log_observer``).
 """
 
 from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from typing import IO, Any
 
 import click
 
@@ -50,3 +53,15 @@ def safe(text: object, keep: str = "") -> str:
 def echo(line: object = "", *, err: bool = False) -> None:
     """Print one line of output, escaped as ``safe`` does but keeping tabs and newlines."""
     click.echo(safe(line, keep="\t\n"), err=err)
+
+
+def log_observer(stream: IO[str]) -> Any:
+    """A Twisted log observer writing classic text lines to ``stream``, escaped like
+    ``echo`` (tracebacks keep their newlines)."""
+    from twisted.logger import FileLogObserver, formatEventAsClassicLogText
+
+    def format_event(event: Any) -> str | None:
+        text = formatEventAsClassicLogText(event)
+        return None if text is None else safe(text, keep="\t\n")
+
+    return FileLogObserver(stream, format_event)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from rbl.cli.base import Context, main, pass_context
+from rbl.cli.output import log_observer
 
 
 @main.command()
@@ -52,7 +53,7 @@ def serve(
     from dataclasses import replace
 
     from twisted.internet import reactor as _reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
     from rbl.config import Settings, load_settings, parse_endpoint
     from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
@@ -65,7 +66,7 @@ def serve(
     if listen:
         endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)
         settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([log_observer(sys.stderr)], redirectStandardIO=False)
     reactor: Any = _reactor
     server: Server = make_service(
         settings,
