@@ -125,3 +125,28 @@ def test_the_suffix_check_itself() -> None:
     assert public_suffix_problem(parse_domain_key("example.co.uk")) is None
     problem = public_suffix_problem(parse_domain_key("*.co.uk"), "allowlist entry")
     assert problem is not None and "allowlisting it would exempt every domain" in problem
+
+
+def test_a_listing_made_before_the_check_can_still_be_shown_and_removed(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rbl.store.listings.check_not_public_suffix", lambda key: None)
+    code, output = rbl(
+        config_path, "list", "add", "*.com", "--zone", "dbl.example.org", "--reason", "old"
+    )
+    assert code == 0, output
+    monkeypatch.undo()
+    code, output = rbl(config_path, "list", "show", "x.com", "--zone", "dbl.example.org")
+    assert code == 0 and "key:      *.com" in output
+    code, output = rbl(
+        config_path,
+        "list",
+        "remove",
+        "*.com",
+        "--zone",
+        "dbl.example.org",
+        "--reason",
+        "mistake",
+        "--yes",
+    )
+    assert code == 0 and "removed *.com" in output, output
