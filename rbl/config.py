@@ -8,6 +8,7 @@ Imports only the standard library and rbl's pure modules.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import string
 import tomllib
@@ -159,11 +160,23 @@ class ListingSettings:
 
 @dataclass(frozen=True, slots=True)
 class PolicyFeedSettings:
-    """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set)."""
+    """The Postfix policy delegation feed inside ``rbl serve`` (off unless ``listen`` is set).
+
+    A policy client names the client address and recipient of each request, and rbl
+    believes it: anyone who can connect can have any address listed. So only the
+    ``allow`` networks (loopback unless set) are served; others are closed at once.
+    """
 
     listen: tuple[str, int] | None = None
     # A trap hit is answered once it is committed; past this, "defer if permit".
     commit_timeout: float = 10.0
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # the Postfix hosts, nobody else
+    # Postfix opens one connection per smtpd process (default_process_limit 100).
+    max_connections: int = 1000
+    max_per_client: int = 200
+    # Postfix closes an idle one after smtpd_policy_service_max_idle (300 s) itself;
+    # rbl waits longer and only reclaims those of dead or misbehaving peers.
+    idle_timeout: float = 360.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +401,7 @@ def _dumps(data: Mapping[str, Any], base: Path, where: str) -> DumpSettings:
     directory = data.get("directory")
     if directory is not None and (not isinstance(directory, str) or not directory.strip()):
         raise ConfigError(f"{where}: directory must be a non-empty path")
-    interval = parse_duration(data.get("interval", 3600.0), f"{where} interval")
+    interval = parse_duration(data.get("interval", 3600.0), f"{where} interval", maximum=7 * DAY)
     if interval < 60:
         raise ConfigError(f"{where}: interval {interval:g}s is shorter than a minute")
     level = _get(data, "gzip_level", int, where, 6)
@@ -498,8 +511,15 @@ def _delisting(data: Mapping[str, Any], where: str) -> DelistingSettings:
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
 
 
-def parse_duration(value: object, where: str) -> float:
-    """Seconds from a number or a string such as "90s", "30m", "12h", "7d", "2w"."""
+MAX_DURATION = 3650 * DAY  # ten years: past it a listing or a window means "for ever"
+
+
+def parse_duration(value: object, where: str, *, maximum: float = MAX_DURATION) -> float:
+    """Seconds from a number or a string such as "90s", "30m", "12h", "7d", "2w".
+
+    Bounded (``maximum``, ten years unless the setting says less): a typo such as
+    ``3000000d`` would otherwise pass here and overflow the first date computed from it.
+    """
     if isinstance(value, bool):
         raise ConfigError(f"{where}: {value!r} is not a duration")
     if isinstance(value, int | float):
@@ -508,13 +528,27 @@ def parse_duration(value: object, where: str) -> float:
         text = value.strip()
         try:
             seconds = float(text[:-1]) * _UNITS[text[-1].lower()]
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{where}: {value!r} is not a duration like 7d or 12h") from None
     else:
         raise ConfigError(f"{where}: {value!r} is not a duration like 7d, 12h, 30m or 90s")
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{where}: {value!r} is not a finite duration")
     if seconds <= 0:
         raise ConfigError(f"{where}: duration {value!r} must be positive")
+    if seconds > maximum:
+        raise ConfigError(f"{where}: {value!r} is longer than the bound of {describe(maximum)}")
     return seconds
+
+
+def describe(seconds: float) -> str:
+    """A duration in the largest unit that divides it ("3650d (10 years)", "1d", "90s")."""
+    if seconds == MAX_DURATION:
+        return "3650d (10 years)"
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{seconds / _UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _listing(
@@ -555,12 +589,12 @@ def _listing(
     if not 1.0 <= factor <= 100.0:
         raise ConfigError(f"{where}: repeat_factor {factor} is outside 1..100")
     durations = {
-        item: parse_duration(data.get(item, default), f"{where} {item}")
-        for item, default in (
-            ("window", 7 * DAY),
-            ("duration", 7 * DAY),
-            ("max_duration", 90 * DAY),
-            ("expiry_interval", 60.0),
+        item: parse_duration(data.get(item, default), f"{where} {item}", maximum=bound)
+        for item, default, bound in (
+            ("window", 7 * DAY, MAX_DURATION),
+            ("duration", 7 * DAY, MAX_DURATION),
+            ("max_duration", 90 * DAY, MAX_DURATION),
+            ("expiry_interval", 60.0, DAY),  # listings may outlive their end by this much
         )
     }
     if durations["max_duration"] < durations["duration"]:
@@ -615,15 +649,35 @@ def _networks(data: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]
 def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     _only(data, {"policy"}, where)
     policy = _table(data, "policy", where)
-    _only(policy, {"listen", "commit_timeout"}, f"{where}.policy")
-    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where}.policy commit_timeout")
+    where = f"{where}.policy"
+    _only(
+        policy,
+        {"listen", "commit_timeout", "allow", "max_connections", "max_per_client", "idle_timeout"},
+        where,
+    )
+    defaults = PolicyFeedSettings()
+    timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where} commit_timeout")
     if not 0.1 <= timeout <= 60:
         # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
-        raise ConfigError(f"{where}.policy: commit_timeout {timeout:g}s is outside 0.1..60 seconds")
+        raise ConfigError(f"{where}: commit_timeout {timeout:g}s is outside 0.1..60 seconds")
+    idle = parse_duration(
+        policy.get("idle_timeout", defaults.idle_timeout), f"{where} idle_timeout", maximum=86400
+    )
+    if idle < 10:
+        raise ConfigError(f"{where}: idle_timeout {idle:g}s is under 10 seconds")
     listen = policy.get("listen")
-    if listen is None:
-        return PolicyFeedSettings(commit_timeout=timeout)
-    return PolicyFeedSettings(parse_endpoint(listen, f"{where}.policy listen"), timeout)
+    return PolicyFeedSettings(
+        listen=None if listen is None else parse_endpoint(listen, f"{where} listen"),
+        commit_timeout=timeout,
+        allow=_networks(policy, "allow", where) if "allow" in policy else defaults.allow,
+        max_connections=_int_in(
+            policy, "max_connections", where, defaults.max_connections, 1, 100_000
+        ),
+        max_per_client=_int_in(
+            policy, "max_per_client", where, defaults.max_per_client, 1, 100_000
+        ),
+        idle_timeout=idle,
+    )
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

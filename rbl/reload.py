@@ -182,6 +182,10 @@ def _policy_feed(server: Any, new: Settings, report: ReloadReport) -> None:
     if recorder is not None and timeout is not None and hasattr(recorder, "commit_timeout"):
         recorder.commit_timeout = timeout
         report.applied.append("[feeds.policy]")
+    factory = getattr(writer, "policy_factory", None)
+    if factory is not None:  # allow and the limits apply to the next connection
+        feed = new.policy_feed
+        factory.configure(feed.allow, feed.max_connections, feed.max_per_client, feed.idle_timeout)
 
 
 def _dumps(server: Any, new: Settings, report: ReloadReport) -> None:

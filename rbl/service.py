@@ -39,6 +39,7 @@ from rbl.index import ZoneIndex
 from rbl.store.reader import Change, ListingReader
 
 log = Logger(namespace="rbl")
+POLICY_BACKLOG = 1024
 T = TypeVar("T")
 CHANGE_BATCH = 5000
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024  # absorbs bursts while Python catches up
@@ -425,11 +426,23 @@ class WriterService(Service):
         if listen is not None:
             from rbl.feeds.policyd import PolicyServerFactory
 
+            feed = self.settings.policy_feed
             self.policy_factory = PolicyServerFactory(
-                self.is_trap, self.recorder.submit, self.reactor
+                self.is_trap,
+                self.recorder.submit,
+                self.reactor,
+                allow=feed.allow,
+                max_connections=feed.max_connections,
+                max_per_client=feed.max_per_client,
+                idle_timeout=feed.idle_timeout,
             )
             host, port = listen
-            self.policy_port = self.reactor.listenTCP(port, self.policy_factory, interface=host)
+            # A deep accept queue: refused connections are closed as fast as they come,
+            # and a burst (smtpd processes starting) never waits for a SYN retry.
+            self.policy_port = self.reactor.listenTCP(
+                port, self.policy_factory, backlog=POLICY_BACKLOG, interface=host
+            )
+            warn_if_exposed(host, port, feed.allow)
 
     def startService(self) -> None:
         super().startService()
@@ -665,6 +678,26 @@ def drop_privileges(user: str) -> None:
     os.setgroups(groups)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)
+
+
+def warn_if_exposed(host: str, port: int, allow: tuple[str, ...]) -> None:
+    """Warn when the policy feed listens beyond loopback: whoever may connect can have any
+    address listed, so ``allow`` must name exactly the Postfix hosts."""
+    import ipaddress
+
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    log.warn(
+        "policy feed listens on {host} port {port}, beyond loopback: anyone who can "
+        "connect can have any address listed. Only [feeds.policy] allow = {allow} is "
+        "served; set allow to exactly your Postfix hosts",
+        host=host,
+        port=port,
+        allow=list(allow),
+    )
 
 
 def write_ready_file(path: Path, server: Server) -> None:

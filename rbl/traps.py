@@ -28,16 +28,32 @@ class TrapSpec:
 
 
 def parse_trap(text: str) -> TrapSpec:
-    """``trap@example.org`` is one address; ``@example.org`` (or ``example.org``) a whole domain."""
+    """``trap@example.org`` is one address; ``@example.org`` a whole domain.
+
+    A bare ``example.org`` is refused rather than guessed: taken as a whole-domain trap it
+    would turn every address there (the operator's colleagues too) into a trap. A domain
+    trap at a public suffix (``@com``, ``@co.uk``) is refused: it would trap the world.
+    """
     raw = text.strip()
     local, at, domain = raw.rpartition("@")
     if not at:
-        local, domain = "", raw
+        shown = raw.rstrip(".") or "example.org"
+        raise KeyFormatError(
+            f"trap {text!r} has no '@': write @{shown} for a whole-domain trap (every "
+            f"address there), or user@{shown} for one address"
+        )
     try:
         domain = normalise_domain(domain.rstrip("."))
     except KeyFormatError as exc:
         raise KeyFormatError(f"trap {text!r}: {exc}") from exc
     if not local:
+        from rbl.suffixes import is_public_suffix
+
+        if is_public_suffix(domain):
+            raise KeyFormatError(
+                f"trap {text!r}: {domain} is a public suffix; a trap for every address "
+                f"under it would trap strangers' mail (give a domain of your own)"
+            )
         return TrapSpec(DOMAIN, domain)
     if any(c.isspace() for c in local) or "@" in local or len(local) > 64:
         raise KeyFormatError(f"trap {text!r}: the local part is not a mailbox name")

@@ -9,6 +9,9 @@ children are started before privileges are dropped (Linux lets only sockets
 of the same user share a port), restarted with a backoff when they die, and
 stopped with the parent. Each child reports its counters over a pipe
 (rbl.metrics.report), so the first process's /metrics covers them all.
+Secrets (a database URL given with --database or RBL_DATABASE_URL) reach the
+children in their environment, never in argv: every local user can read a
+command line, only the process's own user its environment.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -62,8 +65,15 @@ class _Worker(ProcessProtocol):
 
 
 class WorkerSupervisor(Service):
-    def __init__(self, argv: Sequence[str], count: int, reactor: Any) -> None:
-        self.argv = list(argv)  # the child command line, without the interpreter
+    def __init__(
+        self,
+        argv: Sequence[str],
+        count: int,
+        reactor: Any,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.argv = list(argv)  # the child command line, without the interpreter: no secrets
+        self.env = {**os.environ, **(env or {})}  # secrets go here (only the user reads it)
         self.count = count
         self.reactor = reactor
         self.workers: dict[int, tuple[_Worker, Any]] = {}
@@ -80,7 +90,7 @@ class WorkerSupervisor(Service):
             worker,
             sys.executable,
             [sys.executable, *self.argv],
-            env=dict(os.environ),
+            env=self.env,
             childFDs={0: "w", 1: 1, 2: 2, REPORT_FD: "r"},
         )
         self.workers[number] = (worker, transport)

@@ -141,3 +141,27 @@ def test_db_prune_keeps_each_zones_newest_change(config_path: Path) -> None:
     assert run(config_path, "db", "prune", "--keep", "1s").output.startswith("pruned 0 ")
     bad = run(config_path, "db", "prune", "--keep", "soon")
     assert bad.exit_code == 2 and "'soon' is not a duration" in bad.output
+
+
+def test_a_trap_without_at_is_refused_saying_what_to_write(config_path: Path) -> None:
+    """``example.com`` alone used to become a whole-domain trap: every address there."""
+    bad = run(config_path, "traps", "add", "example.com")
+    assert bad.exit_code == 1
+    assert "trap 'example.com' has no '@'" in bad.output
+    assert "write @example.com for a whole-domain trap" in bad.output
+    assert "or user@example.com for one address" in bad.output
+    assert run(config_path, "traps", "list", "--all").output == ""  # nothing stored
+    source = config_path.parent / "traps.txt"
+    source.write_text("a@example.org\nexample.net\n@old.example\n")
+    imported = run(config_path, "traps", "import", str(source))
+    assert (
+        imported.exit_code == 1 and f"{source}:2: trap 'example.net' has no '@'" in imported.output
+    )
+    assert run(config_path, "traps", "list").output == ""  # all or nothing
+
+
+def test_a_domain_trap_at_a_public_suffix_is_refused(config_path: Path) -> None:
+    for trap in ("@com", "@co.uk", "@blogspot.com"):
+        bad = run(config_path, "traps", "add", trap)
+        assert bad.exit_code == 1 and "is a public suffix" in bad.output, bad.output
+    assert run(config_path, "traps", "add", "@old.example.co.uk").exit_code == 0

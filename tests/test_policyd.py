@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -99,7 +100,8 @@ def make(
         return recipient in TRAPS
 
     factory = PolicyServerFactory(is_trap or default_is_trap, submit or hits.append, clock)
-    protocol = factory.buildProtocol(None)
+    protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    assert protocol is not None
     transport = StringTransport()  # type: ignore[no-untyped-call]
     protocol.makeConnection(transport)  # type: ignore[no-untyped-call]
     return Harness(factory, protocol, transport, clock, hits, asked)

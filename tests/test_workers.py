@@ -13,7 +13,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import rbl_command, start_server, stop_server
+from tests.conftest import database_url_of, rbl_command, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +65,38 @@ def test_workers_share_the_port_follow_changes_and_are_supervised(config_path: P
         stop_server(server)
     assert server.process.returncode == 0
     wait(lambda: not any(alive(w) for w in workers), timeout=15)
+
+
+def test_workers_get_the_database_url_in_their_environment_never_in_argv(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any local user reads /proc/PID/cmdline: a PostgreSQL password must not be there."""
+    url = database_url_of(config_path)
+    secret = url.split("://", 1)[1].split("@", 1)[0] if "@" in url else url.split("///")[1]
+    # The file names a database nobody else uses: answering the listing proves the
+    # workers use the URL from the environment.
+    text = config_path.read_text().replace(repr(url), repr(f"sqlite:///{config_path.parent}/x"))
+    config_path.write_text(text)
+    monkeypatch.setenv("RBL_DATABASE_URL", url)
+    server = start_server(config_path, "--workers", "3")
+    try:
+        workers = server.info["workers"]
+        assert isinstance(workers, list) and len(workers) == 2
+        for pid in [server.process.pid, *workers]:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            assert "serve" in cmdline
+            assert secret not in cmdline and "--database" not in cmdline, cmdline
+        rbl_command(config_path, "list", "add", "45.5.5.6", "--reason", "workers")
+        query = dns.message.make_query("6.5.5.45.bl.example.org", "A")
+
+        def answered_by_all() -> bool:
+            return all(
+                dns.query.udp(query, server.host, port=server.port, timeout=3).rcode()
+                == dns.rcode.NOERROR
+                for _ in range(30)
+            )
+
+        wait(answered_by_all, timeout=10)
+    finally:
+        stop_server(server)
+    assert server.process.returncode == 0

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from rbl.cli.output import safe
 from rbl.config import Settings, ZoneSettings, load_settings
 from rbl.errors import (
     KeyFormatError,
@@ -201,8 +202,8 @@ class RblGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except RblError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except RblError as exc:  # messages quote input and stored text: escaped
+            raise click.ClickException(safe(str(exc), keep="\t\n")) from exc
 
 
 @click.group(cls=RblGroup)
@@ -220,7 +221,8 @@ class RblGroup(click.Group):
     "database_url",
     envvar="RBL_DATABASE_URL",
     default=None,
-    help="SQLAlchemy URL overriding [database] url.",
+    help="SQLAlchemy URL overriding [database] url (prefer RBL_DATABASE_URL for one with a "
+    "password: any local user can read a command line).",
 )
 @click.option(
     "--actor",
@@ -233,7 +235,18 @@ class RblGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str, database_url: str | None, actor: str | None) -> None:
     """rbl: an authoritative DNSBL/RHSBL server."""
+    restrict_umask()
     ctx.obj = Context(config_path, database_url, actor or _login())
+
+
+UMASK = 0o027
+
+
+def restrict_umask() -> None:
+    """Files rbl creates are never writable by the group nor readable by others (SQLite
+    journals, logs, temporary files): an umask of at least 027, kept stricter if it was.
+    Files meant for others (the public dumps) set their own mode."""
+    os.umask(os.umask(UMASK) | UMASK)
 
 
 def _login() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rbl.cli.base import Context, main, pass_context
+from rbl.cli.output import echo
 
 
 @main.group()
@@ -19,7 +20,7 @@ def db_init(obj: Context) -> None:
     obj.engine()
     from rbl.store.reader import hide_password
 
-    click.echo(f"database ready: {hide_password(obj.settings.database.url)}")
+    echo(f"database ready: {hide_password(obj.settings.database.url)}")
 
 
 @db.command("prune")
@@ -48,7 +49,7 @@ def db_prune(obj: Context, keep: str | None) -> None:
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--keep") from None
     if not seconds and keep is None:
-        click.echo("[sync] keep_changes is 0: nothing is pruned")
+        echo("[sync] keep_changes is 0: nothing is pruned")
         return
     deleted = prune_changes(obj.engine(), datetime.now(UTC) - timedelta(seconds=seconds))
-    click.echo(f"pruned {deleted} change-log row(s) older than {timedelta(seconds=seconds)}")
+    echo(f"pruned {deleted} change-log row(s) older than {timedelta(seconds=seconds)}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.cli.output import echo
 from rbl.config import Settings
 from rbl.keys import ZoneKind
 
@@ -26,9 +28,9 @@ class _Report:
             detail = run()
         except Exception as exc:  # a check that cannot run has failed
             self.failed += 1
-            click.echo(f"FAIL  {what}: {exc}")
+            echo(f"FAIL  {what}: {exc}")
             return
-        click.echo(f"OK    {what}: {detail}")
+        echo(f"OK    {what}: {detail}")
 
 
 @main.command()
@@ -60,6 +62,9 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
         "configuration", lambda: f"{obj.settings.source}: {len(obj.settings.zones)} zone(s)"
     )
     report.check("database", lambda: _database(obj))
+    report.check("database file", lambda: _database_file(obj.settings.database.url))
+    if obj.settings.policy_feed.listen is not None:
+        report.check("policy feed clients", lambda: _policy_clients(obj.settings))
     host, port = _reachable(
         parse_endpoint(server, "--server") if server else obj.settings.dns.listen[0]
     )
@@ -76,16 +81,16 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
     for what, endpoint, probe in _listeners(obj.settings):
         probe_host, probe_port = _reachable(endpoint)
         if probe_port == 0:
-            click.echo(f"SKIP  {what}: port 0 in the configuration is chosen at start")
+            echo(f"SKIP  {what}: port 0 in the configuration is chosen at start")
             continue
         report.check(
             f"{what} at {probe_host}:{probe_port}",
             _prober(probe, probe_host, probe_port, timeout),
         )
     if report.failed:
-        click.echo(f"{report.failed} check(s) failed")
+        echo(f"{report.failed} check(s) failed")
         sys.exit(1)
-    click.echo("all checks passed")
+    echo("all checks passed")
 
 
 Probe = Callable[[str, int, float], str]
@@ -185,6 +190,43 @@ def _check_server(text: str) -> None:
             f"{text[:60]!r} is not an IP address with an optional port (127.0.0.1:53, [::1]:5353)",
             param_hint="--server",
         ) from None
+
+
+def _database_file(url: str) -> str:
+    """The SQLite file holds the trap list, raw lines and requesters' emails."""
+    import stat
+
+    from rbl.store.database import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        return "not a local file (the database server controls who reads it)"
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if not candidate.exists():
+            continue
+        mode = stat.S_IMODE(candidate.stat().st_mode)
+        if mode & 0o027:
+            raise ValueError(
+                f"{candidate} has mode {mode:04o}: other users can read it (traps, raw lines, "
+                f"emails); run chmod 0600 {path} (its -wal and -shm follow it)"
+            )
+    return f"{path} is not readable by other users"
+
+
+def _policy_clients(settings: Settings) -> str:
+    """Whoever may connect to the policy feed can have any address listed."""
+    import ipaddress
+
+    feed = settings.policy_feed
+    networks = [ipaddress.ip_network(network, strict=False) for network in feed.allow]
+    if any(network.prefixlen == 0 for network in networks):
+        raise ValueError(
+            f"[feeds.policy] allow = {list(feed.allow)} lets anyone connect, and anyone "
+            "who connects can have any address listed: name your Postfix hosts"
+        )
+    if all(network.is_loopback for network in networks):
+        return "loopback only"
+    return f"served to {', '.join(feed.allow)} only"
 
 
 def _database(obj: Context) -> str:

@@ -7,6 +7,7 @@ import sys
 import click
 
 from rbl.cli.base import LIMIT, REASON, Context, _key_for, main, pass_context
+from rbl.cli.output import echo, safe
 from rbl.keys import IpKey, ListingKey, ZoneKind
 
 # -- evidence, expiry, allowlist --------------------------------------------------------
@@ -30,9 +31,9 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
         total, rows = evidence_for(conn, parsed, limit)
     listing = exact or (covering[0] if covering else None)
     if listing is None:
-        click.echo(f"{parsed.text}: no listing in {zone_settings.name}")
+        echo(f"{parsed.text}: no listing in {zone_settings.name}")
     else:
-        click.echo(
+        echo(
             f"{listing.key} in {listing.zone}: {listing.state}, codes "
             f"{','.join(listing.codes)}, source {listing.source}"
         )
@@ -42,16 +43,17 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
             ("expires", listing.expires_at),
         ):
             if moment is not None:
-                click.echo(f"  {label}: {moment:%Y-%m-%d %H:%M:%S}Z")
-        click.echo(f"  hits: {listing.hit_count}, times listed: {listing.times_listed}")
+                echo(f"  {label}: {moment:%Y-%m-%d %H:%M:%S}Z")
+        echo(f"  hits: {listing.hit_count}, times listed: {listing.times_listed}")
         if listing.reason:
-            click.echo(f"  reason: {listing.reason}")
-    click.echo(f"evidence: {total} hit(s){'' if total <= limit else f', newest {limit}'}")
+            echo(f"  reason: {safe(listing.reason)}")
+    echo(f"evidence: {total} hit(s){'' if total <= limit else f', newest {limit}'}")
     for hit in rows:
-        click.echo(
+        echo(
             f"  {hit.at:%Y-%m-%d %H:%M:%S}Z {hit.client_ip} feed={hit.feed} "
-            f"helo={hit.helo or '-'} from=<{hit.mail_from if hit.mail_from is not None else '?'}> "
-            f"to=<{hit.rcpt_to or '?'}> {hit.action}: {hit.reason}"
+            f"helo={safe(hit.helo or '-')} "
+            f"from=<{safe(hit.mail_from) if hit.mail_from is not None else '?'}> "
+            f"to=<{safe(hit.rcpt_to or '?')}> {hit.action}: {safe(hit.reason)}"
         )
     if listing is None and total == 0:
         sys.exit(1)
@@ -66,9 +68,9 @@ def expire(obj: Context) -> None:
 
     with obj.engine().begin() as conn:
         ended = expire_listings(conn, now=now_utc())
-    click.echo(f"expired {len(ended)} listing(s)")
+    echo(f"expired {len(ended)} listing(s)")
     for item in ended:
-        click.echo(f"  {item}")
+        echo(f"  {item}")
 
 
 @main.group(name="allowlist")
@@ -94,7 +96,7 @@ def allowlist_add(obj: Context, key: str, reason: str) -> None:
             now=now_utc(),
             zones=_zones_for(obj, parsed),
         )
-    click.echo(f"{parsed.text} {'allowlisted' if added else 'was already allowlisted'}")
+    echo(f"{parsed.text} {'allowlisted' if added else 'was already allowlisted'}")
 
 
 @allowlist_group.command("remove")
@@ -115,7 +117,7 @@ def allowlist_remove(obj: Context, key: str, reason: str) -> None:
             now=now_utc(),
             zones=_zones_for(obj, parsed),
         )
-    click.echo(f"{parsed.text} removed from the allowlist")
+    echo(f"{parsed.text} removed from the allowlist")
 
 
 @allowlist_group.command("list")
@@ -125,7 +127,7 @@ def allowlist_list(obj: Context) -> None:
 
     with obj.engine().connect() as conn:
         for key in allowed_keys(conn):
-            click.echo(key.text)
+            echo(key.text)
 
 
 def _zones_for(obj: Context, key: ListingKey) -> list[str]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.cli.output import echo, safe
 
 # -- ingest -----------------------------------------------------------------------------
 
@@ -36,11 +37,17 @@ from rbl.cli.base import Context, main, pass_context
     help="Time zone of log timestamps that carry none (syslog).",
 )
 @click.option("--feed", default=None, help="Feed name recorded with the evidence.")
-@click.option("--poll", default=1.0, show_default=True, help="Seconds between reads in --follow.")
+@click.option(
+    "--poll",
+    default=1.0,
+    show_default=True,
+    type=Seconds(0.01, 3600),
+    help="Seconds between reads in --follow.",
+)
 @click.option(
     "--retry-for",
     "retry_for",
-    type=click.FloatRange(min=0),
+    type=Seconds(0, 7 * 86400),
     default=300.0,
     show_default=True,
     help="Seconds to wait out database outages before giving up (0: fail at once); "
@@ -84,7 +91,7 @@ def ingest(
     signal.signal(signal.SIGTERM, stop.set)
     retrier = Retrier(
         RetryPolicy(give_up_after=None if follow else retry_for),
-        lambda line: click.echo(f"rbl ingest: {line}", err=True),
+        lambda line: echo(f"rbl ingest: {safe(line)}", err=True),
     )
     name = "<stdin>" if source == "-" else str(Path(source))  # as the store names it
     engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
@@ -104,7 +111,7 @@ def ingest(
         else:
             _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
     except KeyboardInterrupt:
-        click.echo("interrupted: progress up to the last batch is saved", err=True)
+        echo("interrupted: progress up to the last batch is saved", err=True)
     except StoreError:
         _print_ingest(report, name)
         raise
@@ -170,12 +177,10 @@ class _Progress:
 
 
 def _print_ingest(report: Any, source: str) -> None:
-    from rbl.cli.quarantine import shown
-
     if report.resumed_at_line:
-        click.echo(f"resumed after line {report.resumed_at_line}")
+        echo(f"resumed after line {report.resumed_at_line}")
     actions = report.actions
-    click.echo(
+    echo(
         f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
         f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
         f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}  "
@@ -183,13 +188,13 @@ def _print_ingest(report: Any, source: str) -> None:
         f"quarantined: {report.quarantined}"
     )
     for problem in report.problems:
-        click.echo(shown(problem), err=True)
+        echo(safe(problem), err=True)
     if report.quarantined > len(report.problems):
-        click.echo(f"... and {report.quarantined - len(report.problems)} more", err=True)
+        echo(f"... and {report.quarantined - len(report.problems)} more", err=True)
     if report.quarantined:
-        click.echo(
+        echo(
             f"rbl ingest: {report.quarantined} line(s) quarantined and skipped; list them "
-            f"with 'rbl quarantine list --source {shown(shlex.quote(source))}', feed them "
+            f"with 'rbl quarantine list --source {safe(shlex.quote(source))}', feed them "
             "again after a fix with 'rbl quarantine refeed'",
             err=True,
         )

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from rbl.cli.base import LIMIT, REASON, Context, Text, _key_for, main, pass_context, read_lines
+from rbl.cli.output import echo, safe
 from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
 from rbl.keys import IpKey, ListingKey
+from rbl.suffixes import check_not_public_suffix
 
 if TYPE_CHECKING:
     from rbl.store.listings import Listing
@@ -62,7 +64,7 @@ def list_add(
             actor=obj.actor,
             now=now_utc(),
         )
-    click.echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
+    echo(f"listed {listing.key} in {listing.zone} as {','.join(listing.codes)}")
 
 
 @list_group.command("remove")
@@ -83,7 +85,7 @@ def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool
         listing = remove_listing(
             conn, zone_settings.name, parsed, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(f"removed {listing.key} from {listing.zone}")
+    echo(f"removed {listing.key} from {listing.zone}")
 
 
 @list_group.command("show")
@@ -119,10 +121,10 @@ def list_show(
                 source=source,
             )
         for listing in rows:
-            click.echo(
+            echo(
                 f"{listing.zone}\t{listing.key}\t{','.join(listing.codes)}\t"
                 f"{listing.state}\t{listing.updated_at:%Y-%m-%d %H:%M:%S}Z\t"
-                f"{listing.reason or ''}"
+                f"{safe(listing.reason or '')}"
             )
         return
     zone_settings = obj.pick_zone(zone, key)
@@ -131,23 +133,23 @@ def list_show(
         exact = get_listing(conn, zone_settings.name, parsed)
         covering = covering_listings(conn, zone_settings.name, parsed)
     if exact is None and not covering:
-        click.echo(f"{parsed.text} is not listed in {zone_settings.name}")
+        echo(f"{parsed.text} is not listed in {zone_settings.name}")
         sys.exit(1)
     shown = [exact] if exact is not None else []
     shown += [c for c in covering if exact is None or c.key != exact.key]
     for listing in shown:
-        click.echo(f"key:      {listing.key}")
-        click.echo(f"zone:     {listing.zone}")
-        click.echo(f"state:    {listing.state}")
-        click.echo(f"codes:    {','.join(listing.codes)}")
-        click.echo(f"txt:      {zone_settings.txt_for(_query_text(parsed), listing.txt)}")
-        click.echo(f"source:   {listing.source}")
-        click.echo(f"reason:   {listing.reason or ''}")
-        click.echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
-        click.echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
+        echo(f"key:      {listing.key}")
+        echo(f"zone:     {listing.zone}")
+        echo(f"state:    {listing.state}")
+        echo(f"codes:    {','.join(listing.codes)}")
+        echo(f"txt:      {safe(zone_settings.txt_for(_query_text(parsed), listing.txt))}")
+        echo(f"source:   {listing.source}")
+        echo(f"reason:   {safe(listing.reason or '')}")
+        echo(f"listed:   {listing.created_at:%Y-%m-%d %H:%M:%S}Z")
+        echo(f"changed:  {listing.updated_at:%Y-%m-%d %H:%M:%S}Z")
         if listing.expires_at is not None:
-            click.echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
-        click.echo("")
+            echo(f"expires:  {listing.expires_at:%Y-%m-%d %H:%M:%S}Z")
+        echo("")
 
 
 @list_group.command("held")
@@ -163,12 +165,12 @@ def list_held(obj: Context, zone: str | None, limit: int) -> None:
     with obj.engine().connect() as conn:
         rows = list_listings(conn, zone_name, state=HELD, limit=limit)
     if not rows:
-        click.echo("no listings are held for review")
+        echo("no listings are held for review")
         return
     for listing in rows:
         seen = f"{listing.first_seen:%Y-%m-%d %H:%M}Z..{listing.last_seen:%Y-%m-%d %H:%M}Z"
         expires = f"{listing.expires_at:%Y-%m-%d %H:%M:%S}Z" if listing.expires_at else "never"
-        click.echo(
+        echo(
             f"{listing.zone}\t{listing.key}\t{listing.hit_count} hit(s)\t{seen}\t"
             f"lapses {expires}\t{listing.reason or ''}"
         )
@@ -183,7 +185,7 @@ def list_held(obj: Context, zone: str | None, limit: int) -> None:
 def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
     """List the held KEY for real: it goes to DNS."""
     listing = _settle(obj, key, zone, reason, release=True, confirm=not yes)
-    click.echo(f"released {listing.key}: listed in {listing.zone} as {','.join(listing.codes)}")
+    echo(f"released {listing.key}: listed in {listing.zone} as {','.join(listing.codes)}")
 
 
 @list_group.command("reject")
@@ -194,7 +196,7 @@ def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: boo
 def list_reject(obj: Context, key: str, zone: str | None, reason: str) -> None:
     """Drop the hold on KEY: it is not listed, and only newer evidence can hold it again."""
     listing = _settle(obj, key, zone, reason, release=False, confirm=False)
-    click.echo(f"rejected the hold on {listing.key} in {listing.zone}: not listed")
+    echo(f"rejected the hold on {listing.key} in {listing.zone}: not listed")
 
 
 def _settle(
@@ -260,7 +262,7 @@ def list_import(
         added, changed = import_listings(
             conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(
+    echo(
         f"imported into {zone_settings.name}: {added} added, {changed} changed, "
         f"{len(entries) - added - changed} unchanged"
     )
@@ -287,6 +289,8 @@ def _parse_import(
                     codes = parse_codes(code_text)
                 if txt_text:
                     txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
-            yield number, ListingEntry(_key_for(zone, key_text), codes, txt)
+            key = _key_for(zone, key_text)
+            check_not_public_suffix(key)  # here too: every bad line is reported, not the first
+            yield number, ListingEntry(key, codes, txt)
         except (KeyFormatError, CodeError, ConfigError) as exc:
             yield number, str(exc)

@@ -1,40 +1,33 @@
 """``rbl quarantine ...``: the lines ingest and the live feed set aside, and feeding them again.
 
 A kept line is sender-controlled text: everything printed from it goes
-through ``shown``, so control characters, ANSI escapes, bidi marks and bytes
-that are not UTF-8 reach the terminal as visible escapes, never as effects.
+through ``shown`` (``rbl.cli.output.safe``), so control characters, ANSI
+escapes, bidi marks and bytes that are not UTF-8 reach the terminal as
+visible escapes, never as effects.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from rbl.cli.base import LIMIT, REASON, Context, main, pass_context
+from rbl.cli.output import echo, safe
 from rbl.errors import StoreError
 
 STATE_CHOICE = click.Choice(["new", "refed", "dropped", "all"])
 
 
 def shown(text: str | bytes | None) -> str:
-    """``text`` safe for a terminal: every control, format (bidi) or unassigned character,
-    and every byte that is not UTF-8, written as a backslash escape."""
+    """``text`` safe for a terminal (``rbl.cli.output.safe``); bytes that are not UTF-8
+    become ``\\xNN`` escapes."""
     if text is None:
         return ""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "surrogateescape")
-    out = []
-    for ch in text:
-        if "\udc80" <= ch <= "\udcff":
-            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return safe(text)
 
 
 @main.group(name="quarantine")
@@ -57,9 +50,9 @@ def list_command(obj: Context, state: str, source: str | None, limit: int) -> No
         )
         counts = count_by_state(conn)
     for row in rows:
-        click.echo(f"{row.id}  {row.state}  {_where(row)}  {shown(row.reason)}")
+        echo(f"{row.id}  {row.state}  {_where(row)}  {shown(row.reason)}")
     summary = ", ".join(f"{state}: {count}" for state, count in sorted(counts.items()))
-    click.echo(f"{len(rows)} shown; in the quarantine: {summary or 'nothing'}")
+    echo(f"{len(rows)} shown; in the quarantine: {summary or 'nothing'}")
 
 
 @quarantine_group.command(name="show")
@@ -71,18 +64,18 @@ def show_command(obj: Context, row_id: int) -> None:
 
     with obj.engine().connect() as conn:
         (row,) = get_quarantined(conn, [row_id])
-    click.echo(f"id: {row.id}")
-    click.echo(f"state: {row.state}")
-    click.echo(f"set aside: {row.at:%Y-%m-%d %H:%M:%S}Z")
+    echo(f"id: {row.id}")
+    echo(f"state: {row.state}")
+    echo(f"set aside: {row.at:%Y-%m-%d %H:%M:%S}Z")
     if row.refed_at is not None:
-        click.echo(f"refed: {row.refed_at:%Y-%m-%d %H:%M:%S}Z")
-    click.echo(f"format: {row.format}" + (f"  feed: {shown(row.feed)}" if row.feed else ""))
-    click.echo(f"from: {_where(row)}")
-    click.echo(f"reason: {shown(row.reason)}")
+        echo(f"refed: {row.refed_at:%Y-%m-%d %H:%M:%S}Z")
+    echo(f"format: {row.format}" + (f"  feed: {shown(row.feed)}" if row.feed else ""))
+    echo(f"from: {_where(row)}")
+    echo(f"reason: {shown(row.reason)}")
     line = bytes(row.line).rstrip(b"\r\n")
-    click.echo(f"line: {shown(line)}")
+    echo(f"line: {shown(line)}")
     if row.hit is not None:
-        click.echo(f"hit: {shown(row.hit)}")
+        echo(f"hit: {shown(row.hit)}")
 
 
 @quarantine_group.command(name="refeed")
@@ -128,25 +121,25 @@ def refeed_command(
             yield from page
             after = page[-1].id
 
-    retrier = Retrier(RetryPolicy(), lambda line: click.echo(f"rbl quarantine: {line}", err=True))
+    retrier = Retrier(RetryPolicy(), lambda line: echo(f"rbl quarantine: {line}", err=True))
     refeeder = Refeeder(engine, obj.settings, retrier)
     stored = failed = 0
     listed: list[str] = []
     for row in rows():
         if row.state != QUARANTINED:
-            click.echo(f"{row.id}: {row.state}, not quarantined; left as it is", err=True)
+            echo(f"{row.id}: {row.state}, not quarantined; left as it is", err=True)
             continue
         result, reason = refeeder.refeed(row, format_name)
         if reason is None:
             stored += 1
             listed.extend(result.listed)
-            click.echo(f"{row.id}: stored ({_actions(result)})")
+            echo(f"{row.id}: stored ({_actions(result)})")
         else:
             failed += 1
-            click.echo(f"{row.id}: still quarantined: {shown(reason)}", err=True)
+            echo(f"{row.id}: still quarantined: {shown(reason)}", err=True)
     for key in listed:
-        click.echo(f"listed: {key}")
-    click.echo(f"refed: {stored}  still quarantined: {failed}")
+        echo(f"listed: {key}")
+    echo(f"refed: {stored}  still quarantined: {failed}")
 
 
 @quarantine_group.command(name="drop")
@@ -162,7 +155,7 @@ def drop_command(obj: Context, row_id: int, reason: str) -> None:
         (row,) = get_quarantined(conn, [row_id])
         if not drop_quarantined(conn, row, actor=obj.actor, reason=reason, now=now_utc()):
             raise StoreError(f"quarantined line {row_id} is {row.state}, not quarantined")
-    click.echo(f"dropped {row_id}")
+    echo(f"dropped {row_id}")
 
 
 def _where(row: Any) -> str:

@@ -16,6 +16,7 @@ from rbl.cli.base import (
     main,
     pass_context,
 )
+from rbl.cli.output import echo, safe
 from rbl.errors import NotListedError, ZoneError
 
 # -- delisting and removal requests ------------------------------------------------------
@@ -48,7 +49,7 @@ def delist(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> 
         remove_listing(
             conn, zone_settings.name, target.key, reason=reason, actor=obj.actor, now=now_utc()
         )
-    click.echo(f"delisted {target.key} from {zone_settings.name}")
+    echo(f"delisted {target.key} from {zone_settings.name}")
 
 
 @main.group()
@@ -57,24 +58,24 @@ def requests() -> None:
 
 
 def _print_request(request: Any) -> None:
-    click.echo(f"request {request.id} ({request.token})")
-    click.echo(f"  key:      {request.key} in {request.zone}")
-    click.echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
-    click.echo(f"  from:     {request.email or '-'} at {request.client_ip or '-'}")
-    click.echo(f"  opened:   {request.created_at:%Y-%m-%d %H:%M:%S}Z")
+    echo(f"request {request.id} ({request.token})")
+    echo(f"  key:      {request.key} in {request.zone}")
+    echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
+    echo(f"  from:     {safe(request.email or '-')} at {request.client_ip or '-'}")
+    echo(f"  opened:   {request.created_at:%Y-%m-%d %H:%M:%S}Z")
     if request.decided_at is not None:
-        click.echo(f"  decided:  {request.decided_at:%Y-%m-%d %H:%M:%S}Z by {request.decided_by}")
-        click.echo(f"  answer:   {request.decision_message or ''}")
-    click.echo("  message:")
+        echo(f"  decided:  {request.decided_at:%Y-%m-%d %H:%M:%S}Z by {safe(request.decided_by)}")
+        echo(f"  answer:   {safe(request.decision_message or '')}")
+    echo("  message:")
     for line in request.message.splitlines() or [""]:
-        click.echo(f"    {line}")
+        echo(f"    {safe(line)}")
 
 
 def _request_line(request: Any) -> str:
     first_line = (request.message.splitlines() or [""])[0][:60]
     return (
         f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
-        f"{request.created_at:%Y-%m-%d %H:%M}Z\t{first_line}"
+        f"{request.created_at:%Y-%m-%d %H:%M}Z\t{safe(first_line)}"
     )
 
 
@@ -106,7 +107,7 @@ def requests_list(obj: Context, state: str, key: str | None, zone: str | None, l
             key=listing[1] if listing else None,
         )
     for request in found:
-        click.echo(_request_line(request))
+        echo(_request_line(request))
 
 
 @requests.command("show")
@@ -127,9 +128,9 @@ def requests_show(obj: Context, request_id: str) -> None:
         ]
     _print_request(request)
     if others:
-        click.echo(f"other requests for {request.key}:")
+        echo(f"other requests for {request.key}:")
         for other in others:
-            click.echo(_request_line(other))
+            echo(_request_line(other))
 
 
 @requests.command("approve")
@@ -154,11 +155,11 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
             conn, request_id, actor=obj.actor, message=message, now=now_utc()
         )
     request = decision.request
-    click.echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
+    echo(f"approved request {request.id}: {request.key} delisted from {request.zone}")
     if decision.closed:
         ids = ", ".join(str(i) for i in decision.closed)
         plural = "" if len(decision.closed) == 1 else "s"
-        click.echo(f"closed {len(decision.closed)} other request{plural} ({ids}) for {request.key}")
+        echo(f"closed {len(decision.closed)} other request{plural} ({ids}) for {request.key}")
 
 
 @requests.command("deny")
@@ -179,7 +180,7 @@ def requests_deny(obj: Context, request_id: str, message: str) -> None:
     with obj.engine().begin() as conn:
         trap_filter(conn).check(message, "--message (shown to the requester)")
         request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
-    click.echo(f"denied request {request.id} for {request.key}")
+    echo(f"denied request {request.id} for {request.key}")
 
 
 @main.command()
@@ -197,9 +198,9 @@ def audit(obj: Context, key: str | None, who: str | None, action: str | None, li
     with obj.engine().connect() as conn:
         entries = audit_entries(conn, key=key, actor=who, action=action, limit=limit)
     for entry in entries:
-        where = f"{entry.zone or '-'} {entry.key or '-'}"
-        detail = f" [{entry.detail}]" if entry.detail else ""
-        click.echo(
-            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{entry.actor}\t{entry.action}\t{where}\t"
-            f"{entry.reason or ''}{detail}"
+        where = safe(f"{entry.zone or '-'} {entry.key or '-'}")
+        detail = f" [{safe(entry.detail)}]" if entry.detail else ""
+        echo(
+            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{safe(entry.actor)}\t{safe(entry.action)}\t{where}\t"
+            f"{safe(entry.reason or '')}{detail}"
         )

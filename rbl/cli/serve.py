@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from rbl.cli.base import Context, main, pass_context
+from rbl.cli.output import log_observer
 
 
 @main.command()
@@ -52,7 +53,7 @@ def serve(
     from dataclasses import replace
 
     from twisted.internet import reactor as _reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
     from rbl.config import Settings, load_settings, parse_endpoint
     from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
@@ -65,7 +66,7 @@ def serve(
     if listen:
         endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)
         settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([log_observer(sys.stderr)], redirectStandardIO=False)
     reactor: Any = _reactor
     server: Server = make_service(
         settings,
@@ -90,15 +91,16 @@ def serve(
         from rbl.workers import WorkerSupervisor
 
         child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
-        if obj.database_url:
-            child += ["--database", obj.database_url]
+        # Never on the command line, which every local user can read (ps, /proc/*/cmdline):
+        # a database URL carries the PostgreSQL password. The environment is the user's own.
+        secrets = {"RBL_DATABASE_URL": obj.database_url} if obj.database_url else {}
         child += ["serve", "--dns-only", "--reuse-port", "--report-fd", str(REPORT_FD)]
         child += ["--processes", str(workers)]
         for host, port in server.dns.bound:
             child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         if user:
             child += ["--user", user]
-        supervisor = WorkerSupervisor(child, workers, reactor)
+        supervisor = WorkerSupervisor(child, workers, reactor, env=secrets)
         supervisor.setServiceParent(service)
         supervisor.privilegedStartService()
         server.supervisor = supervisor

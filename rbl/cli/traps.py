@@ -7,6 +7,7 @@ from typing import BinaryIO
 import click
 
 from rbl.cli.base import REASON, Context, Text, main, pass_context, read_lines
+from rbl.cli.output import echo, safe
 from rbl.errors import KeyFormatError
 
 # -- traps ------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> N
     specs = [parse_trap(text) for text in traps_given]
     with obj.engine().begin() as conn:
         added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
-    click.echo(f"traps: {added} added, {present} already active")
+    echo(f"traps: {added} added, {present} already active")
 
 
 @traps.command("remove")
@@ -48,7 +49,7 @@ def traps_remove(obj: Context, trap: str, reason: str) -> None:
     spec = parse_trap(trap)
     with obj.engine().begin() as conn:
         remove_trap(conn, spec, reason=reason, actor=obj.actor, now=now_utc())
-    click.echo(f"removed trap {spec.text}")
+    echo(f"removed trap {spec.text}")
 
 
 @traps.command("list")
@@ -63,7 +64,7 @@ def traps_list(obj: Context, include_inactive: bool) -> None:
     for spec, active, note, created in rows:
         if active or include_inactive:
             state = "active" if active else "removed"
-            click.echo(f"{spec.text}\t{state}\t{created:%Y-%m-%d}\t{note or ''}")
+            echo(f"{safe(spec.text)}\t{state}\t{created:%Y-%m-%d}\t{safe(note or '')}")
 
 
 @traps.command("import")
@@ -92,4 +93,4 @@ def traps_import(obj: Context, source: BinaryIO, note: str | None) -> None:
         raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
     with obj.engine().begin() as conn:
         added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
-    click.echo(f"traps: {added} added, {present} already active")
+    echo(f"traps: {added} added, {present} already active")

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from rbl.cli.output import echo
+
 DEFAULT_DIRECTORY = "dumps"
 
 
@@ -58,11 +60,11 @@ def dump(obj: Any, directory: Path | None, zones: tuple[str, ...], gzip_level: i
     finally:
         reader.close()
     for zone in report.zones:
-        click.echo(
+        echo(
             f"{zone.zone}: {zone.listings} listings, {zone.exclusions} exclusions, "
             f"serial {zone.serial}"
         )
-    click.echo(
+    echo(
         f"wrote {len(report.files)} files ({report.total_bytes:,} bytes) to {report.directory} "
         f"in {report.seconds:.2f}s"
     )

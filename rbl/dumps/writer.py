@@ -98,7 +98,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from rbl.config import Settings, ZoneSettings
 from rbl.errors import RblError
@@ -210,7 +210,7 @@ def write_dumps(
     chosen = [settings.zone(name) for name in zones] if zones else list(settings.zones)
     directory = Path(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        public_directory(directory)
         lock = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise DumpError(f"cannot create dump directory {directory}: {exc}") from exc
@@ -272,7 +272,7 @@ class _Sink:
         self.add = self.lines.append
         self.hash = hashlib.sha256()
         self.size = 0
-        self.file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        self.file = _create(path)
 
     def flush(self) -> None:
         if self.lines:
@@ -288,12 +288,35 @@ class _Sink:
         self.file.close()
 
 
+PUBLIC_FILE_MODE: Final = 0o644  # what mirrors fetch, whatever the process umask
+PUBLIC_DIRECTORY_MODE: Final = 0o755
+PRIVATE_FILE_MODE: Final = 0o600  # temporary files and the journal, until complete
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file only this user can read: a half-written dump or the journal is nobody's
+    business until ``commit`` makes the complete files public."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "wb", buffering=0)
+
+
+def public_directory(path: Path) -> None:
+    """Create ``path`` (and missing parents) 0755, as mirrors must list it; existing
+    directories keep the mode their owner gave them."""
+    if path.is_dir():
+        return
+    public_directory(path.parent)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir()
+        os.chmod(path, PUBLIC_DIRECTORY_MODE)
+
+
 def _gzip_file(source: Path, target: Path, level: int) -> tuple[str, int]:
     """Compress ``source`` into ``target`` (gzip, no name, mtime 0: reproducible)."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     digest = hashlib.sha256()
     size = 0
-    with open(source, "rb") as inp, open(target, "xb", buffering=0) as out:
+    with open(source, "rb") as inp, _create(target) as out:
         while chunk := inp.read(1 << 20):
             data = compressor.compress(chunk)
             if data:
@@ -322,7 +345,7 @@ class _Generation:
 
     def _temporary(self, rel: str) -> tuple[Path, Path]:
         final = self.directory / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
+        public_directory(final.parent)
         temporary = final.with_name(f".{final.name}{TEMP_MARK}{self.token}.tmp")
         self.pending.append((temporary, final))
         return temporary, final
@@ -344,7 +367,7 @@ class _Generation:
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         temporary, _final = self._temporary(rel)
-        with open(temporary, "xb", buffering=0) as out:
+        with _create(temporary) as out:
             out.write(data)
             os.fsync(out.fileno())
         self.digests[rel] = (hashlib.sha256(data).hexdigest(), len(data))
@@ -357,6 +380,8 @@ class _Generation:
 
     def commit(self) -> None:
         directories = sorted({final.parent for _temporary, final in self.pending})
+        for temporary, _final in self.pending:  # complete now: public under its final name
+            os.chmod(temporary, PUBLIC_FILE_MODE)
         for path in directories:  # the temporary files' names are durable too
             _fsync_directory(path)
         self._write_journal()
@@ -375,7 +400,7 @@ class _Generation:
             for temporary, final in self.pending
         )
         temporary = self.directory / f"{JOURNAL_NAME}{TEMP_MARK}{self.token}.tmp"
-        with open(temporary, "xb", buffering=0) as out:
+        with _create(temporary) as out:
             out.write(text.encode("utf-8"))
             os.fsync(out.fileno())
         os.replace(temporary, self.directory / JOURNAL_NAME)

@@ -19,6 +19,15 @@ never per request. Answers on a connection keep the order of its requests.
 A peer that sends an overlong line or too many attributes is not Postfix and
 is dropped; one that pipelines many requests is paused until they are answered.
 
+Who may connect: a policy request names its client address and recipient, and
+the feed believes them, so whoever can connect can have any address listed.
+Only clients inside ``allow`` (loopback unless configured) are served; a
+connection from anyone else is closed at once, counted (``refused_unallowed``)
+and logged at most once a minute. At most ``max_connections`` are open at once
+and ``max_per_client`` from one address; past either a new connection is closed
+at once (``refused_busy``), so idle connections cannot use up the process's
+file descriptors.
+
 Imports Twisted and ``rbl.traphit``; never the store, which ``submit`` reaches.
 """
 
@@ -27,7 +36,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +57,10 @@ MAX_ATTRIBUTES = 100  # per request; Postfix 3.x sends about 40
 # (attr_clnt_request), delaying that RCPT. So the server waits longer than Postfix
 # and only reclaims connections of dead or misbehaving peers.
 IDLE_TIMEOUT = 360.0  # seconds
-ERROR_LOG_INTERVAL = 60.0  # seconds between two logged exceptions of is_trap/submit
+ERROR_LOG_INTERVAL = 60.0  # seconds between two logged exceptions (or refusals)
+LOOPBACK = ("127.0.0.0/8", "::1/128")  # the default ``allow``: Postfix on this host
+MAX_CONNECTIONS = 1000
+MAX_PER_CLIENT = 200  # Postfix opens one per smtpd process (default_process_limit 100)
 MAX_WAITING = 32  # unanswered requests on one connection before it stops being read
 
 REPLY = b"action=DUNNO\n\n"
@@ -116,8 +128,9 @@ class PolicyProtocol(LineOnlyReceiver):
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE
 
-    def __init__(self, factory: PolicyServerFactory) -> None:
+    def __init__(self, factory: PolicyServerFactory, client: str = "") -> None:
         self.factory = factory
+        self.client = client  # the peer's canonical address, as counted per client
         self._attributes: dict[str, str] = {}
         self._count = 0  # attribute lines in the current request
         self._broken = False  # the current request had a line without "="
@@ -128,7 +141,7 @@ class PolicyProtocol(LineOnlyReceiver):
 
     def connectionMade(self) -> None:
         self.factory.connections.add(self)
-        self._timeout = self.factory.clock.callLater(IDLE_TIMEOUT, self._timedOut)
+        self._timeout = self.factory.clock.callLater(self.factory.idle_timeout, self._timedOut)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
@@ -148,7 +161,7 @@ class PolicyProtocol(LineOnlyReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         if self._timeout is not None and self._timeout.active():
-            self._timeout.reset(IDLE_TIMEOUT)
+            self._timeout.reset(self.factory.idle_timeout)
         if line.endswith(b"\r"):  # Postfix sends bare LF; a hand-typed test may not
             line = line[:-1]
         if not line:
@@ -220,7 +233,9 @@ class PolicyServerFactory(ServerFactory):
     The counters are read by metrics: ``requests`` received, ``hits`` submitted,
     ``deferred`` requests answered DEFER_IF_PERMIT, ``malformed`` RCPT requests
     without a usable client address (or with a line that is not ``name=value``),
-    ``errors`` raised by ``is_trap`` or ``submit``.
+    ``errors`` raised by ``is_trap`` or ``submit``, connections closed at once:
+    ``refused_unallowed`` (client not in ``allow``) and ``refused_busy`` (over
+    ``max_connections`` or ``max_per_client``).
     """
 
     noisy = False
@@ -232,6 +247,11 @@ class PolicyServerFactory(ServerFactory):
         submit: Callable[[TrapHit], Deferred[bool] | None],
         clock: IReactorTime,
         feed: str = "policy",
+        *,
+        allow: Sequence[str] = LOOPBACK,
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_client: int = MAX_PER_CLIENT,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.is_trap = is_trap
         self.submit = submit
@@ -242,16 +262,58 @@ class PolicyServerFactory(ServerFactory):
         self.malformed = 0
         self.errors = 0
         self.deferred = 0
+        self.refused_unallowed = 0
+        self.refused_busy = 0
         self._last_logged: float | None = None
         self._unlogged = 0
+        self._last_refusal_logged: float | None = None
+        self._unlogged_refusals = 0
         self.connections: set[PolicyProtocol] = set()
+        self.open = 0  # built and not yet closed (counted from buildProtocol on)
+        self.per_client: dict[str, int] = {}
         self._all_closed: list[Deferred[None]] = []
+        self.configure(allow, max_connections, max_per_client, idle_timeout)
 
-    def buildProtocol(self, addr: Any) -> PolicyProtocol:
-        return PolicyProtocol(self)
+    def configure(
+        self,
+        allow: Sequence[str],
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_client: int = MAX_PER_CLIENT,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        """New limits (a reload): open connections stay, new ones are checked."""
+        self.allow = tuple(ipaddress.ip_network(network, strict=False) for network in allow)
+        self.max_connections = max_connections
+        self.max_per_client = max_per_client
+        self.idle_timeout = idle_timeout
+
+    def allowed(self, client: str) -> bool:
+        address = ipaddress.ip_address(client)
+        return any(address in network for network in self.allow)
+
+    def buildProtocol(self, addr: Any) -> PolicyProtocol | None:
+        """A protocol, or None (Twisted then closes the socket at once) for a client
+        outside ``allow`` or over a connection limit."""
+        client = normalise_address(str(getattr(addr, "host", "")))
+        if client is None or not self.allowed(client):
+            self.refused_unallowed += 1
+            self._logRefusal(client or repr(addr))
+            return None
+        count = self.per_client.get(client, 0)
+        if self.open >= self.max_connections or count >= self.max_per_client:
+            self.refused_busy += 1
+            return None
+        self.open += 1
+        self.per_client[client] = count + 1
+        return PolicyProtocol(self, client)
 
     def connectionClosed(self, protocol: PolicyProtocol) -> None:
         self.connections.discard(protocol)
+        if protocol.client:
+            self.open -= 1
+            count = self.per_client.pop(protocol.client, 0) - 1
+            if count > 0:
+                self.per_client[protocol.client] = count
         if not self.connections:
             waiting, self._all_closed = self._all_closed, []
             for d in waiting:
@@ -339,6 +401,25 @@ class PolicyServerFactory(ServerFactory):
             trap_asserted=False,
             stage="rcpt",
         )
+
+    def _logRefusal(self, client: str) -> None:
+        """Say that a stranger knocked, once a minute at most (never per connection)."""
+        now = self.clock.seconds()
+        if (
+            self._last_refusal_logged is not None
+            and now - self._last_refusal_logged < ERROR_LOG_INTERVAL
+        ):
+            self._unlogged_refusals += 1
+            return
+        self.log.warn(
+            "policy feed {feed}: closed a connection from {client}, which is not in "
+            "[feeds.policy] allow ({unlogged} more refused since the last report)",
+            feed=self.feed,
+            client=client,
+            unlogged=self._unlogged_refusals,
+        )
+        self._last_refusal_logged = now
+        self._unlogged_refusals = 0
 
     def _logError(self, failure: Failure | None = None) -> None:
         """Log ``failure`` (or the current exception) unless one was logged a minute ago."""

@@ -230,6 +230,16 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
                 "deferred",
                 "Hits answered DEFER_IF_PERMIT (store busy).",
             ),
+            (
+                "rbl_policy_refused_unallowed_total",
+                "refused_unallowed",
+                "Connections closed at once: client not in [feeds.policy] allow.",
+            ),
+            (
+                "rbl_policy_refused_busy_total",
+                "refused_busy",
+                "Connections closed at once: over max_connections or max_per_client.",
+            ),
         )
     ]
     return [

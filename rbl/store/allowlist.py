@@ -13,6 +13,7 @@ from rbl.keys import DomainKey, IpKey, ListingKey, parse_domain_key, parse_ip_ke
 from rbl.store.changelog import append_change, lock_change_log
 from rbl.store.listings import audit, key_columns, remove_listing
 from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, listings
+from rbl.suffixes import check_not_public_suffix
 
 
 def add_allowed(
@@ -30,6 +31,7 @@ def add_allowed(
     ``key`` are delisted, and an exclusion goes through the change log, so DNS
     stops answering for it within a second, even inside a wider listing.
     """
+    check_not_public_suffix(key, "allowlist entry")
     if zones:
         lock_change_log(conn)
     if conn.execute(select(allowlist.c.id).where(allowlist.c.key == key.text)).first():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys per connection."""
-    _make_sqlite_directory(url)
+    _make_sqlite_file(url)
     shown = hide_password(url)
     try:
         # A server that does not answer must fail a connection attempt, not hang it
@@ -64,14 +65,42 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def _make_sqlite_directory(url: str) -> None:
-    """SQLite creates the file but not its directory; a fresh checkout has no var/."""
+SQLITE_FILE_MODE = 0o600
+
+
+def _make_sqlite_file(url: str) -> None:
+    """Create a new SQLite file (and its directory: a fresh checkout has no var/) owner-only.
+
+    It holds the trap list, raw log lines and requesters' emails. SQLite itself would
+    create it 0644 under the usual umask, and gives its -wal, -shm and -journal files
+    the database file's mode, so creating the file 0600 first covers all of them (an
+    operator who wants a group to read it runs ``chmod 0640`` on the file; the others
+    follow). An existing file keeps its mode: ``rbl doctor`` reports one others can read.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, SQLITE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite reports an unusable path itself, naming the database
+    os.close(fd)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another backend, memory or a ``file:`` URI."""
     try:
         parsed = make_url(url)
     except (SQLAlchemyError, ValueError):
-        return
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("uri") in ("true", "1") or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

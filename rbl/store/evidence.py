@@ -50,6 +50,7 @@ from rbl.store.schema import (
     listings,
 )
 from rbl.store.timestamps import utc
+from rbl.suffixes import is_public_suffix
 from rbl.traphit import TrapHit
 from rbl.traps import TrapMatcher
 
@@ -452,8 +453,8 @@ def _domain_decision(
     zone: str,
 ) -> None:
     domain = tied_domain(hit)
-    if domain is None or allow.covers_domain(domain):
-        return
+    if domain is None or is_public_suffix(domain) or allow.covers_domain(domain):
+        return  # a public suffix is nobody's own domain (rbl.suffixes)
     row = rows[domain]
     history = row.history(0, False)
     if history.active and history.active_manual:

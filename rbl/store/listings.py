@@ -16,6 +16,7 @@ from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.schema import ACTIVE, HELD, OP_DELETE, OP_SET, REMOVED, audit_log, listings
 from rbl.store.timestamps import utc
+from rbl.suffixes import check_not_public_suffix
 
 MANUAL = "manual"
 _CHUNK = 10_000
@@ -111,6 +112,7 @@ def _check_listable(key: ListingKey) -> None:
     conflict = test_point_conflict(key)
     if conflict:
         raise KeyFormatError(conflict)
+    check_not_public_suffix(key)
 
 
 def add_listing(
