@@ -87,6 +87,16 @@ def db_scalar(config: Path, sql: str) -> object:
         engine.dispose()
 
 
+def db_rows(config: Path, sql: str) -> list[tuple[object, ...]]:
+    """Every row of a query on the test's database, through SQLAlchemy (any backend)."""
+    engine = create_engine(database_url_of(config), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[PgDatabases | None]:
     url = configured_url()

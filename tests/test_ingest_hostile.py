@@ -17,10 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
-from tests.conftest import database_url_of, rbl_command
+from tests.conftest import db_rows, rbl_command
 from tests.hostile import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN
 from tests.parsers.samples import LOGS, load
 
@@ -39,15 +37,6 @@ def fresh(line: str) -> str:
     return re.sub(
         r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d", AN_HOUR_AGO.strftime("%b %d %H:%M:%S"), line
     )
-
-
-def rows(config: Path, sql: str) -> list[tuple[object, ...]]:
-    engine = create_engine(database_url_of(config), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_ingest_of_hostile_real_logs_lists_only_the_real_senders(
@@ -74,7 +63,7 @@ def test_ingest_of_hostile_real_logs_lists_only_the_real_senders(
         assert f"malformed: {malformed}" in result.stdout, result.stdout
     assert refused == 1 and trap_hits == 20
 
-    listed = rows(
+    listed = db_rows(
         config_path, "SELECT zone, key FROM listings WHERE state = 'active' ORDER BY zone, key"
     )
     ips = {str(key) for zone, key in listed if zone == "bl.example.org"}
@@ -86,7 +75,7 @@ def test_ingest_of_hostile_real_logs_lists_only_the_real_senders(
     assert domains == {"real-spam.example", "mail.real2.example"}, domains
     assert not any(IMITATED_DOMAIN in domain for domain in domains)
 
-    stored = rows(config_path, "SELECT client_ip, client_name, rcpt_to FROM hits")
+    stored = db_rows(config_path, "SELECT client_ip, client_name, rcpt_to FROM hits")
     trapped = [row for row in stored if row[2] == TRAP or str(row[2]).endswith("@" + TRAP_DOMAIN)]
     assert len(trapped) == trap_hits  # every trap hit the parser read is kept
     assert not {row[0] for row in stored} & set(IMITATED_IPS)

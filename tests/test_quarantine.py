@@ -38,6 +38,7 @@ from rbl.traphit import TrapHit
 from rbl.traps import parse_trap
 from tests.conftest import (
     database_url_of,
+    db_rows,
     db_scalar,
     rbl_command,
     start_server,
@@ -61,15 +62,6 @@ def hit_line(n: int, ip: str | None = None, **extra: object) -> str:
             **extra,
         }
     )
-
-
-def rows(config: Path, sql: str) -> list[tuple[object, ...]]:
-    engine = create_engine(database_url_of(config), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def refuse_client(config: Path, ip: str) -> None:
@@ -144,9 +136,9 @@ def test_bad_lines_are_quarantined_the_rest_stored_and_a_rerun_adds_nothing(
     assert "lines: 10  " in result.stdout and "quarantined: 7" in result.stdout, result.stdout
     assert f"rbl quarantine list --source {log}" in result.stderr
     assert "\x1b" not in result.stderr  # sender-controlled text is escaped
-    stored = rows(trapped, "SELECT client_ip FROM hits ORDER BY client_ip")
+    stored = db_rows(trapped, "SELECT client_ip FROM hits ORDER BY client_ip")
     assert stored == [("45.0.0.1",), ("45.0.0.3",), ("45.0.0.8",)]
-    kept = rows(
+    kept = db_rows(
         trapped,
         'SELECT line_number, "offset", source, format, state, reason, line '
         "FROM quarantine ORDER BY line_number",
@@ -207,11 +199,11 @@ def test_refeed_after_the_fix_stores_the_hit_and_what_still_fails_stays(
     assert f"{refused}: stored" in done.stdout and "refed: 1  still quarantined: 1" in done.stdout
     assert f"listed: bl.example.org {REFUSED_IP}" in done.stdout
     assert f"{future}: still quarantined: time 9999-12-31" in done.stderr
-    assert rows(
+    assert db_rows(
         trapped,
         f"SELECT client_ip, source_id IS NOT NULL FROM hits WHERE client_ip = '{REFUSED_IP}'",
     ) == [(REFUSED_IP, True)]
-    states = dict(rows(trapped, "SELECT id, state FROM quarantine"))
+    states = dict(db_rows(trapped, "SELECT id, state FROM quarantine"))
     assert states == {refused: "refed", future: "new"}
     twice = rbl_command(trapped, "quarantine", "refeed", str(refused))
     assert "not quarantined; left as it is" in twice.stderr
@@ -219,8 +211,8 @@ def test_refeed_after_the_fix_stores_the_hit_and_what_still_fails_stays(
     no_reason = rbl_command(trapped, "quarantine", "drop", str(future), check=False)
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
     rbl_command(trapped, "quarantine", "drop", str(future), "--reason", "forged time")
-    assert rows(trapped, f"SELECT state FROM quarantine WHERE id = {future}") == [("dropped",)]
-    assert rows(
+    assert db_rows(trapped, f"SELECT state FROM quarantine WHERE id = {future}") == [("dropped",)]
+    assert db_rows(
         trapped, "SELECT actor, action, reason FROM audit_log WHERE action LIKE 'quarantine%'"
     ) == [("tester", "quarantine-drop", "forged time")]
     again = rbl_command(trapped, "quarantine", "drop", str(future), "--reason", "x", check=False)
@@ -287,7 +279,7 @@ def test_a_live_hit_the_store_refuses_is_quarantined_and_refed(
         wait_for(lambda: count(config, "SELECT COUNT(*) FROM quarantine") == 1, "the quarantine")
     finally:
         stop_server(server)
-    ((source, fmt, line, hit, reason, offset),) = rows(
+    ((source, fmt, line, hit, reason, offset),) = db_rows(
         config, 'SELECT source, format, line, hit, reason, "offset" FROM quarantine'
     )
     assert (source, fmt, offset) == ("policy", "policy", None)
@@ -297,7 +289,7 @@ def test_a_live_hit_the_store_refuses_is_quarantined_and_refed(
     fix_store(config)
     done = rbl_command(config, "quarantine", "refeed", "--all")
     assert "refed: 1  still quarantined: 0" in done.stdout
-    assert rows(config, "SELECT feed, helo FROM hits WHERE client_ip = '47.0.0.9'") == [
+    assert db_rows(config, "SELECT feed, helo FROM hits WHERE client_ip = '47.0.0.9'") == [
         ("policy", "h")
     ]
 
