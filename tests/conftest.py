@@ -71,6 +71,20 @@ def write_config(directory: Path, db_name: str = "rbl.sqlite", *, url: str | Non
     return path
 
 
+@pytest.fixture(autouse=True)
+def _process_umask() -> Iterator[None]:
+    """Each test starts with the umask the run began with.
+
+    ``rbl``'s CLI tightens the process umask (``rbl.cli.base.restrict_umask``);
+    run in process by CliRunner, that would leak into later tests, and Postfix's
+    queue directories made by a later test would be unreadable to its own user.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
+
 def database_url_of(config: Path) -> str:
     """The ``[database] url`` a test configuration names (SQLite or PostgreSQL)."""
     with config.open("rb") as f:

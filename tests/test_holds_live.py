@@ -49,7 +49,6 @@ SESSIONS = [
 def xclient_mta(
     tmp_path: Path,
     policy_server: PolicyServer,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[int]:
     """The live test's Postfix, trusting XCLIENT from loopback."""
     reason = live.unavailable()
@@ -57,9 +56,7 @@ def xclient_mta(
         if live.os.environ.get("CI"):
             pytest.fail(f"CI must run the live Postfix test: {reason}")
         pytest.skip(reason)
-    monkeypatch.setattr(
-        live, "MAIN_CF", live.MAIN_CF + "smtpd_authorized_xclient_hosts = 127.0.0.0/8\n"
-    )
+    assert "smtpd_authorized_xclient_hosts = 127.0.0.0/8" in live.MAIN_CF
     directory = Path(tempfile.mkdtemp(prefix="rbl-postfix-"))
     directory.chmod(0o755)
     try:
@@ -76,7 +73,10 @@ def send(port: int, address: str, name: str, helo: str, sender: str) -> None:
         assert code == 220, reply
         smtp.ehlo(helo)
         assert smtp.mail(sender)[0] == 250
-        assert smtp.rcpt(TRAP)[0] == 250  # DUNNO: the feed never blocks mail
+        # The feed answers DUNNO (never a 4xx); the instance's own access map then
+        # refuses the trap address, as an operator's would.
+        code = smtp.rcpt(TRAP)[0]
+        assert code in (250, 550, 554), code
 
 
 def test_probes_by_shape_and_provider_holds_with_real_postfix(
