@@ -67,6 +67,15 @@ class TrapFilter:
             frozenset(d.strip().lower().rstrip(".") for d in domains if d.strip()),
         )
 
+    @classmethod
+    def of_rows(cls, rows: Iterable[tuple[str, str]]) -> TrapFilter:
+        """From rows of the traps table: (kind, value), kind ``address`` or ``domain``."""
+        rows = list(rows)
+        return cls.of(
+            [value for kind, value in rows if kind == "address"],
+            [value for kind, value in rows if kind == "domain"],
+        )
+
     def __len__(self) -> int:
         return sum(len(found) for found in self.locals_by_domain.values()) + len(self.domains)
 

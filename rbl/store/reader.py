@@ -349,8 +349,7 @@ class ListingReader:
             except self._errors as exc:
                 self._failed()
                 raise StoreError(f"cannot read the trap list of {self.path}: {exc}") from exc
-        addresses = [value for kind, value in rows if kind == "address"]
-        return TrapFilter.of(addresses, [value for kind, value in rows if kind == "domain"])
+        return TrapFilter.of_rows(rows)
 
     def store_stats(self) -> StoreStats:
         """Listings by zone and state, hits by feed, each ingested file's offset, and the
@@ -382,10 +381,7 @@ class ListingReader:
             [(zone, state, int(count)) for zone, state, count in listings],
             [(feed, int(count), _moment(newest)) for feed, count, newest in hits],
             [(name, identity, int(offset), _moment(at)) for name, identity, offset, at in sources],
-            TrapFilter.of(
-                [value for kind, value in traps if kind == "address"],
-                [value for kind, value in traps if kind == "domain"],
-            ),
+            TrapFilter.of_rows(traps),
             [(source, state, int(count)) for source, state, count in kept],
         )
 

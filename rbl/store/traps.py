@@ -9,7 +9,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from rbl.errors import NotListedError
 from rbl.store.listings import audit
-from rbl.store.schema import TRAP_ADDRESS, traps
+from rbl.store.schema import traps
 from rbl.trapfilter import TrapFilter
 from rbl.traps import TrapSpec
 
@@ -90,8 +90,5 @@ def import_traps(
 
 def trap_filter(conn: Connection) -> TrapFilter:
     """The filter for public outputs: every trap ever defined, active or retired."""
-    addresses: list[str] = []
-    domains: list[str] = []
-    for kind, value in conn.execute(select(traps.c.kind, traps.c.value)):
-        (addresses if kind == TRAP_ADDRESS else domains).append(value)
-    return TrapFilter.of(addresses, domains)
+    rows = conn.execute(select(traps.c.kind, traps.c.value))
+    return TrapFilter.of_rows((kind, value) for kind, value in rows)
