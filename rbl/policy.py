@@ -37,7 +37,7 @@ from typing import Final
 from rbl.config import ListingSettings
 from rbl.index import PrefixTable
 from rbl.keys import address_key
-from rbl.traphit import TrapHit
+from rbl.traphit import EARLIEST, TrapHit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -90,7 +90,6 @@ STAGE_DATA: Final = "data"
 # and far from datetime's year 9999 limit in any time zone), no window reaches before
 # EARLIEST (the store refuses hits older than that: rbl.store.evidence.refusal).
 LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
-EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Action(StrEnum):

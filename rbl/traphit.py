@@ -13,9 +13,28 @@ touch the store. Imports only the standard library.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from rbl.errors import RblError
+
+# The times a hit can have and still be evidence: none before 1970 is any MTA's, and
+# one more than FUTURE_SKEW after the reader's or writer's clock is a wrong clock or a
+# forged time (clocks differ, zones are misread by hours); it would list the sender
+# until then. The parsers refuse such hits, and so does the store for every feed.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone surrogate (a JSON ``\\udc80``: no Unicode text, and no
+    database can store it), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 class ParseError(RblError):

@@ -25,7 +25,6 @@ from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
 from rbl.keys import DomainKey, ListingKey, address_key
 from rbl.policy import (
-    EARLIEST,
     Action,
     Decision,
     History,
@@ -51,7 +50,7 @@ from rbl.store.schema import (
 )
 from rbl.store.timestamps import utc
 from rbl.suffixes import is_public_suffix
-from rbl.traphit import TrapHit
+from rbl.traphit import EARLIEST, FUTURE_SKEW, TrapHit, lone_surrogate
 from rbl.traps import TrapMatcher
 
 POLICY_ACTOR = "policy"
@@ -286,9 +285,6 @@ def _fit(hit: TrapHit) -> TrapHit:
     return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
 
 
-# How far ahead of the writer's clock a hit's time may be (clocks differ, zones are
-# misread by hours); later is a wrong clock or a forged time, never evidence.
-FUTURE_SKEW = timedelta(days=1)
 _TEXT_FIELDS = ("client_ip", "rcpt_to", "mail_from", "helo", "client_name", "feed", "raw")
 
 
@@ -317,12 +313,9 @@ def _refusal(hit: TrapHit, now: datetime, latest: datetime) -> str | None:
         return f"time {hit.at.isoformat()} is before 1970: no log of a real attempt"
     for name in _TEXT_FIELDS:
         value = getattr(hit, name)
-        if value is None or value.isascii():
-            continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = value[exc.start]
+        at = None if value is None else lone_surrogate(value)
+        if at is not None:
+            bad = value[at]
             return (
                 f"field {name} holds {bad.encode('utf-8', 'backslashreplace').decode()}, "
                 "a lone surrogate: not Unicode text, no database can store it"

@@ -23,13 +23,12 @@ SQLAlchemy; only the standard library and rbl.traphit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import wraps
 from typing import Final
 
-from rbl.feeds.parsers import exim, jsonlines, postfix, spamd, spamdb, stamps
+from rbl.feeds.parsers import exim, jsonlines, postfix, spamd, spamdb
 from rbl.feeds.parsers.context import ParseContext
-from rbl.traphit import ParseError, TrapHit
+from rbl.traphit import EARLIEST, FUTURE_SKEW, ParseError, TrapHit, lone_surrogate
 
 __all__ = ["FIELD_LIMITS", "PARSERS", "LineParser", "ParseContext", "get_parser"]
 
@@ -45,12 +44,11 @@ FIELD_LIMITS: Final = {
     "rcpt_to": 320,
     "feed": 32,
 }
-EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check(hit: TrapHit, ctx: ParseContext) -> None:
     """Refuse a hit the store could not keep or the policy could not reason about."""
-    if hit.at > ctx.now + stamps.FUTURE_SLACK:
+    if hit.at > ctx.now + FUTURE_SKEW:
         raise ParseError(
             f"time {hit.at.isoformat()} is more than a day after the reader's clock "
             f"({ctx.now.isoformat()})"
@@ -68,12 +66,9 @@ def _check(hit: TrapHit, ctx: ParseContext) -> None:
 
 
 def _unicode(value: str, what: str) -> None:
-    if value.isascii():
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ParseError(f"{what} is not valid Unicode ({exc.reason} at {exc.start})") from exc
+    at = lone_surrogate(value)
+    if at is not None:
+        raise ParseError(f"{what} is not valid Unicode (surrogates not allowed at {at})")
 
 
 def _checked(parse: LineParser) -> LineParser:
