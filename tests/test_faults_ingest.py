@@ -97,6 +97,26 @@ def start_ingest(config: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+def kill_ingest_past(
+    config: Path, log: Path, url: str, target: int, rng: random.Random, *extra: str
+) -> None:
+    """Start an ingest, let it commit past line ``target`` and a random moment more
+    (inside a batch or its commit), then SIGKILL it. The targets sit far enough before
+    the log's end that a fast machine cannot finish first; the pipes are closed whatever
+    happens, so a failure here does not leak into the next test as a ResourceWarning."""
+    process = start_ingest(config, log, *extra)
+    try:
+        wait_until(
+            lambda: committed_lines(url) >= target or process.poll() is not None,
+            f"line {target}",
+        )
+        time.sleep(rng.uniform(0, 0.3))
+        assert process.poll() is None, f"ingest finished before it was killed (target {target})"
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+
+
 # -- what was stored ----------------------------------------------------------------------
 
 HITS = "SELECT at, client_ip, mail_from, rcpt_to, action, counted, reason FROM hits"
@@ -596,16 +616,7 @@ def test_kill_9_at_random_points_then_rerun_is_exact(
     for _kill in range(KILLS):
         # The first one during start-up, the others after a random stretch of progress.
         target = 0 if not killed_at else killed_at[-1] + rng.randrange(1000, 4000)
-        process = start_ingest(config, log, "--batch", "250")
-        running = process
-        wait_until(
-            lambda t=target, p=running: committed_lines(database_url) >= t or p.poll() is not None,  # type: ignore[misc]
-            f"line {target}",
-        )
-        time.sleep(rng.uniform(0, 0.3))  # somewhere inside a batch or its commit
-        assert process.poll() is None, "ingest finished before it was killed"
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+        kill_ingest_past(config, log, database_url, target, rng, "--batch", "250")
         killed_at.append(committed_lines(database_url))
     assert killed_at[-1] < line_count
     result = rbl_command(config, "ingest", "--format", "postfix", str(log))
@@ -691,7 +702,7 @@ QUARANTINE = 'SELECT line_number, "offset", line, state FROM quarantine'
 def test_kill_9_with_bad_lines_quarantines_each_exactly_once(
     database_url: str, fresh_url: Callable[[], str], tmp_path: Path
 ) -> None:
-    content, bad = with_bad_lines(postfix_log(8000, seed=SEED + 4), every=150)
+    content, bad = with_bad_lines(postfix_log(20_000, seed=SEED + 4), every=150)
     log = tmp_path / "mail.log"
     log.write_text(content)
     clean_config = trapped_config(tmp_path / "clean", clean_url := fresh_url())
@@ -707,16 +718,7 @@ def test_kill_9_with_bad_lines_quarantines_each_exactly_once(
     killed_at = [0]
     for _kill in range(4):
         target = killed_at[-1] + rng.randrange(500, 2000)
-        process = start_ingest(config, log, "--batch", "100")
-        running = process
-        wait_until(
-            lambda t=target, p=running: committed_lines(database_url) >= t or p.poll() is not None,  # type: ignore[misc]
-            f"line {target}",
-        )
-        time.sleep(rng.uniform(0, 0.3))
-        assert process.poll() is None, "ingest finished before it was killed"
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+        kill_ingest_past(config, log, database_url, target, rng, "--batch", "100")
         killed_at.append(committed_lines(database_url))
     rbl_command(config, "ingest", "--format", "postfix", str(log))
     assert rows(database_url, QUARANTINE) == kept  # each bad line once, at the same place
