@@ -49,6 +49,7 @@ ZONE = "bl.example.org"
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 WATCH_LIMIT = 10.0  # seconds the direct DNS watcher waits for a listing
 
+# The restrictions as docs/DEPLOYMENT.md gives them: the policy answer, then the zone.
 MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue
@@ -74,9 +75,10 @@ smtpd_tls_security_level = none
 smtp_tls_security_level = none
 smtpd_policy_service_default_action = DUNNO
 smtpd_recipient_restrictions =
+    permit_mynetworks,
+    reject_unauth_destination,
     check_policy_service inet:{policy},
-    reject_rbl_client {zone},
-    reject_unauth_destination
+    reject_rbl_client {zone}
 """
 
 POSTSCREEN_CF = """\
