@@ -7,6 +7,15 @@ or the queue is full (the feed then asks the sender to retry later). A batch
 starts as soon as hits wait and no write is in flight, and takes whatever
 arrived meanwhile (up to ``batch`` hits), so an answer costs one transaction.
 
+A hit that listed its sender is answered later still: ``write`` says, per
+hit, the change-log id DNS must have applied to answer the new listing, and
+``visible`` (rbl.visibility in ``rbl serve``) fires once every DNS process
+has, so the MTA's DNSBL lookup right after the answer already sees it. That
+wait shares the hit's deadline; past it the hit is answered True all the same
+(it is durable: asking the sender to retry would only record the attempt
+twice) and counted in ``not_visible``. Hits that changed nothing DNS answers
+(already listed, below the threshold, ignored) are answered at commit.
+
 Nothing is dropped once queued: a failed batch stays at the head of the queue
 and is retried with backoff, logged once per outage; a hit answered False on
 its deadline is still written when the store comes back (it was a real
@@ -22,7 +31,7 @@ where ``rbl quarantine refeed`` finds it. Imports Twisted only, no SQLAlchemy.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet import defer
@@ -42,12 +51,13 @@ RETRY_MAX = 5.0  # ...doubling up to this
 class _Pending:
     """A queued hit and the Deferred its feed waits on (answered at most once)."""
 
-    __slots__ = ("answer", "deadline", "hit")
+    __slots__ = ("answer", "committed", "deadline", "hit")
 
     def __init__(self, hit: TrapHit, deadline: float) -> None:
         self.hit = hit
         self.deadline = deadline
         self.answer: defer.Deferred[bool] | None = defer.Deferred()
+        self.committed = False  # durable, waiting for DNS to show its listing
 
     def settle(self, durable: bool) -> bool:
         """Fire the answer unless it already fired; True if it fired now."""
@@ -61,21 +71,27 @@ class _Pending:
 class HitRecorder:
     """The queue between a live feed and the store.
 
-    ``write`` runs one transaction for a list of hits off the reactor thread.
-    Counters, read by metrics: ``queued`` hits waiting or being written (a
-    property), ``written`` hits committed, ``failures`` consecutive failed
-    writes (0 when the store works), ``deferred`` hits answered False (queue
-    full, past their deadline, or submitted while stopping), ``refused`` those
+    ``write`` runs one transaction for a list of hits off the reactor thread
+    and returns None or, for each hit in order, the change-log id its answer
+    waits for (None: no wait); ``visible(id, timeout)`` fires True once DNS
+    shows that id, False if not within ``timeout``. Counters, read by
+    metrics: ``queued`` hits waiting or being written (a property), ``written``
+    hits committed, ``failures`` consecutive failed writes (0 when the store
+    works), ``deferred`` hits answered False (queue full, past their
+    deadline, or submitted while stopping), ``refused`` those
     of them never queued (queue full or stopping; these are never written),
     ``set_aside`` hits the store refused for good (logged whole, not retried),
     ``quarantined`` those of them kept in the quarantine (the others are only in
     the log: the quarantine write failed too). A failure ``is_transient`` calls
-    permanent is not retried as it is: see ``_failed_for_good``.
+    permanent is not retried as it is: see ``_failed_for_good``. ``waited``
+    counts hits whose answer waited for DNS, ``not_visible`` those of them
+    answered at their deadline before every DNS process showed the listing,
+    ``visible_seconds`` the time they waited in all.
     """
 
     def __init__(
         self,
-        write: Callable[[list[TrapHit]], defer.Deferred[Any]],
+        write: Callable[[list[TrapHit]], defer.Deferred[Sequence[int | None] | None]],
         clock: Any,
         *,
         commit_timeout: float = 10.0,
@@ -83,8 +99,10 @@ class HitRecorder:
         batch: int = MAX_BATCH,
         is_transient: Callable[[BaseException], bool] = lambda _error: True,
         quarantine: Callable[[TrapHit, BaseException], defer.Deferred[Any]] | None = None,
+        visible: Callable[[int, float], defer.Deferred[bool]] | None = None,
     ) -> None:
         self.write = write
+        self.visible = visible
         self.quarantine = quarantine
         self.is_transient = is_transient  # rbl.store.faults.is_transient in rbl serve
         self.clock = clock
@@ -97,6 +115,9 @@ class HitRecorder:
         self.refused = 0
         self.set_aside = 0
         self.quarantined = 0
+        self.waited = 0
+        self.not_visible = 0
+        self.visible_seconds = 0.0
         # Hits to write one at a time: after a batch failed for good, to find the
         # hit it failed on without holding back the others.
         self._isolating = 0
@@ -142,6 +163,9 @@ class HitRecorder:
         the process; the sender retries them.
         """
         self._accepting = False
+        for pending in self._unanswered:  # durable: DNS is stopping, no point waiting
+            if pending.committed:
+                pending.settle(True)
         if self._flush_call is not None and self._flush_call.active():
             self._flush_call.reset(0)  # no backoff now: one more try before exit
         if not self._queue:
@@ -164,7 +188,7 @@ class HitRecorder:
                 call.cancel()
         self._flush_call = self._deadline_call = None
         for pending in self._unanswered:
-            if pending.settle(False):
+            if pending.settle(pending.committed) and not pending.committed:
                 self.deferred += 1
         self._unanswered.clear()
         if self._queue:
@@ -183,7 +207,9 @@ class HitRecorder:
         while self._unanswered and (
             self._unanswered[0].answer is None or self._unanswered[0].deadline <= now
         ):
-            if self._unanswered.popleft().settle(False):
+            pending = self._unanswered.popleft()
+            # A committed hit waits for DNS with the same deadline; that wait answers it.
+            if not pending.committed and pending.settle(False):
                 self.deferred += 1
         self._armDeadline()
 
@@ -204,11 +230,22 @@ class HitRecorder:
         d = defer.maybeDeferred(self.write, hits)
         d.addCallbacks(self._written, self._failed, callbackArgs=(count,))
 
-    def _written(self, _result: object, count: int) -> None:
+    def _written(self, positions: Sequence[int | None] | None, count: int) -> None:
         self._writing = False
         self._isolating = max(0, self._isolating - count)
-        for _ in range(count):
-            self._queue.popleft().settle(True)
+        now = self.clock.seconds()
+        for index in range(count):
+            pending = self._queue.popleft()
+            position = positions[index] if positions else None
+            if pending.answer is None:  # answered False on its deadline: nobody waits now
+                continue
+            if position is None or self.visible is None or not self._accepting:
+                pending.settle(True)
+                continue
+            pending.committed = True
+            self.waited += 1
+            seen = self.visible(position, max(0.0, pending.deadline - now))
+            seen.addCallback(self._seen, pending, now)
         self.written += count
         self._retry_delay = RETRY_FIRST
         if self.failures:
@@ -220,6 +257,11 @@ class HitRecorder:
         self.failures = 0
         self._armDeadline()
         self._next(0)
+
+    def _seen(self, visible: bool, pending: _Pending, committed: float) -> None:
+        self.visible_seconds += self.clock.seconds() - committed
+        if pending.settle(True) and not visible:
+            self.not_visible += 1
 
     def _failed(self, failure: Any) -> None:
         self._writing = False

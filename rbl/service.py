@@ -37,6 +37,7 @@ from rbl.dnsserver.zone import Zone
 from rbl.follower import IndexFollower
 from rbl.index import ZoneIndex
 from rbl.store.reader import Change, ListingReader
+from rbl.visibility import PollRequests, Visibility
 
 log = Logger(namespace="rbl")
 POLICY_BACKLOG = 1024
@@ -105,7 +106,14 @@ class DatabaseService(Service):
 
 
 class ChangeFollowerService(Service):
-    """Polls the change log and applies new rows on the reactor thread."""
+    """Polls the change log and applies new rows on the reactor thread.
+
+    Every ``interval``, and at once when ``poll`` is called (a trap hit's
+    policy answer waits for its listing: rbl.visibility). One read runs at a
+    time, so rows apply in order; a poll asked for during a read gets one more
+    read after it (the running one may have begun before what the caller waits
+    for was committed). ``on_applied`` is called after each read.
+    """
 
     def __init__(
         self, database: DatabaseService, follower: IndexFollower, interval: float, reactor: Any
@@ -114,9 +122,13 @@ class ChangeFollowerService(Service):
         self.follower = follower
         self.interval = interval
         self.reactor = reactor
+        self.on_applied: Callable[[], None] | None = None
+        self.asked = 0  # rbl.visibility.Follower: kept by Visibility
         self._loop: task.LoopingCall | None = None
         self._failing = False
-        self._reloading = False
+        self._reading = False
+        self._during: list[defer.Deferred[None]] = []  # fire when the running read ends
+        self._after: list[defer.Deferred[None]] = []  # fire when the next read ends
 
     def startService(self) -> None:
         super().startService()
@@ -130,13 +142,42 @@ class ChangeFollowerService(Service):
             self._loop.stop()
         return None
 
-    def poll(self) -> defer.Deferred[Any]:
-        if self._reloading:
-            return defer.succeed(None)
-        d = self.database.run(self._read, self.follower.position)
-        d.addCallback(self._apply)
+    def applied(self) -> int:
+        return self.follower.position
+
+    def poll_now(self) -> None:
+        self.poll()
+
+    def poll(self) -> defer.Deferred[None]:
+        """Read and apply new rows; fires after a read that began after this call."""
+        done: defer.Deferred[None] = defer.Deferred()
+        if self._reading:
+            self._after.append(done)
+        else:
+            self._during.append(done)
+            self._start()
+        return done
+
+    def _start(self) -> None:
+        self._reading = True
+        d = self._readMore()
         d.addErrback(self._failed)
-        return d
+        d.addBoth(self._ended)
+
+    def _readMore(self) -> defer.Deferred[None]:
+        d = self.database.run(self._read, self.follower.position)
+        return d.addCallback(self._apply)
+
+    def _ended(self, _: object) -> None:
+        self._reading = False
+        done, self._during = self._during, []
+        if self._after:
+            self._during, self._after = self._after, []
+            self._start()
+        if self.on_applied is not None:
+            self.on_applied()
+        for d in done:
+            d.callback(None)
 
     def _read(self, after: int) -> tuple[list[Change], int]:
         return self.database.reader.read_changes_since(after, CHANGE_BATCH)
@@ -152,7 +193,7 @@ class ChangeFollowerService(Service):
             )
         self.follower.apply(changes)
         if len(changes) == CHANGE_BATCH and self.running:
-            return self.poll()
+            return self._readMore()
         return None
 
     def _reload(self, pruned_through: int) -> defer.Deferred[None]:
@@ -168,7 +209,6 @@ class ChangeFollowerService(Service):
             position=self.follower.position,
             through=pruned_through,
         )
-        self._reloading = True
         fresh = IndexFollower(
             {
                 name: Zone(zone.settings, ZoneIndex(zone.settings.kind))
@@ -191,13 +231,7 @@ class ChangeFollowerService(Service):
                 position=report.position,
             )
 
-        def done(result: object) -> object:
-            self._reloading = False
-            return result
-
-        reloaded = d.addCallback(swap)
-        reloaded.addBoth(done)
-        return reloaded
+        return d.addCallback(swap)
 
     def _failed(self, failure: Any) -> None:
         # Keep serving the index we have; say so once, not every poll.
@@ -330,7 +364,13 @@ class WriterService(Service):
     SQLAlchemy is imported here, lazily, so ``--dns-only`` processes never load it.
     """
 
-    def __init__(self, settings: Settings, database: DatabaseService, reactor: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: DatabaseService,
+        reactor: Any,
+        visibility: Visibility | None = None,
+    ) -> None:
         from rbl.policy import Rules
         from rbl.recorder import HitRecorder
         from rbl.store.database import open_engine
@@ -356,6 +396,8 @@ class WriterService(Service):
             quarantine=lambda hit, error: threads.deferToThreadPool(
                 reactor, self.write_pool, self._quarantine, hit, error
             ),
+            # A hit that lists its sender is answered once every DNS process shows it.
+            visible=None if visibility is None else visibility.wait,
         )
         self.policy_port: Any = None
         self.policy_factory: Any = None
@@ -382,11 +424,12 @@ class WriterService(Service):
         self.ip_zone = settings.trap_ip_zone()
         self.domain_zone = settings.trap_domain_zone()
 
-    def _write(self, batch: list[Any]) -> None:
+    def _write(self, batch: list[Any]) -> list[int | None]:
+        """Store a batch; for each hit, the change-log id its answer waits for (or None)."""
         from rbl.store.evidence import record_hits
 
         with self.engine.begin() as conn:
-            record_hits(
+            result = record_hits(
                 conn,
                 batch,
                 matcher=self.matcher,
@@ -396,6 +439,7 @@ class WriterService(Service):
                 domain_zone=self.domain_zone,
                 now=_utcnow(),
             )
+        return [result.change_id if i in result.changed else None for i in range(len(batch))]
 
     def _quarantine(self, hit: Any, error: BaseException) -> None:
         """A hit the store refused for good, kept where ``rbl quarantine`` finds it."""
@@ -513,6 +557,7 @@ class Server:
     settings: Any = None  # rbl.config.Settings as started
     current: Any = None  # the settings last applied by a SIGHUP reload (rbl.reload)
     notify: Any = None  # rbl.dnsserver.notify.NotifySender when [transfer] notify is set
+    visibility: Visibility | None = None  # what a trap hit's policy answer waits for
 
 
 class OrderedServices(MultiService):
@@ -554,6 +599,7 @@ def make_service(
     reuse_port: bool = False,
     reuse_port_child: bool = False,
     report_fd: int | None = None,
+    control_fd: int | None = None,
     processes: int = 1,
 ) -> Server:
     """Open the store, load the index and compose the services (ports bind on start).
@@ -561,8 +607,10 @@ def make_service(
     ``dns_only`` leaves out every writer (expiry sweep, live feeds): for extra DNS
     nodes following one database, and for measuring the DNS path alone. A
     ``--workers`` child gets ``report_fd``, the pipe its counters go to; the
-    first process serves /metrics for all of them. ``processes`` is how many
-    share the DNS ports (each rate-limits its share).
+    first process serves /metrics for all of them, and ``control_fd``, the pipe
+    on which the first process asks it to read the change log now (a trap
+    hit waits for its listing). ``processes`` is how many share the DNS ports
+    (each rate-limits its share).
     """
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
@@ -575,9 +623,8 @@ def make_service(
     top = OrderedServices()
     database = DatabaseService(reader, reactor)
     database.setServiceParent(top)
-    ChangeFollowerService(
-        database, follower, settings.sync.poll_interval, reactor
-    ).setServiceParent(top)
+    changes = ChangeFollowerService(database, follower, settings.sync.poll_interval, reactor)
+    changes.setServiceParent(top)
     transfers = None
     if settings.transfer.allow:
         from rbl.dnsserver.tsig import TsigKeys
@@ -603,9 +650,11 @@ def make_service(
         sender = NotifySender(settings.transfer.notify, reactor)
         follower.on_serial = sender.zone_changed
         NotifyService(sender, reactor).setServiceParent(top)
-    writer = None
+    writer = visibility = None
     if not dns_only:
-        writer = WriterService(settings, database, reactor)
+        visibility = Visibility(reactor, changes)
+        changes.on_applied = visibility.advanced
+        writer = WriterService(settings, database, reactor, visibility)
         writer.setServiceParent(top)
     web = None
     if writer is not None and settings.web.listen is not None:
@@ -639,16 +688,34 @@ def make_service(
             gzip_level=settings.dumps.gzip_level,
         )
         dumps.setServiceParent(top)
-    built = Server(top, dns, follower, report, writer, web, dumps, settings=settings, notify=sender)
+    built = Server(
+        top,
+        dns,
+        follower,
+        report,
+        writer,
+        web,
+        dumps,
+        settings=settings,
+        notify=sender,
+        visibility=visibility,
+    )
     if report_fd is not None:
         from rbl.metrics.collect import dns_snapshot
         from rbl.metrics.report import ReportWriter
 
-        ReportWriter(
+        reports = ReportWriter(
             report_fd,
             lambda: dns_snapshot(dns, follower.zones, follower.position),
             reactor,
-        ).setServiceParent(top)
+        )
+        reports.setServiceParent(top)
+        if control_fd is not None:
+            # Asked to read now: read, then say how far this process's index got.
+            def poll() -> None:
+                changes.poll().addCallback(lambda _: reports.applied(follower.position))
+
+            PollRequests(control_fd, poll, reactor).setServiceParent(top)
     elif settings.metrics.listen is not None:
         from rbl.metrics.service import MetricsCollector, MetricsService
 

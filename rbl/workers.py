@@ -9,6 +9,9 @@ children are started before privileges are dropped (Linux lets only sockets
 of the same user share a port), restarted with a backoff when they die, and
 stopped with the parent. Each child reports its counters over a pipe
 (rbl.metrics.report), so the first process's /metrics covers them all.
+A second pipe runs the other way: when a trap hit's policy answer waits for
+its listing to be in DNS (rbl.visibility), the first process asks the
+children to read the change log now, and each reports back how far it got.
 Secrets (a database URL given with --database or RBL_DATABASE_URL) reach the
 children in their environment, never in argv: every local user can read a
 command line, only the process's own user its environment.
@@ -30,11 +33,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from rbl.metrics.report import REPORT_FD, ReportReader
+from rbl.visibility import POLL_REQUEST, Visibility
 
 log = Logger(namespace="rbl.workers")
 
 MAX_BACKOFF = 60.0
 STOP_TIMEOUT = 10.0
+CONTROL_FD = 4  # the poll-request pipe's number in the child
 
 
 class _Worker(ProcessProtocol):
@@ -47,13 +52,24 @@ class _Worker(ProcessProtocol):
         # A reload asked for before the child serves: its handler may not be installed
         # yet (SIGHUP would kill it), so it is sent with the child's first report.
         self.reload_pending = False
+        self.asked = 0  # rbl.visibility.Follower: kept by Visibility
+
+    def applied(self) -> int | None:
+        return self.reports.applied
+
+    def poll_now(self) -> None:
+        with contextlib.suppress(Exception):  # gone: it answers no DNS either
+            self.transport.writeToChild(CONTROL_FD, POLL_REQUEST)
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == REPORT_FD:
+            before = self.reports.applied
             self.reports.feed(data)
             if self.reload_pending and self.reports.latest is not None:
                 self.reload_pending = False
                 self.signal("HUP")
+            if self.reports.applied != before:
+                self.supervisor.advanced()
 
     def signal(self, name: str) -> None:
         with contextlib.suppress(Exception):  # already gone
@@ -71,6 +87,7 @@ class WorkerSupervisor(Service):
         count: int,
         reactor: Any,
         env: Mapping[str, str] | None = None,
+        visibility: Visibility | None = None,
     ) -> None:
         self.argv = list(argv)  # the child command line, without the interpreter: no secrets
         self.env = {**os.environ, **(env or {})}  # secrets go here (only the user reads it)
@@ -78,6 +95,17 @@ class WorkerSupervisor(Service):
         self.reactor = reactor
         self.workers: dict[int, tuple[_Worker, Any]] = {}
         self.backoff: dict[int, float] = {}
+        self.visibility = visibility  # trap hits wait until every child shows their listing
+        if visibility is not None:
+            visibility.remote = self.followers
+
+    def followers(self) -> list[_Worker]:
+        """The running children (each answers DNS once it has loaded its index)."""
+        return [worker for worker, _ in self.workers.values()]
+
+    def advanced(self) -> None:
+        if self.visibility is not None:
+            self.visibility.advanced()
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
@@ -91,7 +119,7 @@ class WorkerSupervisor(Service):
             sys.executable,
             [sys.executable, *self.argv],
             env=self.env,
-            childFDs={0: "w", 1: 1, 2: 2, REPORT_FD: "r"},
+            childFDs={0: "w", 1: 1, 2: 2, REPORT_FD: "r", CONTROL_FD: "w"},
         )
         self.workers[number] = (worker, transport)
 
@@ -117,6 +145,7 @@ class WorkerSupervisor(Service):
 
     def ended(self, worker: _Worker, reason: Failure) -> None:
         self.workers.pop(worker.number, None)
+        self.advanced()  # what waited on it alone may go now
         if not self.running:
             return
         delay = self.backoff.get(worker.number, 0.5)

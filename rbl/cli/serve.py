@@ -36,6 +36,9 @@ from rbl.cli.output import log_observer
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT.")
 @click.option("--report-fd", type=int, default=None, hidden=True, help="Counters pipe (workers).")
+@click.option(
+    "--control-fd", type=int, default=None, hidden=True, help="Poll-request pipe (workers)."
+)
 @click.option("--processes", type=int, default=None, hidden=True, help="Processes on the ports.")
 @pass_context
 def serve(
@@ -47,6 +50,7 @@ def serve(
     workers: int,
     reuse_port: bool,
     report_fd: int | None,
+    control_fd: int | None,
     processes: int | None,
 ) -> None:
     """Serve the zones over DNS (UDP and TCP) and follow the change log."""
@@ -75,6 +79,7 @@ def serve(
         reuse_port=reuse_port or workers > 1,
         reuse_port_child=reuse_port,  # workers leave NOTIFY to the first process
         report_fd=report_fd,
+        control_fd=control_fd,
         processes=processes or workers,
     )
     log.info(
@@ -88,19 +93,22 @@ def serve(
     if workers > 1:
         # Children bind the very ports just bound, before anyone drops privileges.
         from rbl.metrics.report import REPORT_FD
-        from rbl.workers import WorkerSupervisor
+        from rbl.workers import CONTROL_FD, WorkerSupervisor
 
         child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
         # Never on the command line, which every local user can read (ps, /proc/*/cmdline):
         # a database URL carries the PostgreSQL password. The environment is the user's own.
         secrets = {"RBL_DATABASE_URL": obj.database_url} if obj.database_url else {}
         child += ["serve", "--dns-only", "--reuse-port", "--report-fd", str(REPORT_FD)]
+        child += ["--control-fd", str(CONTROL_FD)]
         child += ["--processes", str(workers)]
         for host, port in server.dns.bound:
             child += ["--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         if user:
             child += ["--user", user]
-        supervisor = WorkerSupervisor(child, workers, reactor, env=secrets)
+        supervisor = WorkerSupervisor(
+            child, workers, reactor, env=secrets, visibility=server.visibility
+        )
         supervisor.setServiceParent(service)
         supervisor.privilegedStartService()
         server.supervisor = supervisor

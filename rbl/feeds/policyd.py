@@ -8,7 +8,9 @@ plus an empty line; a connection carries many requests, one at a time
 ``is_trap`` accepts, this feed builds a TrapHit and hands it to ``submit``.
 
 The feed only observes, and an answer means the evidence is kept: a trap hit
-is answered ``action=DUNNO`` once ``submit``'s Deferred says it is durable,
+is answered ``action=DUNNO`` once ``submit``'s Deferred says it is durable (in
+``rbl serve`` that is also once a listing the hit caused is in DNS, so the
+``reject_rbl_client`` lookup Postfix makes next sees it: rbl.recorder),
 and ``action=DEFER_IF_PERMIT`` when it says it is not (queue full, store down
 past the deadline) or ``submit`` raises, so the sender tries again later and
 the attempt is seen again. That is a 4xx only if no later restriction rejects

@@ -271,6 +271,24 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
             "Live-feed hits set aside and kept in the store's quarantine.",
             recorder.quarantined,
         ),
+        single(
+            "rbl_policy_visibility_waits_total",
+            "counter",
+            "Trap hits whose answer waited for their new listing to be in every DNS process.",
+            recorder.waited,
+        ),
+        single(
+            "rbl_policy_visibility_timeouts_total",
+            "counter",
+            "Of those, hits answered at commit_timeout before every DNS process showed it.",
+            recorder.not_visible,
+        ),
+        single(
+            "rbl_policy_visibility_wait_seconds_total",
+            "counter",
+            "Time those hits waited between commit and visible in DNS, in all.",
+            recorder.visible_seconds,
+        ),
     ]
 
 

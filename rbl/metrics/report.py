@@ -6,6 +6,10 @@ only the first process listens for scrapes. Each child writes its snapshot
 (rbl.metrics.collect.dns_snapshot) as one JSON line to an inherited pipe
 every ``REPORT_INTERVAL`` seconds; the supervisor keeps the latest line per
 child. A full pipe (the parent is busy) skips a report rather than block DNS.
+Between reports, a child that was asked to read the change log now (a trap
+hit's policy answer waits for its listing: rbl.visibility) writes a short
+``{"applied": id}`` line once it has, so the parent need not wait for the next
+report to learn how far the child's index is.
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ class ReportWriter(Service):
             self._loop.stop()
 
     def write(self) -> None:
-        line = json.dumps(self.snapshot(), separators=(",", ":")).encode() + b"\n"
+        self._send(self.snapshot())
+
+    def applied(self, position: int) -> None:
+        """Say at once how far this process's index has applied the change log."""
+        self._send({"applied": position})
+
+    def _send(self, report: Mapping[str, Any]) -> None:
+        line = json.dumps(report, separators=(",", ":")).encode() + b"\n"
         # A full pipe (the parent is busy) or a gone parent: the next report will do. A
         # partial write leaves a torn line, which the reader skips at the next newline.
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
@@ -54,10 +65,15 @@ class ReportWriter(Service):
 
 
 class ReportReader:
-    """In the parent: assembles lines from one child's pipe; ``latest`` is the newest report."""
+    """In the parent: assembles lines from one child's pipe.
+
+    ``latest`` is the newest report, ``applied`` the newest change-log id the
+    child said it applied (in a report or an ``applied`` line; None until then).
+    """
 
     def __init__(self) -> None:
         self.latest: dict[str, Any] | None = None
+        self.applied: int | None = None
         self._buffer = b""
 
     def feed(self, data: bytes) -> None:
@@ -67,11 +83,17 @@ class ReportReader:
                 self._buffer = b""
             return
         *lines, self._buffer = self._buffer.split(b"\n")
-        for line in reversed(lines):
+        for line in lines:
             try:
                 report = json.loads(line)
             except ValueError:
                 continue  # a torn line after a skipped write
-            if isinstance(report, dict):
+            if not isinstance(report, dict):
+                continue
+            position = report.get("applied", report.get("position"))
+            if isinstance(position, int) and not isinstance(position, bool):
+                self.applied = position  # a child's position only grows, or it restarted
+            if "applied" not in report:
                 self.latest = report
-                return
+        if self.latest is not None and self.applied is not None:
+            self.latest["position"] = self.applied  # /metrics shows the newest

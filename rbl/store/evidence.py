@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, String, Table, and_, bindparam, func, insert, select, update
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
@@ -45,6 +45,7 @@ from rbl.store.schema import (
     SOURCE_MANUAL,
     SOURCE_TRAP,
     audit_log,
+    change_log,
     hits,
     listings,
 )
@@ -64,11 +65,18 @@ class BatchResult:
     actions: Counter[str] = field(default_factory=Counter)
     listed: list[str] = field(default_factory=list)  # keys newly listed, "zone key"
     held: list[str] = field(default_factory=list)  # keys newly held for review, "zone key"
+    # The highest change-log id the batch wrote (None: it changed nothing DNS answers),
+    # and which of its hits (by position in the batch) a new listing answers: a live
+    # feed answers those once DNS has applied that id (rbl.visibility).
+    change_id: int | None = None
+    changed: set[int] = field(default_factory=set)
 
     def add(self, other: BatchResult) -> None:
         self.actions.update(other.actions)
         self.listed.extend(other.listed)
         self.held.extend(other.held)
+        if other.change_id is not None:
+            self.change_id = max(self.change_id or 0, other.change_id)
 
 
 class _Listing:
@@ -347,9 +355,9 @@ def record_hits(
     result = BatchResult()
     if batch:
         lock_change_log(conn)  # decisions read listings that other writers change
-    relevant: list[tuple[TrapHit, str | None]] = []
+    relevant: list[tuple[TrapHit, str | None, int]] = []
     seen = _stored_attempts(conn, batch)
-    for hit in batch:
+    for index, hit in enumerate(batch):
         trap = matcher.match(hit.rcpt_to)
         if trap is None and not hit.trap_asserted:
             result.actions[Action.IGNORE.value] += 1
@@ -362,11 +370,11 @@ def record_hits(
             result.actions["duplicate"] += 1
             continue
         seen.add(attempt)
-        relevant.append((hit, None if trap is None else trap.value))
+        relevant.append((hit, None if trap is None else trap.value, index))
     if not relevant:
         return result
     relevant.sort(key=lambda item: item[0].at)  # stable: input order within a second
-    addresses = sorted({hit.client_ip for hit, _ in relevant})
+    addresses = sorted({hit.client_ip for hit, _, _ in relevant})
     ip_rows = _load_listings(
         conn, ip_zone.name, [address_key(a) for a in addresses], texts=addresses
     )
@@ -375,13 +383,13 @@ def record_hits(
         times = _hit_times(conn, addresses, rules.window_start(relevant[0][0].at))
     domain_rows: dict[str, _Listing] = {}
     if domain_zone is not None:
-        candidates = {d for d in (tied_domain(hit) for hit, _ in relevant) if d}
+        candidates = {d for d in (tied_domain(hit) for hit, _, _ in relevant) if d}
         domain_rows = _load_listings(
             conn, domain_zone.name, [DomainKey(d) for d in sorted(candidates)]
         )
 
     hit_rows: list[dict[str, Any]] = []
-    for hit, _trap in relevant:
+    for hit, _trap, _index in relevant:
         row = ip_rows[hit.client_ip]  # parsers give canonical text, the key's own text
         earlier = times.setdefault(hit.client_ip, [])
         in_window = len(earlier) - bisect_right(earlier, rules.window_start(hit.at))
@@ -425,9 +433,19 @@ def record_hits(
             }
         )
     insert_many(conn, hits, hit_rows)
-    _write_listings(conn, ip_zone, ip_rows.values(), now)
+    changed = _write_listings(conn, ip_zone, ip_rows.values(), now)
     if domain_zone is not None:
-        _write_listings(conn, domain_zone, domain_rows.values(), now)
+        changed = _write_listings(conn, domain_zone, domain_rows.values(), now) or changed
+    if changed:
+        # The change-log lock is held (or SQLite's one writer): no other writer's
+        # rows can be newer than this transaction's.
+        result.change_id = conn.execute(select(func.max(change_log.c.id))).scalar_one()
+        for hit, _trap, index in relevant:
+            domain = tied_domain(hit) if domain_zone is not None else None
+            if ip_rows[hit.client_ip].new_episode or (
+                domain is not None and domain in domain_rows and domain_rows[domain].new_episode
+            ):
+                result.changed.add(index)
     return result
 
 
@@ -470,8 +488,10 @@ def _domain_decision(
     row.apply(hit, Decision(action, reason, expires))
 
 
-def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: datetime) -> None:
-    """Write the batch's listing changes with one executemany per statement shape."""
+def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: datetime) -> bool:
+    """Write the batch's listing changes with one executemany per statement shape.
+
+    True if it wrote change-log rows (what DNS answers changed)."""
     codes = ",".join(zone.default_codes)
     inserts: list[dict[str, Any]] = []
     relisted: list[dict[str, Any]] = []
@@ -568,6 +588,7 @@ def _write_listings(conn: Connection, zone: ZoneSettings, rows: Any, now: dateti
         )
     append_changes(conn, changes)
     insert_many(conn, audit_log, audits)
+    return bool(changes)
 
 
 def expire_listings(conn: Connection, *, now: datetime, limit: int = 10_000) -> list[str]:
