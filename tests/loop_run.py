@@ -13,6 +13,8 @@ Run by tests/test_loop_live.py, as root:
 ``unshare --net --mount python -m tests.loop_run --out OUT.json --workdir DIR ...``;
 the namespace lets clients bind 45.33.14.x (loopback addresses, 127/8, are never
 listed) and gives Postfix its own /etc/resolv.conf. Refuses to run outside one.
+By hand, ``--minimum`` and ``--retry-for`` measure how long a failing setup takes
+to refuse the client (one more session a second until one is refused).
 """
 
 from __future__ import annotations
@@ -141,13 +143,16 @@ def enter_namespace(workdir: Path) -> None:
     run("mount", "--bind", str(resolv), "/etc/resolv.conf")
 
 
-def example_config(workdir: Path) -> Path:
-    """zones/example.toml with its database and dumps in ``workdir``; nothing else changed."""
+def example_config(workdir: Path, minimum: int | None = None) -> Path:
+    """zones/example.toml with its database and dumps in ``workdir``; nothing else changed
+    unless ``minimum`` replaces bl.example.org's SOA minimum."""
     text = (REPO / "zones" / "example.toml").read_text()
     replaced = {
         'url = "sqlite:///../var/rbl-example.sqlite"': f'url = "sqlite:///{workdir}/rbl.sqlite"',
         'directory = "../var/dumps"': f'directory = "{workdir}/dumps"',
     }
+    if minimum is not None:
+        replaced["minimum = 300"] = f"minimum = {minimum}"
     for old, new in replaced.items():
         assert old in text, f"zones/example.toml no longer has {old!r}"
         text = text.replace(old, new)
@@ -194,8 +199,8 @@ def wait_listening(host: str, port: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def rbl(workdir: Path, workers: int) -> Iterator[RunningServer]:
-    config = example_config(workdir)
+def rbl(workdir: Path, workers: int, minimum: int | None = None) -> Iterator[RunningServer]:
+    config = example_config(workdir, minimum)
     rbl_command(config, "traps", "add", TRAP)
     server = start_server(config, *(["--workers", str(workers)] if workers > 1 else []))
     try:
@@ -322,8 +327,10 @@ def rcpt_session(ip: str, rcpt: str) -> dict[str, object]:
     return result
 
 
-def client(ip: str, dns_port: int) -> dict[str, object]:
-    """Session 1 to the trap, then at once session 2 to a normal recipient, from ``ip``."""
+def client(ip: str, dns_port: int, retry_for: float = 0.0) -> dict[str, object]:
+    """Session 1 to the trap, then at once session 2 to a normal recipient, from ``ip``;
+    if that is accepted, with ``retry_for``, one more session a second until one is
+    refused or that many seconds have passed (how long the loop takes when it fails)."""
     name = ".".join(reversed(ip.split("."))) + "." + ZONE
     assert query(dns_port, name) == dns.rcode.NXDOMAIN, f"{ip} listed before its trap hit"
     watcher = Watcher(dns_port, name)
@@ -339,7 +346,19 @@ def client(ip: str, dns_port: int) -> dict[str, object]:
         if isinstance(replied, float):
             record["visible_before_trap_reply"] = watcher.visible <= replied
     code = second.get("code")
-    record["next_session_rejected"] = isinstance(code, int) and 500 <= code < 600
+    record["next_session_rejected"] = refused = isinstance(code, int) and 500 <= code < 600
+    if retry_for and not refused and isinstance(sent, float):
+        retries = []
+        while not refused and time.monotonic() - sent < retry_for:
+            time.sleep(1.0)
+            retries.append(later := rcpt_session(ip, NORMAL))
+            code = later.get("code")
+            refused = isinstance(code, int) and 500 <= code < 600
+        record["retries"] = len(retries)
+        replied = retries[-1].get("rcpt_replied") if retries else None
+        if refused and isinstance(replied, float):
+            record["first_refused_after_trap_rcpt"] = replied - sent
+            record["first_refusal"] = retries[-1]["reply"]
     return record
 
 
@@ -356,12 +375,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postscreen", action="store_true")
     parser.add_argument("--stub-no-cache", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="rbl serve --workers")
+    parser.add_argument("--minimum", type=int, help="the zone's SOA minimum, for the example's 300")
+    parser.add_argument(
+        "--retry-for", type=float, default=0.0, help="seconds to retry an accepted client"
+    )
     args = parser.parse_args(argv)
     workdir: Path = args.workdir
     workdir.chmod(0o755)  # Postfix's daemons run as the postfix user
     enter_namespace(workdir)
     with ExitStack() as stack:
-        server = stack.enter_context(rbl(workdir, args.workers))
+        server = stack.enter_context(rbl(workdir, args.workers, args.minimum))
         dns_port = endpoint(server, "dns")[1]
         stack.enter_context(unbound(workdir, dns_port, no_cache=args.stub_no_cache))
         directory = stack.enter_context(
@@ -369,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         clients = []
         for n in range(args.ips):
-            clients.append(client(f"{PREFIX}.{FIRST_CLIENT + n}", dns_port))
+            clients.append(client(f"{PREFIX}.{FIRST_CLIENT + n}", dns_port, args.retry_for))
         time.sleep(0.5)  # Postfix's last lines
         for record in clients:
             record["log"] = log_lines(directory, str(record["ip"]))
@@ -379,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         "postscreen": args.postscreen,
         "stub_no_cache": args.stub_no_cache,
         "workers": args.workers,
+        "minimum": args.minimum,
         "clients": clients,
         "versions": versions,
         "maillog": maillog.split("\n")[:-1],

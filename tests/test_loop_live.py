@@ -51,6 +51,15 @@ def unavailable() -> str | None:
     for tool, package in (("unshare", "util-linux"), ("ip", "iproute2")):
         if shutil.which(tool) is None:
             return f"{tool} is missing (apt-get install {package})"
+    probe = subprocess.run(
+        ["unshare", "--net", "--mount", "--", "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    if probe.returncode != 0:  # a container without CAP_SYS_ADMIN
+        return f"cannot make a network and mount namespace: {probe.stderr.strip()}"
     return None
 
 
