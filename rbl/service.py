@@ -175,7 +175,10 @@ class ChangeFollowerService(Service):
             self._during, self._after = self._after, []
             self._start()
         if self.on_applied is not None:
-            self.on_applied()
+            try:
+                self.on_applied()
+            except Exception:  # a bug there must not stop the following
+                log.failure("after applying the change log")
         for d in done:
             d.callback(None)
 
