@@ -22,8 +22,16 @@ import pytest
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.traphit import ParseError, TrapHit
 from tests import sendmail_peer
-from tests.conftest import require_peer
-from tests.sendmail_peer import IMITATED_DOMAIN, IMITATED_IPS, LOCAL_LABEL, SESSIONS, Session
+from tests.conftest import db_rows, rbl_command, require_peer
+from tests.sendmail_peer import (
+    IMITATED_DOMAIN,
+    IMITATED_IPS,
+    LOCAL_LABEL,
+    SESSIONS,
+    TRAP,
+    TRAP_DOMAIN,
+    Session,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +132,27 @@ def test_a_local_submission_is_logged_but_gives_no_hit(
     assert any("ruleset=check_rcpt" in line for line in local), local
     ctx = ParseContext(now=datetime.now(UTC))
     assert [hit for line in local for hit in get_parser("sendmail")(line, ctx)] == []
+
+
+def test_rbl_ingest_lists_the_clients_of_the_fresh_log(
+    captured: tuple[list[str], Path], config_path: Path, tmp_path: Path
+) -> None:
+    """The whole path: ``rbl ingest --format sendmail`` on the log, joins included."""
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(captured[0]) + "\n", encoding="utf-8")
+    # The hostile-sender session's unknown user is a trap too: stored through the join.
+    hostile = next(s for s in SESSIONS if s.label.startswith("sender imitates"))
+    rbl_command(config_path, "traps", "add", TRAP, f"@{TRAP_DOMAIN}", *hostile.unknown)
+    result = rbl_command(config_path, "ingest", "--format", "sendmail", str(log))
+    parsed = sum(len(s.refused) + len(s.unknown) for s in SESSIONS)
+    shortened = sum(s.shortened for s in SESSIONS)
+    assert f"hits parsed: {parsed}  malformed: {shortened}" in result.stdout, result.stdout
+    joined = db_rows(
+        config_path, f"SELECT client_ip, mail_from FROM hits WHERE rcpt_to = '{hostile.unknown[0]}'"
+    )
+    assert joined == [(hostile.ip, hostile.sender)]
+    listed = db_rows(config_path, "SELECT key FROM listings WHERE state='active'")
+    # Every IPv4 client hit a trap; 2001:db8::/32 is documentation space, never listed.
+    assert {str(key).split("/")[0] for (key,) in listed} == {
+        s.ip for s in SESSIONS if ":" not in s.ip
+    }
