@@ -238,6 +238,9 @@ def unavailable() -> str | None:
     for tool in ("unshare", "m4", "ip", "mount"):
         if not any(Path(d, tool).exists() for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin")):
             return f"{tool} is missing"
+    probe = subprocess.run([*NAMESPACES, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f"cannot make network and mount namespaces: {probe.stderr.decode()[-200:]}"
     return None
 
 

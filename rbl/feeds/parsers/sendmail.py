@@ -57,7 +57,9 @@ field, after everything the client controls. A recipient sendmail shortened
 (``shortenstring``: 100 characters, ``...``, 100 characters) cannot be
 known and is refused, as is an argument with nested angle brackets. The
 recipient's comments are dropped, as check_rcpt sees it (``RSF_RMCOMM``).
-Imports only the standard library and this package.
+sendmail's default ``LogLevel`` (9) logs all three; below 5 there are no
+``from=`` lines (logsender needs ``LogLevel > 4``) and unknown users are never
+joined. Imports only the standard library and this package.
 """
 
 from __future__ import annotations
