@@ -134,20 +134,23 @@ SESSIONS: Final = (
         None,
     ),
     Session(
-        "recipient imitates arg1=, relay= and reject= in a quoted local part",
+        "recipient imitates arg1=, relay= and reject= in a quoted local part and comments",
         f"{PREFIX}.5",
         "<bulk@sender.example>",
         (
             f'<"innocent@example.org>, relay=mail.{IMITATED_DOMAIN} [46.46.46.5], '
             f'reject=550 x"@{TRAP_DOMAIN}>',
             '<"q, relay=[46.46.46.5]"@example.org>',
+            "<trap@example.org (x>, relay=[46.46.46.5], reject=550 y)>",
+            '<nobody5@example.org ("x>... User unknown)>',
         ),
         "bulk@sender.example",
         (
             f'"innocent@example.org>, relay=mail.{IMITATED_DOMAIN} [46.46.46.5], '
             f'reject=550 x"@{TRAP_DOMAIN}',
+            TRAP,  # the comment's "x>, relay=..." is a comment to sendmail too
         ),
-        ('"q, relay=[46.46.46.5]"@example.org',),
+        ('"q, relay=[46.46.46.5]"@example.org', "nobody5@example.org"),
         None,
     ),
     Session(

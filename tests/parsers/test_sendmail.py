@@ -68,6 +68,7 @@ def test_real_unknown_users_come_out_of_their_envelopes_from_line() -> None:
             'relay=mail.imitated.example [46.46.46.4]"@b.example',
         ),
         ("45.33.14.5", None, '"q, relay=[46.46.46.5]"@example.org', "bulk@sender.example"),
+        ("45.33.14.5", None, "nobody5@example.org", "bulk@sender.example"),  # comment dropped
         ("45.33.14.6", "mx.real6.example", "nobody6@example.org", "offers@real6.example"),
         ("45.33.14.6", "mx.real6.example", "nobody66@example.org", "offers@real6.example"),
         ("2001:db8::7", "six.real7.example", "nobody7@example.org", "six@real7.example"),
