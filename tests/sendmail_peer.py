@@ -8,15 +8,15 @@ module as a program under ``unshare --mount --net`` (root only), which:
 
 - gives the loopback interface the test's public addresses (``PREFIX``.x and
   2001:db8::x), so sendmail sees each session come from its own client;
-- answers PTR and A/AAAA queries from ``NAMES`` with a small dnslib server on
-  127.0.0.1:53 (an ``/etc/resolv.conf`` and ``/etc/hosts`` bound over the
-  real ones), so sendmail's own forward check makes ``name [ip]`` for a
+- answers PTR and A/AAAA queries from ``PTR`` and ``FORWARD`` with a small
+  dnslib server on 127.0.0.1:53 (an ``/etc/resolv.conf`` and ``/etc/hosts``
+  bound over the real ones), so sendmail's own forward check makes ``name [ip]`` for a
   confirmed name and ``name [ip] (may be forged)`` for one that is not;
 - listens on ``/dev/log`` (a tmpfs over ``/dev`` whose other entries link to
   the real ones), writing each message as rsyslog's traditional file format
   would (``Mon dd hh:mm:ss host tag[pid]: text``);
 - runs ``sendmail -bD -L sm-mta`` with a .cf built by m4 from sendmail-cf
-  (access_db refusing the traps ``To:`` entries, blocklist_recipients,
+  (access_db with ``To:`` entries refusing the traps, blocklist_recipients,
   example.org local so unknown users get ``User unknown``), and drives
   ``SESSIONS`` through it with smtplib.
 
