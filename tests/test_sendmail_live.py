@@ -78,19 +78,21 @@ def test_sendmail_refused_what_the_sessions_expect(captured: tuple[list[str], Pa
 def test_check_rcpt_rejections_give_the_client_and_the_real_recipient(
     read: tuple[list[TrapHit], list[tuple[str, str]]], session: Session
 ) -> None:
-    hits = [hit for hit in read[0] if hit.client_ip == session.ip and hit.mail_from is None]
+    hits = [hit for hit in read[0] if hit.client_ip == session.ip and "ruleset=" in hit.raw]
     assert [hit.rcpt_to for hit in hits] == list(session.refused)
     for hit in hits:
-        assert hit.client_name == session.client_name
+        # The sender comes from the envelope's from= line, which ends the session.
+        assert (hit.mail_from, hit.client_name) == (session.sender, session.client_name)
         assert hit.stage == "rcpt"
-        assert "ruleset=check_rcpt" in hit.raw
+        verdict, envelope = hit.raw.split("\n")
+        assert "ruleset=check_rcpt" in verdict and ": from=" in envelope
 
 
 @pytest.mark.parametrize("session", SESSIONS, ids=lambda s: s.label)
 def test_unknown_users_are_joined_with_their_envelope(
     read: tuple[list[TrapHit], list[tuple[str, str]]], session: Session
 ) -> None:
-    hits = [hit for hit in read[0] if hit.client_ip == session.ip and hit.mail_from is not None]
+    hits = [hit for hit in read[0] if hit.client_ip == session.ip and "ruleset=" not in hit.raw]
     assert [hit.rcpt_to for hit in hits] == list(session.unknown)
     for hit in hits:
         assert (hit.mail_from, hit.client_name, hit.stage) == (
@@ -140,6 +142,8 @@ def test_rbl_ingest_lists_the_clients_of_the_fresh_log(
     """The whole path: ``rbl ingest --format sendmail`` on the log, joins included."""
     log = tmp_path / "mail.log"
     log.write_text("\n".join(captured[0]) + "\n", encoding="utf-8")
+    with config_path.open("a") as config:  # the RHSBL zone for domains tied to the sender
+        config.write('\n[listing]\nip_zone = "bl.example.org"\ndomain_zone = "dbl.example.org"\n')
     # The hostile-sender session's unknown user is a trap too: stored through the join.
     hostile = next(s for s in SESSIONS if s.label.startswith("sender imitates"))
     rbl_command(config_path, "traps", "add", TRAP, f"@{TRAP_DOMAIN}", *hostile.unknown)
@@ -151,8 +155,19 @@ def test_rbl_ingest_lists_the_clients_of_the_fresh_log(
         config_path, f"SELECT client_ip, mail_from FROM hits WHERE rcpt_to = '{hostile.unknown[0]}'"
     )
     assert joined == [(hostile.ip, hostile.sender)]
-    listed = db_rows(config_path, "SELECT key FROM listings WHERE state='active'")
+    listed = db_rows(config_path, "SELECT zone, key FROM listings WHERE state='active'")
     # Every IPv4 client hit a trap; 2001:db8::/32 is documentation space, never listed.
-    assert {str(key).split("/")[0] for (key,) in listed} == {
-        s.ip for s in SESSIONS if ":" not in s.ip
+    ips = {str(key).split("/")[0] for zone, key in listed if zone == "bl.example.org"}
+    assert ips == {s.ip for s in SESSIONS if ":" not in s.ip}
+    domains = {str(key) for zone, key in listed if zone == "dbl.example.org"}
+    # The senders' domains that the verified client names lie in (known from the joined
+    # from= lines); none from the hostile senders or unverified names.
+    tied = {
+        s.sender.partition("@")[2]
+        for s in SESSIONS
+        if s.client_name
+        and ":" not in s.ip
+        and s.client_name.endswith("." + s.sender.partition("@")[2])
     }
+    assert tied == {"real2.example", "real6.example"}
+    assert domains == tied, domains

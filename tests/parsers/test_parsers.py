@@ -25,7 +25,7 @@ POSTFIX = (
 )
 EXIM = "{stamp} H=(h) [192.0.2.1] F=<a@example.net> rejected RCPT <trap@example.org>: no"
 SENDMAIL = (
-    "{stamp} mx sm-mta[21340]: 6B3A9rqX021340: ruleset=check_rcpt, arg1=<trap@example.org>, "
+    "{stamp} mx sm-mta[21340]: NOQUEUE: ruleset=check_rcpt, arg1=<trap@example.org>, "
     "relay=[192.0.2.1], reject=550 5.2.1 <trap@example.org>... Mailbox disabled for this recipient"
 )
 ONE_LINE = {

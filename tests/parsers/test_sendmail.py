@@ -1,4 +1,4 @@
-"""The sendmail parser across lines: unknown users joined with their envelope, bounds on
+"""The sendmail parser across lines: refusals joined with their envelope, bounds on
 what it holds, and hostile senders and recipients shaped like sendmail's own fields.
 
 The single-line cases are in tests/data/logs/sendmail.log (real sendmail 8.17 lines
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from rbl.feeds.parsers import ParseContext, addresses, get_parser, sendmail
 from rbl.traphit import ParseError, TrapHit
 from tests.parsers.samples import LOGS, load
+from tests.sendmail_peer import SESSIONS
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 parse = get_parser("sendmail")
@@ -53,30 +54,30 @@ def real_lines() -> list[str]:
     return [case.line for case in load(LOGS / "sendmail.log") if case.error is None]
 
 
-def test_real_unknown_users_come_out_of_their_envelopes_from_line() -> None:
-    joined = [hit for hit in read_all(real_lines()) if "\n" in hit.raw]
-    got = [(h.client_ip, h.client_name, h.rcpt_to, h.mail_from) for h in joined]
-    assert got == [
-        ("45.33.14.1", None, "nosuch@example.org", "spam@sender.example"),
-        ("45.33.14.2", "mail.real2.example", "gone@example.org", "news@real2.example"),
-        ("45.33.14.3", None, "nobody1@example.org", "a@liar.example"),  # may be forged
-        (
-            "45.33.14.4",
-            None,
-            "nobody4@example.org",
-            '"x>, size=0, class=0, nrcpts=0, proto=esmtp, daemon=mta, '
-            'relay=mail.imitated.example [46.46.46.4]"@b.example',
-        ),
-        ("45.33.14.5", None, '"q, relay=[46.46.46.5]"@example.org', "bulk@sender.example"),
-        ("45.33.14.5", None, "nobody5@example.org", "bulk@sender.example"),  # comment dropped
-        ("45.33.14.6", "mx.real6.example", "nobody6@example.org", "offers@real6.example"),
-        ("45.33.14.6", "mx.real6.example", "nobody66@example.org", "offers@real6.example"),
-        ("2001:db8::7", "six.real7.example", "nobody7@example.org", "six@real7.example"),
-    ]  # and none for the local submission's unknown user (relay=root@localhost)
-    for hit in joined:
-        first, second = hit.raw.split("\n")
-        assert first.endswith("... User unknown") and ": from=" in second
-        assert hit.stage == "rcpt" and hit.helo is None and hit.feed == "sendmail"
+def test_real_refusals_come_out_of_their_envelopes_from_line() -> None:
+    """The real lines came from tests/sendmail_peer.py's sessions: each session's
+    check_rcpt refusals and unknown users, with its sender, client and verified name."""
+    hits = read_all(real_lines())
+    for session in SESSIONS:
+        mine = [hit for hit in hits if hit.client_ip == session.ip]
+        assert sorted(hit.rcpt_to or "" for hit in mine) == sorted(
+            session.refused + session.unknown
+        ), session.label
+        for hit in mine:
+            assert (hit.mail_from, hit.client_name) == (session.sender, session.client_name)
+            first, second = hit.raw.split("\n")
+            assert first.endswith("... User unknown") or "ruleset=check_rcpt" in first
+            assert ": from=" in second
+            assert hit.stage == "rcpt" and hit.helo is None and hit.feed == "sendmail"
+    # The local submission's refusals (relay=root@localhost) give none.
+    assert not [hit for hit in hits if "root@localhost" in hit.raw]
+
+
+def test_a_null_sender_probe_to_a_trap_says_so() -> None:
+    """Without the join a callback probe's check_rcpt hit would have no sender and look
+    like spam; with it the policy sees MAIL FROM:<> (session "IPv6 client without a name")."""
+    (hit,) = [hit for hit in read_all(real_lines()) if hit.client_ip == "2001:db8::8"]
+    assert hit.mail_from == ""
 
 
 def test_a_joined_hit_has_the_unknown_lines_time_and_the_contexts_feed() -> None:
@@ -137,6 +138,18 @@ def test_relay_forms(relay: str, ip: str, name: str | None) -> None:
     parse(unknown("<nosuch@example.org>"), ctx)
     (hit,) = parse(envelope("<a@b.example>", relay), ctx)
     assert (hit.client_ip, hit.client_name) == (ip, name)
+
+
+def test_a_check_rcpt_hit_keeps_the_client_of_its_own_line() -> None:
+    ctx = ParseContext(now=NOW)
+    verdict = f"{HEAD}{QID}: ruleset=check_rcpt, arg1=<t@example.org>, relay=[192.0.2.1], discard"
+    assert parse(verdict, ctx) == []
+    (hit,) = parse(envelope("<a@b.example>", "[192.0.2.2]"), ctx)
+    assert (hit.client_ip, hit.mail_from, hit.raw.split("\n")[0]) == (
+        "192.0.2.1",
+        "a@b.example",
+        verdict,
+    )
 
 
 def test_a_local_envelope_drops_its_unknown_users() -> None:
@@ -212,13 +225,15 @@ def test_a_quoted_recipient_cannot_move_arg1_or_relay(local: str) -> None:
         f"{HEAD}{QID}: ruleset=check_rcpt, arg1={rcpt}, relay=mx.real.example [45.33.14.9], "
         f"reject=550 5.7.1 {rcpt}... no such user"
     )
+    ctx = ParseContext(now=NOW)
     try:
-        hits = parse(line, ParseContext(now=NOW))
+        assert parse(line, ctx) == []
     except ParseError:
         return
-    (hit,) = hits
+    (hit,) = parse(envelope("<a@real.example>", "mx.real.example [45.33.14.9]"), ctx)
     assert (hit.client_ip, hit.client_name) == ("45.33.14.9", "mx.real.example")
     assert hit.rcpt_to == expected(local, "trap.example")
+    assert hit.mail_from == "a@real.example"
 
 
 @HOSTILE
@@ -250,6 +265,7 @@ def test_unquoted_text_gives_the_real_client_or_parse_error(text: str) -> None:
         f"{HEAD}{QID}: ruleset=check_rcpt, arg1=<{text}>, relay=[45.33.14.9], reject=550 no",
         unknown(text),
         envelope(text, "[45.33.14.9]"),
+        f"{HEAD}NOQUEUE: ruleset=check_rcpt, arg1={text}, relay=[45.33.14.9], reject=550 x",
     ]
     for line in lines:
         try:

@@ -20,22 +20,27 @@ sendmail-bin logs it; the program tag is ``sendmail``, ``sm-mta`` or
 
       Dec  3 10:09:53 mx sm-mta[21340]: 6B3A9rqX021340: <nosuch@example.org>... User unknown
 
-  sendmail writes the envelope's ``from=`` line (deliver.c ``logsender``)
-  only at its end, after the refused RCPTs: on DATA's end, or when the
-  client sends QUIT, RSET or the next MAIL::
+Neither names the sender. sendmail writes that in the envelope's ``from=``
+line (deliver.c ``logsender``), with the client last, only at the
+envelope's end, after the refused RCPTs: at the end of DATA, at QUIT, or
+when the client is gone (``lost input channel``)::
 
-      Dec  3 10:09:53 mx sm-mta[21340]: 6B3A9rqX021340: from=<spam@sender.example>,
-        size=0, class=0, nrcpts=1, proto=ESMTP, daemon=MTA, relay=[45.33.14.1]
+    Dec  3 10:09:53 mx sm-mta[21340]: 6B3A9rqX021340: from=<spam@sender.example>,
+      size=0, class=0, nrcpts=1, proto=ESMTP, daemon=MTA, relay=[45.33.14.1]
 
-  So an unknown user is held (``ParseContext.held``, per syslog host and
-  queue id) until that line, and its hit comes out of the ``from=`` line,
-  at the time of the unknown-user line, with both lines as ``raw``. At most
-  ``MAX_HELD_IDS`` queue ids are held (the oldest is dropped) and
-  ``MAX_HELD_PER_ID`` recipients per id (more is refused): a session cut off
-  before its ``from=`` line, or a run that stops between the two lines and
-  resumes after the first, loses those hits. An unknown user logged after
-  its ``from=`` line (a delivery from the queue, not an SMTP refusal) is
-  never joined.
+So both kinds are held (``ParseContext.held``, per syslog host and queue
+id) until that line, and their hits come out of it: at the time of their
+own line, with the sender of the ``from=`` line (without it a null-sender
+callback probe to a trap would count as spam and list an innocent
+verifying host), the client of the check_rcpt line or, for an unknown user,
+of the ``from=`` line, and both lines as ``raw``. A check_rcpt verdict
+without a queue id (``NOQUEUE``) has no envelope to wait for: its hit comes
+at once, sender unknown. At most ``MAX_HELD_IDS`` queue ids are held (the
+oldest is dropped) and ``MAX_HELD_PER_ID`` recipients per id (more is
+refused): a run that stops between a session's lines and resumes after
+them, or a log cut before the ``from=`` line, loses those hits. A recipient
+logged after its ``from=`` line (a delivery from the queue, not an SMTP
+refusal) is never joined.
 
 The client is the ``$_`` macro (daemon.c ``getauthinfo``): ``[ip]`` without
 a reverse name, ``name [ip]`` when the name's addresses include the
@@ -66,7 +71,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
@@ -101,25 +106,26 @@ _ROUTE: Final = re.compile(r"@[^\s:<>\"]*:", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
+class _Client:
+    ip: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
-    """An unknown-user line waiting for its envelope's from= line."""
+    """A refused recipient waiting for its envelope's from= line (and the sender in it)."""
 
     at: datetime
     rcpt: str
     raw: str
+    client: _Client | None  # from a check_rcpt line's relay=; None for an unknown user
 
 
 @dataclass(slots=True)
 class _Held:
-    """Unknown users by (syslog host, queue id), oldest first."""
+    """Refused recipients by (syslog host, queue id), oldest first."""
 
     ids: OrderedDict[tuple[str, str], list[_Pending]] = field(default_factory=OrderedDict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Client:
-    ip: str
-    name: str | None
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
@@ -137,7 +143,7 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     if len(line) > MAX_LINE:
         raise ParseError(f"sendmail line is {len(line)} characters long, over {MAX_LINE}")
     if line.startswith("ruleset=", at):
-        return _ruleset(line, at, head, ctx)
+        return _ruleset(line, at, head, qid.group("qid"), ctx)
     if line.endswith(_UNKNOWN):
         _unknown(line, at, head, qid.group("qid"), ctx)
         return []
@@ -146,7 +152,7 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     return []
 
 
-def _ruleset(line: str, at: int, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
+def _ruleset(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContext) -> list[TrapHit]:
     """``ruleset=check_rcpt, arg1=<rcpt>, relay=client, reject=text`` (or discard, quarantine)."""
     m = _RULESET.match(line, at)
     if m is None:
@@ -169,19 +175,11 @@ def _ruleset(line: str, at: int, head: re.Match[str], ctx: ParseContext) -> list
         )
     if client is None:
         return []  # a local submission
-    return [
-        TrapHit(
-            at=syslogline.header_time(head, ctx),
-            client_ip=client.ip,
-            rcpt_to=rcpt,
-            mail_from=None,  # sendmail names the sender only in the envelope's from= line
-            helo=None,
-            feed=ctx.feed or NAME,
-            raw=line,
-            client_name=client.name,
-            stage="rcpt",
-        )
-    ]
+    wait = _Pending(syslogline.header_time(head, ctx), rcpt, line, client)
+    if qid == "NOQUEUE":
+        return [_hit(wait, client, None, ctx)]  # no envelope to join: the sender is unknown
+    _hold(head, qid, wait, ctx)
+    return []
 
 
 def _client(line: str, at: int) -> tuple[_Client | None, int]:
@@ -302,8 +300,12 @@ def _unknown(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContex
             f"sendmail User unknown line is not '<address>... User unknown': {line[:200]!r}"
         )
     rcpt = _recipient(text, line)
-    if qid == "NOQUEUE":
-        return
+    if qid != "NOQUEUE":
+        _hold(head, qid, _Pending(syslogline.header_time(head, ctx), rcpt, line, None), ctx)
+
+
+def _hold(head: re.Match[str], qid: str, wait: _Pending, ctx: ParseContext) -> None:
+    """Keep a refused recipient until its envelope's from= line, within the bounds."""
     held = ctx.held(NAME, _Held).ids
     key = (head.group("host"), qid)
     pending = held.get(key)
@@ -313,39 +315,47 @@ def _unknown(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContex
             held.popitem(last=False)
     if len(pending) >= MAX_HELD_PER_ID:
         raise ParseError(
-            f"sendmail queue id {qid} already has {MAX_HELD_PER_ID} unknown users waiting "
-            f"for its from= line: {line[:200]!r}"
+            f"sendmail queue id {qid} already has {MAX_HELD_PER_ID} refused recipients "
+            f"waiting for its from= line: {wait.raw[:200]!r}"
         )
-    pending.append(_Pending(syslogline.header_time(head, ctx), rcpt, line))
+    pending.append(wait)
+
+
+def _hit(wait: _Pending, client: _Client, sender: str | None, ctx: ParseContext) -> TrapHit:
+    return TrapHit(
+        at=wait.at,
+        client_ip=client.ip,
+        rcpt_to=wait.rcpt,
+        mail_from=sender,
+        helo=None,  # sendmail logs none
+        feed=ctx.feed or NAME,
+        raw=wait.raw,
+        client_name=client.name,
+        stage="rcpt",
+    )
 
 
 def _envelope_end(
     line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContext
 ) -> list[TrapHit]:
-    """``from=<sender>, size=.., ..., relay=client``: the held unknown users' hits."""
+    """``from=<sender>, size=.., ..., relay=client``: the held recipients' hits.
+
+    A check_rcpt verdict keeps the client its own line names; an unknown user
+    gets this line's. Each hit's ``raw`` is its own line and this one.
+    """
     held = ctx.held(NAME, _Held).ids
     pending = held.pop((head.group("host"), qid), None)
     if not pending:
         return []
-    client = _last_relay(line)
-    if client is None:
-        return []  # submitted locally
+    envelope = _last_relay(line)
     sender = _sender(line, at + len(_FROM))
-    feed = ctx.feed or NAME
-    return [
-        TrapHit(
-            at=wait.at,
-            client_ip=client.ip,
-            rcpt_to=wait.rcpt,
-            mail_from=sender,
-            helo=None,
-            feed=feed,
-            raw=f"{wait.raw}\n{line}",
-            client_name=client.name,
-            stage="rcpt",
-        )
-        for wait in pending
-    ]
+    hits: list[TrapHit] = []
+    for wait in pending:
+        client = wait.client or envelope
+        if client is None:
+            continue  # submitted locally
+        hits.append(replace(_hit(wait, client, sender, ctx), raw=f"{wait.raw}\n{line}"))
+    return hits
 
 
 def _last_relay(line: str) -> _Client | None:
