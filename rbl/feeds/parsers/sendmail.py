@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -103,6 +103,7 @@ _VERDICT: Final = re.compile(r", (?:reject=|quarantine=|discard$)", re.ASCII)
 _UNKNOWN: Final = "... User unknown"
 _FROM: Final = "from="
 _ROUTE: Final = re.compile(r"@[^\s:<>\"]*:", re.ASCII)
+_SPECIAL: Final = re.compile(r'["\\()<]')  # what prescan treats specially inside an argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ def _ruleset(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContex
         return []  # a local submission
     wait = _Pending(syslogline.header_time(head, ctx), rcpt, line, client)
     if qid == "NOQUEUE":
-        return [_hit(wait, client, None, ctx)]  # no envelope to join: the sender is unknown
+        return [_hit(wait, client, None, ctx, line)]  # no envelope to join: sender unknown
     _hold(head, qid, wait, ctx)
     return []
 
@@ -208,6 +209,12 @@ def _argument_end(line: str, at: int, what: str) -> int:
     log format before it.
     """
     bracketed = line.startswith("<", at)
+    end = line.find(">" if bracketed else " ", at)
+    if end > at and not _SPECIAL.search(line, at + bracketed, end):
+        if bracketed:
+            return end + 1  # nothing quoted or commented before the first ">": the usual case
+        if line[end - 1] == ",":
+            return end - 1
     i = at + 1 if bracketed else at
     n = len(line)
     depth = 0
@@ -321,7 +328,9 @@ def _hold(head: re.Match[str], qid: str, wait: _Pending, ctx: ParseContext) -> N
     pending.append(wait)
 
 
-def _hit(wait: _Pending, client: _Client, sender: str | None, ctx: ParseContext) -> TrapHit:
+def _hit(
+    wait: _Pending, client: _Client, sender: str | None, ctx: ParseContext, raw: str
+) -> TrapHit:
     return TrapHit(
         at=wait.at,
         client_ip=client.ip,
@@ -329,7 +338,7 @@ def _hit(wait: _Pending, client: _Client, sender: str | None, ctx: ParseContext)
         mail_from=sender,
         helo=None,  # sendmail logs none
         feed=ctx.feed or NAME,
-        raw=wait.raw,
+        raw=raw,
         client_name=client.name,
         stage="rcpt",
     )
@@ -354,7 +363,7 @@ def _envelope_end(
         client = wait.client or envelope
         if client is None:
             continue  # submitted locally
-        hits.append(replace(_hit(wait, client, sender, ctx), raw=f"{wait.raw}\n{line}"))
+        hits.append(_hit(wait, client, sender, ctx, f"{wait.raw}\n{line}"))
     return hits
 
 
