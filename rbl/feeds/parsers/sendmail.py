@@ -130,7 +130,8 @@ class _Held:
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
-    """The hits in one sendmail syslog line: none, one, or the held unknown users' on from=."""
+    """The hits in one sendmail syslog line: none, or on an envelope's from= line the
+    refusals held for it (one at once for a NOQUEUE check_rcpt verdict)."""
     if "sm-" not in line and "sendmail" not in line:
         return []
     line = line.rstrip("\r\n")
@@ -296,7 +297,7 @@ def _uncommented(text: str) -> str:
 
 
 def _unknown(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContext) -> None:
-    """Hold ``<rcpt>... User unknown`` until its envelope's from= line names the client."""
+    """Hold ``<rcpt>... User unknown`` until its envelope's from= line names client and sender."""
     text = line[at : len(line) - len(_UNKNOWN)]
     try:
         whole = _argument_end(text + ", ", 0, "recipient") == len(text)
