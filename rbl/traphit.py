@@ -48,7 +48,7 @@ class TrapHit:
     rcpt_to: str | None  # lowercased address as given; None when the feed does not say
     mail_from: str | None  # "" for the null sender <>; None when the feed does not say
     helo: str | None
-    feed: str  # "spamd", "spamdb", "postfix", "exim", "json", "policy"
+    feed: str  # "spamd", "spamdb", "postfix", "exim", "sendmail", "json", "policy"
     raw: str  # the line (or request) as received, for the evidence trail
     client_name: str | None = None  # FCrDNS-verified host name, when the MTA logged one
     trap_asserted: bool = False  # the feed says this was a trap hit (its own trap list)

@@ -70,8 +70,8 @@ def test_ingest_counts_reports_malformed_lines_and_lists(trapped: Path, tmp_path
 
 
 def test_unknown_format_and_missing_file_are_clear_errors(trapped: Path, tmp_path: Path) -> None:
-    bad = rbl_command(trapped, "ingest", "--format", "sendmail", str(tmp_path), check=False)
-    assert bad.returncode != 0 and "unknown log format 'sendmail'" in bad.stderr
+    bad = rbl_command(trapped, "ingest", "--format", "qmail", str(tmp_path), check=False)
+    assert bad.returncode != 0 and "unknown log format 'qmail'" in bad.stderr
     missing = rbl_command(
         trapped, "ingest", "--format", "json", str(tmp_path / "nope"), check=False
     )

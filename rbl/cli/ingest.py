@@ -23,7 +23,7 @@ from rbl.cli.output import echo, safe
     "--format",
     "format_name",
     required=True,
-    help="Log format: spamd, spamdb, postfix, exim or json.",
+    help="Log format: spamd, spamdb, postfix, exim, sendmail or json.",
 )
 @click.option("--follow", is_flag=True, help="Keep reading as the log grows; survive rotation.")
 @click.option(

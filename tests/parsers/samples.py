@@ -18,6 +18,12 @@ Exim lines from hostile sessions)::
 A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name,
 stage and trap_asserted default to null/null/false, feed to the format name and raw to
 the line itself. Blank lines between cases are ignored.
+
+The lines of a file are read in order through one ParseContext per ``# context``
+block, as ``rbl ingest`` reads a file: a case's line is parsed after every line
+before it in its block (``Case.before``), so a parser that joins lines (sendmail's
+refused recipients and their envelope's ``from=`` line) shows the joined hits on
+the line that completes them, with both lines as raw.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class Case:
     tz: tzinfo
     hits: tuple[dict[str, Any], ...] | None  # None when an error is expected
     error: str | None
+    before: tuple[str, ...] = ()  # the lines before it in its context block, in order
 
 
 def zone(text: str) -> tzinfo:
@@ -71,20 +78,24 @@ def load(path: Path) -> list[Case]:
     tz: tzinfo = UTC
     cases: list[Case] = []
     pending: tuple[str, Any] | None = None
+    block: list[str] = []
     for number, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         where = f"{path.name}:{number}"
         if pending is not None:
             kind, value = pending
             pending = None
+            before = tuple(block)
+            block.append(text)
             if kind == "error":
-                cases.append(Case(fmt, where, text, now, tz, None, value))
+                cases.append(Case(fmt, where, text, now, tz, None, value, before))
             else:
                 hits = tuple(_hit(fmt, text, given, where) for given in value)
-                cases.append(Case(fmt, where, text, now, tz, hits, None))
+                cases.append(Case(fmt, where, text, now, tz, hits, None, before))
             continue
         if not text.strip() or text.startswith("##"):
             continue
         if text.startswith("# context:"):
+            block = []
             context = json.loads(text.removeprefix("# context:"))
             now = datetime.fromisoformat(context["now"])
             tz = zone(context.get("tz", "UTC"))

@@ -272,6 +272,7 @@ def test_any_text_gives_hits_or_parse_error(fmt: str, text: str, fragments: list
         "spamd": f"{POSTFIX_STAMP} gw spamd[1]: (GREY) ",
         "spamdb": "GREY|",
         "json": '{"time": 0, "ip": "',
+        "sendmail": f"{POSTFIX_STAMP} mx sm-mta[1]: 6B3A9rqX021340: ruleset=check_rcpt, arg1=<",
     }
     for line in (text, prefixes[fmt] + text + "".join(fragments)):
         try:

@@ -24,11 +24,16 @@ POSTFIX = (
     "from=<a@example.net> to=<trap@example.org> proto=ESMTP helo=<h>"
 )
 EXIM = "{stamp} H=(h) [192.0.2.1] F=<a@example.net> rejected RCPT <trap@example.org>: no"
+SENDMAIL = (
+    "{stamp} mx sm-mta[21340]: NOQUEUE: ruleset=check_rcpt, arg1=<trap@example.org>, "
+    "relay=[192.0.2.1], reject=550 5.2.1 <trap@example.org>... Mailbox disabled for this recipient"
+)
 ONE_LINE = {
     "spamd": GREY.format(stamp="Nov 23 06:15:31"),
     "spamdb": "TRAPPED|192.0.2.1|1795500931",
     "postfix": POSTFIX.format(stamp="Nov 23 06:15:31"),
     "exim": EXIM.format(stamp="2026-11-23 06:15:31"),
+    "sendmail": SENDMAIL.format(stamp="Nov 23 06:15:31"),
     "json": '{"time": "2026-11-23T06:15:31Z", "ip": "192.0.2.1", "to": "trap@example.org"}',
 }
 
@@ -43,16 +48,16 @@ def spamd_at(stamp: str, now: datetime, tz: timezone | None = None) -> datetime:
 
 
 def test_registry_names() -> None:
-    assert set(PARSERS) == {"spamd", "spamdb", "postfix", "exim", "json"}
+    assert set(PARSERS) == {"spamd", "spamdb", "postfix", "exim", "sendmail", "json"}
     for name, parser in PARSERS.items():
         assert get_parser(name) is parser
 
 
 def test_get_parser_names_the_unknown_format_and_the_known_ones() -> None:
     with pytest.raises(ParseError) as raised:
-        get_parser("sendmail")
+        get_parser("qmail")
     message = str(raised.value)
-    assert "'sendmail'" in message
+    assert "'qmail'" in message
     for name in PARSERS:
         assert name in message
 

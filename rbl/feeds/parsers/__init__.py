@@ -6,7 +6,9 @@ messages, blank lines), one hit per recipient otherwise (an Exim arrival with
 ``+received_recipients`` or a JSON line may name several). A line that claims
 to be a kind the parser reads but is malformed raises ParseError saying what
 is wrong; no other exception escapes. ``TrapHit.raw`` is the line without its
-trailing newline.
+trailing newline; a hit joined from two lines (sendmail's unknown user and its
+envelope's ``from=`` line, via ``ParseContext.held``) comes out of the later
+one, ``raw`` holding both, newline-separated.
 
 Every parser in PARSERS also refuses (ParseError) a hit that the rest of rbl
 could not keep: a time more than a day after the reader's clock or before
@@ -16,7 +18,8 @@ then set aside like any malformed one instead of stopping ingest later.
 
 Formats (one module each): ``spamd`` (OpenBSD spamd syslog), ``spamdb``
 (spamdb(8) listing), ``postfix`` (smtpd restriction verdicts), ``exim``
-(main/reject log), ``json`` (JSON lines). Imports neither Twisted nor
+(main/reject log), ``sendmail`` (sendmail 8.x syslog: check_rcpt
+rejections, unknown users), ``json`` (JSON lines). Imports neither Twisted nor
 SQLAlchemy; only the standard library and rbl.traphit.
 """
 
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Final
 
-from rbl.feeds.parsers import exim, jsonlines, postfix, spamd, spamdb
+from rbl.feeds.parsers import exim, jsonlines, postfix, sendmail, spamd, spamdb
 from rbl.feeds.parsers.context import ParseContext
 from rbl.traphit import EARLIEST, FUTURE_SKEW, ParseError, TrapHit, lone_surrogate
 
@@ -87,6 +90,7 @@ PARSERS: dict[str, LineParser] = {
     spamdb.NAME: _checked(spamdb.parse),
     postfix.NAME: _checked(postfix.parse),
     exim.NAME: _checked(exim.parse),
+    sendmail.NAME: _checked(sendmail.parse),
     jsonlines.NAME: _checked(jsonlines.parse),
 }
 
