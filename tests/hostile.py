@@ -3,7 +3,8 @@
 Each session connects from a real (public, test-owned) address and sends a
 HELO, a MAIL FROM and RCPTs that imitate other fields of Exim's and Postfix's
 log lines: ``H=name (helo) [ip]``, ``; from=<..> to=<..> proto=.. helo=<``,
-bracketed addresses, quoted local parts with spaces, Unicode digits. The
+bracketed addresses, quoted local parts with spaces, Unicode digits, bare
+(unbracketed) MAIL FROM and RCPT TO arguments, which Exim logs as sent. The
 imitated addresses (46.46.46.x) and domains (imitated.example) must never
 come out of a parser; the connecting address and the real recipients must,
 or the line must be refused. Used by the real-MTA tests (test_exim_live,
@@ -153,6 +154,17 @@ def sessions(prefix: str) -> list[Session]:
             (TRAP,),
             (),
             "offers@real-spam.example",
+        ),
+        Session(
+            "bare MAIL FROM and RCPT TO, a quoted one holding ': <innocent@..>'",
+            f"{prefix}.11",
+            None,
+            "pc11.example",
+            "bulk@sender.example",
+            (TRAP, f'"a: <innocent@example.org> b"@{TRAP_DOMAIN}', "user@example.org"),
+            (TRAP, f'"a: <innocent@example.org> b"@{TRAP_DOMAIN}'),
+            ("user@example.org",),
+            "bulk@sender.example",
         ),
     ]
 

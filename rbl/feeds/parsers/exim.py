@@ -9,6 +9,10 @@ src/log.c and host.c):
       2026-11-23 06:15:31 H=mail.example.com (helo.example) [192.0.2.1]:54321
         I=[198.51.100.25]:25 F=<spammer@example.net> rejected RCPT <trap@example.org>: ...
 
+  The RCPT argument is logged as the client sent it: ``<trap@example.org>``,
+  or bare ``trap@example.org`` / ``"spam trap"@example.org``; either is read
+  by Exim's address grammar and must be the whole argument (_rcpt_argument).
+
 - an arrival, when ``log_selector = +received_recipients`` appends the
   accepted recipients (log.c ``LOG_RECIPIENTS``: `` for`` then each raw
   address; ``+received_sender`` puts `` from <sender>`` just before)::
@@ -316,7 +320,17 @@ def _rejected(
 
 
 def _rcpt_argument(line: str, at: int) -> str:
-    """The recipient in the RCPT argument Exim logged as sent (``<addr>`` or ``addr``)."""
+    """The recipient in the RCPT argument Exim logged as sent (``<addr>`` or ``addr``).
+
+    smtp_in.c logs the argument as the client wrote it (ESMTP options taken
+    off, at most 100 characters), then ``: message`` or nothing. Exim took
+    the whole argument as one RFC 5322 address (parse_extract_address), so the
+    address read by its grammar must be all of it: a comment, a phrase before
+    ``<addr>`` or anything else after it refuses the line. (Exim's option
+    scan also turns the last unquoted space of such an argument into ``=``:
+    ``Spam=<trap@example.org>``.) A bare argument as long as the cut may have
+    been cut inside its domain, leaving a shorter domain that reads whole: refused.
+    """
     j = at
     bracket = line.startswith("<", j)
     if bracket:
@@ -332,6 +346,11 @@ def _rcpt_argument(line: str, at: int) -> str:
                 f"{MAX_RCPT_ARG} characters, or a comment): {line[:200]!r}"
             )
         j += 1
+    elif j - at >= MAX_RCPT_ARG:
+        raise ParseError(
+            f"exim bare RCPT argument at column {at} is {MAX_RCPT_ARG} characters or more: "
+            f"Exim may have cut it: {line[:200]!r}"
+        )
     if j - at > MAX_RCPT_ARG or not (j == len(line) or line.startswith(": ", j)):
         raise ParseError(
             f"exim RCPT argument at column {at} cannot be read unambiguously: {line[:200]!r}"
