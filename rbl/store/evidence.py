@@ -23,6 +23,7 @@ from sqlalchemy import Connection, String, Table, and_, bindparam, insert, selec
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
+from rbl.idn import ascii_domain
 from rbl.keys import DomainKey, ListingKey, address_key
 from rbl.policy import (
     Action,
@@ -415,7 +416,8 @@ def record_hits(
                 "mail_from": hit.mail_from,
                 "sender_domain": _cut(domain_of(sender), hits.c.sender_domain),
                 "rcpt_to": hit.rcpt_to,
-                "trap_domain": _cut(domain_of(hit.rcpt_to), hits.c.trap_domain),
+                # The ASCII form traps are stored in, whichever form the MTA logged.
+                "trap_domain": _cut(_ascii(domain_of(hit.rcpt_to)), hits.c.trap_domain),
                 "feed": hit.feed,
                 "raw": hit.raw,
                 "action": decision.action.value,
@@ -429,6 +431,10 @@ def record_hits(
     if domain_zone is not None:
         _write_listings(conn, domain_zone, domain_rows.values(), now)
     return result
+
+
+def _ascii(domain: str | None) -> str | None:
+    return None if domain is None else ascii_domain(domain)
 
 
 def _cut(text: str | None, column: Any) -> str | None:
