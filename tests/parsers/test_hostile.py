@@ -204,6 +204,51 @@ def test_exim_arrival_gives_the_connecting_ip_and_real_recipients_or_is_refused(
         assert hit.client_ip == client.ip and hit.client_name == client.name, line
 
 
+def exim_delivered(value: str, domain: str, form: str) -> str:
+    """deliver.c string_log_address for a delivery of top address ``value@domain``: the
+    unquoted local part (log_as_local, lowercased), the unquoted address, or a blackhole,
+    then ``<top>`` in the stored form, unless the unquoted address is the top itself."""
+    top = f"{exim_local(value, False)}@{domain}"
+    if form == "local":
+        return f"=> {value.lower()} <{top}> R=local T=mailbox"
+    if form == "blackhole":
+        return f"=> :blackhole: <{top}> R=blackhole"
+    unquoted = f"{value.lower()}@{domain}"
+    shown = unquoted if unquoted == top else f"{unquoted} <{top}>"
+    return f"** {shown} R=traps: no such user"
+
+
+@HOSTILE
+@given(
+    client=exim_client(),
+    rcpt_locals=st.lists(sender_text, min_size=1, max_size=3),
+    forms=st.lists(st.sampled_from(["local", "blackhole", "failed"]), min_size=3, max_size=3),
+)
+def test_exim_delivery_gives_the_arrivals_ip_and_real_recipients_or_is_refused(
+    client: EximClient, rcpt_locals: list[str], forms: list[str]
+) -> None:
+    sender = client.sender_local + "@evil.example"
+    host = exim_host(client.ip, client.name, client.helo, None)
+    arrival = f"{EXIM_STAMP} 1xYoc6-0007QP-23 <= {sender} H={host} U=root P=esmtp S=319"
+    ctx = ParseContext(now=NOW)
+    try:
+        assert PARSERS["exim"](arrival, ctx) == []
+    except ParseError:
+        return
+    values = [printable(value) for value in rcpt_locals]
+    for value, form in zip(values, forms, strict=False):
+        line = f"{EXIM_STAMP} 1xYoc6-0007QP-23 {exim_delivered(value, 'example.org', form)}"
+        try:
+            found = PARSERS["exim"](line, ctx)
+        except ParseError:
+            continue
+        expected = addresses.canonical(value, "example.org")
+        assert [hit.rcpt_to for hit in found] in ([expected], []), line
+        for hit in found:
+            assert hit.client_ip == client.ip and hit.client_name == client.name, line
+            assert hit.stage == "data"
+
+
 def postfix_external(value: str, domain: str) -> str:
     """quote_822_local: a dot-string stays, anything else is quoted, " and \\ escaped."""
     specials = set('()<>@,;:\\"[] ')
