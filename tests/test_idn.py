@@ -8,6 +8,10 @@ too, and the mapping must be the store's own (rbl.keys.normalise_domain).
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +20,8 @@ from rbl.errors import KeyFormatError
 from rbl.idn import ascii_domain
 from rbl.keys import normalise_domain
 from rbl.traps import ADDRESS, DOMAIN, TrapMatcher, TrapSpec, parse_trap
+from tests.conftest import db_rows, rbl_command
+from tests.parsers.samples import LOGS, load
 
 UNICODE = "bücher.example"
 ASCII = "xn--bcher-kva.example"
@@ -69,3 +75,34 @@ def test_matching_maps_a_domain_exactly_as_the_store_does(name: str) -> None:
     except KeyFormatError:
         return
     assert ascii_domain(name).rstrip(".") == stored
+
+
+def fresh(line: str, ago: timedelta = timedelta(hours=1)) -> str:
+    """A sample line with its Exim or syslog stamp moved to an hour ago (fresh evidence)."""
+    when = datetime.now(UTC) - ago
+    line = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", when.strftime("%Y-%m-%d %H:%M:%S"), line)
+    return re.sub(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d", when.strftime("%b %d %H:%M:%S"), line)
+
+
+@pytest.mark.slow
+def test_ingest_of_real_smtputf8_lines_lists_the_senders_of_a_trap_added_in_unicode(
+    config_path: Path, tmp_path: Path
+) -> None:
+    """Real Postfix and Exim lines with UTF-8 recipients, a trap added as '@bücher.example':
+    stored as punycode, matched in UTF-8, the hits' trap domain kept in the stored form."""
+    rbl_command(config_path, "traps", "add", f"@{UNICODE}")
+    assert ASCII in rbl_command(config_path, "traps", "list").stdout
+    for fmt, sample in (("postfix", "postfix.smtputf8.log"), ("exim", "exim.delivered.log")):
+        log = tmp_path / sample
+        lines = [fresh(case.line) for case in load(LOGS / sample)]
+        log.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        rbl_command(config_path, "ingest", "--format", fmt, str(log))
+    listed = {str(key) for (key,) in db_rows(config_path, "SELECT key FROM listings")}
+    assert listed == {"45.33.13.20", "45.33.12.21"}
+    stored = db_rows(config_path, "SELECT client_ip, rcpt_to, trap_domain FROM hits")
+    assert sorted(stored) == [
+        ("45.33.12.21", '"ü x"@bücher.example', ASCII),
+        ("45.33.12.21", "refused@bücher.example", ASCII),
+        ("45.33.12.21", "spamtrap@bücher.example", ASCII),
+        ("45.33.13.20", "spamtrap@bücher.example", ASCII),
+    ]
