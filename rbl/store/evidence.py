@@ -350,6 +350,7 @@ def record_hits(
         lock_change_log(conn)  # decisions read listings that other writers change
     relevant: list[tuple[TrapHit, str | None]] = []
     seen = _stored_attempts(conn, batch)
+    in_batch: dict[Attempt, int] = {}
     for hit in batch:
         trap = matcher.match(hit.rcpt_to)
         if trap is None and not hit.trap_asserted:
@@ -361,8 +362,13 @@ def record_hits(
         attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
         if attempt in seen:
             result.actions["duplicate"] += 1
+            kept = in_batch.get(attempt)
+            if kept is not None and relevant[kept][0].helo is None and hit.helo is not None:
+                # spamd's GREY line has no HELO; its "new entry"/"Trapping" twin has.
+                relevant[kept] = (replace(relevant[kept][0], helo=hit.helo), relevant[kept][1])
             continue
         seen.add(attempt)
+        in_batch[attempt] = len(relevant)
         relevant.append((hit, None if trap is None else trap.value))
     if not relevant:
         return result
