@@ -108,7 +108,7 @@ def test_each_recipient_counts_once_and_only_for_a_held_remote_arrival() -> None
         delivery("trap@example.org R=x T=y defer (-44): retry", "=="),
         delivery("trap <trap@example.org> R=local T=mailbox"),
         delivery("other <other@example.org> R=local T=mailbox", "->"),
-        f"2026-12-03 10:19:06 {ID} Completed",
+        f"2026-12-03 10:19:06 {ID} Completed QT=2s",  # +queue_time_overall
         delivery("late <late@example.org> R=local T=mailbox"),
     ]
     assert [hit.rcpt_to for hit in read(lines, ctx)] == ["trap@example.org", "other@example.org"]

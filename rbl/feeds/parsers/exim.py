@@ -90,7 +90,9 @@ _ARRIVAL: Final = re.compile(rf"(?P<id>{_MSGID}) [<(]= ", re.ASCII)
 # deliver.c: delivered (=>, -> for more addresses of one delivery, *> when faked by -N),
 # failed (**) or deferred (==); then the message's end.
 _DELIVERY: Final = re.compile(rf"(?P<id>{_MSGID}) (?:=>|->|\*>|\*\*|==) ", re.ASCII)
-_COMPLETED: Final = re.compile(rf"(?P<id>{_MSGID}) Completed$", re.ASCII)
+_COMPLETED: Final = re.compile(
+    rf"(?P<id>{_MSGID}) Completed(?: QT=|$)", re.ASCII
+)  # +queue_time_overall
 _DELIVERY_MARKS: Final = (" => ", " -> ", " *> ", " ** ", " == ", " Completed")
 # What follows the top address of a delivery line: the router, an early failure's
 # message, or nothing.
