@@ -20,17 +20,27 @@ A name that merely ends in a trap domain (``mail.traps.example``) is another
 domain and is left alone: the operator's own zone names often share a parent
 with a trap domain. A match is replaced whole: the entire token (the run of
 address characters around it, local part included) becomes ``[redacted]``;
-never a partial address. Imports only the standard library.
+never a partial address.
+
+Domains are compared in their IDNA ASCII form (rbl.idn, the form traps are
+stored in): ``trap@bücher.example`` in a log line names the trap
+``trap@xn--bcher-kva.example`` and is redacted. In text that is not all
+ASCII a name's labels are runs of letters, marks, digits and format
+characters of any script (so a combining accent, a soft hyphen or a
+fullwidth letter does not cut a name short), separated by any of the dots
+IDNA knows (``。`` too). Imports only the standard library and rbl.idn.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from rbl.errors import RblError
+from rbl.idn import DOTS, ascii_domain, ascii_label
 
 REDACTED = "[redacted]"
 
@@ -41,6 +51,58 @@ _TOKEN = frozenset(
 )
 # A local part as it may appear in text: RFC 5321 atoms, and &#39; style escapes.
 _LOCAL = _TOKEN | frozenset("'&;/")
+_ASCII_LABEL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _wide(ch: str) -> bool:
+    """A character beyond ASCII that may be part of a domain label or a local part:
+    a letter, mark or digit of any script, or a format character (soft hyphen,
+    zero-width joiners), which nameprep drops or keeps inside a label."""
+    category = unicodedata.category(ch)
+    return category[0] in "LMN" or category == "Cf"
+
+
+def _label_char(ch: str) -> bool:
+    return ch in _ASCII_LABEL if ch.isascii() else _wide(ch)
+
+
+# Where a name beyond ASCII may be: runs that _names then scans character by character.
+_WIDE_RUN = re.compile(
+    rf"(?:[A-Za-z0-9_-]|[^\x00-\x7f\s])+(?:[{DOTS}](?:[A-Za-z0-9_-]|[^\x00-\x7f\s])+)+"
+)
+
+
+def _names(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, ASCII form, lowercased) of each dotted name in ``text``."""
+    if text.isascii():
+        for found in _NAME.finditer(text):
+            yield found.start(), found.end(), found.group().lower()
+        return
+    for run in _WIDE_RUN.finditer(text):
+        if run.group().isascii():
+            yield run.start(), run.end(), run.group().lower()
+        else:
+            yield from _wide_names(text, run.start(), run.end())
+
+
+def _wide_names(text: str, i: int, size: int) -> Iterator[tuple[int, int, str]]:
+    """The names in ``text[i:size]``, a run that holds characters beyond ASCII."""
+    while i < size:
+        if not _label_char(text[i]):
+            i += 1
+            continue
+        start, labels = i, []
+        while True:
+            j = i
+            while i < size and _label_char(text[i]):
+                i += 1
+            labels.append(text[j:i])
+            if i + 1 < size and text[i] in DOTS and _label_char(text[i + 1]):
+                i += 1
+                continue
+            break
+        if len(labels) > 1:
+            yield start, i, ".".join(ascii_label(label) for label in labels)
 
 
 class TrapTextError(RblError):
@@ -61,10 +123,10 @@ class TrapFilter:
         for address in addresses:
             local, at, domain = address.strip().lower().rpartition("@")
             if at and local and domain:
-                by_domain.setdefault(domain.rstrip("."), set()).add(local)
+                by_domain.setdefault(_ascii(domain), set()).add(local)
         return cls(
             {domain: frozenset(found) for domain, found in by_domain.items()},
-            frozenset(d.strip().lower().rstrip(".") for d in domains if d.strip()),
+            frozenset(_ascii(d.strip()) for d in domains if d.strip()),
         )
 
     @classmethod
@@ -83,9 +145,7 @@ class TrapFilter:
         """(start, end, trap) for each trap named in ``text``, spans widened to whole tokens."""
         if not self.domains and not self.locals_by_domain:
             return
-        for found in _NAME.finditer(text):
-            name = found.group().lower()
-            start, end = found.span()
+        for start, end, name in _names(text):
             after_at = start > 0 and text[start - 1] == "@"
             # After an @ the address is there even if more follows (trap@example.org.evil).
             heads = [name[:i] for i in range(1, len(name) + 1)] if after_at else [name]
@@ -95,7 +155,7 @@ class TrapFilter:
                 continue
             if after_at:
                 local_start = start - 1
-                while local_start > 0 and text[local_start - 1] in _LOCAL:
+                while local_start > 0 and _in(text[local_start - 1], _LOCAL):
                     local_start -= 1
                 local = text[local_start : start - 1]
                 hit = next(
@@ -113,7 +173,7 @@ class TrapFilter:
             wanted = self.locals_by_domain.get(name)
             if wanted is not None and end < len(text) and text[end] == "=":
                 local_end = end + 1  # SRS: ...=domain=local@forwarder
-                while local_end < len(text) and text[local_end] in _LOCAL - {"@"}:
+                while local_end < len(text) and _in(text[local_end], _LOCAL - {"@"}):
                     local_end += 1
                 srs = _local_match(text[end + 1 : local_end], wanted)
                 if srs is not None:
@@ -180,11 +240,20 @@ def _local_match(local: str, wanted: frozenset[str]) -> str | None:
 
 
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    while start > 0 and text[start - 1] in _TOKEN:
+    while start > 0 and _in(text[start - 1], _TOKEN):
         start -= 1
-    while end < len(text) and text[end] in _TOKEN:
+    while end < len(text) and _in(text[end], _TOKEN):
         end += 1
     return start, end
+
+
+def _in(ch: str, ascii_set: frozenset[str]) -> bool:
+    """``ch`` is one of ``ascii_set``, or a character of a name or address beyond ASCII."""
+    return ch in ascii_set if ch.isascii() else _wide(ch) or ch in DOTS
+
+
+def _ascii(domain: str) -> str:
+    return ascii_domain(domain.lower().rstrip(".")).rstrip(".")
 
 
 NO_TRAPS = TrapFilter()

@@ -2,7 +2,10 @@
 
 A trap is one exact address (``trap@example.org``) or a whole domain (every
 address ``@abandoned.example``). Recipients are compared lowercased, with a
-``+tag`` detail stripped, so ``Trap+x@Example.org`` still hits ``trap@example.org``.
+``+tag`` detail stripped, so ``Trap+x@Example.org`` still hits ``trap@example.org``,
+and with the domain in its IDNA ASCII form (rbl.idn), the form traps are stored
+in: ``trap@bücher.example``, as Postfix and Exim log an SMTPUTF8 recipient,
+hits ``trap@xn--bcher-kva.example``, however the trap was added.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rbl.errors import KeyFormatError
+from rbl.idn import ascii_domain
 from rbl.keys import normalise_domain
 
 ADDRESS = "address"
@@ -61,9 +65,9 @@ def parse_trap(text: str) -> TrapSpec:
 
 
 def split_recipient(recipient: str) -> tuple[str, str]:
-    """(local part without +detail, domain), lowercased."""
+    """(local part without +detail, domain in its ASCII form), lowercased."""
     local, _, domain = recipient.strip().lower().rpartition("@")
-    return local.partition("+")[0], domain.rstrip(".")
+    return local.partition("+")[0], ascii_domain(domain.rstrip(".")).rstrip(".")
 
 
 class TrapMatcher:
@@ -72,8 +76,12 @@ class TrapMatcher:
     def __init__(self, traps: Iterable[TrapSpec] = ()) -> None:
         self.addresses: set[str] = set()
         self.domains: set[str] = set()
-        for trap in traps:
-            (self.addresses if trap.kind == ADDRESS else self.domains).add(trap.value)
+        for trap in traps:  # stored values are ASCII already; a hand-made spec may not be
+            if trap.kind == ADDRESS:
+                local, _, domain = trap.value.rpartition("@")
+                self.addresses.add(f"{local}@{ascii_domain(domain).rstrip('.')}")
+            else:
+                self.domains.add(ascii_domain(trap.value).rstrip("."))
 
     def __call__(self, recipient: str | None) -> bool:
         return self.match(recipient) is not None

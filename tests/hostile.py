@@ -3,7 +3,8 @@
 Each session connects from a real (public, test-owned) address and sends a
 HELO, a MAIL FROM and RCPTs that imitate other fields of Exim's and Postfix's
 log lines: ``H=name (helo) [ip]``, ``; from=<..> to=<..> proto=.. helo=<``,
-bracketed addresses, quoted local parts with spaces, Unicode digits. The
+bracketed addresses, quoted local parts with spaces, Unicode digits, bare
+(unbracketed) MAIL FROM and RCPT TO arguments, which Exim logs as sent. The
 imitated addresses (46.46.46.x) and domains (imitated.example) must never
 come out of a parser; the connecting address and the real recipients must,
 or the line must be refused. Used by the real-MTA tests (test_exim_live,
@@ -153,6 +154,71 @@ def sessions(prefix: str) -> list[Session]:
             (TRAP,),
             (),
             "offers@real-spam.example",
+        ),
+        Session(
+            "bare MAIL FROM and RCPT TO, a quoted one holding ': <innocent@..>'",
+            f"{prefix}.11",
+            None,
+            "pc11.example",
+            "bulk@sender.example",
+            (TRAP, f'"a: <innocent@example.org> b"@{TRAP_DOMAIN}', "user@example.org"),
+            (TRAP, f'"a: <innocent@example.org> b"@{TRAP_DOMAIN}'),
+            ("user@example.org",),
+            "bulk@sender.example",
+        ),
+    ]
+
+
+def delivered_sessions(prefix: str) -> list[Session]:
+    """Sessions for an Exim without ``+received_recipients``: the recipients are read from
+    its delivery lines, where a quoted local part is written twice, once unquoted.
+    ``traps`` here are what the RCPT ACL refuses (local part ``refused``)."""
+    return [
+        Session(
+            "quoted recipients delivered: spaces, brackets, H=, [ip] and R= inside quotes",
+            f"{prefix}.20",
+            None,
+            "pc20.example",
+            "<bulk@sender.example>",
+            (
+                f'<"spam trap"@{TRAP_DOMAIN}>',
+                f'<"x H=(a) [46.46.46.2] R=y"@{TRAP_DOMAIN}>',
+                '<"a <innocent@example.org> R=blackhole T=x"@example.org>',
+                '<"q r"@devnull.example>',
+                '<"plain"@devnull.example>',
+            ),
+            (),
+            (
+                f'"spam trap"@{TRAP_DOMAIN}',
+                f'"x h=(a) [46.46.46.2] r=y"@{TRAP_DOMAIN}',
+                '"a <innocent@example.org> r=blackhole t=x"@example.org',
+                '"q r"@devnull.example',
+                "plain@devnull.example",
+            ),
+            "bulk@sender.example",
+        ),
+        Session(
+            "SMTPUTF8: UTF-8 recipients refused and delivered",
+            f"{prefix}.21",
+            None,
+            "pc21.example",
+            "<bulk@sender.example> SMTPUTF8",
+            ("<refused@bücher.example>", "<spamtrap@bücher.example>", '<"ü x"@bücher.example>'),
+            ("refused@bücher.example",),
+            ("spamtrap@bücher.example", '"ü x"@bücher.example'),
+            "bulk@sender.example",
+        ),
+        Session(
+            "bare RCPT TO with a comment or a phrase: Exim logs them with '=' for a space",
+            f"{prefix}.22",
+            None,
+            "pc22.example",
+            "bulk@sender.example",
+            ("refused@example.org (a: b)", "Spam <refused@example.org>"),
+            ("refused@example.org", "refused@example.org"),
+            (),
+            "bulk@sender.example",
+            refused_rcpt=True,
         ),
     ]
 

@@ -165,3 +165,16 @@ def test_a_domain_trap_at_a_public_suffix_is_refused(config_path: Path) -> None:
         bad = run(config_path, "traps", "add", trap)
         assert bad.exit_code == 1 and "is a public suffix" in bad.output, bad.output
     assert run(config_path, "traps", "add", "@old.example.co.uk").exit_code == 0
+
+
+def test_an_idn_trap_is_one_trap_in_either_form(config_path: Path) -> None:
+    """'@bücher.example' is stored as punycode; the other spelling is the same trap."""
+    added = run(config_path, "traps", "add", "@bücher.example", "Trap@Bücher.org")
+    assert "2 added, 0 already active" in added.output, added.output
+    again = run(config_path, "traps", "add", "@xn--bcher-kva.example", "trap@xn--bcher-kva.org")
+    assert "0 added, 2 already active" in again.output, again.output
+    listed = run(config_path, "traps", "list").output
+    assert "@xn--bcher-kva.example\tactive" in listed and "trap@xn--bcher-kva.org\tactive" in listed
+    removed = run(config_path, "traps", "remove", "trap@bücher.org", "--reason", "retired")
+    assert removed.exit_code == 0, removed.output
+    assert "trap@xn--bcher-kva.org\tremoved" in run(config_path, "traps", "list", "--all").output

@@ -291,6 +291,8 @@ def test_one_attempt_logged_twice_counts_once_even_across_batches(tmp_path: Path
     assert record(engine, [grey, trapping]).actions == {"list": 1, "duplicate": 1}
     assert record(engine, [trapping]).actions == {"duplicate": 1}
     assert len(rows(engine, hits)) == 1
+    # spamd's GREY line has no HELO, its "new entry"/"Trapping" twin has: the one kept gets it.
+    assert [h.helo for h in rows(engine, hits)] == ["spam.example"]
 
 
 def test_overlong_fields_are_stored_cut_to_their_columns_and_count_once(

@@ -30,6 +30,7 @@ from rbl.feeds.policyd import (
     PolicyServerFactory,
 )
 from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher, parse_trap
 from tests.conftest import REPO, subprocess_env
 
 DATA = Path(__file__).parent / "data" / "postfix"
@@ -572,3 +573,16 @@ def test_real_tcp_socket_with_the_real_reactor() -> None:
             process.wait(timeout=15)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_the_policy_feed_counts_a_utf8_recipient_of_a_punycode_trap() -> None:
+    """Postfix passes an SMTPUTF8 recipient to the policy service in UTF-8."""
+    matcher = TrapMatcher([parse_trap("@xn--bcher-kva.example"), parse_trap("trap@example.org")])
+    harness = make(is_trap=matcher)
+    try:
+        harness.send(request(recipient="Spam@bücher.example"))
+        harness.send(request(recipient="user@example.org"))
+        assert harness.replies() == DUNNO * 2
+        assert [hit.rcpt_to for hit in harness.hits] == ["spam@bücher.example"]
+    finally:
+        harness.close()

@@ -29,7 +29,9 @@ from typing import IO
 import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
+from rbl.trapfilter import TrapFilter
 from rbl.traphit import ParseError, TrapHit
+from rbl.traps import TrapMatcher, parse_trap
 from tests.conftest import REPO, require_peer, subprocess_env
 from tests.hostile import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN, Session, sessions
 
@@ -37,6 +39,8 @@ pytestmark = pytest.mark.slow
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POLICY_SERVER = REPO / "tests" / "data" / "postfix" / "policy_server.py"
+# A trap as rbl traps add stores '@bücher.example' addresses: in the IDNA ASCII form.
+IDN_TRAP = "spamtrap@xn--bcher-kva.example"
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -49,7 +53,7 @@ setgid_group = postdrop
 myhostname = mx.example.org
 mydomain = example.org
 myorigin = example.org
-mydestination = example.org, {trap_domain}
+mydestination = example.org, {trap_domain}, bücher.example
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
@@ -66,7 +70,7 @@ smtpd_recipient_restrictions =
     check_policy_service inet:127.0.0.1:{policy_port},
     permit_mynetworks,
     check_recipient_access inline:{{ {{{trap}=REJECT no such user}},
-        {{{trap_domain}=REJECT no such user}} }},
+        {{{trap_domain}=REJECT no such user}}, {{spamtrap@bücher.example=REJECT no such user}} }},
     reject_unauth_destination
 """
 
@@ -171,7 +175,7 @@ def wait_listening(port: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def policy_server() -> Iterator[PolicyServer]:
-    server = start_policy_server(TRAP)
+    server = start_policy_server(TRAP, IDN_TRAP)
     try:
         yield server
     finally:
@@ -375,3 +379,42 @@ def test_hostile_sessions_give_the_connecting_ip_and_real_trap(
             assert hit.mail_from == session.sender
             assert hit.client_name == session.name
             assert hit.stage == "rcpt"
+
+
+def test_smtputf8_recipient_of_an_ascii_form_trap_is_a_hit_in_both_feeds(
+    postfix_instance: Instance, policy_server: PolicyServer
+) -> None:
+    """Postfix (smtputf8_enable, on at compatibility_level 3.6) passes and logs an SMTPUTF8
+    recipient in UTF-8; the trap was stored as punycode. Both the policy feed and the log
+    parser plus the trap matcher count it, and the public filter redacts the line."""
+    with smtplib.SMTP(
+        "127.0.0.1", postfix_instance.port, local_hostname="relay.example.org", timeout=30
+    ) as smtp:
+        smtp.command_encoding = "utf-8"
+        assert smtp.docmd("XCLIENT", f"ADDR={HOSTILE_PREFIX}.20 NAME=[UNAVAILABLE]")[0] == 220
+        code, reply = smtp.docmd("EHLO", "pc20.example")
+        assert code == 250 and b"SMTPUTF8" in reply, reply
+        assert smtp.docmd("MAIL", "FROM:<bulk@sender.example> SMTPUTF8")[0] == 250
+        code, reply = smtp.docmd("RCPT", "TO:<SpamTrap@bücher.example>")
+        assert code == 554 and b"no such user" in reply, reply  # the access map
+    records = stop_policy_server(policy_server)
+    hits = [record["hit"] for record in records if "hit" in record]
+    assert [(hit["client_ip"], hit["rcpt_to"]) for hit in hits] == [  # type: ignore[index]
+        (f"{HOSTILE_PREFIX}.20", "spamtrap@bücher.example")
+    ]
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [line for line in postfix_instance.maillog() if "reject: RCPT from" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    capture = os.environ.get("RBL_CAPTURE_LOGS")
+    if capture:  # to refresh tests/data/logs/postfix.smtputf8.log
+        Path(capture, "postfix.smtputf8.raw").write_text("\n".join(lines) + "\n")
+    (line,) = lines
+    assert "to=<SpamTrap@bücher.example>" in line, line
+    (hit,) = get_parser("postfix")(line, ParseContext(now=datetime.now(UTC)))
+    assert (hit.client_ip, hit.rcpt_to) == (f"{HOSTILE_PREFIX}.20", "spamtrap@bücher.example")
+    assert TrapMatcher([parse_trap(IDN_TRAP)]).match(hit.rcpt_to) is not None
+    shown = TrapFilter.of([IDN_TRAP], []).redact(line)
+    assert "bücher" not in shown.lower() and "[redacted]" in shown, shown

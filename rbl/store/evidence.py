@@ -23,6 +23,7 @@ from sqlalchemy import Connection, String, Table, and_, bindparam, func, insert,
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
+from rbl.idn import ascii_domain
 from rbl.keys import DomainKey, ListingKey, address_key
 from rbl.policy import (
     Action,
@@ -357,6 +358,7 @@ def record_hits(
         lock_change_log(conn)  # decisions read listings that other writers change
     relevant: list[tuple[TrapHit, str | None, int]] = []
     seen = _stored_attempts(conn, batch)
+    in_batch: dict[Attempt, int] = {}
     for index, hit in enumerate(batch):
         trap = matcher.match(hit.rcpt_to)
         if trap is None and not hit.trap_asserted:
@@ -368,8 +370,14 @@ def record_hits(
         attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
         if attempt in seen:
             result.actions["duplicate"] += 1
+            kept = in_batch.get(attempt)
+            if kept is not None and relevant[kept][0].helo is None and hit.helo is not None:
+                # spamd's GREY line has no HELO; its "new entry"/"Trapping" twin has.
+                first, trap_value, position = relevant[kept]
+                relevant[kept] = (replace(first, helo=hit.helo), trap_value, position)
             continue
         seen.add(attempt)
+        in_batch[attempt] = len(relevant)
         relevant.append((hit, None if trap is None else trap.value, index))
     if not relevant:
         return result
@@ -423,7 +431,8 @@ def record_hits(
                 "mail_from": hit.mail_from,
                 "sender_domain": _cut(domain_of(sender), hits.c.sender_domain),
                 "rcpt_to": hit.rcpt_to,
-                "trap_domain": _cut(domain_of(hit.rcpt_to), hits.c.trap_domain),
+                # The ASCII form traps are stored in, whichever form the MTA logged.
+                "trap_domain": _cut(_ascii(domain_of(hit.rcpt_to)), hits.c.trap_domain),
                 "feed": hit.feed,
                 "raw": hit.raw,
                 "action": decision.action.value,
@@ -447,6 +456,10 @@ def record_hits(
             ):
                 result.changed.add(index)
     return result
+
+
+def _ascii(domain: str | None) -> str | None:
+    return None if domain is None else ascii_domain(domain)
 
 
 def _cut(text: str | None, column: Any) -> str | None:

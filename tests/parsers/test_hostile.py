@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rbl.feeds.parsers import FIELD_LIMITS, PARSERS, ParseContext, addresses
-from rbl.feeds.parsers.normalise import client_ip
+from rbl.feeds.parsers.normalise import client_ip, mail_address
 from rbl.keys import KeyFormatError, address_key, parse_ip_key
 from rbl.store.schema import hits
 from rbl.traphit import ParseError, TrapHit
@@ -145,14 +145,16 @@ def exim_client(draw: st.DrawFn) -> EximClient:
     client=exim_client(),
     rcpt_local=sender_text,
     port=st.one_of(st.none(), st.integers(1, 65535)),
+    bare=st.booleans(),
 )
 def test_exim_rejected_rcpt_gives_the_connecting_ip_or_is_refused(
-    client: EximClient, rcpt_local: str, port: int | None
+    client: EximClient, rcpt_local: str, port: int | None, bare: bool
 ) -> None:
     rcpt_value = printable(rcpt_local)
     rcpt = f"{exim_local(rcpt_value, False)}@trap.example"
     host = exim_host(client.ip, client.name, client.helo, port)
-    argument = f"<{rcpt}>"[:100]  # smtp_handle_acl_fail logs 100 characters of it
+    # smtp_handle_acl_fail logs 100 characters of the argument as sent, brackets or not.
+    argument = (rcpt if bare else f"<{rcpt}>")[:100]
     line = (
         f"{EXIM_STAMP} H={host} U=root F=<{client.sender_local}@evil.example> "
         f"rejected RCPT {argument}: no such user"
@@ -202,6 +204,81 @@ def test_exim_arrival_gives_the_connecting_ip_and_real_recipients_or_is_refused(
     ], line
     for hit in found:
         assert hit.client_ip == client.ip and hit.client_name == client.name, line
+
+
+def exim_delivered(value: str, domain: str, form: str) -> str:
+    """deliver.c string_log_address for a delivery of top address ``value@domain``: the
+    unquoted local part (log_as_local, lowercased), the unquoted address, or a blackhole,
+    then ``<top>`` in the stored form, unless the unquoted address is the top itself."""
+    top = f"{exim_local(value, False)}@{domain}"
+    if form == "local":
+        return f"=> {value.lower()} <{top}> R=local T=mailbox"
+    if form == "blackhole":
+        return f"=> :blackhole: <{top}> R=blackhole"
+    unquoted = f"{value.lower()}@{domain}"
+    shown = unquoted if unquoted == top else f"{unquoted} <{top}>"
+    return f"** {shown} R=traps: no such user"
+
+
+@HOSTILE
+@given(
+    client=exim_client(),
+    rcpt_locals=st.lists(sender_text, min_size=1, max_size=3),
+    forms=st.lists(st.sampled_from(["local", "blackhole", "failed"]), min_size=3, max_size=3),
+)
+def test_exim_delivery_gives_the_arrivals_ip_and_real_recipients_or_is_refused(
+    client: EximClient, rcpt_locals: list[str], forms: list[str]
+) -> None:
+    sender = client.sender_local + "@evil.example"
+    host = exim_host(client.ip, client.name, client.helo, None)
+    arrival = f"{EXIM_STAMP} 1xYoc6-0007QP-23 <= {sender} H={host} U=root P=esmtp S=319"
+    ctx = ParseContext(now=NOW)
+    try:
+        assert PARSERS["exim"](arrival, ctx) == []
+    except ParseError:
+        return
+    values = [printable(value) for value in rcpt_locals]
+    for value, form in zip(values, forms, strict=False):
+        line = f"{EXIM_STAMP} 1xYoc6-0007QP-23 {exim_delivered(value, 'example.org', form)}"
+        try:
+            found = PARSERS["exim"](line, ctx)
+        except ParseError:
+            continue
+        expected = addresses.canonical(value, "example.org")
+        assert [hit.rcpt_to for hit in found] in ([expected], []), line
+        for hit in found:
+            assert hit.client_ip == client.ip and hit.client_name == client.name, line
+            assert hit.stage == "data"
+
+
+def spamd_word(text: str) -> str:
+    """spamd.c gethelo/setlog: blanks skipped, then the first word (up to a space or tab)."""
+    word = printable(text).lstrip(" \t")
+    for stop in " \t":
+        word = word.partition(stop)[0]
+    return word
+
+
+@HOSTILE
+@given(ip=public_ip, helo=sender_text, sender=sender_text, rcpt=sender_text, trap=st.booleans())
+def test_spamd_new_entry_gives_the_client_and_its_helo_whatever_the_helo_says(
+    ip: str, helo: str, sender: str, rcpt: str, trap: bool
+) -> None:
+    """grey.c logs the HELO last, after from and to; spamd kept one word of each."""
+    kind = "greytrap entry" if trap else "entry"
+    words = [spamd_word(text) for text in (sender, rcpt, helo)]
+    line = (
+        f"{POSTFIX_STAMP} gw spamd[1]: new {kind} {ip} from {words[0]} to {words[1]},"
+        f" helo {words[2]}"
+    )
+    try:
+        (hit,) = PARSERS["spamd"](line, CTX)
+    except ParseError:
+        assert any(ch.isspace() for word in words for ch in word), line
+        return
+    assert (hit.client_ip, hit.trap_asserted) == (ip, trap), line
+    assert hit.helo == (words[2] or None), line
+    assert (hit.mail_from, hit.rcpt_to) == (mail_address(words[0]), mail_address(words[1]))
 
 
 def postfix_external(value: str, domain: str) -> str:

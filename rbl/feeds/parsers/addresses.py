@@ -74,6 +74,15 @@ def exim(text: str, at: int) -> tuple[int, str] | None:
     return m.end(), canonical(_value(m.group("local")), m.group("domain"))
 
 
+def exim_parts(text: str, at: int) -> tuple[int, str, str | None] | None:
+    """Like ``exim``, but the local part's value (quotes dropped, pairs unescaped) and the
+    domain as written: what Exim itself writes where it logs an address unquoted."""
+    m = _EXIM.match(text, at)
+    if m is None:
+        return None
+    return m.end(), _value(m.group("local")), m.group("domain")
+
+
 def postfix(text: str, at: int) -> tuple[int, str] | None:
     """The end of the Postfix external-form address at ``text[at:]`` (up to, not
     including, the closing ``>``) and its canonical form; None if there is none.

@@ -9,6 +9,10 @@ src/log.c and host.c):
       2026-11-23 06:15:31 H=mail.example.com (helo.example) [192.0.2.1]:54321
         I=[198.51.100.25]:25 F=<spammer@example.net> rejected RCPT <trap@example.org>: ...
 
+  The RCPT argument is logged as the client sent it: ``<trap@example.org>``,
+  or bare ``trap@example.org`` / ``"spam trap"@example.org``; either is read
+  by Exim's address grammar and must be the whole argument (_rcpt_argument).
+
 - an arrival, when ``log_selector = +received_recipients`` appends the
   accepted recipients (log.c ``LOG_RECIPIENTS``: `` for`` then each raw
   address; ``+received_sender`` puts `` from <sender>`` just before)::
@@ -17,8 +21,26 @@ src/log.c and host.c):
         H=mail.example.com [192.0.2.1] P=esmtp S=1234 ... for trap@example.org other@example.org
 
   One hit per recipient. ``(=`` (``control = fakereject``) arrivals count the
-  same. An arrival without `` for `` cannot tell its recipients and one
-  without ``H=`` was submitted locally: no hits.
+  same. An arrival without ``H=`` was submitted locally: no hits.
+
+- without ``+received_recipients`` (Exim's default) an arrival names no
+  recipient; its delivery lines do (deliver.c ``string_log_address``)::
+
+      2026-11-23 06:15:40 1vABCD-000123-XY => trap <trap@example.org> R=local T=mailbox
+      2026-11-23 06:15:40 1vABCD-000123-XY => :blackhole: <"spam trap"@example.org> R=bh
+      2026-11-23 06:15:40 1vABCD-000123-XY ** "spam trap"@trap.example: retry timeout exceeded
+
+  The remote arrival is held by message id (ParseContext.held) until its
+  ``Completed``, and each ``=>``, ``->``, ``*>``, ``**`` or ``==`` line of it
+  is a hit (once per recipient) with the arrival's client, sender and time.
+  The recipient is the top address, ``<...>`` in Exim's stored form, quotes
+  kept; what comes before it is the delivered address, a local part, a pipe
+  or a file, written *unquoted* (``q r <"q r"@example.org>``) and so free to
+  imitate anything. The ``<top>`` is the one bracketed address followed by
+  `` R=``, ``: `` or the end of the line (scanned left to right, each
+  address whole, so a quoted ``<x@y> R=`` inside it is not another); a line
+  with two such places is refused, and one with none names the top address
+  itself first.
 
 The host part follows host.c ``host_build_sender_fullhost``: ``[ip]``,
 ``name [ip]``, ``(helo) [ip]`` or ``name (helo) [ip]``, ``:port`` appended
@@ -33,14 +55,15 @@ sent to syslog (``log_file_path = syslog``) are read behind a syslog header of
 program ``exim``/``exim4``, with or without Exim's own stamp
 (``syslog_timestamp``). A line that starts with ``H=... F=<...>`` and says
 ``rejected RCPT`` but does not parse raises ParseError, as does an arrival
-with recipients whose host part is broken. Imports only the standard library
+with recipients whose host part is broken, or a delivery line of a held
+arrival whose top address cannot be told. Imports only the standard library
 and this package.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -63,7 +86,20 @@ _STAMP: Final = re.compile(
 )
 _MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
 _REJECT_START: Final = re.compile(rf"(?:{_MSGID} )?H=", re.ASCII)
-_ARRIVAL: Final = re.compile(rf"{_MSGID} [<(]= ", re.ASCII)
+_ARRIVAL: Final = re.compile(rf"(?P<id>{_MSGID}) [<(]= ", re.ASCII)
+# deliver.c: delivered (=>, -> for more addresses of one delivery, *> when faked by -N),
+# failed (**) or deferred (==); then the message's end.
+_DELIVERY: Final = re.compile(rf"(?P<id>{_MSGID}) (?:=>|->|\*>|\*\*|==) ", re.ASCII)
+_COMPLETED: Final = re.compile(
+    rf"(?P<id>{_MSGID}) Completed(?: QT=|$)", re.ASCII
+)  # +queue_time_overall
+_DELIVERY_MARKS: Final = (" => ", " -> ", " *> ", " ** ", " == ", " Completed")
+# What follows the top address of a delivery line: the router, an early failure's
+# message, or nothing.
+_AFTER_TOP: Final = re.compile(r"> R=|>: |>$")
+# Remote arrivals waiting for their delivery lines, per file; the oldest are dropped
+# past this many (a message whose Completed line is in another file).
+MAX_HELD: Final = 100_000
 # The end of a host part shown with a HELO: ") [ip]" and maybe ":port", then a space
 # or the end. Anything of this shape after "H=(" is counted: the real one is there
 # once; a second one is a HELO or later field imitating it.
@@ -114,7 +150,12 @@ def _time(ts: str | None, head: re.Match[str] | None, ctx: ParseContext) -> date
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     """The hits in one Exim log line: none, one, or one per logged recipient."""
     rejected = " rejected RCPT " in line
-    if not rejected and "<= " not in line and "(= " not in line:
+    if (
+        not rejected
+        and "<= " not in line
+        and "(= " not in line
+        and not any(mark in line for mark in _DELIVERY_MARKS)
+    ):
         return []
     line = line.rstrip("\r\n")
     start, ts, head = _body(line)
@@ -126,7 +167,14 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         )
     arrival = _ARRIVAL.match(line, start)
     if arrival is not None:
-        return _arrival(line, arrival.end(), ts, head, ctx)
+        return _arrival(line, arrival, ts, head, ctx)
+    delivery = _DELIVERY.match(line, start)
+    if delivery is not None:
+        return _delivery(line, delivery, ctx)
+    completed = _COMPLETED.match(line, start)
+    if completed is not None:
+        ctx.held(_HELD, _Arrivals).pop(completed.group("id"), None)
+        return []
     if rejected:
         return _rejected(line, start, ts, head, ctx)
     return []
@@ -316,7 +364,17 @@ def _rejected(
 
 
 def _rcpt_argument(line: str, at: int) -> str:
-    """The recipient in the RCPT argument Exim logged as sent (``<addr>`` or ``addr``)."""
+    """The recipient in the RCPT argument Exim logged as sent (``<addr>`` or ``addr``).
+
+    smtp_in.c logs the argument as the client wrote it (ESMTP options taken
+    off, at most 100 characters), then ``: message`` or nothing. Exim took
+    the whole argument as one RFC 5322 address (parse_extract_address), so the
+    address read by its grammar must be all of it: a comment, a phrase before
+    ``<addr>`` or anything else after it refuses the line. (Exim's option
+    scan also turns the last unquoted space of such an argument into ``=``:
+    ``Spam=<trap@example.org>``.) A bare argument as long as the cut may have
+    been cut inside its domain, leaving a shorter domain that reads whole: refused.
+    """
     j = at
     bracket = line.startswith("<", j)
     if bracket:
@@ -332,6 +390,11 @@ def _rcpt_argument(line: str, at: int) -> str:
                 f"{MAX_RCPT_ARG} characters, or a comment): {line[:200]!r}"
             )
         j += 1
+    elif j - at >= MAX_RCPT_ARG:
+        raise ParseError(
+            f"exim bare RCPT argument at column {at} is {MAX_RCPT_ARG} characters or more: "
+            f"Exim may have cut it: {line[:200]!r}"
+        )
     if j - at > MAX_RCPT_ARG or not (j == len(line) or line.startswith(": ", j)):
         raise ParseError(
             f"exim RCPT argument at column {at} cannot be read unambiguously: {line[:200]!r}"
@@ -340,14 +403,20 @@ def _rcpt_argument(line: str, at: int) -> str:
 
 
 def _arrival(
-    line: str, at: int, ts: str | None, head: re.Match[str] | None, ctx: ParseContext
+    line: str,
+    arrival: re.Match[str],
+    ts: str | None,
+    head: re.Match[str] | None,
+    ctx: ParseContext,
 ) -> list[TrapHit]:
     """``<= sender [R=..] H=host fields... [T="..."] [from <..>] [for rcpt rcpt...]``.
 
     The sender is scanned by Exim's own address syntax, so a quoted local part
     cannot end it early; every reading of the host part is tried against the
-    fields after it, and exactly one must parse to the end of the line.
+    fields after it, and exactly one must parse to the end of the line. An
+    arrival without recipients is held for its delivery lines.
     """
+    at = arrival.end()
     if line.startswith("<>", at) and (at + 2 == len(line) or line[at + 2] == " "):
         i, sender = at + 2, ""
     else:
@@ -379,6 +448,9 @@ def _arrival(
     at_time = _time(ts, head, ctx)
     feed = ctx.feed or NAME
     helo = helo_name(host.helo)
+    if not reading.recipients:
+        ctx.held(_HELD, _Arrivals).hold(arrival.group("id"), _Held(reading, at_time))
+        return []
     return [
         TrapHit(
             at=at_time,
@@ -444,3 +516,100 @@ def _recipients(line: str, at: int) -> list[str]:
         previous = line[i + 1 : i + 3].rstrip("=")
         i = after
     return []
+
+
+_HELD: Final = "exim.arrivals"
+
+
+@dataclass(slots=True)
+class _Held:
+    """A remote arrival without recipients, and the recipients its deliveries named so far."""
+
+    reading: _Reading
+    at: datetime
+    seen: set[str] = field(default_factory=set)
+
+
+class _Arrivals(dict[str, _Held]):
+    """Held arrivals by message id, oldest first; at most MAX_HELD."""
+
+    def hold(self, message_id: str, arrival: _Held) -> None:
+        self.pop(message_id, None)
+        self[message_id] = arrival
+        while len(self) > MAX_HELD:
+            del self[next(iter(self))]
+
+
+def _delivery(line: str, delivery: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
+    """A delivery line of a held arrival: one hit for its top address, once per message."""
+    arrival = ctx.held(_HELD, _Arrivals).get(delivery.group("id"))
+    if arrival is None:
+        return []  # a local or already reported message, or its arrival is in another file
+    rcpt = _top_address(line, delivery.end())
+    if rcpt in arrival.seen:
+        return []  # a retry (==) or a later line for a recipient already counted
+    arrival.seen.add(rcpt)
+    host = arrival.reading.host
+    return [
+        TrapHit(
+            at=arrival.at,
+            client_ip=host.ip,
+            rcpt_to=rcpt,
+            mail_from=arrival.reading.sender,
+            helo=helo_name(host.helo),
+            feed=ctx.feed or NAME,
+            raw=line,
+            client_name=host.name,
+            stage="data",
+        )
+    ]
+
+
+def _top_address(line: str, at: int) -> str:
+    """The recipient as the client gave it: ``<top>`` after the delivered address, or that
+    address itself when Exim left ``<top>`` out because the two are the same.
+
+    A place reads as ``<top>`` when an address in brackets is followed by `` R=``,
+    ``: `` or the end, and the text before it is what string_log_address writes
+    there: the top address or its local part unquoted (caselessly: Exim
+    lowercases local parts), a pipe, file or ``:blackhole:``, or one other
+    address (a redirection), maybe with its parents in parentheses. A remote
+    server's message after the fields (``550 <a@b>: rejected``) fits none.
+    """
+    found: list[str] = []
+    i = line.find(" <", at)
+    while i >= 0:
+        parts = addresses.exim_parts(line, i + 2)
+        if parts is not None and _AFTER_TOP.match(line, parts[0]):
+            end, value, domain = parts
+            if _first_fits(line[at:i], value, domain):
+                found.append(addresses.canonical(value, domain))
+            i = end  # what is inside it (a quoted "<x@y> R=") is part of it
+        i = line.find(" <", i + 1)
+    if len(found) > 1:
+        raise ParseError(
+            f"exim delivery line has {len(found)} places that read as its '<top address>' "
+            f"(a local part or message imitates it): {line[:200]!r}"
+        )
+    if found:
+        return found[0]
+    scanned = addresses.exim(line, at)
+    if scanned is None or not re.match(r" R=|: |$", line[scanned[0] :]):
+        raise ParseError(f"exim delivery line names no address Exim wrote: {line[:200]!r}")
+    return scanned[1]
+
+
+# string_log_address: a pipe, a file (maybe "save x"), an autoreply, the blackhole.
+_PFR: Final = ("|", "/", ">", "save ", ":blackhole:")
+_REDIRECTED: Final = re.compile(r"[^ ]+(?: \([^()]*\))?")
+
+
+def _first_fits(first: str, value: str, domain: str | None) -> bool:
+    """Whether ``first`` is what Exim writes before ``<top>`` for this top address."""
+    unquoted = value if domain is None else f"{value}@{domain}"
+    folded = first.lower()
+    return (
+        folded in (unquoted.lower(), value.lower())
+        or first.startswith(_PFR)
+        or _REDIRECTED.fullmatch(first) is not None
+    )

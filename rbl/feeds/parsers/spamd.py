@@ -11,6 +11,14 @@ What spamd logs about SMTP attempts (OpenBSD src, libexec/spamd):
   blacklist.) Both become a hit with ``trap_asserted`` false: whether the
   recipient is a trap is decided against the store's trap list. spamd logs
   no HELO here.
+- grey.c, at LOG_DEBUG, the first time the greylister sees a tuple::
+
+      new entry 192.0.2.1 from <spammer@example.net> to <user@example.org>, helo mail.example.net
+      new greytrap entry 192.0.2.1 from <spammer@example.net> to <trap@example.org>, helo x
+
+  (``"new %sentry %s from %s to %s, helo %s"``.) The same attempt as the
+  GREY line before it, with the HELO: a hit, ``trap_asserted`` true for the
+  greytrap form (it follows a ``Trapping`` line).
 - grey.c, at LOG_DEBUG, when the greylister traps a client::
 
       Trapping 192.0.2.1 for tuple 192.0.2.1 helo.example <spammer@example.net> <trap@example.org>
@@ -22,11 +30,15 @@ What spamd logs about SMTP attempts (OpenBSD src, libexec/spamd):
   spamd never logs ``(TRAP)``; there is no such tag in spamd.c or grey.c.
 
 Everything else is no hit: ``disconnected after N seconds. lists: ...``,
-``new entry``/``new greytrap entry`` (LOG_DEBUG duplicates of the lines above
-for the first sighting of a tuple), sync, whitelist and database messages,
-and other programs (spamlogd, spamd-setup). From and to are spamd's raw tokens
-(``setlog``: the word after ``MAIL FROM:``/``RCPT TO:``), so angle brackets are
-optional and stripped here. Imports only the standard library and this package.
+sync, whitelist and database messages, and other programs (spamlogd,
+spamd-setup). From and to are spamd's raw tokens (``setlog``: the word after
+``MAIL FROM:``/``RCPT TO:``), so angle brackets are optional and stripped
+here. The HELO is one word too (``gethelo``: the first word after
+``HELO``/``EHLO``, empty when the client sent MAIL first), so no field of
+these lines holds a space and each is read as one word: a HELO such
+as ``x,from<a@b>`` cannot shift the others. The store counts an attempt
+logged twice (GREY and new entry in the same second) once. Imports only the
+standard library and this package.
 """
 
 from __future__ import annotations
@@ -45,6 +57,11 @@ _ATTEMPT: Final = re.compile(r"\((?:GREY|BLACK)\) (?P<ip>\S+): (?P<from>\S*) -> 
 _TRAPPING: Final = re.compile(
     r"Trapping (?P<ip>\S+) for (?:trying \S+ first for )?tuple"
     r" (?P<tip>\S+) (?P<helo>\S*) (?P<from>\S*) (?P<to>\S*)"
+)
+# grey.c greyupdate: every field one word (setlog, gethelo), the HELO last and maybe empty.
+_NEW_ENTRY: Final = re.compile(
+    r"new (?P<trap>greytrap )?entry (?P<ip>\S+) from (?P<from>\S*) to (?P<to>\S*),"
+    r" helo(?: (?P<helo>\S*))?"  # syslogd may drop the space before an empty HELO
 )
 
 
@@ -74,6 +91,14 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
             raise ParseError(f"spamd Trapping line names two different clients: {line[:200]!r}")
         helo = helo_name(m.group("helo"))
         trapped = True
+    elif line.startswith("new entry ", start) or line.startswith("new greytrap entry ", start):
+        m = _NEW_ENTRY.fullmatch(line, start)
+        if m is None:
+            raise ParseError(
+                f"spamd new entry line is not 'new entry ip from F to T, helo H': {line[:200]!r}"
+            )
+        helo = helo_name(m.group("helo"))
+        trapped = m.group("trap") is not None
     else:
         return []
     ip = client_ip(m.group("ip"))

@@ -1,9 +1,10 @@
 """Run a PolicyServerFactory on the real reactor for the socket and live-Postfix tests.
 
-Usage: ``python tests/data/postfix/policy_server.py TRAP_ADDRESS...`` (with the repository
-on PYTHONPATH). Listens on 127.0.0.1 with an ephemeral port, prints ``{"port": N}`` as
-its first line, then one JSON object per submitted TrapHit, and a ``{"counters": ...}``
-line when stopped by SIGTERM or SIGINT.
+Usage: ``python tests/data/postfix/policy_server.py TRAP...`` (with the repository
+on PYTHONPATH; traps as ``rbl traps add`` takes them, matched by the service's own
+TrapMatcher: case, ``+detail`` and IDN forms as in production). Listens on 127.0.0.1
+with an ephemeral port, prints ``{"port": N}`` as its first line, then one JSON object
+per submitted TrapHit, and a ``{"counters": ...}`` line when stopped by SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from twisted.internet.address import IPv4Address
 
 from rbl.feeds.policyd import PolicyServerFactory
 from rbl.traphit import TrapHit
+from rbl.traps import TrapMatcher, parse_trap
 
 
 def emit(record: dict[str, object]) -> None:
@@ -25,12 +27,12 @@ def emit(record: dict[str, object]) -> None:
 
 
 def main(traps: list[str]) -> None:
-    wanted = {trap.lower() for trap in traps}
+    matcher = TrapMatcher(parse_trap(trap) for trap in traps)
 
     def submit(hit: TrapHit) -> None:
         emit({"hit": dataclasses.asdict(hit)})
 
-    factory = PolicyServerFactory(wanted.__contains__, submit, reactor)
+    factory = PolicyServerFactory(matcher, submit, reactor)
     port = reactor.listenTCP(0, factory, interface="127.0.0.1")
     address = port.getHost()
     assert isinstance(address, IPv4Address)
