@@ -177,6 +177,11 @@ class PolicyFeedSettings:
     # Postfix closes an idle one after smtpd_policy_service_max_idle (300 s) itself;
     # rbl waits longer and only reclaims those of dead or misbehaving peers.
     idle_timeout: float = 360.0
+    # Answer RCPT requests from a client the trap IP zone lists with a reject, as
+    # reject_rbl_client would, from the same in-memory index DNS answers from: the
+    # next attempt is rejected even when a resolver cached an NXDOMAIN from before
+    # the hit (postscreen's connect-time lookup). Off: the feed only observes.
+    reject_listed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,10 +657,21 @@ def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
     where = f"{where}.policy"
     _only(
         policy,
-        {"listen", "commit_timeout", "allow", "max_connections", "max_per_client", "idle_timeout"},
+        {
+            "listen",
+            "commit_timeout",
+            "allow",
+            "max_connections",
+            "max_per_client",
+            "idle_timeout",
+            "reject_listed",
+        },
         where,
     )
     defaults = PolicyFeedSettings()
+    reject_listed = policy.get("reject_listed", defaults.reject_listed)
+    if not isinstance(reject_listed, bool):
+        raise ConfigError(f"{where}: reject_listed must be true or false, not {reject_listed!r}")
     timeout = parse_duration(policy.get("commit_timeout", 10.0), f"{where} commit_timeout")
     if not 0.1 <= timeout <= 60:
         # Postfix waits smtpd_policy_service_timeout (100 s) for an answer.
@@ -677,6 +693,7 @@ def _feeds(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:
             policy, "max_per_client", where, defaults.max_per_client, 1, 100_000
         ),
         idle_timeout=idle,
+        reject_listed=reject_listed,
     )
 
 

@@ -185,7 +185,13 @@ def _policy_feed(server: Any, new: Settings, report: ReloadReport) -> None:
     factory = getattr(writer, "policy_factory", None)
     if factory is not None:  # allow and the limits apply to the next connection
         feed = new.policy_feed
-        factory.configure(feed.allow, feed.max_connections, feed.max_per_client, feed.idle_timeout)
+        factory.configure(
+            feed.allow,
+            feed.max_connections,
+            feed.max_per_client,
+            feed.idle_timeout,
+            feed.reject_listed,
+        )
 
 
 def _dumps(server: Any, new: Settings, report: ReloadReport) -> None:

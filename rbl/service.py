@@ -34,6 +34,7 @@ from rbl.dnsserver.ratelimit import ResponseRateLimiter
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.dnsserver.zone import Zone
+from rbl.feeds.listed import ListedReplies
 from rbl.follower import IndexFollower
 from rbl.index import ZoneIndex
 from rbl.store.reader import Change, ListingReader
@@ -373,6 +374,7 @@ class WriterService(Service):
         database: DatabaseService,
         reactor: Any,
         visibility: Visibility | None = None,
+        listed: Callable[[str], bytes | None] | None = None,
     ) -> None:
         from rbl.policy import Rules
         from rbl.recorder import HitRecorder
@@ -382,6 +384,7 @@ class WriterService(Service):
         self.settings = settings
         self.database = database
         self.reactor = reactor
+        self.listed = listed  # the policy feed's reject_listed answers, from the DNS index
         self.engine = open_engine(settings.database.url)
         self.rules = Rules.from_settings(settings.listing)
         self.ip_zone = settings.trap_ip_zone()
@@ -482,6 +485,8 @@ class WriterService(Service):
                 max_connections=feed.max_connections,
                 max_per_client=feed.max_per_client,
                 idle_timeout=feed.idle_timeout,
+                listed=self.listed,
+                reject_listed=feed.reject_listed,
             )
             host, port = listen
             # A deep accept queue: refused connections are closed as fast as they come,
@@ -657,7 +662,14 @@ def make_service(
     if not dns_only:
         visibility = Visibility(reactor, changes)
         changes.on_applied = visibility.advanced
-        writer = WriterService(settings, database, reactor, visibility)
+        trap_zone = follower.zones.get(settings.trap_ip_zone().name)
+        writer = WriterService(
+            settings,
+            database,
+            reactor,
+            visibility,
+            listed=None if trap_zone is None else ListedReplies(trap_zone),
+        )
         writer.setServiceParent(top)
     web = None
     if writer is not None and settings.web.listen is not None:

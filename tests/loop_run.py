@@ -143,9 +143,12 @@ def enter_namespace(workdir: Path) -> None:
     run("mount", "--bind", str(resolv), "/etc/resolv.conf")
 
 
-def example_config(workdir: Path, minimum: int | None = None) -> Path:
+def example_config(
+    workdir: Path, minimum: int | None = None, *, reject_listed: bool = False
+) -> Path:
     """zones/example.toml with its database and dumps in ``workdir``; nothing else changed
-    unless ``minimum`` replaces bl.example.org's SOA minimum."""
+    unless ``minimum`` replaces bl.example.org's SOA minimum or ``reject_listed`` turns
+    on the policy feed's rejects."""
     text = (REPO / "zones" / "example.toml").read_text()
     replaced = {
         'url = "sqlite:///../var/rbl-example.sqlite"': f'url = "sqlite:///{workdir}/rbl.sqlite"',
@@ -153,6 +156,8 @@ def example_config(workdir: Path, minimum: int | None = None) -> Path:
     }
     if minimum is not None:
         replaced["minimum = 300"] = f"minimum = {minimum}"
+    if reject_listed:
+        replaced["# reject_listed = false"] = "reject_listed = true"
     for old, new in replaced.items():
         assert old in text, f"zones/example.toml no longer has {old!r}"
         text = text.replace(old, new)
@@ -199,8 +204,10 @@ def wait_listening(host: str, port: int, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def rbl(workdir: Path, workers: int, minimum: int | None = None) -> Iterator[RunningServer]:
-    config = example_config(workdir, minimum)
+def rbl(
+    workdir: Path, workers: int, minimum: int | None = None, *, reject_listed: bool = False
+) -> Iterator[RunningServer]:
+    config = example_config(workdir, minimum, reject_listed=reject_listed)
     rbl_command(config, "traps", "add", TRAP)
     server = start_server(config, *(["--workers", str(workers)] if workers > 1 else []))
     try:
@@ -374,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ips", type=int, default=20)
     parser.add_argument("--postscreen", action="store_true")
     parser.add_argument("--stub-no-cache", action="store_true")
+    parser.add_argument("--reject-listed", action="store_true", help="[feeds.policy] reject_listed")
     parser.add_argument("--workers", type=int, default=1, help="rbl serve --workers")
     parser.add_argument("--minimum", type=int, help="the zone's SOA minimum, for the example's 300")
     parser.add_argument(
@@ -384,7 +392,9 @@ def main(argv: list[str] | None = None) -> None:
     workdir.chmod(0o755)  # Postfix's daemons run as the postfix user
     enter_namespace(workdir)
     with ExitStack() as stack:
-        server = stack.enter_context(rbl(workdir, args.workers, args.minimum))
+        server = stack.enter_context(
+            rbl(workdir, args.workers, args.minimum, reject_listed=args.reject_listed)
+        )
         dns_port = endpoint(server, "dns")[1]
         stack.enter_context(unbound(workdir, dns_port, no_cache=args.stub_no_cache))
         directory = stack.enter_context(

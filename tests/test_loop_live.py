@@ -121,21 +121,32 @@ class Loops:
     """Runs each variant once per module, in its own namespaces."""
 
     def __init__(self) -> None:
-        self.done: dict[tuple[bool, bool, int], Loop] = {}
+        self.done: dict[tuple[bool, bool, int, bool], Loop] = {}
 
-    def run(self, *, postscreen: bool, stub_no_cache: bool, workers: int = 1) -> Loop:
-        key = (postscreen, stub_no_cache, workers)
+    def run(
+        self,
+        *,
+        postscreen: bool,
+        stub_no_cache: bool,
+        workers: int = 1,
+        reject_listed: bool = False,
+    ) -> Loop:
+        key = (postscreen, stub_no_cache, workers, reject_listed)
         if key not in self.done:
-            self.done[key] = self._run(postscreen, stub_no_cache, workers)
+            self.done[key] = self._run(postscreen, stub_no_cache, workers, reject_listed)
             print("\n" + self.done[key].figures())
         return self.done[key]
 
-    def _run(self, postscreen: bool, stub_no_cache: bool, workers: int) -> Loop:
+    def _run(
+        self, postscreen: bool, stub_no_cache: bool, workers: int, reject_listed: bool
+    ) -> Loop:
         label = ("postscreen+smtpd" if postscreen else "smtpd") + (
             ", unbound stub-no-cache" if stub_no_cache else ", unbound caching"
         )
         if workers > 1:
             label += f", rbl serve --workers {workers}"
+        if reject_listed:
+            label += ", reject_listed"
         # Not under tmp_path: Postfix's daemons (the postfix user) must reach it.
         workdir = Path(tempfile.mkdtemp(prefix="rbl-loop-"))
         try:
@@ -150,6 +161,8 @@ class Loops:
             if stub_no_cache:
                 command.append("--stub-no-cache")
             command += ["--workers", str(workers)]
+            if reject_listed:
+                command.append("--reject-listed")
             done = subprocess.run(
                 command,
                 cwd=REPO,
@@ -233,3 +246,22 @@ def test_behind_postscreen_a_caching_resolver_lets_the_next_session_through(
     assert loop.rejected() == [], loop.figures()
     for client in loop.clients:
         assert client["next_session"]["code"] == 250, client
+
+
+def test_behind_postscreen_reject_listed_rejects_the_next_session_whatever_is_cached(
+    loops: Loops,
+) -> None:
+    """``[feeds.policy] reject_listed``: smtpd consults the policy service even for a
+    client postscreen passed from its cache, and rbl answers it from its own index, so
+    the cached NXDOMAIN no longer matters."""
+    loop = loops.run(postscreen=True, stub_no_cache=False, reject_listed=True)
+    assert len(loop.clients) == IPS
+    for client in loop.clients:
+        following = client["next_session"]
+        assert "error" not in following, client
+        assert following["code"] == 554, (loop.figures(), client)
+        # The policy service's reject, not reject_rbl_client's (the cached NXDOMAIN).
+        assert following["reply"].startswith(
+            "554 5.7.1 <someone@example.org>: Recipient address rejected: Service "
+            f"unavailable; Client host [{client['ip']}] blocked using bl.example.org; "
+        ), client

@@ -21,6 +21,13 @@ never per request. Answers on a connection keep the order of its requests.
 A peer that sends an overlong line or too many attributes is not Postfix and
 is dropped; one that pipelines many requests is paused until they are answered.
 
+With ``reject_listed`` (``[feeds.policy] reject_listed``, off by default) the
+feed also rejects: a RCPT request from a client that ``listed`` finds in the
+trap IP zone (the in-memory index, rbl.feeds.listed) is answered with the
+reject ``reject_rbl_client`` would give, a trap hit's request once its hit is
+durable. It closes the window a resolver's cached NXDOMAIN leaves open behind
+postscreen; a failure of the lookup answers DUNNO.
+
 Who may connect: a policy request names its client address and recipient, and
 the feed believes them, so whoever can connect can have any address listed.
 Only clients inside ``allow`` (loopback unless configured) are served; a
@@ -237,7 +244,8 @@ class PolicyServerFactory(ServerFactory):
     without a usable client address (or with a line that is not ``name=value``),
     ``errors`` raised by ``is_trap`` or ``submit``, connections closed at once:
     ``refused_unallowed`` (client not in ``allow``) and ``refused_busy`` (over
-    ``max_connections`` or ``max_per_client``).
+    ``max_connections`` or ``max_per_client``); ``rejected``: requests answered with
+    ``listed``'s reject (``reject_listed``).
     """
 
     noisy = False
@@ -254,8 +262,11 @@ class PolicyServerFactory(ServerFactory):
         max_connections: int = MAX_CONNECTIONS,
         max_per_client: int = MAX_PER_CLIENT,
         idle_timeout: float = IDLE_TIMEOUT,
+        listed: Callable[[str], bytes | None] | None = None,
+        reject_listed: bool = False,
     ) -> None:
         self.is_trap = is_trap
+        self.listed = listed
         self.submit = submit
         self.clock = clock
         self.feed = feed
@@ -266,6 +277,7 @@ class PolicyServerFactory(ServerFactory):
         self.deferred = 0
         self.refused_unallowed = 0
         self.refused_busy = 0
+        self.rejected = 0
         self._last_logged: float | None = None
         self._unlogged = 0
         self._last_refusal_logged: float | None = None
@@ -274,7 +286,7 @@ class PolicyServerFactory(ServerFactory):
         self.open = 0  # built and not yet closed (counted from buildProtocol on)
         self.per_client: dict[str, int] = {}
         self._all_closed: list[Deferred[None]] = []
-        self.configure(allow, max_connections, max_per_client, idle_timeout)
+        self.configure(allow, max_connections, max_per_client, idle_timeout, reject_listed)
 
     def configure(
         self,
@@ -282,12 +294,15 @@ class PolicyServerFactory(ServerFactory):
         max_connections: int = MAX_CONNECTIONS,
         max_per_client: int = MAX_PER_CLIENT,
         idle_timeout: float = IDLE_TIMEOUT,
+        reject_listed: bool = False,
     ) -> None:
-        """New limits (a reload): open connections stay, new ones are checked."""
+        """New limits (a reload): open connections stay, new ones are checked; whether
+        listed clients are rejected applies from the next request."""
         self.allow = tuple(ipaddress.ip_network(network, strict=False) for network in allow)
         self.max_connections = max_connections
         self.max_per_client = max_per_client
         self.idle_timeout = idle_timeout
+        self.reject_listed = reject_listed and self.listed is not None
 
     def allowed(self, client: str) -> bool:
         address = ipaddress.ip_address(client)
@@ -354,7 +369,7 @@ class PolicyServerFactory(ServerFactory):
             self._logError()
             return REPLY
         if hit is None:
-            return REPLY
+            return self._rejection(self._rcpt_client(attributes, broken)) or REPLY
         try:
             durable = self.submit(hit)
         except Exception:
@@ -363,14 +378,42 @@ class PolicyServerFactory(ServerFactory):
             return self._answer(False)
         self.hits += 1
         if durable is None:
-            return REPLY
-        return durable.addCallbacks(self._answer, self._failed)
+            return self._rejection(hit.client_ip) or REPLY
+        return durable.addCallbacks(self._answer, self._failed, callbackArgs=(hit.client_ip,))
 
-    def _answer(self, durable: bool) -> bytes:
+    def _answer(self, durable: bool, client_ip: str | None = None) -> bytes:
         if durable:
-            return REPLY
+            return self._rejection(client_ip) or REPLY
         self.deferred += 1
         return DEFER
+
+    def _rcpt_client(self, attributes: dict[str, str], broken: bool) -> str | None:
+        """The client address of a RCPT request, when a listed client would be rejected."""
+        if (
+            not self.reject_listed
+            or broken
+            or attributes.get("request") != "smtpd_access_policy"
+            or attributes.get("protocol_state", "").upper() != "RCPT"
+        ):
+            return None
+        return normalise_address(attributes.get("client_address", ""))
+
+    def _rejection(self, client_ip: str | None) -> bytes | None:
+        """``reject_listed``: the reject for a client the trap IP zone lists, else None.
+
+        Read from the in-memory index, after a trap hit's listing is in it; a
+        failure here answers DUNNO (never a reject rbl cannot stand behind)."""
+        if client_ip is None or not self.reject_listed or self.listed is None:
+            return None
+        try:
+            reply = self.listed(client_ip)
+        except Exception:
+            self.errors += 1
+            self._logError()
+            return None
+        if reply is not None:
+            self.rejected += 1
+        return reply
 
     def _failed(self, failure: Failure) -> bytes:
         self.errors += 1

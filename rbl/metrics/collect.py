@@ -226,6 +226,11 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
             ("rbl_policy_malformed_total", "malformed", "RCPT requests without a usable client."),
             ("rbl_policy_errors_total", "errors", "Requests whose trap check or recording failed."),
             (
+                "rbl_policy_rejected_total",
+                "rejected",
+                "RCPT requests from listed clients answered with a reject (reject_listed).",
+            ),
+            (
                 "rbl_policy_deferred_total",
                 "deferred",
                 "Hits answered DEFER_IF_PERMIT (store busy).",
