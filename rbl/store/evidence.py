@@ -218,38 +218,75 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's sqlite.DATETIME storage format
 
-Attempt = tuple[str, str | None, str | None, int]
+# Who, from whom, to whom, in which second: what one attempt logged twice shares.
+Moment = tuple[str, str | None, str | None, int]
 
 
-def _attempt(client_ip: str, mail_from: str | None, rcpt_to: str | None, at: datetime) -> Attempt:
+def _moment(client_ip: str, mail_from: str | None, rcpt_to: str | None, at: datetime) -> Moment:
     return client_ip, mail_from, rcpt_to, int(at.timestamp())
 
 
-def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> set[Attempt]:
+class _Attempts:
+    """The attempts seen so far, to tell a hit that repeats one from a new attempt.
+
+    Two hits with the same moment are one attempt (spamd -v logs "(GREY)" and
+    "Trapping" for one; Postfix logs "hold" then "reject"; a policy request and
+    the log line of the same RCPT) unless both carry an attempt of the same kind
+    that differ: two smtpd processes (``pid:``), two queue files (``queue:``), two
+    postscreen connections (``port:``) are two attempts even in one second.
+    Attempts of different kinds, or none, cannot tell two attempts apart, so
+    such hits merge as they did before attempts were recorded.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Moment, set[str | None]] = {}
+
+    def add(self, moment: Moment, attempt: str | None) -> bool:
+        """Record the hit's attempt; False when it repeats one already seen."""
+        seen = self._seen.get(moment)
+        if seen is None:
+            self._seen[moment] = {attempt}
+            return True
+        if attempt is None or attempt in seen:
+            return False
+        kind = attempt.partition(":")[0]
+        if any(other is None or other.partition(":")[0] != kind for other in seen):
+            return False
+        seen.add(attempt)
+        return True
+
+    def keep(self, moment: Moment, attempt: str | None) -> None:
+        """Record a stored hit's attempt as it is."""
+        self._seen.setdefault(moment, set()).add(attempt)
+
+
+def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> _Attempts:
     """Attempts already stored in the batch's seconds, so a duplicate split across two
     batches is caught as surely as one inside a batch (decisions must not depend on
     where batches start)."""
+    found = _Attempts()
     if not batch:
-        return set()
+        return found
     low = min(hit.at for hit in batch).replace(microsecond=0)
     high = max(hit.at for hit in batch).replace(microsecond=0) + timedelta(seconds=1)
     addresses = sorted({hit.client_ip for hit in batch})
-    found: set[Attempt] = set()
     for start in range(0, len(addresses), _CHUNK):
-        for client_ip, mail_from, rcpt_to, at in conn.execute(
-            select(hits.c.client_ip, hits.c.mail_from, hits.c.rcpt_to, hits.c.at).where(
+        for client_ip, mail_from, rcpt_to, at, attempt in conn.execute(
+            select(
+                hits.c.client_ip, hits.c.mail_from, hits.c.rcpt_to, hits.c.at, hits.c.attempt
+            ).where(
                 hits.c.client_ip.in_(addresses[start : start + _CHUNK]),
                 hits.c.at >= low,
                 hits.c.at < high,
             )
         ):
-            found.add(_attempt(client_ip, mail_from, rcpt_to, utc(at)))
+            found.keep(_moment(client_ip, mail_from, rcpt_to, utc(at)), attempt)
     return found
 
 
 # What a sender controls can be longer than its column; PostgreSQL would refuse
 # the whole batch, and with it every later one of a live feed or an ingest run.
-_CUT = ("helo", "mail_from", "rcpt_to")
+_CUT = ("helo", "mail_from", "rcpt_to", "attempt")
 
 
 def _length(column: Any) -> int:
@@ -285,7 +322,16 @@ def _fit(hit: TrapHit) -> TrapHit:
     return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
 
 
-_TEXT_FIELDS = ("client_ip", "rcpt_to", "mail_from", "helo", "client_name", "feed", "raw")
+_TEXT_FIELDS = (
+    "client_ip",
+    "rcpt_to",
+    "mail_from",
+    "helo",
+    "client_name",
+    "feed",
+    "raw",
+    "attempt",
+)
 
 
 class HitRefused(ValueError):
@@ -356,12 +402,11 @@ def record_hits(
             continue
         hit = _fit(hit)
         # One attempt logged twice (spamd -v: "(GREY)" and "Trapping"; Postfix "hold"
-        # then "reject") counts once: same client, sender, recipient and second.
-        attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
-        if attempt in seen:
+        # then "reject") counts once: same client, sender, recipient and second, and
+        # no attempt key telling them apart (_Attempts).
+        if not seen.add(_moment(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at), hit.attempt):
             result.actions["duplicate"] += 1
             continue
-        seen.add(attempt)
         relevant.append((hit, None if trap is None else trap.value))
     if not relevant:
         return result
@@ -422,6 +467,7 @@ def record_hits(
                 "counted": decision.counts,
                 "reason": decision.reason,
                 "source_id": source_id,
+                "attempt": hit.attempt,
             }
         )
     insert_many(conn, hits, hit_rows)

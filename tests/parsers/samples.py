@@ -14,10 +14,13 @@ Exim lines from hostile sessions)::
     <line>
     # error: <substring of the ParseError message>
     <line>
+    # join                 (from here to the next "# join end" one context reads the
+                            lines in order: a case is read after the lines before it)
 
 A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name,
-stage and trap_asserted default to null/null/false, feed to the format name and raw to
-the line itself. Blank lines between cases are ignored.
+stage, attempt and trap_asserted default to null/null/null/false, feed to the
+format name and raw to the line itself.
+Blank lines between cases are ignored.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Case:
     tz: tzinfo
     hits: tuple[dict[str, Any], ...] | None  # None when an error is expected
     error: str | None
+    before: tuple[str, ...] = ()  # the lines of its "# join" section before it
 
 
 def zone(text: str) -> tzinfo:
@@ -59,6 +63,7 @@ def _hit(fmt: str, line: str, given: dict[str, Any], where: str) -> dict[str, An
         "client_name": None,
         "trap_asserted": False,
         "stage": None,
+        "attempt": None,
         "feed": fmt,
         "raw": line,
         **given,
@@ -71,20 +76,28 @@ def load(path: Path) -> list[Case]:
     tz: tzinfo = UTC
     cases: list[Case] = []
     pending: tuple[str, Any] | None = None
+    joined: list[str] | None = None
     for number, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         where = f"{path.name}:{number}"
         if pending is not None:
             kind, value = pending
             pending = None
+            before = () if joined is None else tuple(joined)
             if kind == "error":
-                cases.append(Case(fmt, where, text, now, tz, None, value))
+                cases.append(Case(fmt, where, text, now, tz, None, value, before))
             else:
                 hits = tuple(_hit(fmt, text, given, where) for given in value)
-                cases.append(Case(fmt, where, text, now, tz, hits, None))
+                cases.append(Case(fmt, where, text, now, tz, hits, None, before))
+            if joined is not None:
+                joined.append(text)
             continue
         if not text.strip() or text.startswith("##"):
             continue
-        if text.startswith("# context:"):
+        if text.rstrip() == "# join":
+            joined = []
+        elif text.rstrip() == "# join end":
+            joined = None
+        elif text.startswith("# context:"):
             context = json.loads(text.removeprefix("# context:"))
             now = datetime.fromisoformat(context["now"])
             tz = zone(context.get("tz", "UTC"))

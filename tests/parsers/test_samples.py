@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ def expected(given: dict[str, Any]) -> dict[str, Any]:
 def test_sample_line(case: Case) -> None:
     parse = get_parser(case.fmt)
     ctx = ParseContext(now=case.now, tz=case.tz)
+    for line in case.before:  # a "# join" section: the lines before, in one context
+        with contextlib.suppress(ParseError):  # expected errors are their own cases
+            parse(line + "\n", ctx)
     if case.error is not None:
         with pytest.raises(ParseError) as raised:
             parse(case.line + "\n", ctx)

@@ -43,6 +43,7 @@ FIELD_LIMITS: Final = {
     "mail_from": 320,
     "rcpt_to": 320,
     "feed": 32,
+    "attempt": 64,
 }
 
 

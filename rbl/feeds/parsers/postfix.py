@@ -50,71 +50,48 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from rbl.feeds.parsers import addresses, syslogline
+from rbl.feeds.parsers import postfix_fields, postfix_queue, postscreen, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name
+from rbl.feeds.parsers.postfix_fields import Fields
 from rbl.traphit import ParseError, TrapHit
 
 NAME: Final = "postfix"
 
 # A line matching the prefix claims to be a verdict this parser reads.
 _PREFIX: Final = re.compile(
-    r"(?:NOQUEUE|[0-9A-Za-z]+): "
-    r"(?:(?:milter-)?(?:reject|discard|hold)|reject_warning|filter|redirect): "
+    r"(?P<qid>NOQUEUE|[0-9A-Za-z]+): "
+    r"(?P<action>(?:milter-)?(?:reject|discard|hold)|reject_warning|filter|redirect): "
     r"(?P<where>[A-Z][A-Z-]*) from ",
+    re.ASCII,
+)
+# cleanup's header/body_checks verdicts (cleanup_act_log): "QID: action: class content
+# from origin; fields[: text]"; the actions that stop or keep the message as it is.
+_CONTENT: Final = re.compile(
+    r"(?P<qid>[0-9A-Za-z]+): (?P<action>reject|hold|discard): "
+    r"(?P<class>header|body|content|mime-header|nested-header) ",
     re.ASCII,
 )
 # The client: Postfix's verified name (or "unknown") and the socket's address.
 _CLIENT: Final = re.compile(r"(?P<name>[^ \[\]]*)\[(?P<addr>[^\] ]*)\](?::[0-9]+)?: ", re.ASCII)
-_PROTO: Final = re.compile(r" proto=[A-Za-z0-9]+", re.ASCII)
-# smtpd neuters " <>()\\";@" in the HELO name (NEUTER_CHARACTERS), so it ends at ">".
-_HELO: Final = re.compile(r" helo=<(?P<helo>[^ <>]*)>", re.ASCII)
-_SASL: Final = re.compile(
-    r"(?: sasl_method=[^ ]*)?(?: sasl_username=[^ ]*)?(?: sasl_sender=[^ ]*)?", re.ASCII
-)
+# The origin just before a content verdict's fields: " from name[addr]" then ";".
+_ORIGIN: Final = re.compile(r" from (?:(?P<name>[^ \[\]]*)\[(?P<addr>[^\] ]*)\]|local)\Z", re.ASCII)
 _WITH_RECIPIENT: Final = frozenset({"RCPT", "DATA", "BDAT", "END-OF-MESSAGE"})
+# Verdicts after which the message may still be delivered (to this recipient or at
+# all, once released): the delivery is the same attempt, not a second hit.
+_KEEPS: Final = frozenset(
+    {"reject_warning", "hold", "filter", "redirect", "discard", "milter-hold", "milter-discard"}
+)
 MAX_LINE: Final = 16 * 1024
-# Places after the reply text where a field block could start, at most; more: refused.
-MAX_READINGS: Final = 64
-
-_Fields = tuple[str | None, str | None, str | None]  # from, to, helo
-
-
-def _address(line: str, at: int) -> tuple[int, str] | None:
-    """A ``<external-form address>`` whose text starts at ``at``: index past ``>``, address."""
-    scanned = addresses.postfix(line, at)
-    if scanned is None or not line.startswith(">", scanned[0]):
-        return None
-    return scanned[0] + 1, scanned[1]
+MAX_READINGS: Final = postfix_fields.MAX_READINGS
+_SHAPE: Final = "name[addr]: text; from=<..> to=<..> ..."
+_CONTENT_SHAPE: Final = "content from name[addr]; from=<..> to=<..> ...[: text]"
+_SESSION_ENDS: Final = ("connect from ", "disconnect from ")
+# Every line this parser reads holds one of these; the rest are passed over unparsed.
+_MARKS: Final = (" from ", ": client=", ": to=<", ": from=<", ": removed")
 
 
-def _fields(line: str, at: int) -> _Fields | None:
-    """The ``from=<> to=<> proto= helo=<>`` block starting at ``at`` if it runs to the end."""
-    i = at
-    sender = rcpt = helo = None
-    if line.startswith(" from=<", i):
-        got = _address(line, i + 7)
-        if got is None:
-            return None
-        i, sender = got
-    if line.startswith(" to=<", i):
-        got = _address(line, i + 5)
-        if got is None:
-            return None
-        i, rcpt = got
-    proto = _PROTO.match(line, i)
-    if proto is not None:
-        i = proto.end()
-    named = _HELO.match(line, i)
-    if named is not None:
-        helo = named.group("helo")
-        i = named.end()
-    if _SASL.fullmatch(line, i) is None:
-        return None
-    return sender, rcpt, helo
-
-
-def _reading(line: str, text_at: int, where: str) -> _Fields:
+def _reading(line: str, text_at: int, where: str) -> Fields:
     """The one field block of the line: after some ";" of the reply text, to the end.
 
     The reply text may hold semicolons (RBL and policy replies) and the client's
@@ -123,46 +100,47 @@ def _reading(line: str, text_at: int, where: str) -> _Fields:
     Postfix's quoting (quote_822_local), and the line is refused unless exactly
     one reading runs to the end of the line.
     """
-    found: set[_Fields] = set()
-    tried = 0
-    at = line.find(";", text_at)
-    while at >= 0:
-        if line.startswith((" from=<", " to=<", " proto=", " helo=<", " sasl_"), at + 1) or (
-            at + 1 == len(line)
-        ):
-            tried += 1
-            if tried > MAX_READINGS:
-                raise ParseError(
-                    f"postfix {where} verdict has over {MAX_READINGS} places where its "
-                    f"'; from=<..> to=<..>' fields could start: {line[:200]!r}"
-                )
-            fields = _fields(line, at + 1)
-            if fields is not None:
-                found.add(fields)
-        at = line.find(";", at + 1)
-    if len(found) == 1:
-        return found.pop()
-    if not found:
-        raise ParseError(
-            f"postfix {where} verdict is not 'name[addr]: text; from=<..> to=<..> ...': "
-            f"{line[:200]!r}"
-        )
-    raise ParseError(
-        f"postfix {where} verdict can be read {len(found)} ways (a sender or recipient "
-        f"imitates the '; from=<..> to=<..>' fields): {line[:200]!r}"
-    )
+    what = f"postfix {where} verdict"
+    found: set[Fields] = set()
+    for at in postfix_fields.starts(line, text_at, what):
+        fields = postfix_fields.smtpd_fields(line, at)
+        if fields is not None:
+            found.add(fields)
+    return postfix_fields.only(found, line, what, _SHAPE)
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     """The hits in one Postfix syslog line: none, or one."""
-    if "smtpd" not in line or " from " not in line:
+    if not any(mark in line for mark in _MARKS):
         return []
     line = line.rstrip("\r\n")
     head = syslogline.header(line)
-    if head is None or not head.group("prog").endswith("/smtpd"):
+    if head is None:
         return []
-    start = head.end()
-    prefix = _PREFIX.match(line, start)
+    program = head.group("prog").rpartition("/")[2]
+    if program == "smtpd":
+        if ": client=" in line and postfix_queue.client(line, head, ctx):
+            return []
+        if line.startswith(_SESSION_ENDS, head.end()):
+            postfix_queue.session_ends(ctx, head.group("pid"))
+            return []
+        return _verdict(line, head, ctx) if " from " in line else []
+    if program == "postscreen":
+        return postscreen.parse(line, head, ctx)
+    if program == "cleanup":
+        if " from " not in line:
+            return []
+        if _PREFIX.match(line, head.end()) is not None:
+            return _verdict(line, head, ctx)
+        return _content(line, head, ctx)
+    if "/" in head.group("prog"):
+        return postfix_queue.parse(line, head, ctx)
+    return []
+
+
+def _verdict(line: str, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
+    """smtpd's restriction verdicts and cleanup's milter verdicts (the same shape)."""
+    prefix = _PREFIX.match(line, head.end())
     if prefix is None:
         return []
     where = prefix.group("where")
@@ -172,26 +150,79 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         raise ParseError(f"postfix line is {len(line)} characters long, over {MAX_LINE}")
     client = _CLIENT.match(line, prefix.end())
     if client is None:
-        raise ParseError(
-            f"postfix {where} verdict is not 'name[addr]: text; from=<..> to=<..> ...': "
-            f"{line[:200]!r}"
-        )
-    sender, rcpt, helo = _reading(line, client.end(), where)
-    if rcpt is None:
+        raise ParseError(f"postfix {where} verdict is not {_SHAPE!r}: {line[:200]!r}")
+    fields = _reading(line, client.end(), where)
+    if fields.rcpt is None:
         if where == "RCPT":
             raise ParseError(f"postfix RCPT verdict without to=<...>: {line[:200]!r}")
         return []
-    name = client.group("name")
-    return [
-        TrapHit(
-            at=syslogline.header_time(head, ctx),
-            client_ip=client_ip(client.group("addr")),
-            rcpt_to=rcpt,
-            mail_from=sender,
-            helo=helo_name(helo),
-            feed=ctx.feed or NAME,
-            raw=line,
-            client_name=None if name in ("", "unknown") else name,
-            stage="rcpt" if where == "RCPT" else "data",
+    qid = prefix.group("qid")
+    pid = head.group("pid")
+    attempt = f"queue:{qid}" if qid != "NOQUEUE" else f"pid:{pid}" if pid else None
+    hit = _hit(line, head, ctx, client, fields, "rcpt" if where == "RCPT" else "data", attempt)
+    if prefix.group("action") in _KEEPS:
+        postfix_queue.counted(ctx, None if qid == "NOQUEUE" else qid, pid, fields.rcpt)
+    return [hit]
+
+
+def _content(line: str, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
+    """cleanup's header/body_checks verdicts: one hit when they name a recipient.
+
+    The header or body text (the sender's, up to 200 characters) comes before
+    the origin and can imitate " from name[addr]; from=<..>"; a line that has
+    more than one reading is refused.
+    """
+    prefix = _CONTENT.match(line, head.end())
+    if prefix is None:
+        return []
+    if len(line) > MAX_LINE:
+        raise ParseError(f"postfix line is {len(line)} characters long, over {MAX_LINE}")
+    what = f"postfix cleanup {prefix.group('class')} verdict"
+    found: dict[tuple[str | None, str | None, Fields], re.Match[str]] = {}
+    for at in postfix_fields.starts(line, prefix.end(), what):
+        origin = _ORIGIN.search(line, prefix.end(), at - 1)
+        block = None if origin is None else postfix_fields.smtpd_block(line, at)
+        if origin is None or block is None:
+            continue
+        fields, end = block
+        if end == len(line) or line.startswith(": ", end):
+            found[origin.group("name"), origin.group("addr"), fields] = origin
+    if len(found) != 1:
+        if not found:
+            raise ParseError(f"{what} is not {_CONTENT_SHAPE!r}: {line[:200]!r}")
+        raise ParseError(
+            f"{what} can be read {len(found)} ways (the content, sender or recipient "
+            f"imitates the 'from name[addr]; from=<..> to=<..>' fields): {line[:200]!r}"
         )
-    ]
+    ((_name, addr, fields), origin) = next(iter(found.items()))
+    if fields.rcpt is None or addr is None:
+        return []  # no recipient named, or mail submitted locally (origin "local")
+    qid = prefix.group("qid")
+    hit = _hit(line, head, ctx, origin, fields, "data", f"queue:{qid}")
+    if prefix.group("action") != "reject":
+        postfix_queue.counted(ctx, qid, None, fields.rcpt)
+    return [hit]
+
+
+def _hit(
+    line: str,
+    head: re.Match[str],
+    ctx: ParseContext,
+    client: re.Match[str],
+    fields: Fields,
+    stage: str,
+    attempt: str | None,
+) -> TrapHit:
+    name = client.group("name")
+    return TrapHit(
+        at=syslogline.header_time(head, ctx),
+        client_ip=client_ip(client.group("addr")),
+        rcpt_to=fields.rcpt,
+        mail_from=fields.sender,
+        helo=helo_name(fields.helo),
+        feed=ctx.feed or NAME,
+        raw=line,
+        client_name=None if name in ("", "unknown") else name,
+        stage=stage,
+        attempt=attempt,
+    )
