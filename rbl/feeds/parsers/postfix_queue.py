@@ -90,7 +90,7 @@ def client(line: str, head: re.Match[str], ctx: ParseContext) -> bool:
     """smtpd's ``QID: client=name[addr]``: remember the message's client. False when the
     line is not one (NOQUEUE, or another line that merely holds ``: client=``)."""
     m = _CLIENT.fullmatch(line, head.end())
-    if m is None or len(line) > MAX_LINE:
+    if m is None or m.group("qid") == "NOQUEUE" or len(line) > MAX_LINE:
         return False
     held = _held(ctx)
     qid = m.group("qid")
