@@ -1,4 +1,17 @@
-"""Postfix smtpd access-restriction log lines -> TrapHits.
+"""Postfix syslog lines -> TrapHits: smtpd and cleanup verdicts; postscreen and
+accepted mail in their own modules.
+
+The ``postfix`` format reads four sources of one log:
+
+- smtpd's access-restriction verdicts (below);
+- cleanup's verdicts after DATA: milter replies (``milter-reject: END-OF-MESSAGE``
+  from rspamd or amavis, the same shape as smtpd's) and header/body_checks
+  (``QID: reject: header Subject: ... from name[addr]; from=<..> to=<..> ...:
+  text``, cleanup_message.c ``cleanup_act_log``), hits of stage "data" when
+  they name a recipient (cleanup names the last one of the message);
+- postscreen's RCPT rejections (rbl.feeds.parsers.postscreen);
+- mail accepted for a trap, joined from smtpd's ``client=``, qmgr's ``from=``
+  and the delivery line by queue id (rbl.feeds.parsers.postfix_queue).
 
 smtpd logs every restriction verdict through ``log_whatsup`` (Postfix
 src/smtpd/smtpd_check.c)::
@@ -21,7 +34,10 @@ actions that become hits, each an attempt to deliver to that recipient:
 ``filter``, ``redirect`` and the milter forms ``milter-reject``,
 ``milter-discard``, ``milter-hold``. ``warn``, ``info``, ``permit`` (only
 logged with ``smtpd_log_access_permit_actions``) and anything else are no
-hits, since they accompany another verdict or an accepted recipient.
+hits, since they accompany another verdict or an accepted recipient. A verdict
+after which the message may still be delivered (``reject_warning``, ``hold``,
+``discard``, ``filter``, ``redirect``) marks its recipient counted, so the
+delivery of that message is not a second hit.
 
 A RCPT verdict always names its recipient, so one without ``to=<...>`` raises
 ParseError; DATA, BDAT and END-OF-MESSAGE verdicts are hits when they name a
@@ -29,20 +45,24 @@ recipient (single-recipient transactions) and no hits otherwise; CONNECT,
 HELO/EHLO, MAIL, VRFY and ETRN verdicts name none and are no hits.
 
 The fields after the reply text are read from their fixed order (from=, to=,
-proto=, helo=, then SASL ones), the addresses by Postfix's own quoting
-(``info_log_address_format = external``, the default since 3.5: a local part
-with spaces, ``<>``, ``;`` or ``=`` is quoted, ``"`` and ``\\`` escaped), so a
-sender or recipient imitating ``; from=<..> to=<..>`` cannot stand in for the
-real fields; a line that can be read two ways is refused. The HELO cannot
-imitate anything: smtpd replaces spaces and ``<>()\\";@`` in it with ``?``.
+proto=, helo=, then SASL ones; rbl.feeds.parsers.postfix_fields), the
+addresses by Postfix's own quoting (``info_log_address_format = external``,
+the default since 3.5: a local part with spaces, ``<>``, ``;`` or ``=`` is
+quoted, ``"`` and ``\\`` escaped), so a sender or recipient imitating ``;
+from=<..> to=<..>`` cannot stand in for the real fields; a line that can be
+read two ways is refused. The HELO cannot imitate anything: smtpd replaces
+spaces and ``<>()\\";@`` in it with ``?``. A header or body text can imitate
+a cleanup verdict's origin and fields; such a line reads two ways and is
+refused.
 
 The client is ``name[addr]``, optionally ``:port`` (``smtpd_client_port_logging``);
 ``name`` is ``unknown`` unless it was forward-confirmed, and then becomes
-``client_name``. IPv6 addresses appear bare or as ``IPv6:...``. Programs
-ending in ``/smtpd`` count (``postfix/smtpd``, ``postfix/submission/smtpd``,
-``postfix-out/smtpd``); postscreen, cleanup (header/body_checks) and the rest
-are other logs as far as this parser is concerned. Imports only the standard
-library and this package.
+``client_name``. IPv6 addresses appear bare or as ``IPv6:...``. Programs are
+judged by their last part (``postfix/smtpd``, ``postfix/submission/smtpd``,
+``postfix-out/smtpd``). ``TrapHit.attempt`` is ``queue:ID`` when the line has a
+queue id, else ``pid:N`` (the smtpd process), so attempts from two processes
+in one second stay two, and "hold" then "reject" of one RCPT stays one.
+Imports only the standard library and this package.
 """
 
 from __future__ import annotations
@@ -87,8 +107,6 @@ MAX_READINGS: Final = postfix_fields.MAX_READINGS
 _SHAPE: Final = "name[addr]: text; from=<..> to=<..> ..."
 _CONTENT_SHAPE: Final = "content from name[addr]; from=<..> to=<..> ...[: text]"
 _SESSION_ENDS: Final = ("connect from ", "disconnect from ")
-# Every line this parser reads holds one of these; the rest are passed over unparsed.
-_MARKS: Final = (" from ", ": client=", ": to=<", ": from=<", ": removed")
 
 
 def _reading(line: str, text_at: int, where: str) -> Fields:
@@ -111,8 +129,14 @@ def _reading(line: str, text_at: int, where: str) -> Fields:
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     """The hits in one Postfix syslog line: none, or one."""
-    if not any(mark in line for mark in _MARKS):
-        return []
+    if not (
+        " from " in line
+        or ": to=<" in line
+        or ": client=" in line
+        or ": from=<" in line
+        or ": removed" in line
+    ):
+        return []  # the cheap test first: most lines of a busy log are none of these
     line = line.rstrip("\r\n")
     head = syslogline.header(line)
     if head is None:
