@@ -531,3 +531,39 @@ def test_an_overlong_attempt_is_cut_to_its_column_and_still_merges(tmp_path: Pat
     assert record(engine, [long]).actions == {"duplicate": 1}
     (row,) = rows(engine, hits)
     assert row.attempt == long.attempt[: hits.c.attempt.type.length]  # type: ignore[index]
+
+
+def test_migration_0008_keeps_stored_hits_and_their_merging(database_url: str) -> None:
+    """A database at 0005 with a hit: after 0008 the hit is there without an attempt and
+    still merges a keyed repeat of itself, and a new attempt is kept apart from another."""
+    from sqlalchemy import create_engine, insert
+
+    from rbl.store.database import current_revision, upgrade
+
+    raw = create_engine(database_url)
+    try:
+        upgrade(raw, "0005")
+        with raw.begin() as conn:
+            conn.execute(  # the columns 0005 has; Core writes "at" as the store does
+                insert(hits).values(
+                    at=NOW,
+                    client_ip="45.1.2.3",
+                    rcpt_to="trap@example.org",
+                    mail_from="seller@spam.example",
+                    feed="postfix",
+                    raw="old",
+                    action="list",
+                    counted=True,
+                    reason="old",
+                )
+            )
+    finally:
+        raw.dispose()
+    engine = open_engine(database_url)
+    try:
+        assert current_revision(engine) == "0008"
+        assert record(engine, [hit(attempt="pid:1")]).actions == {"duplicate": 1}
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert [(h.raw, h.attempt) for h in stored] == [("old", None)]
