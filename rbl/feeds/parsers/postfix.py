@@ -137,6 +137,8 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         or ": removed" in line
     ):
         return []  # the cheap test first: most lines of a busy log are none of these
+    if " from " not in line and ": client=" not in line and not postfix_queue.may_join(line, ctx):
+        return []  # a queue line (qmgr, delivery) of a message whose client was not seen
     line = line.rstrip("\r\n")
     head = syslogline.header(line)
     if head is None:

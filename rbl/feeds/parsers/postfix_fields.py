@@ -26,8 +26,7 @@ standard library and this package.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from rbl.feeds.parsers import addresses
 from rbl.traphit import ParseError
@@ -43,8 +42,7 @@ _SASL: Final = re.compile(
 _POSTSCREEN_TAIL: Final = re.compile(r", proto=(?:E?SMTP), helo=<(?P<helo>[^ ]*)>", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
-class Fields:
+class Fields(NamedTuple):
     """One reading of the block: the sender, recipient and HELO it names (None: absent)."""
 
     sender: str | None

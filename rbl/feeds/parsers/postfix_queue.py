@@ -86,6 +86,20 @@ def _held(ctx: ParseContext) -> _Held:
     return ctx.held("postfix.queue", _Held)
 
 
+def may_join(line: str, ctx: ParseContext) -> bool:
+    """Whether ``line`` may be a queue line of a held message: its queue id (the word
+    before ``: to=<``, ``: from=<`` or ``: removed``) is held. A cheap test before the
+    syslog header is parsed; ``parse`` decides."""
+    held: _Held | None = ctx.states.get("postfix.queue")
+    if held is None or not held.messages:
+        return False
+    for mark in (": to=<", ": from=<", ": removed"):
+        at = line.find(mark)
+        if at > 0:
+            return line[line.rfind(" ", 0, at) + 1 : at] in held.messages
+    return False
+
+
 def client(line: str, head: re.Match[str], ctx: ParseContext) -> bool:
     """smtpd's ``QID: client=name[addr]``: remember the message's client. False when the
     line is not one (NOQUEUE, or another line that merely holds ``: client=``)."""
@@ -115,8 +129,9 @@ def client(line: str, head: re.Match[str], ctx: ParseContext) -> bool:
 def session_ends(ctx: ParseContext, pid: str | None) -> None:
     """smtpd's ``connect from``/``disconnect from``: what a verdict counted before a queue
     id existed belongs to no later session of the same process."""
-    if pid is not None:
-        _held(ctx).sessions.pop(pid, None)
+    held: _Held | None = ctx.states.get("postfix.queue")
+    if pid is not None and held is not None and held.sessions:
+        held.sessions.pop(pid, None)
 
 
 def counted(ctx: ParseContext, qid: str | None, pid: str | None, rcpt: str) -> None:
