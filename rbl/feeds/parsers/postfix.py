@@ -141,8 +141,8 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         return []  # a queue line (qmgr, delivery) of a message whose client was not seen
     line = line.rstrip("\r\n")
     head = syslogline.header(line)
-    if head is None:
-        return []
+    if head is None or "/" not in head.group("prog"):
+        return []  # Postfix programs log as syslog_name/program ("postfix/smtpd")
     program = head.group("prog").rpartition("/")[2]
     if program == "smtpd":
         if ": client=" in line and postfix_queue.client(line, head, ctx):
@@ -159,9 +159,7 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         if _PREFIX.match(line, head.end()) is not None:
             return _verdict(line, head, ctx)
         return _content(line, head, ctx)
-    if "/" in head.group("prog"):
-        return postfix_queue.parse(line, head, ctx)
-    return []
+    return postfix_queue.parse(line, head, ctx)
 
 
 def _verdict(line: str, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
