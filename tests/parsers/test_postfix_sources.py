@@ -225,6 +225,19 @@ def test_a_verdict_that_keeps_the_message_is_not_counted_again_at_delivery() -> 
     assert [h.stage for h in read([warning, disconnect, client(), delivery()])] == ["rcpt", "data"]
 
 
+def test_a_message_refused_after_data_is_forgotten() -> None:
+    context = ctx()
+    milter = (
+        f"{H} postfix/cleanup[901]: 4C2B81E0F2A: milter-reject: END-OF-MESSAGE from "
+        f"unknown[45.33.15.4]: 5.7.1 Spam; from=<a@b.example> to=<{TRAP}> proto=ESMTP helo=<h>"
+    )
+    assert len(read([client(), milter], context)) == 1
+    assert context.states["postfix.queue"].messages == {}
+    read([client(qid="Q2")], context)
+    read([content("x").replace("4C2B81E0F2A", "Q2")], context)
+    assert context.states["postfix.queue"].messages == {}
+
+
 def test_held_state_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postfix_queue, "MAX_HELD", 3)
     context = ctx()

@@ -102,6 +102,8 @@ _WITH_RECIPIENT: Final = frozenset({"RCPT", "DATA", "BDAT", "END-OF-MESSAGE"})
 _KEEPS: Final = frozenset(
     {"reject_warning", "hold", "filter", "redirect", "discard", "milter-hold", "milter-discard"}
 )
+# Verdicts after DATA that refuse the whole message.
+_ENDS: Final = frozenset({"reject", "milter-reject"})
 MAX_LINE: Final = 16 * 1024
 MAX_READINGS: Final = postfix_fields.MAX_READINGS
 _SHAPE: Final = "name[addr]: text; from=<..> to=<..> ..."
@@ -176,11 +178,13 @@ def _verdict(line: str, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]
     if client is None:
         raise ParseError(f"postfix {where} verdict is not {_SHAPE!r}: {line[:200]!r}")
     fields = _reading(line, client.end(), where)
+    qid = prefix.group("qid")
+    if where != "RCPT" and prefix.group("action") in _ENDS and qid != "NOQUEUE":
+        postfix_queue.forget(ctx, qid)  # refused whole: no delivery, no "removed" line
     if fields.rcpt is None:
         if where == "RCPT":
             raise ParseError(f"postfix RCPT verdict without to=<...>: {line[:200]!r}")
         return []
-    qid = prefix.group("qid")
     pid = head.group("pid")
     attempt = f"queue:{qid}" if qid != "NOQUEUE" else f"pid:{pid}" if pid else None
     hit = _hit(line, head, ctx, client, fields, "rcpt" if where == "RCPT" else "data", attempt)
@@ -218,10 +222,12 @@ def _content(line: str, head: re.Match[str], ctx: ParseContext) -> list[TrapHit]
             f"{what} can be read {len(found)} ways (the content, sender or recipient "
             f"imitates the 'from name[addr]; from=<..> to=<..>' fields): {line[:200]!r}"
         )
+    qid = prefix.group("qid")
+    if prefix.group("action") == "reject":
+        postfix_queue.forget(ctx, qid)  # refused whole: no delivery, no "removed" line
     ((_name, addr, fields), origin) = next(iter(found.items()))
     if fields.rcpt is None or addr is None:
         return []  # no recipient named, or mail submitted locally (origin "local")
-    qid = prefix.group("qid")
     hit = _hit(line, head, ctx, origin, fields, "data", f"queue:{qid}")
     if prefix.group("action") != "reject":
         postfix_queue.counted(ctx, qid, None, fields.rcpt)

@@ -16,7 +16,8 @@ under its queue id, the sender added from qmgr's line, and the delivery line
 with status ``sent``, ``bounced`` or ``deferred`` is a hit (stage "data",
 attempt ``queue:ID``) for the original recipient (``orig_to`` when the
 address was rewritten, else ``to``), once per recipient and message however
-often a deferred one is retried. ``removed`` forgets the message, and at most
+often a deferred one is retried. ``removed`` forgets the message, as does a
+refusal of the whole message after DATA (which logs no ``removed``), and at most
 MAX_HELD messages are kept (the oldest forgotten first), so a log with
 millions of queue ids holds only those still in flight.
 
@@ -124,6 +125,14 @@ def client(line: str, head: re.Match[str], ctx: ParseContext) -> bool:
     while len(held.messages) > MAX_HELD:
         held.messages.popitem(last=False)
     return True
+
+
+def forget(ctx: ParseContext, qid: str) -> None:
+    """The message was refused after DATA (smtpd or cleanup): it will not be delivered, and
+    Postfix logs no ``removed`` for it."""
+    held: _Held | None = ctx.states.get("postfix.queue")
+    if held is not None:
+        held.messages.pop(qid, None)
 
 
 def session_ends(ctx: ParseContext, pid: str | None) -> None:
