@@ -14,13 +14,17 @@ Exim lines from hostile sessions)::
     <line>
     # error: <substring of the ParseError message>
     <line>
-    # join                 (from here to the next "# join end" one context reads the
-                            lines in order: a case is read after the lines before it)
 
 A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name,
-stage, attempt and trap_asserted default to null/null/null/false, feed to the
-format name and raw to the line itself.
-Blank lines between cases are ignored.
+stage, attempt and trap_asserted default to null/null/null/false, feed to the format
+name and raw to the line itself. Blank lines between cases are ignored.
+
+The lines of a file are read in order through one ParseContext per ``# context``
+block, as ``rbl ingest`` reads a file: a case's line is parsed after every line
+before it in its block (``Case.before``), so a parser that joins lines (sendmail's
+refused recipients and their envelope's ``from=`` line, Postfix's accepted mail and
+its delivery) shows the joined hits on the line that completes them, with the joined
+lines as raw.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Case:
     tz: tzinfo
     hits: tuple[dict[str, Any], ...] | None  # None when an error is expected
     error: str | None
-    before: tuple[str, ...] = ()  # the lines of its "# join" section before it
+    before: tuple[str, ...] = ()  # the lines before it in its context block, in order
 
 
 def zone(text: str) -> tzinfo:
@@ -76,28 +80,24 @@ def load(path: Path) -> list[Case]:
     tz: tzinfo = UTC
     cases: list[Case] = []
     pending: tuple[str, Any] | None = None
-    joined: list[str] | None = None
+    block: list[str] = []
     for number, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         where = f"{path.name}:{number}"
         if pending is not None:
             kind, value = pending
             pending = None
-            before = () if joined is None else tuple(joined)
+            before = tuple(block)
+            block.append(text)
             if kind == "error":
                 cases.append(Case(fmt, where, text, now, tz, None, value, before))
             else:
                 hits = tuple(_hit(fmt, text, given, where) for given in value)
                 cases.append(Case(fmt, where, text, now, tz, hits, None, before))
-            if joined is not None:
-                joined.append(text)
             continue
         if not text.strip() or text.startswith("##"):
             continue
-        if text.rstrip() == "# join":
-            joined = []
-        elif text.rstrip() == "# join end":
-            joined = None
-        elif text.startswith("# context:"):
+        if text.startswith("# context:"):
+            block = []
             context = json.loads(text.removeprefix("# context:"))
             now = datetime.fromisoformat(context["now"])
             tz = zone(context.get("tz", "UTC"))

@@ -29,8 +29,8 @@ def expected(given: dict[str, Any]) -> dict[str, Any]:
 def test_sample_line(case: Case) -> None:
     parse = get_parser(case.fmt)
     ctx = ParseContext(now=case.now, tz=case.tz)
-    for line in case.before:  # a "# join" section: the lines before, in one context
-        with contextlib.suppress(ParseError):  # expected errors are their own cases
+    for line in case.before:  # the file so far, as ingest reads it
+        with contextlib.suppress(ParseError):
             parse(line + "\n", ctx)
     if case.error is not None:
         with pytest.raises(ParseError) as raised:
