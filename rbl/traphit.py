@@ -57,3 +57,9 @@ class TrapHit:
     # DATA/END-OF-MESSAGE), or None when the feed does not say. Verification probes
     # never send DATA, so a "data" hit is never taken for one.
     stage: str | None = None
+    # What tells this attempt apart from another by the same client, sender and
+    # recipient in the same second: "kind:value", e.g. "pid:123" (the smtpd process),
+    # "queue:4ABC" (the Postfix queue id), "port:5123" (postscreen's client port),
+    # "instance:..." (a policy request's). None when the feed has nothing such; two
+    # hits are one attempt unless both have an attempt of the same kind, differing.
+    attempt: str | None = None

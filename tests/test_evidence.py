@@ -472,3 +472,100 @@ def test_probes_go_by_shape_not_by_sender_name(database_url: str) -> None:
     assert result.actions == {"list": 2, "record": 2}
     assert listed == ["45.1.1.1", "45.1.1.2"]
     assert stored["45.1.1.3"] == ("record", False) and stored["45.1.1.4"] == ("record", False)
+
+
+# --- attempt keys (issue 12 item 6) ---------------------------------------------------------
+
+
+def test_attempts_in_one_second_from_two_smtpd_processes_count_twice(database_url: str) -> None:
+    """Same client, sender, trap and second, but two smtpd processes (or two postscreen
+    connections): two attempts, both evidence; each repeated (a retried batch, or the
+    same line ingested again) still counts once, and the key is stored with the hit."""
+    engine = open_engine(database_url)
+    one = hit(attempt="pid:4321", raw="first")
+    other = hit(attempt="pid:4322", at=NOW + timedelta(microseconds=5), raw="second")
+    port_a, port_b = hit(attempt="port:5001"), hit(attempt="port:5002")
+    try:
+        first = record(engine, [one, other])
+        again = record(engine, [other, one])
+        ports = record(engine, [port_a, port_b], now=NOW + timedelta(seconds=1))
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert first.actions == {"list": 1, "extend": 1}
+    assert again.actions == {"duplicate": 2}
+    assert ports.actions == {"duplicate": 2}  # port: cannot tell them from pid: ones
+    assert sorted(h.attempt for h in stored) == ["pid:4321", "pid:4322"]
+
+
+def test_one_attempt_logged_twice_with_its_key_still_counts_once(database_url: str) -> None:
+    """Postfix "hold" then "reject" of one RCPT (the same smtpd pid); a policy request
+    (instance:) and the log line (pid:) of one RCPT; a keyed hit and an unkeyed one
+    (spamd, exim): kinds that cannot tell attempts apart merge as before."""
+    engine = open_engine(database_url)
+    hold = hit(attempt="pid:77", raw="hold")
+    reject = hit(attempt="pid:77", at=NOW + timedelta(microseconds=9), raw="reject")
+    policy = hit(attempt="instance:1a2b.65f0c0de.3c4d.0", raw="policy")
+    unkeyed = hit(raw="spamd")
+    try:
+        result = record(engine, [hold, reject, policy, unkeyed])
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert result.actions == {"list": 1, "duplicate": 3}
+    assert [h.raw for h in stored] == ["hold"]
+
+
+def test_an_unkeyed_hit_stored_first_merges_keyed_ones_across_batches(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    assert record(engine, [hit()]).actions == {"list": 1}
+    assert record(engine, [hit(attempt="pid:1")]).actions == {"duplicate": 1}
+    later = NOW + timedelta(seconds=5)
+    assert record(engine, [hit(at=later, attempt="queue:4ABC")]).actions == {"extend": 1}
+    assert record(engine, [hit(at=later, attempt="queue:4ABD")]).actions == {"record": 1}
+    assert record(engine, [hit(at=later)]).actions == {"duplicate": 1}
+
+
+def test_an_overlong_attempt_is_cut_to_its_column_and_still_merges(tmp_path: Path) -> None:
+    engine = fresh(tmp_path)
+    long = hit(attempt="instance:" + "7" * 200)
+    assert record(engine, [long]).actions == {"list": 1}
+    assert record(engine, [long]).actions == {"duplicate": 1}
+    (row,) = rows(engine, hits)
+    assert row.attempt == long.attempt[: hits.c.attempt.type.length]  # type: ignore[index]
+
+
+def test_migration_0008_keeps_stored_hits_and_their_merging(database_url: str) -> None:
+    """A database at 0005 with a hit: after 0008 the hit is there without an attempt and
+    still merges a keyed repeat of itself, and a new attempt is kept apart from another."""
+    from sqlalchemy import create_engine, insert
+
+    from rbl.store.database import current_revision, upgrade
+
+    raw = create_engine(database_url)
+    try:
+        upgrade(raw, "0005")
+        with raw.begin() as conn:
+            conn.execute(  # the columns 0005 has; Core writes "at" as the store does
+                insert(hits).values(
+                    at=NOW,
+                    client_ip="45.1.2.3",
+                    rcpt_to="trap@example.org",
+                    mail_from="seller@spam.example",
+                    feed="postfix",
+                    raw="old",
+                    action="list",
+                    counted=True,
+                    reason="old",
+                )
+            )
+    finally:
+        raw.dispose()
+    engine = open_engine(database_url)
+    try:
+        assert current_revision(engine) == "0008"
+        assert record(engine, [hit(attempt="pid:1")]).actions == {"duplicate": 1}
+        stored = rows(engine, hits)
+    finally:
+        engine.dispose()
+    assert [(h.raw, h.attempt) for h in stored] == [("old", None)]

@@ -238,3 +238,37 @@ def test_follow_from_an_empty_log_resumes_the_same_file_after_a_restart(
     assert db_count(trapped, "SELECT COUNT(*) FROM ingest_sources") == 1
     assert db_count(trapped, "SELECT lines FROM ingest_sources") == 5
     assert "resumed after line 3" in out + err
+
+
+def test_postfix_attempts_apart_merged_and_joined_across_batches(
+    trapped: Path, tmp_path: Path
+) -> None:
+    """Issue 12: two smtpd processes in one second are two attempts; "hold" then "reject"
+    of one RCPT (one pid) is one, and the summary says so; accepted mail to a trap is
+    joined by queue id even with every line in its own batch."""
+    stamp = START.strftime("%b %d %H:%M:%S")
+    verdict = (
+        f"{stamp} mx postfix/smtpd[{{pid}}]: NOQUEUE: {{action}}: RCPT from unknown[45.9.9.9]: "
+        "554 5.7.1 <trap@example.org>: Recipient address rejected: no; "
+        "from=<a@spam.example> to=<trap@example.org> proto=ESMTP helo=<pc9>"
+    )
+    lines = [
+        verdict.format(pid=100, action="hold"),
+        verdict.format(pid=100, action="reject"),
+        verdict.format(pid=101, action="reject"),
+        f"{stamp} mx postfix/smtpd[102]: 4C2B81E0F2A: client=unknown[45.8.8.8]",
+        f"{stamp} mx postfix/qmgr[99]: 4C2B81E0F2A: from=<b@spam.example>, size=9, nrcpt=1 "
+        "(queue active)",
+        f"{stamp} mx postfix/virtual[103]: 4C2B81E0F2A: to=<trap@example.org>, relay=virtual, "
+        "delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to maildir)",
+        f"{stamp} mx postfix/qmgr[99]: 4C2B81E0F2A: removed",
+    ]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(lines) + "\n")
+    result = rbl_command(trapped, "ingest", "--format", "postfix", "--batch", "1", str(log))
+    assert "hits parsed: 4  malformed: 0" in result.stdout, result.stdout
+    assert "duplicates merged: 1" in result.stdout
+    assert db_count(trapped, "SELECT COUNT(*) FROM hits WHERE client_ip = '45.9.9.9'") == 2
+    assert db_count(trapped, "SELECT COUNT(DISTINCT attempt) FROM hits") == 3
+    joined = db_scalar(trapped, "SELECT raw FROM hits WHERE client_ip = '45.8.8.8'")
+    assert isinstance(joined, str) and joined.count("\n") == 2 and "client=" in joined

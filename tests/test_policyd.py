@@ -136,6 +136,7 @@ def test_captured_postfix_request_gives_one_hit(harness: Harness) -> None:
             client_name="localhost",
             trap_asserted=False,
             stage="rcpt",
+            attempt="instance:7e23.6b03e6b0.b09fe.0",  # one per smtpd transaction
         )
     ]
     assert (harness.factory.requests, harness.factory.hits) == (1, 1)

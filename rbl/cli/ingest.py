@@ -185,6 +185,7 @@ def _print_ingest(report: Any, source: str) -> None:
         f"not traps: {actions.get('ignore', 0)}  recorded: {actions.get('record', 0)}  "
         f"listed: {actions.get('list', 0)}  extended: {actions.get('extend', 0)}  "
         f"held for review: {actions.get('hold', 0)}  "
+        f"duplicates merged: {actions.get('duplicate', 0)}  "
         f"quarantined: {report.quarantined}"
     )
     for problem in report.problems:

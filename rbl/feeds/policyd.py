@@ -434,6 +434,7 @@ class PolicyServerFactory(ServerFactory):
         if not recipient or not self.is_trap(recipient):
             return None
         client_name = attributes.get("client_name") or None
+        instance = attributes.get("instance")  # one per message transaction of one smtpd
         return TrapHit(
             at=datetime.fromtimestamp(self.clock.seconds(), UTC),
             client_ip=client_ip,
@@ -445,6 +446,7 @@ class PolicyServerFactory(ServerFactory):
             client_name=None if client_name == "unknown" else client_name,
             trap_asserted=False,
             stage="rcpt",
+            attempt=f"instance:{instance}" if instance else None,
         )
 
     def _logRefusal(self, client: str) -> None:

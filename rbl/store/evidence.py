@@ -227,38 +227,75 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's sqlite.DATETIME storage format
 
-Attempt = tuple[str, str | None, str | None, int]
+# Who, from whom, to whom, in which second: what one attempt logged twice shares.
+Moment = tuple[str, str | None, str | None, int]
 
 
-def _attempt(client_ip: str, mail_from: str | None, rcpt_to: str | None, at: datetime) -> Attempt:
+def _moment(client_ip: str, mail_from: str | None, rcpt_to: str | None, at: datetime) -> Moment:
     return client_ip, mail_from, rcpt_to, int(at.timestamp())
 
 
-def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> set[Attempt]:
+class _Attempts:
+    """The attempts seen so far, to tell a hit that repeats one from a new attempt.
+
+    Two hits with the same moment are one attempt (spamd -v logs "(GREY)" and
+    "Trapping" for one; Postfix logs "hold" then "reject"; a policy request and
+    the log line of the same RCPT) unless both carry an attempt of the same kind
+    that differ: two smtpd processes (``pid:``), two queue files (``queue:``), two
+    postscreen connections (``port:``) are two attempts even in one second.
+    Attempts of different kinds, or none, cannot tell two attempts apart, so
+    such hits merge as they did before attempts were recorded.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Moment, set[str | None]] = {}
+
+    def add(self, moment: Moment, attempt: str | None) -> bool:
+        """Record the hit's attempt; False when it repeats one already seen."""
+        seen = self._seen.get(moment)
+        if seen is None:
+            self._seen[moment] = {attempt}
+            return True
+        if attempt is None or attempt in seen:
+            return False
+        kind = attempt.partition(":")[0]
+        if any(other is None or other.partition(":")[0] != kind for other in seen):
+            return False
+        seen.add(attempt)
+        return True
+
+    def keep(self, moment: Moment, attempt: str | None) -> None:
+        """Record a stored hit's attempt as it is."""
+        self._seen.setdefault(moment, set()).add(attempt)
+
+
+def _stored_attempts(conn: Connection, batch: Sequence[TrapHit]) -> _Attempts:
     """Attempts already stored in the batch's seconds, so a duplicate split across two
     batches is caught as surely as one inside a batch (decisions must not depend on
     where batches start)."""
+    found = _Attempts()
     if not batch:
-        return set()
+        return found
     low = min(hit.at for hit in batch).replace(microsecond=0)
     high = max(hit.at for hit in batch).replace(microsecond=0) + timedelta(seconds=1)
     addresses = sorted({hit.client_ip for hit in batch})
-    found: set[Attempt] = set()
     for start in range(0, len(addresses), _CHUNK):
-        for client_ip, mail_from, rcpt_to, at in conn.execute(
-            select(hits.c.client_ip, hits.c.mail_from, hits.c.rcpt_to, hits.c.at).where(
+        for client_ip, mail_from, rcpt_to, at, attempt in conn.execute(
+            select(
+                hits.c.client_ip, hits.c.mail_from, hits.c.rcpt_to, hits.c.at, hits.c.attempt
+            ).where(
                 hits.c.client_ip.in_(addresses[start : start + _CHUNK]),
                 hits.c.at >= low,
                 hits.c.at < high,
             )
         ):
-            found.add(_attempt(client_ip, mail_from, rcpt_to, utc(at)))
+            found.keep(_moment(client_ip, mail_from, rcpt_to, utc(at)), attempt)
     return found
 
 
 # What a sender controls can be longer than its column; PostgreSQL would refuse
 # the whole batch, and with it every later one of a live feed or an ingest run.
-_CUT = ("helo", "mail_from", "rcpt_to")
+_CUT = ("helo", "mail_from", "rcpt_to", "attempt")
 
 
 def _length(column: Any) -> int:
@@ -294,7 +331,16 @@ def _fit(hit: TrapHit) -> TrapHit:
     return replace(hit, **changes) if changes else hit  # type: ignore[arg-type]
 
 
-_TEXT_FIELDS = ("client_ip", "rcpt_to", "mail_from", "helo", "client_name", "feed", "raw")
+_TEXT_FIELDS = (
+    "client_ip",
+    "rcpt_to",
+    "mail_from",
+    "helo",
+    "client_name",
+    "feed",
+    "raw",
+    "attempt",
+)
 
 
 class HitRefused(ValueError):
@@ -358,7 +404,7 @@ def record_hits(
         lock_change_log(conn)  # decisions read listings that other writers change
     relevant: list[tuple[TrapHit, str | None, int]] = []
     seen = _stored_attempts(conn, batch)
-    in_batch: dict[Attempt, int] = {}
+    in_batch: dict[Moment, int] = {}  # where each moment's first hit is in ``relevant``
     for index, hit in enumerate(batch):
         trap = matcher.match(hit.rcpt_to)
         if trap is None and not hit.trap_asserted:
@@ -366,18 +412,18 @@ def record_hits(
             continue
         hit = _fit(hit)
         # One attempt logged twice (spamd -v: "(GREY)" and "Trapping"; Postfix "hold"
-        # then "reject") counts once: same client, sender, recipient and second.
-        attempt = _attempt(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
-        if attempt in seen:
+        # then "reject") counts once: same client, sender, recipient and second, and
+        # no attempt key telling them apart (_Attempts).
+        moment = _moment(hit.client_ip, hit.mail_from, hit.rcpt_to, hit.at)
+        if not seen.add(moment, hit.attempt):
             result.actions["duplicate"] += 1
-            kept = in_batch.get(attempt)
+            kept = in_batch.get(moment)
             if kept is not None and relevant[kept][0].helo is None and hit.helo is not None:
                 # spamd's GREY line has no HELO; its "new entry"/"Trapping" twin has.
                 first, trap_value, position = relevant[kept]
                 relevant[kept] = (replace(first, helo=hit.helo), trap_value, position)
             continue
-        seen.add(attempt)
-        in_batch[attempt] = len(relevant)
+        in_batch.setdefault(moment, len(relevant))
         relevant.append((hit, None if trap is None else trap.value, index))
     if not relevant:
         return result
@@ -439,6 +485,7 @@ def record_hits(
                 "counted": decision.counts,
                 "reason": decision.reason,
                 "source_id": source_id,
+                "attempt": hit.attempt,
             }
         )
     insert_many(conn, hits, hit_rows)

@@ -151,6 +151,9 @@ hits = Table(
     Column("counted", Boolean, nullable=False),  # evidence toward the listing threshold
     Column("reason", Text, nullable=False),
     Column("source_id", Integer, ForeignKey("ingest_sources.id")),
+    # What tells the attempt apart (TrapHit.attempt: "pid:123", "queue:4ABC", ...): part
+    # of the key that merges one attempt logged twice (rbl.store.evidence).
+    Column("attempt", String(64)),
     sqlite_autoincrement=True,
 )
 Index("ix_hits_client_at", hits.c.client_ip, hits.c.at)

@@ -16,14 +16,15 @@ Exim lines from hostile sessions)::
     <line>
 
 A hit names at least at, client_ip, rcpt_to, mail_from and helo; client_name,
-stage and trap_asserted default to null/null/false, feed to the format name and raw to
-the line itself. Blank lines between cases are ignored.
+stage, attempt and trap_asserted default to null/null/null/false, feed to the format
+name and raw to the line itself. Blank lines between cases are ignored.
 
 The lines of a file are read in order through one ParseContext per ``# context``
 block, as ``rbl ingest`` reads a file: a case's line is parsed after every line
 before it in its block (``Case.before``), so a parser that joins lines (sendmail's
-refused recipients and their envelope's ``from=`` line) shows the joined hits on
-the line that completes them, with both lines as raw.
+refused recipients and their envelope's ``from=`` line, Postfix's accepted mail and
+its delivery) shows the joined hits on the line that completes them, with the joined
+lines as raw.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def _hit(fmt: str, line: str, given: dict[str, Any], where: str) -> dict[str, An
         "client_name": None,
         "trap_asserted": False,
         "stage": None,
+        "attempt": None,
         "feed": fmt,
         "raw": line,
         **given,

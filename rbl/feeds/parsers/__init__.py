@@ -17,9 +17,12 @@ a field longer than the store's column for it (FIELD_LIMITS). Such a line is
 then set aside like any malformed one instead of stopping ingest later.
 
 Formats (one module each): ``spamd`` (OpenBSD spamd syslog), ``spamdb``
-(spamdb(8) listing), ``postfix`` (smtpd restriction verdicts), ``exim``
-(main/reject log), ``sendmail`` (sendmail 8.x syslog: check_rcpt
-rejections, unknown users), ``json`` (JSON lines). Imports neither Twisted nor
+(spamdb(8) listing), ``postfix`` (smtpd and cleanup verdicts, postscreen
+rejections, accepted mail joined by queue id: postfix.py, postscreen.py,
+postfix_queue.py), ``exim`` (main/reject log), ``sendmail`` (sendmail 8.x
+syslog: check_rcpt rejections, unknown users), ``json`` (JSON lines). A
+parser that joins lines keeps its state in ``ParseContext.held``; a hit joined
+from several lines has them, newline-separated, as its ``raw``. Imports neither Twisted nor
 SQLAlchemy; only the standard library and rbl.traphit.
 """
 
@@ -46,6 +49,7 @@ FIELD_LIMITS: Final = {
     "mail_from": 320,
     "rcpt_to": 320,
     "feed": 32,
+    "attempt": 64,
 }
 
 

@@ -8,9 +8,10 @@ line comes straight off the wire rather than out of a file)::
 
 The program is whatever precedes ``[pid]:`` or ``:``; Postfix's multi-instance
 and per-service names (``postfix-out/smtpd``, ``postfix/submission/smtpd``)
-are kept whole for the caller to judge. A line that does not start with such a
-header is not a syslog line (``header`` returns None). Imports only the
-standard library and this package's stamps module.
+are kept whole for the caller to judge; the pid is group ``pid`` (None
+without one). A line that does not start with such a header is not a syslog
+line (``header`` returns None). Imports only the standard library and this
+package's stamps module.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ HEADER: Final = re.compile(
     r"(?:(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<day>\d{1,2})"
     r" (?P<clock>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" (?P<host>\S+) (?P<prog>[^\s\[\]:]+)(?:\[\d*\])?: ",
+    r" (?P<host>\S+) (?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d*)\])?: ",
     re.ASCII,
 )
 
