@@ -439,3 +439,53 @@ def test_same_evidence_same_prefix_list_however_it_is_batched(
                 )
             engine.dispose()
     assert outcomes[0] == outcomes[1]
+
+
+def test_migration_0007_gives_existing_hits_their_network(database_url: str) -> None:
+    """Hits stored before 0007 count toward their /64 after the upgrade (and 0007 goes
+    down again: the store is brought to head, down to 0005, then up)."""
+    from sqlalchemy import create_engine, insert
+    from sqlalchemy.pool import NullPool
+
+    from rbl.store.database import MIGRATIONS, upgrade
+
+    def downgrade(engine: Engine, revision: str) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        upgrade(engine)
+        downgrade(engine, "0005")
+        with engine.begin() as conn:  # only the columns 0005 has
+            for n, ip in enumerate(("2a01:4f8:1:2::5", "45.1.2.3")):
+                conn.execute(
+                    insert(hits).values(
+                        at=NOW - timedelta(hours=1),
+                        client_ip=ip,
+                        feed="test",
+                        raw=f"line {n}",
+                        action="record",
+                        counted=True,
+                        reason="old",
+                    )
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            stored = {
+                row.client_ip: (row.family, row.network) for row in conn.execute(select(hits))
+            }
+        result = record(engine, [hit("2a01:4f8:1:2::77")], threshold=2)
+    finally:
+        engine.dispose()
+    assert stored == {
+        "2a01:4f8:1:2::5": (6, parse_ip_key("2a01:4f8:1:2::5").packed),
+        "45.1.2.3": (4, bytes([45, 1, 2, 3])),
+    }
+    assert result.listed == ["bl.example.org 2a01:4f8:1:2::/64"]  # the old hit counted
