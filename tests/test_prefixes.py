@@ -185,6 +185,35 @@ def test_escalation_extends_never_shortens_and_respects_the_operator() -> None:
     assert escalate(own, inside, after=3, history=History(), rules=RULES, at=NOW, now=NOW) is None
 
 
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-10, 100)), max_size=12),
+    st.integers(2, 5),
+    st.one_of(st.none(), st.integers(-10, 100)),
+)
+def test_escalation_lives_exactly_while_n_inside_would(
+    days: list[int | None], after: int, listed_until: int | None
+) -> None:
+    """Listed (or extended) only with ``after`` alive; until the ``after``-th latest expiry;
+    never shortened, never into the past."""
+    inside = members(*days)
+    history = (
+        History()
+        if listed_until is None
+        else History(active=True, active_expires_at=NOW + timedelta(days=listed_until))
+    )
+    decision = escalate(WIDE, inside, after=after, history=history, rules=RULES, at=NOW, now=NOW)
+    ends = sorted(
+        (NOW + timedelta(days=d) if d is not None else LATEST for d in days), reverse=True
+    )
+    alive = [end for end in ends if end > NOW]
+    if len(alive) < after or (history.active_expires_at or NOW) >= alive[after - 1]:
+        assert decision is None
+        return
+    assert decision is not None
+    assert decision.action is (Action.EXTEND if history.active else Action.LIST)
+    assert decision.expires_at == alive[after - 1] > NOW
+
+
 def test_prefix_settings_from_the_zone_table() -> None:
     def load(**items: object) -> PrefixSettings:
         zones = [{**ZONES[0], **items}]
