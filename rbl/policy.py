@@ -114,12 +114,21 @@ class Rules:
     held: tuple[Network, ...] = ()
     _tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
     _held_tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
+    # (family, first, last, network) of every protected and held network, as ints.
+    _guarded: tuple[tuple[int, int, int, Network], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Longest-prefix lookups over the networks: an int compare or two per hit
         # instead of testing every network.
         object.__setattr__(self, "_tables", _prefix_tables(self.protected))
         object.__setattr__(self, "_held_tables", _prefix_tables(self.held))
+        guarded = tuple(
+            (n.version, int(n.network_address), int(n.broadcast_address), n)
+            for n in (*self.protected, *self.held)
+        )
+        object.__setattr__(self, "_guarded", guarded)
 
     def protected_network(self, address: str) -> Network | None:
         return _lookup(self._tables, self.protected, address)
@@ -130,11 +139,10 @@ class Rules:
         Listing ``key`` would then list what is never listed (or only after review),
         so the policy lists a narrower key instead (``listing_key``) or does not widen.
         """
-        for network in (*self.protected, *self.held):
-            if network.version == key.family:
-                first = int(network.network_address)
-                if first <= key.last and key.network <= int(network.broadcast_address):
-                    return network
+        low, high = key.network, key.last
+        for family, first, last, network in self._guarded:
+            if family == key.family and first <= high and low <= last:
+                return network
         return None
 
     def hold_reason(self, hit: TrapHit) -> str | None:
