@@ -19,7 +19,11 @@ The safeguards encode the field's hard lessons:
   innocent users for every spammer: its listing is held for the operator's
   review instead of going to DNS (``Rules.hold_reason``, ``Action.HOLD``);
 * a domain in MAIL FROM is usually forged (a victim), so a domain is listed
-  only when the sending host's forward-confirmed name lies inside it.
+  only when the sending host's forward-confirmed name lies inside it;
+* a spammer rotates addresses inside the IPv6 /64 one customer gets: an IPv6
+  hit lists (and counts toward) its /64 (``listing_key``), and, when the zone
+  asks for it, enough listings inside a /48 or an IPv4 /24 list that too
+  (``escalate``), never over reserved, own or held space.
 
 Imports no Twisted and no SQLAlchemy.
 """

@@ -5,6 +5,9 @@ the policy needs for every address in the batch in a few queries, decides
 hit by hit in time order (the same evidence gives the same decisions),
 then writes the hits, the listing changes, the change-log rows DNS follows
 and the audit rows together. Expiry is a change too (``expire_listings``).
+An IPv6 hit's listing is its /64 (``policy.listing_key``): the hits of every
+address inside it are read as a range of ``hits.network``; escalated networks
+are decided after the listing inside them changes (``policy.escalate``).
 A held listing (``Action.HOLD``) is a row in state "held" with an audit row
 and no change-log row: DNS, transfers and dumps read only active listings and
 the change log, so it reaches none of them until the operator releases it.
