@@ -72,6 +72,11 @@ class Allowlist:
         table = self._v4 if key.family == 4 else self._v6
         return table.lookup(key.network) is not None
 
+    def covers_key(self, key: IpKey) -> bool:
+        """Is all of network ``key`` allowlisted (an entry as wide or wider holds it)?"""
+        table = self._v4 if key.family == 4 else self._v6
+        return table.covering(key.network, key.prefixlen) is not None
+
     def covers_domain(self, name: str) -> bool:
         """True for an allowlisted domain, a name below one, or a big provider's domain."""
         name = name.rstrip(".").lower()

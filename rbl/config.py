@@ -37,6 +37,22 @@ class SoaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefixSettings:
+    """How wide a trap listing in an IP zone is (rbl.policy.listing_key, escalation).
+
+    Spammers rotate addresses inside the /64 a provider gives one customer, so an
+    IPv6 hit lists (and counts toward) its /ipv6_prefix. Escalation lists the wider
+    network once ``*_escalate_after`` trap listings inside it are active; 0 is off.
+    """
+
+    ipv6_prefix: int = 64  # 48..128; 128 lists single addresses as before
+    ipv6_escalate_prefix: int = 48  # 32..ipv6_prefix-1, e.g. 48 or 56
+    ipv6_escalate_after: int = 0  # listed /ipv6_prefix networks inside it; 0 = off
+    ipv4_escalate_prefix: int = 24  # 16..31 (UCEPROTECT level 2 style)
+    ipv4_escalate_after: int = 0  # listed addresses inside it; 0 = off
+
+
+@dataclass(frozen=True, slots=True)
 class ZoneSettings:
     """One DNSBL or RHSBL zone: its apex, what it lists and how answers look."""
 
@@ -49,6 +65,7 @@ class ZoneSettings:
     txt: str = "Listed: {url}"
     lookup_url: str = ""
     code_meanings: tuple[tuple[str, str], ...] = ()
+    prefixes: PrefixSettings = PrefixSettings()
 
     def txt_for(self, key_text: str, template: str | None = None) -> str:
         """The TXT string for a listed key, from the listing's or the zone's template."""
@@ -806,7 +823,8 @@ def _zone(data: object, where: str) -> ZoneSettings:
         raise ConfigError(f"{where} is not a table")
     _only(
         data,
-        {"name", "kind", "ttl", "soa", "ns", "codes", "default_code", "txt", "lookup_url"},
+        {"name", "kind", "ttl", "soa", "ns", "codes", "default_code", "txt", "lookup_url"}
+        | set(_PREFIX_ITEMS),
         where,
     )
     name = _domain(_get(data, "name", str, where), where, "name")
@@ -849,6 +867,48 @@ def _zone(data: object, where: str) -> ZoneSettings:
         txt=txt,
         lookup_url=lookup_url,
         code_meanings=meanings,
+        prefixes=_prefixes(data, kind, where),
+    )
+
+
+_PREFIX_ITEMS = (
+    "ipv6_prefix",
+    "ipv6_escalate_prefix",
+    "ipv6_escalate_after",
+    "ipv4_escalate_prefix",
+    "ipv4_escalate_after",
+)
+
+
+def _prefixes(data: Mapping[str, Any], kind: ZoneKind, where: str) -> PrefixSettings:
+    defaults = PrefixSettings()
+    given = [item for item in _PREFIX_ITEMS if item in data]
+    if given and kind is not ZoneKind.IP:
+        raise ConfigError(f"{where}: {', '.join(given)} only apply to an ip zone")
+    ipv6 = _int_in(data, "ipv6_prefix", where, defaults.ipv6_prefix, 48, 128)
+    escalate6 = _int_in(
+        data, "ipv6_escalate_prefix", where, min(defaults.ipv6_escalate_prefix, ipv6 - 1), 32, 127
+    )
+    after6 = _int_in(data, "ipv6_escalate_after", where, defaults.ipv6_escalate_after, 0, 65536)
+    if after6 and escalate6 >= ipv6:
+        raise ConfigError(
+            f"{where}: ipv6_escalate_prefix /{escalate6} must be wider than ipv6_prefix /{ipv6}"
+        )
+    after4 = _int_in(data, "ipv4_escalate_after", where, defaults.ipv4_escalate_after, 0, 65536)
+    for name, after in (("ipv6_escalate_after", after6), ("ipv4_escalate_after", after4)):
+        if after == 1:
+            raise ConfigError(
+                f"{where}: {name} 1 would list the wider network on every listing; "
+                "use 0 (off) or 2 or more"
+            )
+    return PrefixSettings(
+        ipv6_prefix=ipv6,
+        ipv6_escalate_prefix=escalate6,
+        ipv6_escalate_after=after6,
+        ipv4_escalate_prefix=_int_in(
+            data, "ipv4_escalate_prefix", where, defaults.ipv4_escalate_prefix, 16, 31
+        ),
+        ipv4_escalate_after=after4,
     )
 
 

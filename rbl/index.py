@@ -270,6 +270,15 @@ class PrefixTable:
                 return level.vals[i]
         return None
 
+    def covering(self, network: int, prefixlen: int) -> int | None:
+        """The value id of the most specific entry holding all of ``network/prefixlen``."""
+        for level in self._levels:  # longest prefix first
+            if level.prefixlen <= prefixlen:
+                found = level.get(network & level.mask)
+                if found is not None:
+                    return found
+        return None
+
     def has_listing_within(self, network: int, prefixlen: int) -> bool:
         """Does any listing (not an exclusion) overlap ``network/prefixlen``?
 

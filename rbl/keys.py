@@ -67,6 +67,27 @@ class IpKey:
     def covers(self, family: int, address: int) -> bool:
         return family == self.family and self.network <= address <= self.last
 
+    def widen(self, prefixlen: int) -> IpKey:
+        """The network of ``prefixlen`` bits that holds this one (itself if not wider)."""
+        if prefixlen >= self.prefixlen:
+            return self
+        bits = MAX_PREFIXLEN[self.family]
+        mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
+        return IpKey(self.family, self.network & mask, prefixlen)
+
+    def overlaps(self, other: IpKey) -> bool:
+        """Do the two networks share an address? (One then holds the other.)"""
+        return (
+            self.family == other.family
+            and self.network <= other.last
+            and other.network <= self.last
+        )
+
+    @property
+    def packed(self) -> bytes:
+        """The first address as big-endian bytes (4 or 16), as the store's network columns."""
+        return self.network.to_bytes(4 if self.family == 4 else 16, "big")
+
 
 @dataclass(frozen=True, slots=True)
 class DomainKey:

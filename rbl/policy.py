@@ -19,7 +19,11 @@ The safeguards encode the field's hard lessons:
   innocent users for every spammer: its listing is held for the operator's
   review instead of going to DNS (``Rules.hold_reason``, ``Action.HOLD``);
 * a domain in MAIL FROM is usually forged (a victim), so a domain is listed
-  only when the sending host's forward-confirmed name lies inside it.
+  only when the sending host's forward-confirmed name lies inside it;
+* a spammer rotates addresses inside the IPv6 /64 one customer gets: an IPv6
+  hit lists (and counts toward) its /64 (``listing_key``), and, when the zone
+  asks for it, enough listings inside a /48 or an IPv4 /24 list that too
+  (``escalate``), never over reserved, own or held space.
 
 Imports no Twisted and no SQLAlchemy.
 """
@@ -34,9 +38,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
-from rbl.config import ListingSettings
+from rbl.config import ListingSettings, PrefixSettings
 from rbl.index import PrefixTable
-from rbl.keys import address_key
+from rbl.keys import IpKey, address_key
 from rbl.traphit import EARLIEST, TrapHit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -114,15 +118,36 @@ class Rules:
     held: tuple[Network, ...] = ()
     _tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
     _held_tables: dict[int, PrefixTable] = field(init=False, repr=False, compare=False)
+    # (family, first, last, network) of every protected and held network, as ints.
+    _guarded: tuple[tuple[int, int, int, Network], ...] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Longest-prefix lookups over the networks: an int compare or two per hit
         # instead of testing every network.
         object.__setattr__(self, "_tables", _prefix_tables(self.protected))
         object.__setattr__(self, "_held_tables", _prefix_tables(self.held))
+        guarded = tuple(
+            (n.version, int(n.network_address), int(n.broadcast_address), n)
+            for n in (*self.protected, *self.held)
+        )
+        object.__setattr__(self, "_guarded", guarded)
 
     def protected_network(self, address: str) -> Network | None:
         return _lookup(self._tables, self.protected, address)
+
+    def guarded_inside(self, key: IpKey) -> Network | None:
+        """A protected or held network that shares addresses with network ``key``, or None.
+
+        Listing ``key`` would then list what is never listed (or only after review),
+        so the policy lists a narrower key instead (``listing_key``) or does not widen.
+        """
+        low, high = key.network, key.last
+        for family, first, last, network in self._guarded:
+            if family == key.family and first <= high and low <= last:
+                return network
+        return None
 
     def hold_reason(self, hit: TrapHit) -> str | None:
         """Why a listing of this hit's host waits for review, or None.
@@ -369,6 +394,89 @@ def decide(
         f" (listed {history.earlier_listings} time(s) before)" if history.earlier_listings else ""
     )
     return Decision(Action.LIST, f"{seen} trap hit(s) within the window{repeat}", expires)
+
+
+def listing_key(address: str, prefixes: PrefixSettings, rules: Rules) -> IpKey:
+    """The network a trap hit from ``address`` lists, and whose hits count together.
+
+    IPv6: the /ipv6_prefix around it (a provider gives a customer a /64 and a
+    spammer rotates inside it); the address alone when that network would take in
+    reserved, own or held space. IPv4: the address.
+    """
+    key = address_key(address)
+    if key.family == 4 or prefixes.ipv6_prefix >= key.prefixlen:
+        return key
+    wide = key.widen(prefixes.ipv6_prefix)
+    return key if rules.guarded_inside(wide) is not None else wide
+
+
+def escalation_key(key: IpKey, prefixes: PrefixSettings) -> IpKey | None:
+    """The wider network that listings like ``key`` escalate to, or None (off, or not one)."""
+    if key.family == 6:
+        after, base, wide = (
+            prefixes.ipv6_escalate_after,
+            prefixes.ipv6_prefix,
+            prefixes.ipv6_escalate_prefix,
+        )
+    else:
+        after, base, wide = prefixes.ipv4_escalate_after, 32, prefixes.ipv4_escalate_prefix
+    if not after or key.prefixlen != base:
+        return None
+    return key.widen(wide)
+
+
+def escalation_after(key: IpKey, prefixes: PrefixSettings) -> int:
+    """How many listings inside escalation network ``key`` list it."""
+    return prefixes.ipv6_escalate_after if key.family == 6 else prefixes.ipv4_escalate_after
+
+
+_NAMED_MEMBERS: Final = 8  # listings named in an escalation's reason; the rest counted
+
+
+def escalate(
+    network: IpKey,
+    members: dict[str, datetime | None],
+    *,
+    after: int,
+    history: History,
+    rules: Rules,
+    at: datetime,
+    now: datetime,
+) -> Decision | None:
+    """Does network ``network`` get listed (or extended) because of the listings inside it?
+
+    ``members`` are the active trap listings of the base width inside it (key text:
+    expiry, None for none), as they stand after the hit at ``at``. With ``after``
+    of them alive at ``at``, the network is listed until the time at least
+    ``after`` of them still are (the ``after``-th latest expiry): it lives as long as
+    the evidence that escalated it, and a later listing inside extends it. None when
+    nothing changes. The reason names the listings (public in DNS anyway), never a hit.
+    """
+    alive = sorted(
+        (key for key, expires in members.items() if expires is None or expires > at),
+        key=lambda text: (members[text] or LATEST, text),
+        reverse=True,
+    )
+    if len(alive) < after:
+        return None
+    if rules.guarded_inside(network) is not None or history.allowlisted:
+        return None
+    if history.delisted_at is not None and at <= history.delisted_at:
+        return None  # the operator delisted the network: only newer evidence escalates again
+    if history.held or (history.active and history.active_manual):
+        return None
+    expires = members[alive[after - 1]] or LATEST
+    if expires <= now:
+        return None
+    named = ", ".join(sorted(alive[:_NAMED_MEMBERS]))
+    more = f" and {len(alive) - _NAMED_MEMBERS} more" if len(alive) > _NAMED_MEMBERS else ""
+    what = "networks" if network.family == 6 else "addresses"
+    reason = f"escalated: {len(alive)} listed {what} inside it (at least {after}): {named}{more}"
+    if history.active:
+        if history.active_expires_at is not None and history.active_expires_at >= expires:
+            return None
+        return Decision(Action.EXTEND, reason, expires)
+    return Decision(Action.LIST, reason, expires)
 
 
 def tied_domain(hit: TrapHit) -> str | None:

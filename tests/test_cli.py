@@ -162,3 +162,59 @@ def test_show_lists_latest_and_zone_is_inferred_from_key(config_path: Path) -> N
     lines = listing.output.strip().splitlines()
     assert lines[0].startswith("bl.example.org\t192.0.2.1\t127.0.0.2\tactive")
     assert lines[1].startswith("dbl.example.org\tspam.example\t127.0.1.2\tactive")
+
+
+def test_show_finds_the_64_or_the_escalated_48_that_lists_an_address(config_path: Path) -> None:
+    """``rbl show`` of an IPv6 address: the listing that covers it, why, and the evidence
+    of the network; delisting the address alone names that listing; allowlisting it
+    ends its listing there (the /64 stays for the rest)."""
+    import json
+    import time
+
+    text = config_path.read_text()
+    config_path.write_text(
+        text.replace('lookup_url = "https', 'ipv6_escalate_after = 2\nlookup_url = "https', 1)
+    )
+    log = config_path.parent / "hits.json"
+    log.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "time": time.time() - 60 + i,
+                    "ip": ip,
+                    "from": "a@spam.example",
+                    "helo": "x",
+                    "to": "trap@example.org",
+                    "trap": True,
+                }
+            )
+            + "\n"
+            for i, ip in enumerate(("2a01:4f8:1:1::5", "2a01:4f8:1:2::5"))
+        )
+    )
+    ingested = run(config_path, "ingest", "--format", "json", str(log))
+    assert ingested.exit_code == 0, ingested.output
+    rotated = run(config_path, "show", "2a01:4f8:1:1::77")
+    assert rotated.exit_code == 0, rotated.output
+    assert "2a01:4f8:1:1::77 is listed as part of 2a01:4f8:1:1::/64\n" in rotated.output
+    assert "2a01:4f8:1:1::/64 in bl.example.org: active" in rotated.output
+    assert "evidence inside 2a01:4f8:1:1::/64: 1 hit(s)" in rotated.output
+    assert " 2a01:4f8:1:1::5 feed=json " in rotated.output  # operator view: which address
+    beside = run(config_path, "show", "2a01:4f8:1:99::1")
+    assert "2a01:4f8:1:99::1 is listed as part of 2a01:4f8:1::/48\n" in beside.output
+    assert (
+        "  reason: escalated: 2 listed networks inside it (at least 2): "
+        "2a01:4f8:1:1::/64, 2a01:4f8:1:2::/64\n"
+    ) in beside.output
+    assert "  listed inside it: 2\n    2a01:4f8:1:1::/64 (trap, until " in beside.output
+    assert "evidence inside 2a01:4f8:1::/48: 2 hit(s)" in beside.output
+    refused = run(config_path, "delist", "2a01:4f8:1:1::5", "--reason", "x", "--yes")
+    assert refused.exit_code == 1
+    assert "2a01:4f8:1:1::5 is listed through 2a01:4f8:1:1::/64; delist that" in refused.output
+    allowed = run(config_path, "allowlist", "add", "2a01:4f8:1:1::5", "--reason", "relay")
+    assert allowed.exit_code == 0, allowed.output
+    mine = run(config_path, "show", "2a01:4f8:1:1::5")
+    assert "2a01:4f8:1:1::5 is listed as part of" not in mine.output
+    assert "2a01:4f8:1:1::5: no listing in bl.example.org" in mine.output
+    still = run(config_path, "show", "2a01:4f8:1:1::6")
+    assert "2a01:4f8:1:1::6 is listed as part of 2a01:4f8:1:1::/64" in still.output

@@ -187,7 +187,12 @@ def listing(key: str, source: str = "trap", codes: tuple[str, ...] = ("127.0.0.2
         ([listing("spam.example")], None),
         ([listing("45.1.2.3", source="manual")], "listed by the operator, not by the trap feed"),
         ([listing("45.1.2.0/24")], "it is a network (45.1.2.0/24), not one address"),
-        ([listing("2001:db8::/64")], "it is a network (2001:db8::/64), not one address"),
+        ([listing("2001:db8::/64")], None),  # a trap listing of one customer's /64
+        (
+            [listing("2001:db8::/64", source="manual")],
+            "it is a network (2001:db8::/64), not one address",
+        ),
+        ([listing("2001:db8::/48")], "it is a network (2001:db8::/48), not one address"),
         ([listing("*.spam.example")], "it covers every name under spam.example"),
         ([listing("45.1.2.3", codes=("127.0.0.2", "127.0.0.3"))], "more than one return code"),
         (

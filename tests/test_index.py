@@ -278,6 +278,12 @@ def a4(text: str) -> int:
     return int(ipaddress.IPv4Address(text))
 
 
+def v6(text: str) -> tuple[int, int]:
+    key = parse_ip_key(text)
+    assert key.family == 6
+    return key.network, key.prefixlen
+
+
 def test_longest_prefix_wins_and_exclusion_stops_the_search() -> None:
     table = PrefixTable(32)
     table.set(*v4("10.0.0.0/8"), 1)
@@ -295,6 +301,35 @@ def test_longest_prefix_wins_and_exclusion_stops_the_search() -> None:
     table.delete(*v4("10.1.0.0/16"))
     assert table.lookup(a4("10.1.2.4")) == 1
     assert len(table) == 2
+
+
+def test_ipv6_nesting_of_a_48_a_64_and_excluded_addresses() -> None:
+    """Trap listings by prefix: a /64 inside an escalated /48, an allowlisted /128 inside
+    the /64, an allowlisted /64 inside the /48; delisting the /64 leaves the /48."""
+    index = ZoneIndex(ZoneKind.IP)
+    wide, narrow = Value(("127.0.0.2",), "wide"), Value(("127.0.0.2",), "narrow")
+    index.set(parse_ip_key("2a01:4f8:1::/48"), wide)
+    index.set(parse_ip_key("2a01:4f8:1:1::/64"), narrow)
+    index.set(parse_ip_key("2a01:4f8:1:1::25"), None)  # allowlisted address
+    index.set(parse_ip_key("2a01:4f8:1:7::/64"), None)  # allowlisted customer /64
+
+    def answer(text: str) -> Value | None:
+        return index.lookup(parse_ip_key(text))
+
+    assert answer("2a01:4f8:1:1::5") == narrow
+    assert answer("2a01:4f8:1:1::25") is None
+    assert answer("2a01:4f8:1:1::26") == narrow
+    assert answer("2a01:4f8:1:2::1") == wide
+    assert answer("2a01:4f8:1:7::1") is None
+    assert answer("2a01:4f8:2::1") is None
+    assert index.v6.has_listing_within(*v6("2a01:4f8:1:7::/64")) is False
+    index.delete(parse_ip_key("2a01:4f8:1:1::/64"))
+    assert answer("2a01:4f8:1:1::5") == wide
+    assert answer("2a01:4f8:1:1::25") is None  # the exclusion outlives the /64
+    index.delete(parse_ip_key("2a01:4f8:1::/48"))
+    assert answer("2a01:4f8:1:1::5") is None
+    assert index.v6.covering(*v6("2a01:4f8:1:7::/64")) == EXCLUDED
+    assert index.v6.covering(*v6("2a01:4f8:1::/48")) is None
 
 
 def test_delete_of_absent_entry_is_a_no_op() -> None:

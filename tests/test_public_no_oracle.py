@@ -56,6 +56,10 @@ RETIRED = "retired-trap@example.org"  # inactive now: still never shown
 WHOLE_DOMAIN = "abandoned.example"  # every address there is a trap
 HOSTILE_IP = "45.10.0.1"
 ORACLE_IP = "45.20.0.1"
+# The same attack from one IPv6 /64, a new address for every candidate: the /64 is
+# listed and its page counts them all, and must not tell which were traps either.
+ORACLE_64 = "2a01:4f8:20:1::/64"
+ORACLE_64_LOOKUP = "2a01:4f8:20:1::ffff"  # inside it, never used itself
 CANDIDATES = [f"user{i:02d}@victims.example" for i in range(12)]
 SUBSET_ONE = (1, 4, 7, 9)  # which candidates are traps, in one run ...
 SUBSET_TWO = (0, 2, 5, 11)  # ... and in the other: same size, so the same counts
@@ -105,6 +109,13 @@ def oracle_hits() -> list[TrapHit]:
     ]
 
 
+def rotating_hits() -> list[TrapHit]:
+    return [
+        replace(hit, client_ip=f"2a01:4f8:20:1::{i + 1:x}", raw=hit.raw.replace(ORACLE_IP, "v6"))
+        for i, hit in enumerate(oracle_hits())
+    ]
+
+
 def make_settings(url: str, dump_dir: Path) -> Settings:
     return parse_settings(
         {
@@ -142,6 +153,7 @@ class Outputs:
 
     texts: dict[str, str]
     oracle_page: str
+    oracle_64_page: str = ""
 
 
 def seed(url: str, settings: Settings, traps_among_candidates: tuple[int, ...]) -> str:
@@ -154,7 +166,7 @@ def seed(url: str, settings: Settings, traps_among_candidates: tuple[int, ...]) 
             for spec in specs:
                 add_trap(conn, spec, note=None, actor="t", now=NOW - timedelta(days=30))
             rules = Rules.from_settings(settings.listing)
-            for batch in (hostile_hits(), oracle_hits()):
+            for batch in (hostile_hits(), oracle_hits(), rotating_hits()):
                 record_hits(
                     conn,
                     batch,
@@ -209,6 +221,8 @@ def collect(url: str, settings: Settings, token: str) -> Outputs:
             "/",
             f"/lookup/{HOSTILE_IP}",
             f"/lookup/{ORACLE_IP}",
+            f"/lookup/{ORACLE_64_LOOKUP}",
+            f"/lookup/{ORACLE_64}",
             "/lookup/45.10.0.0/24",
             "/lookup/45.30.0.9",
             "/lookup/example.org",
@@ -229,6 +243,7 @@ def collect(url: str, settings: Settings, token: str) -> Outputs:
             assert response.status in (200, 303, 404), (path, response.status, response.body)
             texts[f"site {path}"] = _whole(response)
         oracle_page = fetch(site, "GET", f"/lookup/{ORACLE_IP}").body
+        oracle_64_page = fetch(site, "GET", f"/lookup/{ORACLE_64_LOOKUP}").body
     finally:
         engine.dispose()
     reader = ListingReader(url)
@@ -263,7 +278,7 @@ def collect(url: str, settings: Settings, token: str) -> Outputs:
         texts["metrics"] = scraped[0].decode()
     finally:
         server.follower.zones.clear()
-    return Outputs(texts, oracle_page)
+    return Outputs(texts, oracle_page, oracle_64_page)
 
 
 def _whole(response: Response) -> str:
@@ -351,10 +366,15 @@ def test_no_trap_or_marker_reaches_any_public_output(
 def test_the_evidence_page_cannot_tell_which_candidates_were_traps(
     runs: Callable[[tuple[int, ...]], Outputs],
 ) -> None:
-    one = runs(SUBSET_ONE).oracle_page
-    two = runs(SUBSET_TWO).oracle_page
+    first, second = runs(SUBSET_ONE), runs(SUBSET_TWO)
+    one, two = first.oracle_page, second.oracle_page
     assert "4 trap hits" in one
     assert re.sub(r"/request/[\w-]+", "", one) == re.sub(r"/request/[\w-]+", "", two)
+    assert f"Listed as part of <code>{ORACLE_64}</code>" in first.oracle_64_page
+    assert f"4 trap hits recorded from addresses inside <code>{ORACLE_64}</code>" in (
+        first.oracle_64_page
+    )
+    assert first.oracle_64_page == second.oracle_64_page
 
 
 def test_serve_refuses_a_zone_txt_naming_a_trap(tmp_path: Path, database_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import random
 import socket
@@ -125,6 +126,60 @@ def test_ipv6_prefix_and_rhsbl_listings(serve: RunningServer, config_path: Path)
     assert apex_of_subtree.rcode() == dns.rcode.NOERROR and not apex_of_subtree.answer
     assert udp(serve, f"example.{DZONE}").rcode() == dns.rcode.NOERROR
     assert udp(serve, f"other.{DZONE}").rcode() == dns.rcode.NXDOMAIN
+
+
+def _trap_hits(config_path: Path, *addresses: str) -> None:
+    """``rbl ingest`` of one trap hit from each address, as the trap feed lists them."""
+    log = config_path.parent / f"hits-{addresses[0]}.json"
+    log.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "time": time.time() - 10,
+                    "ip": ip,
+                    "from": "a@spam.example",
+                    "helo": "x",
+                    "to": "trap@example.org",
+                    "trap": True,
+                }
+            )
+            + "\n"
+            for ip in addresses
+        )
+    )
+    rbl_command(config_path, "ingest", "--format", "json", str(log))
+
+
+def test_one_ipv6_hit_lists_its_64_and_escalation_its_48(config_path: Path) -> None:
+    """After one trap hit, every address of the sender's /64 is listed and the next /64
+    is not; an allowlisted address inside stays unlisted; two listed /64s (configured)
+    list their /48, the allowlisted address still excluded."""
+    text = config_path.read_text()
+    config_path.write_text(
+        text.replace('lookup_url = "https', 'ipv6_escalate_after = 2\nlookup_url = "https', 1)
+    )
+    server = start_server(config_path)
+    try:
+        hit, rotated, neighbour = "2a01:4f8:1:1::5", "2a01:4f8:1:1:dead:beef:0:1", "2a01:4f8:1:2::5"
+        assert udp(server, ip_name(rotated)).rcode() == dns.rcode.NXDOMAIN
+        _trap_hits(config_path, hit)
+        wait_for(lambda: udp(server, ip_name(rotated)).rcode() == dns.rcode.NOERROR)
+        assert addresses(udp(server, ip_name(hit))) == {"127.0.0.2"}
+        assert addresses(tcp(server, ip_name(rotated))) == {"127.0.0.2"}
+        assert udp(server, ip_name(neighbour)).rcode() == dns.rcode.NXDOMAIN
+        assert udp(server, ip_name("2a01:4f8:1:99::1")).rcode() == dns.rcode.NXDOMAIN
+        good = "2a01:4f8:1:1::25"
+        rbl_command(config_path, "allowlist", "add", good, "--reason", "a customer's relay")
+        wait_for(lambda: udp(server, ip_name(good)).rcode() == dns.rcode.NXDOMAIN)
+        assert udp(server, ip_name(rotated)).rcode() == dns.rcode.NOERROR
+        _trap_hits(config_path, neighbour)
+        beside = ip_name("2a01:4f8:1:99::1")
+        wait_for(lambda: udp(server, beside).rcode() == dns.rcode.NOERROR)
+        assert addresses(udp(server, ip_name(neighbour))) == {"127.0.0.2"}
+        assert udp(server, ip_name(good)).rcode() == dns.rcode.NXDOMAIN
+        assert udp(server, ip_name("2a01:4f8:2::1")).rcode() == dns.rcode.NXDOMAIN
+    finally:
+        stop_server(server)
 
 
 def test_apex_soa_ns_negative_ttl_and_refused(serve: RunningServer) -> None:

@@ -8,6 +8,7 @@ import click
 
 from rbl.cli.base import LIMIT, REASON, Context, _key_for, main, pass_context
 from rbl.cli.output import echo, safe
+from rbl.config import ZoneSettings
 from rbl.keys import IpKey, ListingKey, ZoneKind
 
 # -- evidence, expiry, allowlist --------------------------------------------------------
@@ -19,20 +20,35 @@ from rbl.keys import IpKey, ListingKey, ZoneKind
 @click.option("--limit", default=20, show_default=True, type=LIMIT, help="Evidence rows to show.")
 @pass_context
 def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
-    """Show KEY's listing with its evidence (operator view: includes trap addresses)."""
-    from rbl.store.listings import covering_listings, get_listing
+    """Show KEY's listing with its evidence (operator view: includes trap addresses).
+
+    An address inside a listed network (an IPv6 /64, an escalated /48 or /24) shows
+    that listing, the network's evidence, and the listings inside an escalated one.
+    """
+    from rbl.store.listings import Listing, covering_listings, get_listing, listings_inside
     from rbl.store.queries import evidence_for
+    from rbl.store.schema import ACTIVE
 
     zone_settings = obj.pick_zone(zone, key)
     parsed = _key_for(zone_settings, key)
     with obj.engine().connect() as conn:
         exact = get_listing(conn, zone_settings.name, parsed)
         covering = covering_listings(conn, zone_settings.name, parsed)
-        total, rows = evidence_for(conn, parsed, limit)
-    listing = exact or (covering[0] if covering else None)
+        if exact is not None and (exact.state == ACTIVE or not covering):
+            listing: Listing | None = exact
+        else:
+            listing = covering[0] if covering else None
+        through = listing is not None and listing.key != parsed.text
+        evidence_key = _key_for(zone_settings, listing.key) if listing and through else parsed
+        total, rows = evidence_for(conn, evidence_key, limit)
+        inside = []
+        if listing is not None and isinstance(evidence_key, IpKey) and "/" in listing.key:
+            inside = listings_inside(conn, zone_settings.name, _ip(zone_settings, listing.key))
     if listing is None:
         echo(f"{parsed.text}: no listing in {zone_settings.name}")
     else:
+        if through:
+            echo(f"{parsed.text} is listed as part of {listing.key}")
         echo(
             f"{listing.key} in {listing.zone}: {listing.state}, codes "
             f"{','.join(listing.codes)}, source {listing.source}"
@@ -47,7 +63,13 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
         echo(f"  hits: {listing.hit_count}, times listed: {listing.times_listed}")
         if listing.reason:
             echo(f"  reason: {safe(listing.reason)}")
-    echo(f"evidence: {total} hit(s){'' if total <= limit else f', newest {limit}'}")
+        if inside:
+            echo(f"  listed inside it: {len(inside)}")
+            for each in inside[:limit]:
+                until = f"{each.expires_at:%Y-%m-%d %H:%M:%S}Z" if each.expires_at else "removed"
+                echo(f"    {each.key} ({each.source}, until {until})")
+    shown = f" inside {evidence_key.text}" if evidence_key is not parsed else ""
+    echo(f"evidence{shown}: {total} hit(s){'' if total <= limit else f', newest {limit}'}")
     for hit in rows:
         echo(
             f"  {hit.at:%Y-%m-%d %H:%M:%S}Z {hit.client_ip} feed={hit.feed} "
@@ -57,6 +79,12 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
         )
     if listing is None and total == 0:
         sys.exit(1)
+
+
+def _ip(zone: ZoneSettings, text: str) -> IpKey:
+    key = _key_for(zone, text)
+    assert isinstance(key, IpKey)
+    return key
 
 
 @main.command()

@@ -5,6 +5,9 @@ the policy needs for every address in the batch in a few queries, decides
 hit by hit in time order (the same evidence gives the same decisions),
 then writes the hits, the listing changes, the change-log rows DNS follows
 and the audit rows together. Expiry is a change too (``expire_listings``).
+An IPv6 hit's listing is its /64 (``policy.listing_key``): the hits of every
+address inside it are read as a range of ``hits.network``; escalated networks
+are decided after the listing inside them changes (``policy.escalate``).
 A held listing (``Action.HOLD``) is a row in state "held" with an audit row
 and no change-log row: DNS, transfers and dumps read only active listings and
 the change log, so it reaches none of them until the operator releases it.
@@ -19,12 +22,23 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
 from rbl.idn import ascii_domain
-from rbl.keys import DomainKey, ListingKey, address_key
+from rbl.keys import MAX_PREFIXLEN, DomainKey, IpKey, ListingKey, address_key
 from rbl.policy import (
     Action,
     Decision,
@@ -32,6 +46,10 @@ from rbl.policy import (
     Rules,
     decide,
     domain_of,
+    escalate,
+    escalation_after,
+    escalation_key,
+    listing_key,
     normalise_sender,
     tied_domain,
 )
@@ -158,7 +176,7 @@ class _Listing:
 
 
 def _load_listings(
-    conn: Connection, zone: str, keys: list[ListingKey], texts: list[str] | None = None
+    conn: Connection, zone: str, keys: Sequence[ListingKey], texts: list[str] | None = None
 ) -> dict[str, _Listing]:
     """Listing rows (or blank ones) for ``keys``; ``texts`` saves recomputing key texts."""
     found: dict[str, _Listing] = {}
@@ -177,21 +195,94 @@ def _load_listings(
 
 
 def _hit_times(
-    conn: Connection, addresses: list[str], since: datetime
+    conn: Connection, keys: dict[str, IpKey], since: datetime
 ) -> dict[str, list[datetime]]:
+    """Times of the counted hits since ``since`` per listing key text, sorted.
+
+    A single address's hits are found by its text, a network's (an IPv6 /64) as
+    the range of its addresses, so every address a spammer rotates through counts.
+    """
     times: dict[str, list[datetime]] = {}
-    for start in range(0, len(addresses), _CHUNK):
+    single = [text for text, key in keys.items() if key.prefixlen == MAX_PREFIXLEN[key.family]]
+    for start in range(0, len(single), _CHUNK):
         for address, at in conn.execute(
             select(hits.c.client_ip, hits.c.at).where(
-                hits.c.client_ip.in_(addresses[start : start + _CHUNK]),
+                hits.c.client_ip.in_(single[start : start + _CHUNK]),
                 hits.c.at > since,
                 hits.c.counted,
             )
         ):
             times.setdefault(address, []).append(utc(at))
+    networks = [key for key in keys.values() if key.prefixlen != MAX_PREFIXLEN[key.family]]
+    for start in range(0, len(networks), _RANGES):
+        chunk = networks[start : start + _RANGES]
+        by_network = {(key.family, key.network, key.prefixlen): key.text for key in chunk}
+        lengths = {key.prefixlen for key in chunk}
+        for family, network, at in conn.execute(
+            select(hits.c.family, hits.c.network, hits.c.at).where(
+                or_(*(_in_network(key) for key in chunk)), hits.c.at > since, hits.c.counted
+            )
+        ):
+            address = IpKey(family, int.from_bytes(network, "big"), MAX_PREFIXLEN[family])
+            for length in lengths:
+                wide = address.widen(length)
+                text = by_network.get((wide.family, wide.network, wide.prefixlen))
+                if text is not None:
+                    times.setdefault(text, []).append(utc(at))
+                    break
     for found in times.values():
         found.sort()
     return times
+
+
+_RANGES = 100  # network ranges per query
+
+
+def _in_network(key: IpKey) -> Any:
+    """The hits from addresses inside network ``key`` (hits.family, hits.network)."""
+    return and_(
+        hits.c.family == key.family,
+        hits.c.network >= key.packed,
+        hits.c.network <= IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed,
+    )
+
+
+def _members(
+    conn: Connection, zone: str, networks: list[IpKey], base: dict[int, int]
+) -> dict[str, dict[str, datetime | None]]:
+    """Active trap listings of the base width (``base`` per family) inside each network:
+    network text -> {listing key text: expiry}."""
+    found: dict[str, dict[str, datetime | None]] = {key.text: {} for key in networks}
+    for start in range(0, len(networks), _RANGES):
+        chunk = networks[start : start + _RANGES]
+        conditions = [
+            and_(
+                listings.c.family == key.family,
+                listings.c.prefixlen == base[key.family],
+                listings.c.network >= key.packed,
+                listings.c.network <= IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed,
+            )
+            for key in chunk
+        ]
+        for family, network, prefixlen, text, expires in conn.execute(
+            select(
+                listings.c.family,
+                listings.c.network,
+                listings.c.prefixlen,
+                listings.c.key,
+                listings.c.expires_at,
+            ).where(
+                listings.c.zone == zone,
+                listings.c.state == ACTIVE,
+                listings.c.source == SOURCE_TRAP,
+                or_(*conditions),
+            )
+        ):
+            member = IpKey(family, int.from_bytes(network, "big"), prefixlen)
+            for key in chunk:
+                if key.overlaps(member):
+                    found[key.text][text] = utc(expires)
+    return found
 
 
 def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -428,13 +519,30 @@ def record_hits(
     if not relevant:
         return result
     relevant.sort(key=lambda item: item[0].at)  # stable: input order within a second
-    addresses = sorted({hit.client_ip for hit, _, _ in relevant})
-    ip_rows = _load_listings(
-        conn, ip_zone.name, [address_key(a) for a in addresses], texts=addresses
-    )
+    prefixes = ip_zone.prefixes
+    # Each address's listing key: itself, or (IPv6) its /64, whose hits count together.
+    listed_as: dict[str, str] = {}
+    keys: dict[str, IpKey] = {}
+    for address in sorted({hit.client_ip for hit, _, _ in relevant}):
+        key = listing_key(address, prefixes, rules)
+        text = address if key.prefixlen == MAX_PREFIXLEN[key.family] else key.text
+        listed_as[address] = text
+        keys[text] = key
+    ip_rows = _load_listings(conn, ip_zone.name, list(keys.values()), texts=list(keys))
     times: dict[str, list[datetime]] = {}
     if rules.threshold > 1:
-        times = _hit_times(conn, addresses, rules.window_start(relevant[0][0].at))
+        times = _hit_times(conn, keys, rules.window_start(relevant[0][0].at))
+    # Escalation (off by default): the wider networks these listings count toward.
+    wider: dict[str, IpKey] = {}
+    for text, key in keys.items():
+        target = escalation_key(key, prefixes)
+        if target is not None:
+            wider[text] = target
+    members: dict[str, dict[str, datetime | None]] = {}
+    if wider:
+        targets = sorted(set(wider.values()), key=lambda k: (k.family, k.network))
+        members = _members(conn, ip_zone.name, targets, {4: 32, 6: prefixes.ipv6_prefix})
+        ip_rows.update(_load_listings(conn, ip_zone.name, targets))
     domain_rows: dict[str, _Listing] = {}
     if domain_zone is not None:
         candidates = {d for d in (tied_domain(hit) for hit, _, _ in relevant) if d}
@@ -444,8 +552,8 @@ def record_hits(
 
     hit_rows: list[dict[str, Any]] = []
     for hit, _trap, _index in relevant:
-        row = ip_rows[hit.client_ip]  # parsers give canonical text, the key's own text
-        earlier = times.setdefault(hit.client_ip, [])
+        row = ip_rows[listed_as[hit.client_ip]]  # parsers give canonical text
+        earlier = times.setdefault(row.text, [])
         in_window = len(earlier) - bisect_right(earlier, rules.window_start(hit.at))
         decision = decide(
             hit,
@@ -454,7 +562,10 @@ def record_hits(
             rules=rules,
             now=now,
         )
-        if decision.counts:
+        if decision.counts and rules.threshold > 1:
+            # With threshold 1 earlier hits are not read (one query fewer a batch), so
+            # none are counted within the batch either: the reason a listing states
+            # must not depend on where a batch started.
             earlier.insert(bisect_right(earlier, hit.at), hit.at)
         was_held = row.state == HELD
         row.apply(hit, decision)
@@ -467,11 +578,32 @@ def record_hits(
             _domain_decision(
                 hit, decision, domain_rows, allow, rules, now, result, domain_zone.name
             )
+        target = wider.get(row.text)
+        if target is not None and decision.action in (Action.LIST, Action.EXTEND):
+            inside = members[target.text]
+            inside[row.text] = row.expires_at
+            wide = ip_rows[target.text]
+            escalation = escalate(
+                target,
+                inside,
+                after=escalation_after(target, prefixes),
+                history=wide.history(0, allow.covers_key(target)),
+                rules=rules,
+                at=hit.at,
+                now=now,
+            )
+            if escalation is not None:
+                wide.apply(hit, escalation)
+                if escalation.action is Action.LIST:
+                    result.listed.append(f"{ip_zone.name} {wide.text}")
+        client = address_key(hit.client_ip)
         sender = normalise_sender(hit.mail_from)
         hit_rows.append(
             {
                 "at": hit.at,
                 "client_ip": hit.client_ip,
+                "family": client.family,
+                "network": client.packed,
                 "client_name": hit.client_name,
                 "helo": hit.helo,
                 "mail_from": hit.mail_from,
@@ -498,8 +630,15 @@ def record_hits(
         result.change_id = conn.execute(select(func.max(change_log.c.id))).scalar_one()
         for hit, _trap, index in relevant:
             domain = tied_domain(hit) if domain_zone is not None else None
-            if ip_rows[hit.client_ip].new_episode or (
-                domain is not None and domain in domain_rows and domain_rows[domain].new_episode
+            listed_as_key = listed_as[hit.client_ip]
+            target = wider.get(listed_as_key)
+            # A hit waits for its own listing, or the escalated one it caused, in DNS.
+            if (
+                ip_rows[listed_as_key].new_episode
+                or (target is not None and ip_rows[target.text].new_episode)
+                or (
+                    domain is not None and domain in domain_rows and domain_rows[domain].new_episode
+                )
             ):
                 result.changed.add(index)
     return result

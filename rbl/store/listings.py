@@ -9,12 +9,33 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
 from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.store.changelog import append_change, append_changes, lock_change_log
-from rbl.store.schema import ACTIVE, HELD, OP_DELETE, OP_SET, REMOVED, audit_log, listings
+from rbl.store.schema import (
+    ACTIVE,
+    HELD,
+    OP_DELETE,
+    OP_SET,
+    REMOVED,
+    allowlist,
+    audit_log,
+    listings,
+)
 from rbl.store.timestamps import utc
 from rbl.suffixes import check_not_public_suffix
 
@@ -214,20 +235,15 @@ def get_listing(conn: Connection, zone: str, key: ListingKey | str) -> Listing |
 
 
 def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[Listing]:
-    """Active listings that make ``key`` listed: the key itself or a wider network/subtree."""
+    """Active listings that make ``key`` listed: the key itself or a wider network/subtree.
+
+    The narrowest first. An allowlist entry holding ``key`` as narrowly as a
+    listing or more is an exclusion in DNS (the most specific entry wins, as in
+    rbl.index): the listings it overrides make nothing listed and are left out,
+    so an allowlisted address inside a listed /64 is not listed here either.
+    """
     if isinstance(key, IpKey):
-        width = 4 if key.family == 4 else 16
-        bits = width * 8
-        candidates = []
-        for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1):
-            mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
-            candidates.append(
-                and_(
-                    listings.c.prefixlen == prefixlen,
-                    listings.c.network == (key.network & mask).to_bytes(width, "big"),
-                )
-            )
-        condition = and_(listings.c.family == key.family, or_(*candidates))
+        condition = and_(listings.c.family == key.family, or_(*_wider(listings, key)))
     else:
         parts = key.name.split(".")
         keys = [] if key.subdomains else [key.name]
@@ -237,6 +253,54 @@ def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[List
         select(listings)
         .where(listings.c.zone == zone, listings.c.state == ACTIVE, condition)
         .order_by(listings.c.prefixlen.desc(), func.length(listings.c.key).desc())
+    )
+    found = [_listing(row) for row in rows]
+    if found and isinstance(key, IpKey):
+        excluded = conn.execute(
+            select(func.max(allowlist.c.prefixlen)).where(
+                allowlist.c.family == key.family, or_(*_wider(allowlist, key))
+            )
+        ).scalar_one()
+        if excluded is not None:
+            found = [listing for listing in found if _prefixlen(listing.key) > excluded]
+    return found
+
+
+def _wider(table: Table, key: IpKey) -> list[ColumnElement[bool]]:
+    """Conditions for rows of ``table`` whose network holds ``key`` (itself included)."""
+    width = 4 if key.family == 4 else 16
+    bits = width * 8
+    candidates = []
+    for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1):
+        mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
+        candidates.append(
+            and_(
+                table.c.prefixlen == prefixlen,
+                table.c.network == (key.network & mask).to_bytes(width, "big"),
+            )
+        )
+    return candidates
+
+
+def _prefixlen(text: str) -> int:
+    head, _, length = text.partition("/")
+    return int(length) if length else (128 if ":" in head else 32)
+
+
+def listings_inside(conn: Connection, zone: str, key: IpKey) -> list[Listing]:
+    """Active listings strictly inside network ``key``: what an escalated listing stands on."""
+    width = 4 if key.family == 4 else 16
+    rows = conn.execute(
+        select(listings)
+        .where(
+            listings.c.zone == zone,
+            listings.c.state == ACTIVE,
+            listings.c.family == key.family,
+            listings.c.prefixlen > key.prefixlen,
+            listings.c.network >= key.network.to_bytes(width, "big"),
+            listings.c.network <= key.last.to_bytes(width, "big"),
+        )
+        .order_by(listings.c.network, listings.c.prefixlen)
     )
     return [_listing(row) for row in rows]
 

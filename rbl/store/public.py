@@ -21,19 +21,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from rbl.keys import IpKey, ListingKey
-from rbl.store.listings import Listing, covering_listings, get_listing
+from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey, parse_ip_key
+from rbl.store.listings import Listing, covering_listings, get_listing, listings_inside
 from rbl.store.queries import evidence_condition
 from rbl.store.schema import HELD, PENDING, TRAP_ADDRESS, TRAP_DOMAIN, hits, removal_requests, traps
 from rbl.store.timestamps import utc
 
 CHECKED_HITS = 1000  # the newest hits the setup checks look at
 HOURS = 48  # hours of per-hour counts, when the hour is the resolution
+MAX_INSIDE = 50  # listings named inside a listed network
 
 # Setup problems, in the order the page lists them.
 NO_HELO = "no-helo"
@@ -67,6 +68,10 @@ class PublicStatus:
     checks: list[SetupCheck]  # problems found, in PROBLEMS order; only those seen
     trap_domains: list[tuple[str, int]]  # address traps' domains hit, when asked for
     pending_requests: int  # waiting for review; never which ones (their links are private)
+    # What the evidence counts: ``key``, or the network that lists it (an IPv6 /64, an
+    # escalated /48 or /24), whose addresses' hits made the listing.
+    evidence_key: str = ""
+    inside: list[str] = field(default_factory=list)  # active listings inside that network
 
 
 def public_condition(key: ListingKey) -> ColumnElement[bool]:
@@ -94,7 +99,16 @@ def public_status(
     last = active or get_listing(conn, zone, key)
     if last is not None and (last.state == HELD or last.times_listed == 0):
         last = None  # held for review, or a hold that ended: never published
-    condition = public_condition(key)
+    shown: ListingKey = key
+    inside: list[str] = []
+    if active is not None and isinstance(key, IpKey):
+        network = parse_ip_key(active.key)
+        if network != key:
+            shown = network
+        if network.prefixlen < MAX_PREFIXLEN[network.family]:
+            found = listings_inside(conn, zone, network)
+            inside = [each.key for each in found[:MAX_INSIDE]]
+    condition = public_condition(shown)
     total, first, newest = conn.execute(
         select(func.count(), func.min(hits.c.at), func.max(hits.c.at)).where(condition)
     ).one()
@@ -147,6 +161,8 @@ def public_status(
         checks=setup_checks((helo, name) for helo, name in checked),
         trap_domains=_address_trap_domains(conn, condition) if trap_domains else [],
         pending_requests=pending,
+        evidence_key=shown.text,
+        inside=inside,
     )
 
 

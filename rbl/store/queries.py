@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
 from rbl.store.schema import audit_log, hits
@@ -30,12 +30,13 @@ def evidence_condition(key: ListingKey) -> ColumnElement[bool]:
     if isinstance(key, IpKey):
         if key.prefixlen == MAX_PREFIXLEN[key.family]:
             return hits.c.client_ip == key.text
-        # Hits are stored by address text; a network's evidence is its addresses'.
-        # Octet-aligned IPv4 networks match by text prefix; others are not searched.
-        if key.family == 4 and key.prefixlen % 8 == 0:
-            prefix = ".".join(key.text.split("/")[0].split(".")[: key.prefixlen // 8]) + "."
-            return hits.c.client_ip.startswith(prefix, autoescape=True)
-        return hits.c.client_ip == key.text
+        # A network's evidence is the hits of its addresses (hits.network, a range).
+        bits = MAX_PREFIXLEN[key.family]
+        return and_(
+            hits.c.family == key.family,
+            hits.c.network >= key.packed,
+            hits.c.network <= IpKey(key.family, key.last, bits).packed,
+        )
     name = key.name
     return or_(
         hits.c.sender_domain == name,

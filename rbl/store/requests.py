@@ -134,7 +134,7 @@ def review_reason(covering: Sequence[Listing]) -> str | None:
     if not covering:
         return "it is not listed"
     listing = covering[0]
-    if "/" in listing.key:
+    if "/" in listing.key and not _one_customer(listing):
         return f"it is a network ({listing.key}), not one address"
     if listing.key.startswith("*."):
         return f"it covers every name under {listing.key[2:]}"
@@ -145,6 +145,13 @@ def review_reason(covering: Sequence[Listing]) -> str | None:
     if len(covering) > 1:
         return f"it is also listed as part of {covering[1].key}"
     return None
+
+
+def _one_customer(listing: Listing) -> bool:
+    """A trap listing of an IPv6 /64 or narrower: what one customer gets, as one address
+    was (rbl.policy.listing_key); an escalated or wider network is for an operator."""
+    head, _, length = listing.key.partition("/")
+    return listing.source == SOURCE_TRAP and ":" in head and int(length or 128) >= 64
 
 
 def self_service_review_reason(

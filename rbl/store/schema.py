@@ -139,6 +139,10 @@ hits = Table(
     Column("id", Integer, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("client_ip", String(45), nullable=False),
+    # The address as family + big-endian bytes (as listings.network), so a network's
+    # hits are a range: an IPv6 /64 counts the hits of every address inside it.
+    Column("family", SmallInteger),
+    Column("network", LargeBinary(16)),
     Column("client_name", String(253)),
     Column("helo", String(255)),
     Column("mail_from", String(320)),  # as sent; "" for the null sender
@@ -158,6 +162,7 @@ hits = Table(
 )
 Index("ix_hits_client_at", hits.c.client_ip, hits.c.at)
 Index("ix_hits_at", hits.c.at)
+Index("ix_hits_network_at", hits.c.family, hits.c.network, hits.c.at)
 
 allowlist = Table(
     "allowlist",

@@ -23,7 +23,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.web.server import Site
 
 from rbl.allowlist import Allowlist
-from rbl.config import Settings, parse_settings
+from rbl.config import PrefixSettings, Settings, parse_settings
 from rbl.keys import ZoneKind, parse_key
 from rbl.policy import Rules
 from rbl.store.database import open_engine
@@ -304,6 +304,52 @@ def test_status_page_of_an_address_inside_a_listed_network(web: Web) -> None:
     assert "<code>127.0.0.3</code> snowshoe network" in body
     assert "Expires</dt><dd>only when removed" in body
     assert "No trap hits are recorded for 45.3.0.9" in body
+
+
+def test_status_page_of_addresses_inside_a_listed_64_and_an_escalated_48(web: Web) -> None:
+    """An IPv6 hit lists its /64; two listed /64s escalate the /48 (configured). The page
+    for any address inside says which listing covers it, why, and counts that network's
+    hits, never the trap."""
+    zone = web.settings.zone("bl.example.org")
+    escalating = replace(zone, prefixes=PrefixSettings(ipv6_escalate_after=2))
+    with web.engine.begin() as conn:
+        record_hits(
+            conn,
+            [
+                TrapHit(
+                    at=NOW - timedelta(hours=i),
+                    client_ip=f"2a01:4f8:1:{i}::5",
+                    rcpt_to=TRAP,
+                    mail_from="a@spam.example",
+                    helo="spam.example",
+                    feed="postfix",
+                    raw=f"to=<{TRAP}>",
+                )
+                for i in (1, 2)
+            ],
+            matcher=TrapMatcher([parse_trap(TRAP)]),
+            allow=Allowlist(),
+            rules=Rules.from_settings(web.settings.listing),
+            ip_zone=escalating,
+            domain_zone=None,
+            now=NOW,
+        )
+    rotated = web.get("/lookup/2a01:4f8:1:1::77").body  # never hit a trap itself
+    assert '<span class="state listed">listed</span>' in rotated
+    assert "Listed as part of <code>2a01:4f8:1:1::/64</code>." in rotated
+    assert "1 trap hit recorded from addresses inside <code>2a01:4f8:1:1::/64</code>" in rotated
+    assert 'href="/remove/2a01:4f8:1:1::77?zone=bl.example.org"' in rotated
+    beside = web.get("/lookup/2a01:4f8:1:99::1").body
+    assert "Listed as part of <code>2a01:4f8:1::/48</code>." in beside
+    assert (
+        "Listed because 2 listings inside it are active: "
+        "<code>2a01:4f8:1:1::/64</code>, <code>2a01:4f8:1:2::/64</code>."
+    ) in beside
+    assert "2 trap hits recorded from addresses inside <code>2a01:4f8:1::/48</code>" in beside
+    outside = web.get("/lookup/2a01:4f8:2::1").body
+    assert "not listed</span>" in outside and "Never listed here" in outside
+    for body in (rotated, beside):
+        assert TRAP not in body and "secret-trap" not in body
 
 
 def test_status_page_of_an_unlisted_and_an_ended_listing(web: Web) -> None:
