@@ -111,7 +111,7 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
     from alembic.migration import MigrationContext
 
     engine = engine_for(config_path)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
         assert differences == []

@@ -16,7 +16,9 @@ then set aside like any malformed one instead of stopping ingest later.
 
 Formats (one module each): ``spamd`` (OpenBSD spamd syslog), ``spamdb``
 (spamdb(8) listing), ``postfix`` (smtpd restriction verdicts), ``exim``
-(main/reject log), ``json`` (JSON lines). Imports neither Twisted nor
+(main/reject log), ``json`` (JSON lines). Which format's log a line belongs
+to at all, hit or not, is ``recognise`` (used to say a file was read with the
+wrong format, and by ``--format auto``). Imports neither Twisted nor
 SQLAlchemy; only the standard library and rbl.traphit.
 """
 
