@@ -23,7 +23,7 @@ from rbl.feeds.parsers import syslogline
 from rbl.feeds.parsers.recognise import recognise
 from rbl.ingest import Ingestor, IngestReport, Unrecognised
 from rbl.store.database import MIGRATIONS, open_engine
-from tests.conftest import database_url_of, db_scalar
+from tests.conftest import database_url_of, db_scalar, rbl_command
 
 LOGS = Path(__file__).parent / "data" / "logs"
 NOW = datetime.now(UTC)
@@ -253,6 +253,22 @@ def test_wrong_format_exits_3_with_escaped_examples(
     assert resumed.exit_code == 3 and "lines: 0" in resumed.stdout
     allowed = run(trapped, "ingest", "--format", chosen, "--allow-unrecognised", str(log))
     assert allowed.exit_code == 0 and "no line of" not in allowed.stderr
+
+
+def test_standard_input_of_another_format_exits_3(trapped: Path) -> None:
+    # a real process: CliRunner's standard input has no file descriptor
+    result = rbl_command(
+        trapped,
+        "ingest",
+        "--format",
+        "postfix",
+        "-",
+        stdin="".join(line + "\n" for line in SPAMD),
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no line of <stdin> is a postfix line; they look like spamd (" in result.stderr
+    assert "resumed" not in result.stdout
 
 
 def test_syslog_of_other_daemons_with_a_few_postfix_lines_passes(
