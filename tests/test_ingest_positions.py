@@ -8,6 +8,10 @@ Ingestor, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,15 +19,20 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from click.testing import CliRunner, Result
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from rbl.cli import main
 from rbl.config import parse_settings
 from rbl.feeds.parsers import syslogline
-from rbl.feeds.parsers.recognise import recognise
+from rbl.feeds.parsers.recognise import FORMATS, recognise
 from rbl.ingest import Ingestor, IngestReport, Unrecognised
+from rbl.metrics.collect import store_families
 from rbl.store.database import MIGRATIONS, open_engine
-from tests.conftest import database_url_of, db_scalar, rbl_command
+from rbl.store.reader import StoreStats
+from tests.conftest import database_url_of, db_scalar, rbl_command, subprocess_env
 
 LOGS = Path(__file__).parent / "data" / "logs"
 NOW = datetime.now(UTC)
@@ -378,3 +387,64 @@ def _rows(config: Path, sql: str) -> list[tuple[object, ...]]:
             return [tuple(row) for row in conn.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+@given(st.text(max_size=300))
+def test_recognise_takes_any_text(line: str) -> None:
+    assert recognise(line) in {*FORMATS, None}
+
+
+def test_metrics_show_each_format_of_one_file() -> None:
+    stats = StoreStats(
+        [],
+        [],
+        [
+            ("/var/log/syslog", "1:2:aa", "spamd", 100, NOW),
+            ("/var/log/syslog", "1:2:aa", "postfix", 40, NOW),
+        ],
+    )
+    families = {f.name: f for f in store_families(stats, NOW, lambda _n, _i, offset: 100 - offset)}
+    offsets = {
+        labels["format"]: value for labels, value in families["rbl_ingest_offset_bytes"].samples
+    }
+    assert offsets == {"spamd": 100, "postfix": 40}
+    behind = {
+        labels["format"]: value for labels, value in families["rbl_ingest_backlog_bytes"].samples
+    }
+    assert behind == {"spamd": 0, "postfix": 60}
+
+
+RBL = [sys.executable, "-m", "rbl"]
+FOLLOW = ["--follow", "--poll", "0.05"]
+
+
+def test_follow_says_so_once_and_goes_on(trapped: Path, tmp_path: Path) -> None:
+    log = write(tmp_path / "daemon", SPAMD)
+    err_path = tmp_path / "stderr"
+    with err_path.open("w") as err:
+        process = subprocess.Popen(
+            [*RBL, "-c", str(trapped), "ingest", "--format", "postfix", *FOLLOW, str(log)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=subprocess_env(),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "no line of" not in err_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with log.open("a") as handle:  # more of the same: not told again
+                handle.write("".join(line + "\n" for line in SPAMD))
+            while time.monotonic() < deadline:
+                try:
+                    if count(trapped, "SELECT lines FROM ingest_sources") == 2 * len(SPAMD):
+                        break
+                except DBAPIError:  # locked for a moment by the writer
+                    pass
+                time.sleep(0.05)
+            running = process.poll() is None
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    told = err_path.read_text()
+    assert running and process.returncode == 0, told
+    assert told.count(f"no line of {log} is a postfix line; they look like spamd (") == 1
