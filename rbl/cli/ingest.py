@@ -60,7 +60,8 @@ EXIT_UNRECOGNISED = 3  # a file held no line of the format (1: an error, 2: usag
     "--from-start",
     is_flag=True,
     help="Read the file from its first line even if this format's position is further on "
-    "(attempts already stored are merged, not counted twice).",
+    "(attempts already stored are merged, not counted twice). Stop a --follow of the same "
+    "file and format first: it would write its own position over this one's.",
 )
 @click.option(
     "--allow-unrecognised",
