@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from rbl.cli import main
 from rbl.config import parse_settings
-from rbl.feeds.parsers import syslogline
+from rbl.feeds.parsers import PARSERS, syslogline
 from rbl.feeds.parsers.recognise import FORMATS, recognise
 from rbl.ingest import Ingestor, IngestReport, Unrecognised
 from rbl.metrics.collect import store_families
@@ -305,14 +305,32 @@ def test_a_few_foreign_lines_are_a_note_not_a_failure(trapped: Path, tmp_path: P
 def test_auto_fails_only_on_lines_it_cannot_give_to_any_parser(
     trapped: Path, tmp_path: Path
 ) -> None:
-    sendmail = [
-        f"Dec  3 09:00:{n:02d} mx sm-mta[4{n}]: 0B3{n}Ab: ruleset=check_rcpt, arg1=<t@x>"
-        for n in range(12)
-    ]
-    log = write(tmp_path / "maillog", sendmail)
+    daemons = [f"Dec  3 09:00:{n:02d} mx dovecot[4{n}]: imap-login: Login" for n in range(12)]
+    log = write(tmp_path / "maillog", daemons)
     result = run(trapped, "ingest", "--format", "auto", str(log))
     assert result.exit_code == 3, result.output
-    assert "is of a format rbl reads; they look like sendmail (no parser) (12)" in result.stderr
+    assert "is of a format rbl reads; they look like unknown (12)" in result.stderr
+    mixed = write(tmp_path / "syslog", [*daemons, SPAMD[0]])  # one spamd line is enough
+    assert run(trapped, "ingest", "--format", "auto", str(mixed)).exit_code == 0
+
+
+SENDMAIL = [
+    f"Dec  3 09:00:{n:02d} mx sm-mta[4{n}]: 0B3{n}Ab: ruleset=check_rcpt, arg1=<t@x>"
+    for n in range(12)
+]
+
+
+@pytest.mark.skipif("sendmail" in PARSERS, reason="sendmail has a parser: auto reads it")
+def test_auto_names_a_format_it_recognises_but_cannot_read(trapped: Path, tmp_path: Path) -> None:
+    result = run(trapped, "ingest", "--format", "auto", str(write(tmp_path / "m", SENDMAIL)))
+    assert result.exit_code == 3, result.output
+    assert "they look like sendmail (no parser) (12)" in result.stderr
+
+
+def test_sendmail_read_as_postfix_is_named(trapped: Path, tmp_path: Path) -> None:
+    result = run(trapped, "ingest", "--format", "postfix", str(write(tmp_path / "m", SENDMAIL)))
+    assert result.exit_code == 3, result.output
+    assert "is a postfix line; they look like sendmail (12)" in result.stderr
 
 
 def test_following_a_file_of_another_format_is_told_at_once(
