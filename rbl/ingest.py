@@ -7,6 +7,23 @@ at any point and started again resumes after the last committed batch, so
 every line counts exactly once. ``follow`` keeps reading as the log grows and
 moves on to the new file when it is rotated or truncated.
 
+The position is kept per file and format: one syslog holding Postfix and
+spamd lines is read by one run (or service) per format, each with its own
+position, and a file read with the wrong format is read again from the start
+with the right one. ``--format auto`` (``AUTO``) sends each line to the parser
+of the format it is recognised as (``rbl.feeds.parsers.recognise``) and keeps
+a position of its own. The feed name is no part of the position: it labels
+what is read, and the same lines read again under another name would be the
+same attempts, merged by the store. ``from_start`` re-reads a file on purpose;
+attempts already stored are merged then too, so nothing counts twice.
+
+Until a file shows its first line of the format's log (a hit, or any line
+the recogniser gives to the format), its other non-blank lines are counted,
+with the position, so that a file in which no line of the format was ever
+seen is reported (``Unrecognised``) however many runs it took to read it.
+After that first line nothing more is recognised for an explicit format: the
+file is settled, and reading costs what it did.
+
 A batch whose transaction meets a transient database error (``rbl.store.faults``)
 is rolled back and tried again with a doubling delay (``RetryPolicy``); the
 file is the queue, so reading waits meanwhile and memory holds one batch. A
@@ -44,7 +61,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from rbl.allowlist import Allowlist
 from rbl.config import Settings
 from rbl.errors import StoreError
-from rbl.feeds.parsers import LineParser, ParseContext, get_parser
+from rbl.feeds.parsers import PARSERS, LineParser, ParseContext, get_parser
+from rbl.feeds.parsers.recognise import AUTO, is_blank, recognise
 from rbl.policy import Rules
 from rbl.store.allowlist import load_allowlist
 from rbl.store.evidence import BatchResult, record_hits, refusal
@@ -60,6 +78,10 @@ MAX_REPORTED = 20
 DEFAULT_RETRY_FOR = 300.0
 _REFRESH_SECONDS = 10.0
 _SLEEP_SLICE = 0.2  # seconds: how soon a stop request ends a backoff wait
+# Lines of a file none of which is the format's: fewer is a note, this many a failure
+# (a log just rotated may hold a few lines of other daemons before the MTA's first).
+MIN_UNRECOGNISED = 10
+EXAMPLES = 3
 
 T = TypeVar("T")
 
@@ -179,8 +201,15 @@ class IngestReport:
     problems: list[str] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     listed: list[str] = field(default_factory=list)
-    resumed_at_line: int = 0
+    resumed_at_line: int = 0  # of the first file that resumed
+    resumed: list[Resumed] = field(default_factory=list)
+    unrecognised: list[Unrecognised] = field(default_factory=list)
     files: int = 0
+
+    @property
+    def failed_recognition(self) -> bool:
+        """Was a file read in which no line was the format's (``Unrecognised.conclusive``)?"""
+        return any(u.conclusive for u in self.unrecognised)
 
     def absorb(self, result: BatchResult) -> None:
         self.actions.update(result.actions)
@@ -191,6 +220,56 @@ class IngestReport:
         self.malformed += malformed
         if len(self.problems) < MAX_REPORTED:
             self.problems.append(f"{'malformed' if malformed else 'quarantined'}: {problem}")
+
+
+class Resumed(NamedTuple):
+    """A file read from its committed position rather than its start."""
+
+    name: str
+    line: int
+    offset: int
+
+
+@dataclass
+class Tally:
+    """The line number of a file's first line of the format's log (None: none yet) and
+    the non-blank lines before it, over every run that read it; the examples and
+    formats seen are this run's."""
+
+    first: int | None = None
+    unrecognised: int = 0
+    seen: Counter[str] = field(default_factory=Counter)  # "sendmail", "unknown"...
+    examples: list[str] = field(default_factory=list)
+
+    def count(self, number: int, text: str, ours: bool, found: str | None) -> None:
+        if ours:
+            self.first = number
+            return
+        self.unrecognised += 1
+        self.seen[found or "unknown"] += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(text[:200])
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecognised:
+    """A file in which no line of the format was seen: what it holds instead."""
+
+    name: str
+    format: str
+    lines: int  # non-blank lines read, over every run
+    seen: dict[str, int]  # formats recognised instead (``unknown``: none), this run
+    examples: list[str]  # the first few of them, as read (unescaped)
+
+    @property
+    def conclusive(self) -> bool:
+        """Enough lines to be sure; fewer is a note (a log just rotated)."""
+        return self.lines >= MIN_UNRECOGNISED
+
+    def looks_like(self) -> str:
+        """ "sendmail (24), unknown (2)": what the lines are, most first."""
+        ordered = sorted(self.seen.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{name} ({count})" for name, count in ordered) or "not known"
 
 
 class LineRead(NamedTuple):
@@ -224,6 +303,8 @@ class _Line:
     end: int  # and after its last
     data: bytes
     hits: list[TrapHit]
+    format: str  # the parser's: the chosen one, or with auto the one recognised
+    counted: Counted  # the file's recognition through it
 
 
 @dataclass
@@ -291,7 +372,8 @@ class HitWriter:
 
 
 class Ingestor:
-    """Feeds one log format into the store with the configured policy."""
+    """Feeds one log format (or ``auto``: each line's own) into the store with the
+    configured policy."""
 
     def __init__(
         self,
@@ -304,29 +386,52 @@ class Ingestor:
         tz: tzinfo = UTC,
         feed: str | None = None,
         retrier: Retrier | None = None,
+        on_unrecognised: Callable[[Unrecognised], None] | None = None,
     ) -> None:
+        """``on_unrecognised`` is told at once when a followed file holds no line of
+        the format (a one-shot run finds it in its report)."""
         self.engine = engine
+        self.on_unrecognised = on_unrecognised
         self.retrier = retrier or Retrier(RetryPolicy(give_up_after=0), lambda _line: None)
         self.format = format_name
-        self.parse = get_parser(format_name)
+        self.parse: LineParser | None = None if format_name == AUTO else get_parser(format_name)
         self.batch_size = batch_size
         self.clock = clock
         self.tz = tz
         self.feed = feed
         self.writer = HitWriter(engine, settings)
 
-    def _source(self, name: str, identity: str | None) -> tuple[int | None, int, int]:
-        """(source id, committed byte offset, committed lines) for a file, creating its row."""
+    def _source(self, name: str, identity: str | None, from_start: bool) -> _Source:
+        """The file's row for this format, created at its start if new (or reset to it
+        for ``from_start``): its id, committed position and line counts."""
         if identity is None:
-            return None, 0, 0
+            return _Source(None, 0, 0, Tally())
+        s = ingest_sources.c
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(ingest_sources.c.id, ingest_sources.c.offset, ingest_sources.c.lines).where(
-                    ingest_sources.c.identity == identity
+                select(s.id, s.offset, s.lines, s.recognised_at, s.unrecognised).where(
+                    s.identity == identity, s.format == self.format
                 )
             ).first()
+            if row is not None and from_start:
+                conn.execute(
+                    update(ingest_sources)
+                    .where(s.id == row.id)
+                    .values(
+                        name=name,
+                        offset=0,
+                        lines=0,
+                        malformed=0,
+                        recognised_at=None,
+                        unrecognised=0,
+                        updated_at=self.clock(),
+                    )
+                )
+                return _Source(row.id, 0, 0, Tally())
             if row is not None:
-                return row.id, row.offset, row.lines
+                return _Source(
+                    row.id, row.offset, row.lines, Tally(row.recognised_at, row.unrecognised)
+                )
             result = conn.execute(
                 insert(ingest_sources).values(
                     name=name,
@@ -335,10 +440,12 @@ class Ingestor:
                     offset=0,
                     lines=0,
                     malformed=0,
+                    recognised_at=None,
+                    unrecognised=0,
                     updated_at=self.clock(),
                 )
             )
-            return int(result.inserted_primary_key[0]), 0, 0  # type: ignore[index]
+            return _Source(int(result.inserted_primary_key[0]), 0, 0, Tally())  # type: ignore[index]
 
     def ingest(
         self,
@@ -350,8 +457,16 @@ class Ingestor:
         progress: Callable[[int], None] | None = None,
         keep_going: Callable[[], bool] = lambda: True,
         poll: float = 1.0,
+        from_start: bool = False,
     ) -> None:
-        """Ingest ``handle`` to its end (following: until rotated, truncated or stopped)."""
+        """Ingest ``handle`` to its end (following: until rotated, truncated or stopped).
+
+        ``from_start`` reads a file from its first line even if this format's position
+        in it is further on. A file in which no line of the format has been seen is
+        added to ``report.unrecognised``: at its end, or when following, the first
+        time the reader catches up with the writer (and told to ``on_unrecognised``
+        then, since a follower does not end).
+        """
         if follow and S_ISREG(os.fstat(handle.fileno()).st_mode):
             # A file is known by its first line: wait until there is one (a log just
             # rotated is empty), or a restart would not recognise it and read it again.
@@ -359,23 +474,55 @@ class Ingestor:
                 time.sleep(poll)
         identity = file_identity(handle)
         position = _Position(name)
-        source_id, offset, line_number = self.retrier.call(
-            lambda: self._source(name, identity), position.where, keep_going
+        source = self.retrier.call(
+            lambda: self._source(name, identity, from_start), position.where, keep_going
         )
+        source_id, offset, line_number, tally = source
         position.offset, position.lines = offset, line_number
         if offset:
             handle.seek(offset)
-            report.resumed_at_line = line_number
+            report.resumed.append(Resumed(name, line_number, offset))
+            report.resumed_at_line = report.resumed_at_line or line_number
         report.files += 1
         ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
-        for batch, end, lines in self._batches(
-            handle, offset, line_number, name, source_id, ctx, report, follow, keep_going, poll
+        judged = False
+        for batch, end, lines, caught_up in self._batches(
+            handle,
+            offset,
+            line_number,
+            name,
+            source_id,
+            ctx,
+            report,
+            tally,
+            follow,
+            keep_going,
+            poll,
         ):
             # The generator waits here while the batch is retried: reading stops too.
-            pieces = _Pieces.of(batch, end, lines)
-            report.absorb(self._commit(pieces, source_id, position, report, keep_going))
-            if progress is not None:
-                progress(end)
+            if batch.lines:
+                pieces = _Pieces.of(batch, end, lines, Counted(tally.first, tally.unrecognised))
+                report.absorb(self._commit(pieces, source_id, position, report, keep_going))
+                if progress is not None:
+                    progress(end)
+            if caught_up and not judged:
+                judged = self._judge(name, tally, report, follow)
+
+    def _judge(self, name: str, tally: Tally, report: IngestReport, follow: bool) -> bool:
+        """Note the file if none of its lines is the format's; True once it is judged
+        (a follower waits until it has read enough lines to be sure)."""
+        if tally.first is not None:
+            return True
+        found = Unrecognised(
+            name, self.format, tally.unrecognised, dict(tally.seen), tally.examples
+        )
+        if follow and not found.conclusive:
+            return False
+        if found.lines:
+            report.unrecognised.append(found)
+        if follow and self.on_unrecognised is not None:
+            self.on_unrecognised(found)
+        return True
 
     def _commit(
         self,
@@ -435,6 +582,8 @@ class Ingestor:
                         lines=piece.end_line,
                         updated_at=now,
                         malformed=ingest_sources.c.malformed + len(piece.malformed),
+                        recognised_at=piece.counted.first,
+                        unrecognised=piece.counted.unrecognised,
                     )
                 )
         return result
@@ -442,7 +591,7 @@ class Ingestor:
     def _entry(self, line: _Line, name: str, source_id: int | None, reason: str) -> Quarantined:
         return Quarantined(
             source=name,
-            format=self.format,
+            format=line.format,  # with auto, the one recognised: refeed parses it so again
             line=line.data,
             reason=reason,
             source_id=source_id,
@@ -461,11 +610,14 @@ class Ingestor:
         source_id: int | None,
         ctx: ParseContext,
         report: IngestReport,
+        tally: Tally,
         follow: bool,
         keep_going: Callable[[], bool],
         poll: float,
-    ) -> Iterator[tuple[_Batch, int, int]]:
-        """Yield batches of parsed lines with the byte offset and line count they end at.
+    ) -> Iterator[tuple[_Batch, int, int, bool]]:
+        """Yield batches of parsed lines with the byte offset and line count they end at,
+        and whether the reader has caught up with the file's end (then the batch may be
+        empty).
 
         Only whole lines are consumed while following; a partial last line is
         left for the next read (or the next run). Without following, or once
@@ -479,10 +631,10 @@ class Ingestor:
             if chunk.endswith(b"\n"):
                 line, pending = pending + chunk, b""
                 line_number += 1
-                self._parse(line, line_number, offset, name, source_id, ctx, report, batch)
+                self._parse(line, line_number, offset, name, source_id, ctx, report, tally, batch)
                 offset += len(line)
                 if batch.lines >= self.batch_size:
-                    yield batch, offset, line_number
+                    yield batch, offset, line_number, False
                     batch = _Batch()
                     ctx = replace(ctx, now=self.clock())
                 continue
@@ -490,14 +642,14 @@ class Ingestor:
             if not follow or draining:
                 if pending:
                     line_number += 1
-                    self._parse(pending, line_number, offset, name, source_id, ctx, report, batch)
+                    self._parse(
+                        pending, line_number, offset, name, source_id, ctx, report, tally, batch
+                    )
                     offset += len(pending)
-                if batch.lines:
-                    yield batch, offset, line_number
+                yield batch, offset, line_number, True
                 return
-            if batch.lines:
-                yield batch, offset, line_number
-                batch = _Batch()
+            yield batch, offset, line_number, True
+            batch = _Batch()
             # A log followed for days: infer syslog years from today, not the start.
             ctx = replace(ctx, now=self.clock())
             if not keep_going():
@@ -514,20 +666,60 @@ class Ingestor:
         source_id: int | None,
         ctx: ParseContext,
         report: IngestReport,
+        tally: Tally,
         batch: _Batch,
     ) -> None:
         report.lines += 1
         batch.lines += 1
         text = line.decode("utf-8", "replace").rstrip("\r\n")
-        found, reason, malformed = read_line(self.parse, text, ctx)
+        settled = tally.first is not None
+        parse: LineParser | None
+        if self.parse is not None:
+            fmt, parse = self.format, self.parse
+            seen = None if settled else recognise(text)
+        else:
+            fmt, parse, seen = self._dispatch(text)
+        found, reason, malformed = (
+            read_line(parse, text, ctx) if parse is not None else LineRead([], None)
+        )
+        if not settled and not is_blank(text):
+            # A line with hits is the parser's whatever the recogniser says.
+            tally.count(number, text, seen == fmt or bool(found), seen)
         report.hits += len(found)
-        kept = _Line(number, start, start + len(line), line, found)
+        if reason is None and not found:
+            return  # most lines: nothing to keep
+        counted = Counted(tally.first, tally.unrecognised)
+        kept = _Line(number, start, start + len(line), line, found, fmt, counted)
         if reason is not None:
             batch.quarantined.append(self._entry(kept, name, source_id, reason))
             batch.malformed.extend([number] if malformed else [])
             report.note_quarantined(f"{name}:{number}: {reason}", malformed=malformed)
-        elif found:
+        else:
             batch.with_hits.append(kept)
+
+    @staticmethod
+    def _dispatch(text: str) -> tuple[str, LineParser | None, str | None]:
+        """With auto: the format the line is parsed as, its parser (None: it is not
+        parsed) and the format it is recognised as."""
+        seen = recognise(text)
+        if seen is not None and seen in PARSERS:
+            return seen, PARSERS[seen], seen
+        return AUTO, None, None if seen is None else f"{seen} (no parser)"
+
+
+class Counted(NamedTuple):
+    """A file's recognition as of some line: the first of the format's (or None) and
+    the non-blank lines before it."""
+
+    first: int | None
+    unrecognised: int
+
+
+class _Source(NamedTuple):
+    id: int | None
+    offset: int
+    lines: int
+    tally: Tally
 
 
 @dataclass
@@ -552,10 +744,11 @@ class _Pieces:
     malformed: list[int]  # line numbers the parser refused
     end: int
     end_line: int
+    counted: Counted  # the file's recognition through end_line
 
     @classmethod
-    def of(cls, batch: _Batch, end: int, end_line: int) -> _Pieces:
-        return cls(batch.with_hits, batch.quarantined, batch.malformed, end, end_line)
+    def of(cls, batch: _Batch, end: int, end_line: int, counted: Counted) -> _Pieces:
+        return cls(batch.with_hits, batch.quarantined, batch.malformed, end, end_line, counted)
 
     def halves(self) -> tuple[_Pieces, _Pieces]:
         """Up to and with the middle line with hits, and the rest."""
@@ -573,6 +766,7 @@ class _Pieces:
             self.malformed[:malformed],
             middle.end,
             middle.number,
+            middle.counted,
         )
         rest = _Pieces(
             self.lines[len(self.lines) // 2 :],
@@ -580,12 +774,13 @@ class _Pieces:
             self.malformed[malformed:],
             self.end,
             self.end_line,
+            self.counted,
         )
         return first, rest
 
     def without_hits(self, entry: Quarantined) -> _Pieces:
         """The same lines with the one line with hits set aside instead."""
-        return _Pieces([], [*self.quarantined, entry], self.malformed, self.end, self.end_line)
+        return replace(self, lines=[], quarantined=[*self.quarantined, entry])
 
 
 def _first_line_whole(handle: BinaryIO) -> bool:

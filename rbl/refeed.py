@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 
 from rbl.config import Settings
 from rbl.errors import StoreError
-from rbl.feeds.parsers import ParseContext, get_parser
+from rbl.feeds.parsers import PARSERS, ParseContext, get_parser
+from rbl.feeds.parsers.recognise import AUTO, recognise
 from rbl.ingest import HitWriter, IngestGaveUp, LineRead, Retrier, describe_error, read_line
 from rbl.store.evidence import BatchResult, refusal
 from rbl.store.faults import is_data_error
@@ -74,9 +75,15 @@ class Refeeder:
             hit = hit_from_json(row.hit)
             why = refusal(hit, self.clock())
             return LineRead([hit], None if why is None else f"refused: {why}")
-        parse = get_parser(format_name or row.format)
         ctx = ParseContext(now=at, tz=_zone(row.tz), feed=row.feed)
         text = bytes(row.line).decode("utf-8", "replace").rstrip("\r\n")
+        name = format_name or row.format
+        if name == AUTO:  # the format the line is recognised as, as ingest --format auto
+            seen = recognise(text)
+            if seen is None or seen not in PARSERS:
+                return LineRead([], f"not a line of any format rbl reads (recognised: {seen})")
+            name = seen
+        parse = get_parser(name)
         read = read_line(parse, text, ctx)
         if read.reason is not None:
             return read

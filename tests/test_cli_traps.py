@@ -111,21 +111,24 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
     from alembic.migration import MigrationContext
 
     engine = engine_for(config_path)
-    assert current_revision(engine) == "0008"
-    with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), metadata)
-        assert differences == []
-        assert set(inspect(conn).get_table_names()) >= {
-            "listings",
-            "hits",
-            "traps",
-            "allowlist",
-            "audit_log",
-            "change_log",
-            "change_log_pruned",
-            "ingest_sources",
-            "alembic_version",
-        }
+    try:
+        assert current_revision(engine) == "0008"
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+            assert differences == []
+            assert set(inspect(conn).get_table_names()) >= {
+                "listings",
+                "hits",
+                "traps",
+                "allowlist",
+                "audit_log",
+                "change_log",
+                "change_log_pruned",
+                "ingest_sources",
+                "alembic_version",
+            }
+    finally:
+        engine.dispose()  # a pooled PostgreSQL connection left open warns in a later test
 
 
 def test_db_prune_keeps_each_zones_newest_change(config_path: Path) -> None:

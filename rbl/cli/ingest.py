@@ -15,6 +15,8 @@ import click
 from rbl.cli.base import Context, Seconds, main, pass_context
 from rbl.cli.output import echo, safe
 
+EXIT_UNRECOGNISED = 3  # a file held no line of the format (1: an error, 2: usage)
+
 # -- ingest -----------------------------------------------------------------------------
 
 
@@ -23,7 +25,8 @@ from rbl.cli.output import echo, safe
     "--format",
     "format_name",
     required=True,
-    help="Log format: spamd, spamdb, postfix, exim, sendmail or json.",
+    help="Log format: spamd, spamdb, postfix, exim, sendmail, json, or auto (each line's "
+    "own, told by its syslog program or shape).",
 )
 @click.option("--follow", is_flag=True, help="Keep reading as the log grows; survive rotation.")
 @click.option(
@@ -53,6 +56,18 @@ from rbl.cli.output import echo, safe
     help="Seconds to wait out database outages before giving up (0: fail at once); "
     "--follow waits for ever.",
 )
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="Read the file from its first line even if this format's position is further on "
+    "(attempts already stored are merged, not counted twice). Stop a --follow of the same "
+    "file and format first: it would write its own position over this one's.",
+)
+@click.option(
+    "--allow-unrecognised",
+    is_flag=True,
+    help="Exit 0 even if no line of the file is the format's (a log that may hold none).",
+)
 @click.argument("source")
 @pass_context
 def ingest(
@@ -64,22 +79,32 @@ def ingest(
     feed: str | None,
     poll: float,
     retry_for: float,
+    from_start: bool,
+    allow_unrecognised: bool,
     source: str,
 ) -> None:
     """Ingest trap hits from SOURCE (a log file, or '-' for standard input).
 
-    A file's progress is committed with every batch, so an interrupted run
-    started again resumes where it stopped and counts no line twice. A batch
-    that meets a transient database error (locked, server gone) is tried
-    again with backoff while reading waits; other database errors end the
-    run at once. A line that cannot be parsed or stored is quarantined and
-    skipped (rbl quarantine list); the run goes on and exits 0.
+    A file's progress is committed with every batch, per file and format, so
+    an interrupted run started again resumes where it stopped and counts no
+    line twice, and one syslog can be read by one run per format (--feed
+    does not matter: the same lines are the same attempts). --from-start
+    reads the file again from its first line. A batch that meets a transient
+    database error (locked, server gone) is tried again with backoff while
+    reading waits; other database errors end the run at once. A line that
+    cannot be parsed or stored is quarantined and skipped (rbl quarantine
+    list); the run goes on and exits 0. A file in which no line is the
+    format's (the wrong --format) is reported with examples and the run exits
+    3, unless --allow-unrecognised; --follow reports it and goes on.
     """
     import signal
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from rbl.errors import StoreError
+    from rbl.feeds.parsers import get_parser
+    from rbl.feeds.parsers.recognise import AUTO
     from rbl.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
+    from rbl.traphit import ParseError
 
     try:
         tz = ZoneInfo(tz_name)
@@ -87,6 +112,11 @@ def ingest(
         raise click.BadParameter(f"unknown time zone {tz_name!r}", param_hint="--tz") from None
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch")
+    if format_name != AUTO:
+        try:
+            get_parser(format_name)  # unknown: an error before the database is opened
+        except ParseError as exc:
+            raise click.BadParameter(f"{exc}, or auto", param_hint="--format") from None
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop.set)
     retrier = Retrier(
@@ -103,19 +133,30 @@ def ingest(
         tz=tz,
         feed=feed,
         retrier=retrier,
+        on_unrecognised=None if allow_unrecognised else _print_unrecognised,
     )
     report = IngestReport()
     try:
         if source == "-":
             ingestor.ingest(sys.stdin.buffer, "<stdin>", report, keep_going=stop.running)
         else:
-            _ingest_path(ingestor, Path(source), report, follow=follow, poll=poll, stop=stop)
+            _ingest_path(
+                ingestor,
+                Path(source),
+                report,
+                follow=follow,
+                poll=poll,
+                stop=stop,
+                from_start=from_start,
+            )
     except KeyboardInterrupt:
         echo("interrupted: progress up to the last batch is saved", err=True)
     except StoreError:
-        _print_ingest(report, name)
+        _print_ingest(report, name, judge=not (follow or allow_unrecognised))
         raise
-    _print_ingest(report, name)
+    _print_ingest(report, name, judge=not (follow or allow_unrecognised))
+    if report.failed_recognition and not allow_unrecognised and not follow:
+        sys.exit(EXIT_UNRECOGNISED)
 
 
 class _StopFlag:
@@ -132,9 +173,17 @@ class _StopFlag:
 
 
 def _ingest_path(
-    ingestor: Any, path: Path, report: Any, *, follow: bool, poll: float, stop: _StopFlag
+    ingestor: Any,
+    path: Path,
+    report: Any,
+    *,
+    follow: bool,
+    poll: float,
+    stop: _StopFlag,
+    from_start: bool,
 ) -> None:
-    """One file, or in --follow mode the file and each file that replaces it on rotation."""
+    """One file, or in --follow mode the file and each file that replaces it on rotation
+    (only the first is read again from its start for ``from_start``: the others are new)."""
     while True:
         try:
             handle = path.open("rb")
@@ -161,7 +210,9 @@ def _ingest_path(
                     progress=_Progress(bar),
                     keep_going=stop.running,
                     poll=poll,
+                    from_start=from_start,
                 )
+        from_start = False
         if not follow or stop.stopping:
             return
 
@@ -176,9 +227,15 @@ class _Progress:
         self.done = offset
 
 
-def _print_ingest(report: Any, source: str) -> None:
-    if report.resumed_at_line:
-        echo(f"resumed after line {report.resumed_at_line}")
+def _print_ingest(report: Any, source: str, *, judge: bool) -> None:
+    """The summary; with ``judge``, the files with no line of the format (a follower
+    told them as it found them, and --allow-unrecognised asked not to be told)."""
+    for resumed in report.resumed:
+        where = "" if report.files == 1 else f"{safe(resumed.name)}: "
+        echo(
+            f"{where}resumed after line {resumed.line} (byte {resumed.offset}); "
+            "--from-start reads it again"
+        )
     actions = report.actions
     echo(
         f"lines: {report.lines}  hits parsed: {report.hits}  malformed: {report.malformed}  "
@@ -197,5 +254,29 @@ def _print_ingest(report: Any, source: str) -> None:
             f"rbl ingest: {report.quarantined} line(s) quarantined and skipped; list them "
             f"with 'rbl quarantine list --source {safe(shlex.quote(source))}', feed them "
             "again after a fix with 'rbl quarantine refeed'",
+            err=True,
+        )
+    for found in report.unrecognised if judge else ():
+        _print_unrecognised(found)
+
+
+def _print_unrecognised(found: Any) -> None:
+    """What a file with no line of its format holds instead, escaped (lines are the
+    senders' and the log's, not ours), and what to do."""
+    from rbl.feeds.parsers.recognise import AUTO
+
+    kind = "of a format rbl reads" if found.format == AUTO else f"a {found.format} line"
+    what = f"no line of {safe(found.name)} is {kind}"
+    if found.seen:
+        what += f"; they look like {safe(found.looks_like())}"
+    echo(f"rbl ingest: {what} ({found.lines} non-blank line(s) read so far)", err=True)
+    for example in found.examples:
+        echo(f"  e.g. {safe(example)}", err=True)
+    if not found.conclusive:
+        echo("rbl ingest: too few lines to be sure; not an error yet", err=True)
+    else:
+        echo(
+            "rbl ingest: read it with the right --format (auto: each line's own), or pass "
+            "--allow-unrecognised if the file may hold no such line",
             err=True,
         )

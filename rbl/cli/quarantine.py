@@ -85,7 +85,8 @@ def show_command(obj: Context, row_id: int) -> None:
     "--format",
     "format_name",
     default=None,
-    help="Parse as this format instead of the one it was read as.",
+    help="Parse as this format instead of the one it was read as (auto: the one the "
+    "line is recognised as).",
 )
 @pass_context
 def refeed_command(
@@ -103,7 +104,7 @@ def refeed_command(
 
     if every == bool(row_ids):
         raise click.UsageError("give the ids of the lines to feed again, or --all")
-    if format_name is not None:
+    if format_name not in (None, "auto"):
         get_parser(format_name)  # an unknown format is an error before anything is done
     engine = obj.engine()
 

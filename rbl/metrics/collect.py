@@ -176,7 +176,9 @@ def store_families(
             newest.add(at.timestamp(), feed=feed)
             lag.add(max(0.0, (now - at).total_seconds()), feed=feed)
     offsets = Family(
-        "rbl_ingest_offset_bytes", "gauge", "Bytes of each ingested log committed to the store."
+        "rbl_ingest_offset_bytes",
+        "gauge",
+        "Bytes of each ingested log committed to the store, by format.",
     )
     updated = Family(
         "rbl_ingest_updated_timestamp_seconds",
@@ -188,16 +190,17 @@ def store_families(
         "gauge",
         "Bytes of each ingested log not yet committed (files readable on this machine).",
     )
-    latest: dict[str, tuple[str, int, datetime | None]] = {}
-    for name, identity, offset, at in stats.sources:
-        latest[name] = (identity, offset, at)  # rows come by id: the newest file wins
-    for name, (identity, offset, at) in latest.items():
-        offsets.add(offset, source=name)
+    # One position per file and format (one syslog read by a parser per format).
+    latest: dict[tuple[str, str], tuple[str, int, datetime | None]] = {}
+    for name, identity, fmt, offset, at in stats.sources:
+        latest[name, fmt] = (identity, offset, at)  # rows come by id: the newest file wins
+    for (name, fmt), (identity, offset, at) in latest.items():
+        offsets.add(offset, source=name, format=fmt)
         if at is not None:
-            updated.add(at.timestamp(), source=name)
+            updated.add(at.timestamp(), source=name, format=fmt)
         behind = backlog(name, identity, offset)
         if behind is not None:
-            unread.add(behind, source=name)
+            unread.add(behind, source=name, format=fmt)
     kept = Family(
         "rbl_quarantine_lines",
         "gauge",

@@ -54,7 +54,8 @@ class StoreStats:
 
     listings: list[tuple[str, str, int]]  # zone, state, count
     hits: list[tuple[str, int, datetime | None]]  # feed, count, newest hit time (UTC)
-    sources: list[tuple[str, str, int, datetime | None]]  # name, identity, offset, updated
+    # name, identity, format, offset, updated: a file has a position per format
+    sources: list[tuple[str, str, str, int, datetime | None]]
     traps: TrapFilter = NO_TRAPS  # what the exposition must not name (feed, file names)
     quarantine: list[tuple[str, str, int]] = field(default_factory=list)  # source, state, count
 
@@ -358,7 +359,7 @@ class ListingReader:
             "SELECT kind, value FROM traps",
             "SELECT zone, state, COUNT(*) FROM listings GROUP BY zone, state ORDER BY zone, state",
             "SELECT feed, COUNT(*), MAX(at) FROM hits GROUP BY feed ORDER BY feed",
-            'SELECT name, identity, "offset", updated_at FROM ingest_sources ORDER BY id',
+            'SELECT name, identity, format, "offset", updated_at FROM ingest_sources ORDER BY id',
         )
         with self._lock:
             try:
@@ -380,7 +381,10 @@ class ListingReader:
         return StoreStats(
             [(zone, state, int(count)) for zone, state, count in listings],
             [(feed, int(count), _moment(newest)) for feed, count, newest in hits],
-            [(name, identity, int(offset), _moment(at)) for name, identity, offset, at in sources],
+            [
+                (name, identity, fmt, int(offset), _moment(at))
+                for name, identity, fmt, offset, at in sources
+            ],
             TrapFilter.of_rows(traps),
             [(source, state, int(count)) for source, state, count in kept],
         )

@@ -125,12 +125,19 @@ ingest_sources = Table(
     Column("id", Integer, primary_key=True),
     Column("name", Text, nullable=False),  # path as given, or "-"
     Column("identity", String(200), nullable=False),  # device:inode:hash of the first line
+    # The position is per file and format: one syslog feeds a parser per format,
+    # each from its own position ("auto" has one of its own too).
     Column("format", String(16), nullable=False),
     Column("offset", Integer, nullable=False, default=0),  # bytes committed
     Column("lines", Integer, nullable=False, default=0),
     Column("malformed", Integer, nullable=False, default=0),
+    # The first line that is the format's log (a hit or not; NULL: none yet, 0: read
+    # before rbl looked) and the non-blank lines before it: a file with many such lines
+    # and no first one was read with the wrong format, and is reported.
+    Column("recognised_at", Integer),
+    Column("unrecognised", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("identity", name="uq_ingest_sources_identity"),
+    UniqueConstraint("identity", "format", name="uq_ingest_sources_identity_format"),
 )
 
 hits = Table(

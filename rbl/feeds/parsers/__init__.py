@@ -22,7 +22,9 @@ rejections, accepted mail joined by queue id: postfix.py, postscreen.py,
 postfix_queue.py), ``exim`` (main/reject log), ``sendmail`` (sendmail 8.x
 syslog: check_rcpt rejections, unknown users), ``json`` (JSON lines). A
 parser that joins lines keeps its state in ``ParseContext.held``; a hit joined
-from several lines has them, newline-separated, as its ``raw``. Imports neither Twisted nor
+from several lines has them, newline-separated, as its ``raw``. Which format's log a line belongs
+to at all, hit or not, is ``recognise`` (used to say a file was read with the
+wrong format, and by ``--format auto``). Imports neither Twisted nor
 SQLAlchemy; only the standard library and rbl.traphit.
 """
 
