@@ -413,37 +413,25 @@ class Ingestor:
                     s.identity == identity, s.format == self.format
                 )
             ).first()
+            # A file's start: nothing read, nothing told about its format yet.
+            start = {
+                "name": name,
+                "offset": 0,
+                "lines": 0,
+                "malformed": 0,
+                "recognised_at": None,
+                "unrecognised": 0,
+                "updated_at": self.clock(),
+            }
             if row is not None and from_start:
-                conn.execute(
-                    update(ingest_sources)
-                    .where(s.id == row.id)
-                    .values(
-                        name=name,
-                        offset=0,
-                        lines=0,
-                        malformed=0,
-                        recognised_at=None,
-                        unrecognised=0,
-                        updated_at=self.clock(),
-                    )
-                )
+                conn.execute(update(ingest_sources).where(s.id == row.id).values(**start))
                 return _Source(row.id, 0, 0, Tally())
             if row is not None:
                 return _Source(
                     row.id, row.offset, row.lines, Tally(row.recognised_at, row.unrecognised)
                 )
             result = conn.execute(
-                insert(ingest_sources).values(
-                    name=name,
-                    identity=identity,
-                    format=self.format,
-                    offset=0,
-                    lines=0,
-                    malformed=0,
-                    recognised_at=None,
-                    unrecognised=0,
-                    updated_at=self.clock(),
-                )
+                insert(ingest_sources).values(identity=identity, format=self.format, **start)
             )
             return _Source(int(result.inserted_primary_key[0]), 0, 0, Tally())  # type: ignore[index]
 
