@@ -54,7 +54,7 @@ from rbl.policy import (
     tied_domain,
 )
 from rbl.store.changelog import append_change, append_changes, lock_change_log
-from rbl.store.listings import audit, key_columns
+from rbl.store.listings import audit, in_network, key_columns
 from rbl.store.schema import (
     ACTIVE,
     EXPIRED,
@@ -216,17 +216,16 @@ def _hit_times(
     networks = [key for key in keys.values() if key.prefixlen != MAX_PREFIXLEN[key.family]]
     for start in range(0, len(networks), _RANGES):
         chunk = networks[start : start + _RANGES]
-        by_network = {(key.family, key.network, key.prefixlen): key.text for key in chunk}
+        by_network = {key: key.text for key in chunk}
         lengths = {key.prefixlen for key in chunk}
         for family, network, at in conn.execute(
             select(hits.c.family, hits.c.network, hits.c.at).where(
-                or_(*(_in_network(key) for key in chunk)), hits.c.at > since, hits.c.counted
+                or_(*(in_network(hits, key) for key in chunk)), hits.c.at > since, hits.c.counted
             )
         ):
             address = IpKey(family, int.from_bytes(network, "big"), MAX_PREFIXLEN[family])
             for length in lengths:
-                wide = address.widen(length)
-                text = by_network.get((wide.family, wide.network, wide.prefixlen))
+                text = by_network.get(address.widen(length))
                 if text is not None:
                     times.setdefault(text, []).append(utc(at))
                     break
@@ -238,15 +237,6 @@ def _hit_times(
 _RANGES = 100  # network ranges per query
 
 
-def _in_network(key: IpKey) -> Any:
-    """The hits from addresses inside network ``key`` (hits.family, hits.network)."""
-    return and_(
-        hits.c.family == key.family,
-        hits.c.network >= key.packed,
-        hits.c.network <= IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed,
-    )
-
-
 def _members(
     conn: Connection, zone: str, networks: list[IpKey], base: dict[int, int]
 ) -> dict[str, dict[str, datetime | None]]:
@@ -256,12 +246,7 @@ def _members(
     for start in range(0, len(networks), _RANGES):
         chunk = networks[start : start + _RANGES]
         conditions = [
-            and_(
-                listings.c.family == key.family,
-                listings.c.prefixlen == base[key.family],
-                listings.c.network >= key.packed,
-                listings.c.network <= IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed,
-            )
+            and_(listings.c.prefixlen == base[key.family], in_network(listings, key))
             for key in chunk
         ]
         for family, network, prefixlen, text, expires in conn.execute(

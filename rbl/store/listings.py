@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
-from rbl.keys import MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
+from rbl.keys import MAX_PREFIXLEN, MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.schema import (
     ACTIVE,
@@ -74,12 +74,11 @@ class ListingEntry:
 def key_columns(key: ListingKey, text: str | None = None) -> dict[str, object]:
     """The columns that locate a key, with the network as big-endian bytes (sorts as integer)."""
     if isinstance(key, IpKey):
-        width = 4 if key.family == 4 else 16
         return {
             "key": text or key.text,
             "family": key.family,
             "prefixlen": key.prefixlen,
-            "network": key.network.to_bytes(width, "big"),
+            "network": key.packed,
         }
     return {"key": text or key.text, "family": 0, "prefixlen": 0, "network": None}
 
@@ -268,18 +267,19 @@ def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[List
 
 def _wider(table: Table, key: IpKey) -> list[ColumnElement[bool]]:
     """Conditions for rows of ``table`` whose network holds ``key`` (itself included)."""
-    width = 4 if key.family == 4 else 16
-    bits = width * 8
-    candidates = []
-    for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1):
-        mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
-        candidates.append(
-            and_(
-                table.c.prefixlen == prefixlen,
-                table.c.network == (key.network & mask).to_bytes(width, "big"),
-            )
-        )
-    return candidates
+    return [
+        and_(table.c.prefixlen == prefixlen, table.c.network == key.widen(prefixlen).packed)
+        for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1)
+    ]
+
+
+def in_network(table: Table, key: IpKey) -> ColumnElement[bool]:
+    """Rows of ``table`` (hits or listings: ``family``, ``network``) whose address or
+    network starts inside network ``key``: a range of the big-endian network column."""
+    last = IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed
+    return and_(
+        table.c.family == key.family, table.c.network >= key.packed, table.c.network <= last
+    )
 
 
 def _prefixlen(text: str) -> int:
@@ -289,16 +289,13 @@ def _prefixlen(text: str) -> int:
 
 def listings_inside(conn: Connection, zone: str, key: IpKey) -> list[Listing]:
     """Active listings strictly inside network ``key``: what an escalated listing stands on."""
-    width = 4 if key.family == 4 else 16
     rows = conn.execute(
         select(listings)
         .where(
             listings.c.zone == zone,
             listings.c.state == ACTIVE,
-            listings.c.family == key.family,
             listings.c.prefixlen > key.prefixlen,
-            listings.c.network >= key.network.to_bytes(width, "big"),
-            listings.c.network <= key.last.to_bytes(width, "big"),
+            in_network(listings, key),
         )
         .order_by(listings.c.network, listings.c.prefixlen)
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
+from rbl.store.listings import in_network
 from rbl.store.schema import audit_log, hits
 from rbl.store.timestamps import utc
 
@@ -31,12 +32,7 @@ def evidence_condition(key: ListingKey) -> ColumnElement[bool]:
         if key.prefixlen == MAX_PREFIXLEN[key.family]:
             return hits.c.client_ip == key.text
         # A network's evidence is the hits of its addresses (hits.network, a range).
-        bits = MAX_PREFIXLEN[key.family]
-        return and_(
-            hits.c.family == key.family,
-            hits.c.network >= key.packed,
-            hits.c.network <= IpKey(key.family, key.last, bits).packed,
-        )
+        return in_network(hits, key)
     name = key.name
     return or_(
         hits.c.sender_domain == name,
