@@ -201,7 +201,6 @@ class IngestReport:
     problems: list[str] = field(default_factory=list)
     actions: Counter[str] = field(default_factory=Counter)
     listed: list[str] = field(default_factory=list)
-    resumed_at_line: int = 0  # of the first file that resumed
     resumed: list[Resumed] = field(default_factory=list)
     unrecognised: list[Unrecognised] = field(default_factory=list)
     files: int = 0
@@ -240,6 +239,10 @@ class Tally:
     unrecognised: int = 0
     seen: Counter[str] = field(default_factory=Counter)  # "sendmail", "unknown"...
     examples: list[str] = field(default_factory=list)
+
+    def counted(self) -> Counted:
+        """What is kept with the position: the first line of the format, and the lines before."""
+        return Counted(self.first, self.unrecognised)
 
     def count(self, number: int, text: str, ours: bool, found: str | None) -> None:
         if ours:
@@ -470,7 +473,6 @@ class Ingestor:
         if offset:
             handle.seek(offset)
             report.resumed.append(Resumed(name, line_number, offset))
-            report.resumed_at_line = report.resumed_at_line or line_number
         report.files += 1
         ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
         judged = False
@@ -489,7 +491,7 @@ class Ingestor:
         ):
             # The generator waits here while the batch is retried: reading stops too.
             if batch.lines:
-                pieces = _Pieces.of(batch, end, lines, Counted(tally.first, tally.unrecognised))
+                pieces = _Pieces.of(batch, end, lines, tally.counted())
                 report.absorb(self._commit(pieces, source_id, position, report, keep_going))
                 if progress is not None:
                     progress(end)
@@ -676,7 +678,7 @@ class Ingestor:
         report.hits += len(found)
         if reason is None and not found:
             return  # most lines: nothing to keep
-        counted = Counted(tally.first, tally.unrecognised)
+        counted = tally.counted()
         kept = _Line(number, start, start + len(line), line, found, fmt, counted)
         if reason is not None:
             batch.quarantined.append(self._entry(kept, name, source_id, reason))
