@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.pg.databases import ENV, PgDatabases, configured_url
+from tests.store.pg.databases import ENV, PgDatabases, configured_url
 
 REPO = Path(__file__).resolve().parent.parent
 

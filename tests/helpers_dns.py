@@ -22,8 +22,8 @@ import dns.reversename
 from rbl.config import Settings, parse_settings
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.zone import Zone
-from rbl.index import Value, ZoneIndex
-from rbl.keys import ListingKey, ZoneKind, parse_key
+from rbl.index.tables import Value, ZoneIndex
+from rbl.model.keys import ListingKey, ZoneKind, parse_key
 
 IP_ZONE = "bl.example.org"
 DOMAIN_ZONE = "dbl.example.org"

@@ -9,7 +9,7 @@ in front. Each of ``--ips`` fresh addresses 45.33.14.x sends one RCPT to a trap
 which must be refused. Writes what happened, with timings and Postfix's log
 lines, as JSON.
 
-Run by tests/test_loop_live.py, as root:
+Run by tests/feeds/test_loop_live.py, as root:
 ``unshare --net --mount python -m tests.loop_run --out OUT.json --workdir DIR ...``;
 the namespace lets clients bind 45.33.14.x (loopback addresses, 127/8, are never
 listed) and gives Postfix its own /etc/resolv.conf. Refuses to run outside one.
@@ -40,7 +40,7 @@ import dns.query
 import dns.rcode
 
 from tests.conftest import REPO, RunningServer, rbl_command, start_server, stop_server
-from tests.test_postfix_live import MASTER_CF, POSTFIX, wait_exited
+from tests.feeds.test_postfix_live import MASTER_CF, POSTFIX, wait_exited
 
 PREFIX = "45.33.14"
 SERVER_IP = f"{PREFIX}.1"

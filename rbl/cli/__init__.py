@@ -18,7 +18,7 @@ from rbl.cli import (  # noqa: F401
     traps,
 )
 from rbl.cli.base import main
-from rbl.dumps.cli import dump
+from rbl.cli.dump import dump
 
 main.add_command(dump)
 

@@ -24,7 +24,7 @@ from rbl.errors import (
     RblError,
     ZoneError,
 )
-from rbl.keys import ListingKey, ZoneKind, parse_key
+from rbl.model.keys import ListingKey, ZoneKind, parse_key
 
 DEFAULT_CONFIG = "/etc/rbl/rbl.toml"
 

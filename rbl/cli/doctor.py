@@ -16,7 +16,7 @@ import click
 from rbl.cli.base import Context, Seconds, main, pass_context
 from rbl.cli.output import echo
 from rbl.config import Settings
-from rbl.keys import ZoneKind
+from rbl.model.keys import ZoneKind
 
 
 class _Report:

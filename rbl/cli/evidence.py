@@ -9,7 +9,7 @@ import click
 from rbl.cli.base import LIMIT, REASON, Context, _key_for, main, pass_context
 from rbl.cli.output import echo, safe
 from rbl.config import ZoneSettings
-from rbl.keys import IpKey, ListingKey, ZoneKind
+from rbl.model.keys import IpKey, ListingKey, ZoneKind
 
 # -- evidence, expiry, allowlist --------------------------------------------------------
 

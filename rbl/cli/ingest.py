@@ -101,10 +101,10 @@ def ingest(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from rbl.errors import StoreError
+    from rbl.feeds.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
     from rbl.feeds.parsers import get_parser
     from rbl.feeds.parsers.recognise import AUTO
-    from rbl.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
-    from rbl.traphit import ParseError
+    from rbl.model.traphit import ParseError
 
     try:
         tz = ZoneInfo(tz_name)

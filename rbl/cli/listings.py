@@ -10,11 +10,11 @@ import click
 
 from rbl.cli.base import LIMIT, REASON, Context, Text, _key_for, main, pass_context, read_lines
 from rbl.cli.output import echo, safe
-from rbl.codes import parse_codes
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
-from rbl.keys import IpKey, ListingKey
-from rbl.suffixes import check_not_public_suffix
+from rbl.model.codes import parse_codes
+from rbl.model.keys import IpKey, ListingKey
+from rbl.model.suffixes import check_not_public_suffix
 
 if TYPE_CHECKING:
     from rbl.store.listings import Listing

@@ -96,9 +96,9 @@ def refeed_command(
 
     A line that still fails stays quarantined with the new reason.
     """
+    from rbl.feeds.ingest import Retrier, RetryPolicy
     from rbl.feeds.parsers import get_parser
-    from rbl.ingest import Retrier, RetryPolicy
-    from rbl.refeed import Refeeder
+    from rbl.feeds.refeed import Refeeder
     from rbl.store.quarantine import get_quarantined, list_quarantined
     from rbl.store.schema import QUARANTINED
 

@@ -60,7 +60,7 @@ def serve(
     from twisted.logger import globalLogBeginner
 
     from rbl.config import Settings, load_settings, parse_endpoint
-    from rbl.service import Server, drop_privileges, log, make_service, write_ready_file
+    from rbl.server.service import Server, drop_privileges, log, make_service, write_ready_file
 
     if reuse_port:
         _die_with_parent()
@@ -93,7 +93,7 @@ def serve(
     if workers > 1:
         # Children bind the very ports just bound, before anyone drops privileges.
         from rbl.metrics.report import REPORT_FD
-        from rbl.workers import CONTROL_FD, WorkerSupervisor
+        from rbl.server.workers import CONTROL_FD, WorkerSupervisor
 
         child = ["-m", "rbl", "-c", obj.config_path, "--actor", obj.actor]
         # Never on the command line, which every local user can read (ps, /proc/*/cmdline):
@@ -129,7 +129,7 @@ def serve(
         return fresh
 
     def reload() -> None:
-        from rbl.reload import reload_from_file
+        from rbl.server.reload import reload_from_file
 
         reload_from_file(server, load_again, obj.config_path)
         if server.supervisor is not None:

@@ -26,9 +26,9 @@ def traps() -> None:
 @pass_context
 def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> None:
     """Add traps: trap@example.org (one address) or @example.org (a whole domain)."""
+    from rbl.model.traps import parse_trap
     from rbl.store.listings import now_utc
     from rbl.store.traps import import_traps
-    from rbl.traps import parse_trap
 
     specs = [parse_trap(text) for text in traps_given]
     with obj.engine().begin() as conn:
@@ -42,9 +42,9 @@ def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> N
 @pass_context
 def traps_remove(obj: Context, trap: str, reason: str) -> None:
     """Stop treating TRAP as a trap (its evidence is kept)."""
+    from rbl.model.traps import parse_trap
     from rbl.store.listings import now_utc
     from rbl.store.traps import remove_trap
-    from rbl.traps import parse_trap
 
     spec = parse_trap(trap)
     with obj.engine().begin() as conn:
@@ -73,9 +73,9 @@ def traps_list(obj: Context, include_inactive: bool) -> None:
 @pass_context
 def traps_import(obj: Context, source: BinaryIO, note: str | None) -> None:
     """Import traps from SOURCE, one per line ('#' comments); all or nothing."""
+    from rbl.model.traps import parse_trap
     from rbl.store.listings import now_utc
     from rbl.store.traps import import_traps
-    from rbl.traps import parse_trap
 
     name = getattr(source, "name", "<stdin>")
     specs, errors = [], []

@@ -75,7 +75,7 @@ def _for_dnslib(data: bytes) -> bytes:
     no limit on pointer hops: one 64 KiB packet of 10,000 questions pointing
     into a 900-link pointer chain cost it 26 s of CPU and 500 MiB, and a few
     records whose names (or names inside their data) ran through such a chain
-    cost 19 ms each (tests/test_fuzz.py). So the packet is walked here first,
+    cost 19 ms each (tests/dnsserver/test_fuzz.py). So the packet is walked here first,
     cheaply and strictly: at most one question and ``MAX_QUERY_RECORDS``
     records, names of at most 255 octets whose pointers go backwards, record
     data inside the packet. A query's answer and authority sections and its

@@ -64,9 +64,9 @@ from rbl.dnsserver.wire import (
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
-from rbl.index import EXCLUDED, Value
-from rbl.keys import ZoneKind
-from rbl.zonenames import cidr_blocks, ip_text, wildcard_shadows, zone_names
+from rbl.index.tables import EXCLUDED, Value
+from rbl.model.keys import ZoneKind
+from rbl.zonedata.names import cidr_blocks, ip_text, wildcard_shadows, zone_names
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 TYPE_HINFO: Final = 13
@@ -238,7 +238,7 @@ def _domain_records(view: ZoneView) -> Iterator[Record]:
 def _wildcard_shadows(
     view: ZoneView, exact: dict[str, int], subtree: dict[str, int]
 ) -> Iterator[Record]:
-    """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonenames).
+    """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonedata.names).
 
     Any owner below a listed ``*.A`` makes its subtree exist, so each such node
     gets A's records itself (HINFO only if allowlisted) and ``*.node`` repeats

@@ -27,8 +27,8 @@ from rbl.dnsserver.wire import (
     rr,
     txt_rdata,
 )
-from rbl.index import EXCLUDED, ZoneIndex
-from rbl.keys import ZoneKind
+from rbl.index.tables import EXCLUDED, ZoneIndex
+from rbl.model.keys import ZoneKind
 
 # Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
 OCTETS: Final = {str(i).encode(): i for i in range(256)}

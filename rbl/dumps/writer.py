@@ -73,7 +73,7 @@ What the rbldnsd files and zone files answer is what ``rbl serve`` answers
 
 Summaries hold counts only: no listed keys, no evidence, no trap addresses
 (this module never reads the hits table). Every TXT text (the zone's
-template or a listing's own) passes the trap filter (``rbl.trapfilter``,
+template or a listing's own) passes the trap filter (``rbl.policy.trapfilter``,
 built from the store's trap list at the start of each dump): a trap address
 or whole-domain trap an operator wrote into one becomes ``[redacted]``. Imports neither Twisted nor
 SQLAlchemy: rows come from ``rbl.store.reader.ListingReader``.
@@ -102,8 +102,8 @@ from typing import BinaryIO, Final
 
 from rbl.config import Settings, ZoneSettings
 from rbl.errors import RblError
-from rbl.index import TEST_VALUE
-from rbl.keys import (
+from rbl.index.tables import TEST_VALUE
+from rbl.model.keys import (
     MAX_PREFIXLEN,
     TEST_LISTED_NAME,
     TEST_LISTED_V4,
@@ -116,9 +116,9 @@ from rbl.keys import (
     ZoneKind,
     test_point_conflict,
 )
+from rbl.policy.trapfilter import TrapFilter
 from rbl.store.reader import ListingReader
-from rbl.trapfilter import TrapFilter
-from rbl.zonenames import (
+from rbl.zonedata.names import (
     OCTET_TEXT,
     cidr_blocks,
     ip_text,
@@ -1014,7 +1014,7 @@ def _write_wildcard_shadows(
     master: _Sink, exact: dict[str, int], subtree: dict[str, int], values: _Values
 ) -> None:
     """Repair what a DNS wildcard does differently from rbl's ``*.name`` listings
-    (rbl.zonenames.wildcard_shadows): the node gets A and TXT (or, if allowlisted,
+    (rbl.zonedata.names.wildcard_shadows): the node gets A and TXT (or, if allowlisted,
     only an HINFO record: NODATA as rbl answers) and ``*.node`` repeats A's records.
     """
     for name, ancestor, vid in wildcard_shadows(exact, subtree):

@@ -10,7 +10,7 @@ plus an empty line; a connection carries many requests, one at a time
 The feed only observes, and an answer means the evidence is kept: a trap hit
 is answered ``action=DUNNO`` once ``submit``'s Deferred says it is durable (in
 ``rbl serve`` that is also once a listing the hit caused is in DNS, so the
-``reject_rbl_client`` lookup Postfix makes next sees it: rbl.recorder),
+``reject_rbl_client`` lookup Postfix makes next sees it: rbl.feeds.recorder),
 and ``action=DEFER_IF_PERMIT`` when it says it is not (queue full, store down
 past the deadline) or ``submit`` raises, so the sender tries again later and
 the attempt is seen again. That is a 4xx only if no later restriction rejects
@@ -37,7 +37,7 @@ and ``max_per_client`` from one address; past either a new connection is closed
 at once (``refused_busy``), so idle connections cannot use up the process's
 file descriptors.
 
-Imports Twisted and ``rbl.traphit``; never the store, which ``submit`` reaches.
+Imports Twisted and ``rbl.model.traphit``; never the store, which ``submit`` reaches.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from rbl.traphit import TrapHit
+from rbl.model.traphit import TrapHit
 
 MAX_LINE = 8192  # bytes; Postfix truncates long attribute values well below this
 MAX_ATTRIBUTES = 100  # per request; Postfix 3.x sends about 40

@@ -7,7 +7,7 @@ only the first process listens for scrapes. Each child writes its snapshot
 every ``REPORT_INTERVAL`` seconds; the supervisor keeps the latest line per
 child. A full pipe (the parent is busy) skips a report rather than block DNS.
 Between reports, a child that was asked to read the change log now (a trap
-hit's policy answer waits for its listing: rbl.visibility) writes a short
+hit's policy answer waits for its listing: rbl.server.visibility) writes a short
 ``{"applied": id}`` line once it has, so the parent need not wait for the next
 report to learn how far the child's index is.
 """

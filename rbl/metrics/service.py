@@ -34,8 +34,8 @@ from rbl.metrics.collect import (
     store_families,
 )
 from rbl.metrics.exposition import CONTENT_TYPE, render
+from rbl.policy.trapfilter import NO_TRAPS
 from rbl.store.reader import ListingReader, StoreStats
-from rbl.trapfilter import NO_TRAPS
 
 log = Logger(namespace="rbl.metrics")
 
@@ -43,7 +43,7 @@ STORE_REFRESH = 15.0  # seconds a store reading is reused
 
 
 class MetricsCollector:
-    """Renders one scrape from a composed server (rbl.service.Server)."""
+    """Renders one scrape from a composed server (rbl.server.service.Server)."""
 
     def __init__(
         self,

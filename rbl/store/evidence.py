@@ -35,11 +35,14 @@ from sqlalchemy import (
     update,
 )
 
-from rbl.allowlist import Allowlist
 from rbl.config import ZoneSettings
-from rbl.idn import ascii_domain
-from rbl.keys import MAX_PREFIXLEN, DomainKey, IpKey, ListingKey, address_key
-from rbl.policy import (
+from rbl.model.idn import ascii_domain
+from rbl.model.keys import MAX_PREFIXLEN, DomainKey, IpKey, ListingKey, address_key
+from rbl.model.suffixes import is_public_suffix
+from rbl.model.traphit import EARLIEST, FUTURE_SKEW, TrapHit, lone_surrogate
+from rbl.model.traps import TrapMatcher
+from rbl.policy.allowlist import Allowlist
+from rbl.policy.listing import (
     Action,
     Decision,
     History,
@@ -69,9 +72,6 @@ from rbl.store.schema import (
     listings,
 )
 from rbl.store.timestamps import utc
-from rbl.suffixes import is_public_suffix
-from rbl.traphit import EARLIEST, FUTURE_SKEW, TrapHit, lone_surrogate
-from rbl.traps import TrapMatcher
 
 POLICY_ACTOR = "policy"
 _CHUNK = 500
@@ -86,7 +86,7 @@ class BatchResult:
     held: list[str] = field(default_factory=list)  # keys newly held for review, "zone key"
     # The highest change-log id the batch wrote (None: it changed nothing DNS answers),
     # and which of its hits (by position in the batch) a new listing answers: a live
-    # feed answers those once DNS has applied that id (rbl.visibility).
+    # feed answers those once DNS has applied that id (rbl.server.visibility).
     change_id: int | None = None
     changed: set[int] = field(default_factory=set)
 
@@ -649,7 +649,7 @@ def _domain_decision(
 ) -> None:
     domain = tied_domain(hit)
     if domain is None or is_public_suffix(domain) or allow.covers_domain(domain):
-        return  # a public suffix is nobody's own domain (rbl.suffixes)
+        return  # a public suffix is nobody's own domain (rbl.model.suffixes)
     row = rows[domain]
     history = row.history(0, False)
     if history.active and history.active_manual:

@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
-from rbl.keys import MAX_PREFIXLEN, MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
+from rbl.model.keys import MAX_PREFIXLEN, MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
+from rbl.model.suffixes import check_not_public_suffix
 from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.schema import (
     ACTIVE,
@@ -37,7 +38,6 @@ from rbl.store.schema import (
     listings,
 )
 from rbl.store.timestamps import utc
-from rbl.suffixes import check_not_public_suffix
 
 MANUAL = "manual"
 _CHUNK = 10_000
@@ -238,7 +238,7 @@ def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[List
 
     The narrowest first. An allowlist entry holding ``key`` as narrowly as a
     listing or more is an exclusion in DNS (the most specific entry wins, as in
-    rbl.index): the listings it overrides make nothing listed and are left out,
+    rbl.index.tables): the listings it overrides make nothing listed and are left out,
     so an allowlisted address inside a listed /64 is not listed here either.
     """
     if isinstance(key, IpKey):

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey, parse_ip_key
+from rbl.model.keys import MAX_PREFIXLEN, IpKey, ListingKey, parse_ip_key
 from rbl.store.listings import Listing, covering_listings, get_listing, listings_inside
 from rbl.store.queries import evidence_condition
 from rbl.store.schema import HELD, PENDING, TRAP_ADDRESS, TRAP_DOMAIN, hits, removal_requests, traps

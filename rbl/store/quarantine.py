@@ -8,7 +8,7 @@ file's committed position past it, so a re-run neither loses it nor sets it
 aside twice. A live-feed hit has no line: it is kept as the request it came
 in as, with the hit itself as JSON (the request alone has no time).
 ``rbl quarantine refeed`` parses a line again with the current parser and
-stores its hits (``rbl.refeed``); ``drop`` gives up on it, audited.
+stores its hits (``rbl.feeds.refeed``); ``drop`` gives up on it, audited.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from rbl.errors import StoreError
+from rbl.model.traphit import TrapHit
 from rbl.store.evidence import insert_many
 from rbl.store.listings import audit
 from rbl.store.schema import DROPPED, QUARANTINED, REFED, SOURCE_POLICY, quarantine
-from rbl.traphit import TrapHit
 
 STATES = (QUARANTINED, REFED, DROPPED)
 MAX_REASON = 2000  # characters: an exception's text can quote a whole line

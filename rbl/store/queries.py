@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
-from rbl.keys import MAX_PREFIXLEN, IpKey, ListingKey
+from rbl.model.keys import MAX_PREFIXLEN, IpKey, ListingKey
 from rbl.store.listings import in_network
 from rbl.store.schema import audit_log, hits
 from rbl.store.timestamps import utc

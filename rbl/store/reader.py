@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rbl.errors import ConfigError, StoreError
+from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 from rbl.store.timestamps import utc
-from rbl.trapfilter import NO_TRAPS, TrapFilter
 
 _BATCH = 2_000
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 
 from rbl.config import DelistingSettings
 from rbl.errors import NotListedError, StoreError
-from rbl.keys import ListingKey
+from rbl.model.keys import ListingKey
 from rbl.store.changelog import lock_change_log
 from rbl.store.listings import Listing, audit, covering_listings, remove_listing
 from rbl.store.schema import (
@@ -149,7 +149,7 @@ def review_reason(covering: Sequence[Listing]) -> str | None:
 
 def _one_customer(listing: Listing) -> bool:
     """A trap listing of an IPv6 /64 or narrower: what one customer gets, as one address
-    was (rbl.policy.listing_key); an escalated or wider network is for an operator."""
+    was (rbl.policy.listing.listing_key); an escalated or wider network is for an operator."""
     head, _, length = listing.key.partition("/")
     return listing.source == SOURCE_TRAP and ":" in head and int(length or 128) >= 64
 

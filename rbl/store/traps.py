@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from rbl.errors import NotListedError
+from rbl.model.traps import TrapSpec
+from rbl.policy.trapfilter import TrapFilter
 from rbl.store.listings import audit
 from rbl.store.schema import traps
-from rbl.trapfilter import TrapFilter
-from rbl.traps import TrapSpec
 
 
 def add_trap(

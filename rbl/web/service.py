@@ -1,7 +1,7 @@
 # mypy: allow-untyped-calls
 """The public site as a Twisted service: binds its TCP port in privilegedStartService.
 
-``rbl serve`` composes it after the database service (see rbl.service), so
+``rbl serve`` composes it after the database service (see rbl.server.service), so
 the thread pool that ``make_site``'s ``run`` uses is up before the first
 request and stops after the port is closed. Imports no store module.
 """

@@ -7,7 +7,7 @@ thread pool), each in its own transaction; the reactor thread only parses,
 checks and renders. The pages read the store only through
 ``rbl.store.public`` and ``rbl.store.requests``, which never select the trap
 address, and ``rbl.store.traps.trap_filter``: every page is run through the
-trap filter (``rbl.trapfilter``, refreshed every ``FILTER_REFRESH`` seconds)
+trap filter (``rbl.policy.trapfilter``, refreshed every ``FILTER_REFRESH`` seconds)
 before it is sent, less whatever traps the visitor's own request named
 (echoing those back tells nothing; redacting them would). A database
 failure, or a trap list that cannot be read, is a 503 "try again later",
@@ -41,7 +41,8 @@ from twisted.web.resource import Resource
 
 from rbl.config import Settings, ZoneSettings
 from rbl.errors import KeyFormatError, NotListedError
-from rbl.keys import IpKey, ListingKey, ZoneKind, parse_key
+from rbl.model.keys import IpKey, ListingKey, ZoneKind, parse_key
+from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 from rbl.store.public import (
     HELO_ADDRESS,
     HELO_NOT_FCRDNS,
@@ -62,7 +63,6 @@ from rbl.store.requests import (
     self_service_review_reason,
 )
 from rbl.store.traps import trap_filter
-from rbl.trapfilter import NO_TRAPS, TrapFilter
 from rbl.web.limits import MAX_BODY, LimitedRequest, LimitedSite, client_network
 
 log = Logger(namespace="rbl.web")
@@ -386,7 +386,7 @@ class PublicSite(Resource):
             log.failure("cannot read the trap list; pages wait for it")
 
     def reconfigure(self, settings: Settings) -> None:
-        """Take [web] and [delisting] from a reload (rbl.reload); the next request sees them.
+        """Take [web] and [delisting] from a reload (rbl.server.reload); the next request sees them.
 
         The listener and its limits (listen, max_connections,
         max_connections_per_client, request_timeout) are fixed when the port

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rbl.allowlist import Allowlist
 from rbl.config import Settings, parse_settings
-from rbl.keys import parse_domain_key, parse_ip_key
-from rbl.policy import Rules
+from rbl.model.keys import parse_domain_key, parse_ip_key
+from rbl.model.traphit import TrapHit
+from rbl.model.traps import TrapMatcher, parse_trap
+from rbl.policy.allowlist import Allowlist
+from rbl.policy.listing import Rules
 from rbl.store.allowlist import add_allowed
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import ListingEntry, add_listing, import_listings
 from rbl.store.reader import ListingReader
-from rbl.traphit import TrapHit
-from rbl.traps import TrapMatcher, parse_trap
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 IP_ZONE = "bl.example.org"

@@ -265,7 +265,7 @@ def test_dump_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from rbl.cli.base import Context
-    from rbl.dumps.cli import dump
+    from rbl.cli.dump import dump
 
     seeded = seed(tmp_path)
     obj = Context(str(tmp_path / "rbl.toml"), None, "tester", _settings=seeded.settings)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from rbl.keys import ZoneKind, parse_key
+from rbl.model.keys import ZoneKind, parse_key
 from rbl.store.listings import add_listing
 from rbl.store.requests import approve_request
 from rbl.store.schema import removal_requests

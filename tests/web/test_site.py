@@ -22,16 +22,16 @@ from twisted.internet import defer, task
 from twisted.internet.testing import MemoryReactorClock
 from twisted.web.server import Site
 
-from rbl.allowlist import Allowlist
 from rbl.config import PrefixSettings, Settings, parse_settings
-from rbl.keys import ZoneKind, parse_key
-from rbl.policy import Rules
+from rbl.model.keys import ZoneKind, parse_key
+from rbl.model.traphit import TrapHit
+from rbl.model.traps import TrapMatcher, parse_trap
+from rbl.policy.allowlist import Allowlist
+from rbl.policy.listing import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import add_listing, remove_listing
 from rbl.store.traps import add_trap
-from rbl.traphit import TrapHit
-from rbl.traps import TrapMatcher, parse_trap
 from rbl.web.service import WebService
 from rbl.web.site import MAX_BODY, hits_chart, make_site
 from tests.web.support import Response, fetch

@@ -25,7 +25,7 @@ parser that joins lines keeps its state in ``ParseContext.held``; a hit joined
 from several lines has them, newline-separated, as its ``raw``. Which format's log a line belongs
 to at all, hit or not, is ``recognise`` (used to say a file was read with the
 wrong format, and by ``--format auto``). Imports neither Twisted nor
-SQLAlchemy; only the standard library and rbl.traphit.
+SQLAlchemy; only the standard library and rbl.model.traphit.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Final
 
 from rbl.feeds.parsers import exim, jsonlines, postfix, sendmail, spamd, spamdb
 from rbl.feeds.parsers.context import ParseContext
-from rbl.traphit import EARLIEST, FUTURE_SKEW, ParseError, TrapHit, lone_surrogate
+from rbl.model.traphit import EARLIEST, FUTURE_SKEW, ParseError, TrapHit, lone_surrogate
 
 __all__ = ["FIELD_LIMITS", "PARSERS", "LineParser", "ParseContext", "get_parser"]
 

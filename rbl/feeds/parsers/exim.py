@@ -70,7 +70,7 @@ from typing import Final
 from rbl.feeds.parsers import addresses, stamps, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "exim"
 # Exim's log buffer is 8 KiB (LOG_BUFFER_SIZE); a longer line was not written by it.

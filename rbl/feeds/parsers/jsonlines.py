@@ -12,7 +12,7 @@ Keys::
     client_name  forward-confirmed client host name, optional
     trap         optional boolean: the feed asserts a trap hit
     stage        optional "rcpt" (no message was sent) or "data" (one was); absent or
-                 null: unknown (see rbl.policy.probe_reason)
+                 null: unknown (see rbl.policy.listing.probe_reason)
     feed         optional feed name, "json" by default (ParseContext.feed wins)
 
 Unknown keys are ignored. A blank line is no hit; anything that is not a JSON
@@ -30,7 +30,7 @@ from typing import Any, Final
 from rbl.feeds.parsers import stamps
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name, mail_address
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "json"
 _STAGES: Final = frozenset({None, "rcpt", "data"})

@@ -8,7 +8,7 @@ brackets, get one canonical local part (``"trap"@x`` is ``trap@x``, see
 addresses.canonical) and are lowercased, ``<>`` being the null sender ``""``;
 HELO names are only stripped. Nothing else is rewritten: BATV, SRS or callback
 probe senders stay as logged, their normalisation is the policy's job.
-Imports only the standard library and rbl.traphit.
+Imports only the standard library and rbl.model.traphit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import ipaddress
 from functools import lru_cache
 
 from rbl.feeds.parsers import addresses
-from rbl.traphit import ParseError
+from rbl.model.traphit import ParseError
 
 
 @lru_cache(maxsize=1 << 14)

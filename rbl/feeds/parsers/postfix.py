@@ -74,7 +74,7 @@ from rbl.feeds.parsers import postfix_fields, postfix_queue, postscreen, syslogl
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name
 from rbl.feeds.parsers.postfix_fields import Fields
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "postfix"
 

@@ -29,7 +29,7 @@ import re
 from typing import Final, NamedTuple
 
 from rbl.feeds.parsers import addresses
-from rbl.traphit import ParseError
+from rbl.model.traphit import ParseError
 
 # More places after the reply text where a field block could start: refused unread.
 MAX_READINGS: Final = 64

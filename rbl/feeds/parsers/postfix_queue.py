@@ -43,7 +43,7 @@ from typing import Final
 from rbl.feeds.parsers import addresses, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 # Messages kept waiting for their delivery lines; beyond this the oldest is forgotten.
 MAX_HELD: Final = 100_000

@@ -32,7 +32,7 @@ from typing import Final
 from rbl.feeds.parsers import postfix_fields, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 _REJECT: Final = re.compile(
     r"NOQUEUE: reject: RCPT from \[(?P<addr>[^\] ]*)\]:(?P<port>[0-9]{1,5}): ", re.ASCII

@@ -78,7 +78,7 @@ from typing import Final
 from rbl.feeds.parsers import addresses, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "sendmail"
 PROGRAMS: Final = frozenset({"sendmail", "sm-mta", "sm-msp-queue"})

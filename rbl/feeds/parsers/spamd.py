@@ -49,7 +49,7 @@ from typing import Final
 from rbl.feeds.parsers import syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name, mail_address
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "spamd"
 

@@ -32,7 +32,7 @@ from typing import Final
 from rbl.feeds.parsers import stamps
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name, mail_address
-from rbl.traphit import ParseError, TrapHit
+from rbl.model.traphit import ParseError, TrapHit
 
 NAME: Final = "spamdb"
 TRAPEXP: Final = 24 * 60 * 60  # grey.h: "hitting a spamtrap blacklists for a day"

@@ -11,7 +11,7 @@ year that puts it at most one day after ``ParseContext.now``, so a
 a clock slightly ahead of ``now`` is still this year.
 
 Results are cached on the stamp text: bulk logs carry many lines per second.
-Imports only the standard library and rbl.traphit.
+Imports only the standard library and rbl.model.traphit.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Final
 
-from rbl.traphit import ParseError
+from rbl.model.traphit import ParseError
 
 MONTHS: Final = {
     "Jan": 1,

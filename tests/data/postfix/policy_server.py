@@ -17,8 +17,8 @@ from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 
 from rbl.feeds.policyd import PolicyServerFactory
-from rbl.traphit import TrapHit
-from rbl.traps import TrapMatcher, parse_trap
+from rbl.model.traphit import TrapHit
+from rbl.model.traps import TrapMatcher, parse_trap
 
 
 def emit(record: dict[str, object]) -> None:

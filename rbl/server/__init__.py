@@ -1,0 +1,1 @@
+"""Runtime wiring of ``rbl serve``: the composition root, reload, workers, the follower."""

@@ -1,0 +1,221 @@
+"""A real NSD secondary (Debian's nsd) transfers from rbl and answers as rbl does.
+
+Flow: start the primary (tests/dnsserver/transfer/primary.py: rbl's responder, transfers
+and NOTIFY sender), start ``nsd -d`` with ``request-xfr`` pointing at it, wait
+until NSD serves the zones, compare answers for listed and unlisted names, then
+add a listing through the change log and expect NSD to answer it with the new
+serial within seconds (NOTIFY, then IXFR answered with a full transfer).
+Skipped only when nsd is missing outside CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+import pytest
+
+from tests.conftest import REPO, subprocess_env
+from tests.helpers_dns import DOMAIN_ZONE, IP_ZONE, dom, rev
+
+pytestmark = pytest.mark.slow
+
+NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
+
+NSD_CONF = """
+server:
+    port: {port}
+    ip-address: 127.0.0.1
+    username: ""
+    chroot: ""
+    database: ""
+    zonesdir: "{dir}"
+    pidfile: "{dir}/nsd.pid"
+    xfrdfile: "{dir}/xfrd.state"
+    zonelistfile: "{dir}/zone.list"
+    xfrdir: "{dir}"
+    logfile: "{dir}/nsd.log"
+    verbosity: 2
+remote-control:
+    control-enable: no
+"""
+NSD_ZONE = """
+zone:
+    name: "{zone}"
+    zonefile: "{zone}.zone"
+    request-xfr: 127.0.0.1@{primary} NOKEY
+    allow-notify: 127.0.0.1 NOKEY
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        port: int = udp.getsockname()[1]
+    return port
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def ask(port: int, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
+    query = dns.message.make_query(qname, rdtype)
+    return dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
+
+
+def soa_serial(port: int, zone: str) -> int | None:
+    try:
+        reply = ask(port, dns.name.from_text(zone), "SOA")
+    except Exception:
+        return None
+    for rrset in reply.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return int(rrset[0].serial)
+    return None
+
+
+def wait_serial(port: int, zone: str, serial: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if soa_serial(port, zone) == serial:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"NSD did not reach serial {serial} of {zone}: {soa_serial(port, zone)}")
+
+
+def summary(reply: dns.message.Message) -> tuple[int, frozenset[str]]:
+    return reply.rcode(), frozenset(
+        r.to_text() for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
+    )
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
+    if NSD is None:
+        if os.environ.get("CI"):
+            pytest.fail("nsd is not installed (apt-get install nsd)")
+        pytest.skip("nsd is not installed")
+    nsd_port = free_port()
+    ready = tmp_path / "ready.json"
+    changes = tmp_path / "changes.jsonl"
+    log = (tmp_path / "primary.log").open("wb")
+    primary = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.dnsserver.transfer.primary",
+            str(ready),
+            str(changes),
+            str(nsd_port),
+        ],
+        cwd=REPO,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    nsd: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert primary.poll() is None, (tmp_path / "primary.log").read_text()
+            assert time.monotonic() < deadline, "primary not ready"
+            time.sleep(0.05)
+        time.sleep(0.05)
+        primary_port = json.loads(ready.read_text())["port"]
+        conf = tmp_path / "nsd.conf"
+        conf.write_text(
+            NSD_CONF.format(port=nsd_port, dir=tmp_path)
+            + "".join(NSD_ZONE.format(zone=z, primary=primary_port) for z in (IP_ZONE, DOMAIN_ZONE))
+        )
+        nsd = subprocess.Popen(
+            [NSD, "-d", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        yield primary_port, nsd_port, changes
+    finally:
+        if nsd is not None:
+            stop(nsd)
+        stop(primary)
+        log.close()
+        nsd_log = tmp_path / "nsd.log"
+        if nsd_log.exists():
+            print(nsd_log.read_text()[-3000:])
+        print((tmp_path / "primary.log").read_text()[-3000:])
+
+
+def test_nsd_secondary_answers_as_rbl(servers: tuple[int, int, Path]) -> None:
+    primary, secondary, changes = servers
+    wait_serial(secondary, IP_ZONE, 1, 30)
+    wait_serial(secondary, DOMAIN_ZONE, 1, 30)
+    names = [
+        rev(a)
+        for a in (
+            "192.0.2.1",
+            "192.0.2.2",
+            "198.51.100.6",
+            "198.51.100.7",
+            "127.0.0.2",
+            "127.0.0.1",
+            "2001:db8:1:2::99",
+            "2001:db8::5",
+            "203.0.113.10",
+            "::ffff:7f00:2",
+        )
+    ] + [
+        dom(n)
+        for n in (
+            "example.com",
+            "www.example.com",
+            "x.spam.example",
+            "ok.spam.example",
+            "a.safe.spam.example",
+            "test",
+            "invalid",
+        )
+    ]
+    for qname in names:
+        assert summary(ask(primary, qname, "A")) == summary(ask(secondary, qname, "A")), qname
+        assert ask(primary, qname, "TXT").rcode() == ask(secondary, qname, "TXT").rcode(), qname
+    # A single address: the same TXT too.
+    ours = ask(primary, rev("192.0.2.1"), "TXT").answer
+    theirs = ask(secondary, rev("192.0.2.1"), "TXT").answer
+    assert [r.to_text() for r in ours[0]] == [r.to_text() for r in theirs[0]]
+
+    new = rev("192.0.2.200")
+    assert ask(secondary, new, "A").rcode() == 3  # NXDOMAIN
+    row = {
+        "id": 5,
+        "zone": IP_ZONE,
+        "key": "192.0.2.200",
+        "op": "set",
+        "codes": "127.0.0.7",
+        "txt": None,
+    }
+    with changes.open("a") as out:
+        out.write(json.dumps(row) + "\n")
+    wait_serial(primary, IP_ZONE, 5, 5)
+    started = time.monotonic()
+    wait_serial(secondary, IP_ZONE, 5, 10)  # refresh is an hour: only NOTIFY gets it here
+    assert time.monotonic() - started < 10
+    assert summary(ask(secondary, new, "A")) == (0, frozenset({"127.0.0.7"}))
+    assert summary(ask(secondary, new, "A")) == summary(ask(primary, new, "A"))
