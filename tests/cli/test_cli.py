@@ -11,7 +11,7 @@ from sqlalchemy import select
 from rbl.cli import main
 from rbl.store.database import open_engine
 from rbl.store.schema import audit_log, change_log, listings
-from tests.conftest import database_url_of
+from tests.support.config import database_url_of
 
 
 def run(config: Path, *args: str, input: str | None = None) -> Result:

@@ -28,7 +28,8 @@ from rbl.store.evidence import record_hits
 from rbl.store.listings import add_listing
 from rbl.store.requests import open_request
 from rbl.store.traps import add_trap
-from tests.conftest import REPO, database_url_of
+from tests.support.config import database_url_of
+from tests.support.processes import REPO
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 # Clear the screen, retitle the window, return to column 0, reverse the text (bidi),

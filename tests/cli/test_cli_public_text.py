@@ -19,7 +19,7 @@ from rbl.cli import main
 from rbl.model.keys import ZoneKind, parse_key
 from rbl.store.database import open_engine
 from rbl.store.requests import open_request
-from tests.conftest import database_url_of
+from tests.support.config import database_url_of
 
 HOSTILE = [
     "You mailed trap@example.org, so no.",

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select
 from rbl.cli import main
 from rbl.store.database import current_revision, open_engine
 from rbl.store.schema import audit_log, listings, metadata, traps
-from tests.conftest import database_url_of
+from tests.support.config import database_url_of
 
 
 def run(config: Path, *args: str, input: str | None = None) -> Result:

@@ -22,7 +22,8 @@ from rbl.model.keys import ZoneKind, parse_key
 from rbl.store.database import open_engine
 from rbl.store.requests import open_request
 from rbl.store.schema import metadata
-from tests.conftest import database_url_of, rbl_command
+from tests.support.config import database_url_of
+from tests.support.processes import rbl_command
 
 TOKEN = "T" * 32  # not a request that exists
 LONG = "r" * 1001

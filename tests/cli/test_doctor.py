@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, rbl_command
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def free_port() -> int:
 
 
 def test_doctor_checks_every_configured_port(config_path: Path) -> None:
-    from tests.conftest import start_server, stop_server
+    from tests.support.server import start_server, stop_server
 
     web, policy, metrics = free_port(), free_port(), free_port()
     config_path.write_text(

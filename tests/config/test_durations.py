@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 from rbl.cli import main
 from rbl.config import DAY, ConfigError, parse_settings
-from tests.conftest import rbl_command, write_config
+from tests.support.config import write_config
+from tests.support.processes import rbl_command
 
 ZONES = [{"name": "bl.example.org", "ns": ["ns1.example.org"]}]
 SOURCE = Path("/etc/rbl/rbl.toml")

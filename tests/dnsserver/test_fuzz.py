@@ -29,22 +29,9 @@ from hypothesis import strategies as st
 
 from rbl.dnsserver import slowpath
 from rbl.dnsserver.responder import Responder
-from tests.helpers_dns import (
-    DOMAIN_ZONE,
-    IP_ZONE,
-    UDP_PAYLOAD,
-    dom,
-    make_query,
-    make_responder,
-    raw_header,
-    raw_name,
-    raw_opt,
-    raw_option,
-    raw_question,
-    raw_rr,
-    rev,
-    wire,
-)
+from tests.support.dns_client import dom, make_query, rev, wire
+from tests.support.dns_wire import raw_header, raw_name, raw_opt, raw_option, raw_question, raw_rr
+from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE, UDP_PAYLOAD, make_responder
 
 ZONES = (dns.name.from_text(IP_ZONE), dns.name.from_text(DOMAIN_ZONE))
 IP_LABELS = [b"bl", b"example", b"org"]

@@ -12,15 +12,8 @@ from hypothesis import strategies as st
 
 from rbl.dnsserver.responder import RCODE_NAMES, Responder
 from rbl.dnsserver.zone import Zone
-from tests.helpers_dns import (
-    DOMAIN_ZONE,
-    IP_ZONE,
-    dom,
-    make_query,
-    make_responder,
-    rev,
-    wire,
-)
+from tests.support.dns_client import dom, make_query, rev, wire
+from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE, make_responder
 
 HEADER = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # RD, one question
 

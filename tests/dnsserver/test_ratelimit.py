@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from rbl.config import RateLimitSettings
 from rbl.dnsserver.ratelimit import ANSWER, DROP, SLIP, ResponseRateLimiter, slip_reply
 from rbl.errors import ConfigError
-from tests.conftest import RunningServer, start_server, stop_server
-from tests.helpers_dns import CONFIG, make_settings, rev, wire
+from tests.support.dns_client import rev, wire
+from tests.support.dns_zones import CONFIG, make_settings
+from tests.support.server import RunningServer, start_server, stop_server
 
 ZONE = "bl.example.org"
 LISTED_NAME = f"2.0.0.127.{ZONE}."  # RFC 5782 test point: always listed

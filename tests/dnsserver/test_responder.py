@@ -28,7 +28,17 @@ from rbl.dnsserver import slowpath
 from rbl.dnsserver.responder import Responder
 from rbl.index.tables import Value
 from rbl.model.keys import parse_domain_key
-from tests.helpers_dns import (
+from tests.support.dns_client import (
+    ask,
+    dom,
+    make_query,
+    parse,
+    rdata_texts,
+    rev,
+    txt_strings,
+    wire,
+)
+from tests.support.dns_zones import (
     CONFIG,
     DOMAIN_NEGATIVE_TTL,
     DOMAIN_ORIGIN,
@@ -40,15 +50,7 @@ from tests.helpers_dns import (
     LONG_TXT,
     MANY_CODES,
     UDP_PAYLOAD,
-    ask,
-    dom,
-    make_query,
     make_responder,
-    parse,
-    rdata_texts,
-    rev,
-    txt_strings,
-    wire,
 )
 
 A, TXT, ANY, AAAA, SOA, NS, MX = (

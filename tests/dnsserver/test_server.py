@@ -19,7 +19,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import RunningServer, rbl_command, start_server, stop_server
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

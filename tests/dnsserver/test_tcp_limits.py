@@ -21,8 +21,8 @@ from twisted.internet.task import Clock
 from rbl.config import TcpSettings
 from rbl.dnsserver.protocol import Counters, DnsStreamProtocol
 from rbl.errors import ConfigError
-from tests.conftest import RunningServer, start_server, stop_server
-from tests.helpers_dns import CONFIG, make_responder, make_settings
+from tests.support.dns_zones import CONFIG, make_responder, make_settings
+from tests.support.server import RunningServer, start_server, stop_server
 
 LISTED_NAME = "2.0.0.127.bl.example.org."
 

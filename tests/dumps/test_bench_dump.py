@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, subprocess_env
+from tests.support.processes import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ import dns.rdatatype
 import pytest
 
 from rbl.config import load_settings
-from tests.conftest import RunningServer, start_server, stop_server
 from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, Seeded, seed
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from rbl.dumps.writer import write_dumps
-from tests.conftest import REPO
 from tests.dumps.seed import seed
+from tests.support.processes import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFIG_TEMPLATE, rbl_command, start_server, stop_server
+from tests.support.config import CONFIG_TEMPLATE
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -27,8 +27,7 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests.conftest import require_peer
-from tests.hostile import (
+from tests.support.hostile_sessions import (
     IMITATED_DOMAIN,
     IMITATED_IPS,
     TRAP,
@@ -38,6 +37,7 @@ from tests.hostile import (
     sessions,
     transcript,
 )
+from tests.support.processes import require_peer
 
 pytestmark = pytest.mark.slow
 

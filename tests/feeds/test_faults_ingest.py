@@ -11,10 +11,8 @@ and refuses new ones, and SIGKILL.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,9 +32,11 @@ from sqlalchemy.pool import NullPool
 from rbl.errors import StoreError
 from rbl.feeds.ingest import IngestGaveUp, Retrier, RetryPolicy
 from rbl.store.faults import is_transient
-from tests.conftest import database_url_of, rbl_command, subprocess_env, write_config
-from tests.store.pg.databases import PgDatabases
-from tests.store.test_quarantine import REFUSED_IP, refuse_client
+from tests.support.config import database_url_of, write_config
+from tests.support.fault_proxy import Forwarder
+from tests.support.pg_databases import PgDatabases
+from tests.support.processes import rbl_command, subprocess_env
+from tests.support.store_faults import REFUSED_IP, refuse_client
 
 pytestmark = pytest.mark.slow
 
@@ -219,92 +219,6 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 120.0)
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-# -- a TCP forwarder that can be cut ----------------------------------------------------------
-
-
-class Forwarder:
-    """127.0.0.1:port -> upstream. ``cut()`` drops every connection and turns new ones away
-    (accepted, then closed at once: libpq sees the server close the connection)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = int(self.listener.getsockname()[1])
-        self.is_cut = False
-        self.closed = False
-        self.cuts = 0
-        self.lock = threading.Lock()
-        self.open: set[socket.socket] = set()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                client, _peer = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if self.is_cut:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            client.settimeout(None)
-            with self.lock:
-                self.open.update((client, server))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._drop(source)
-            self._drop(sink)
-
-    def _drop(self, sock: socket.socket) -> None:
-        with self.lock:
-            self.open.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-
-    def cut(self) -> None:
-        self.is_cut = True
-        self.cuts += 1
-        with self.lock:
-            victims = list(self.open)
-        for sock in victims:
-            self._drop(sock)
-
-    def restore(self) -> None:
-        self.is_cut = False
-
-    def close(self) -> None:
-        self.closed = True
-        self.cut()
-        self.listener.close()
-        self.thread.join(timeout=5)
-
-    def url(self, url: str) -> str:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{self.port}"
-        return urlunsplit(
-            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
-        )
 
 
 @pytest.fixture

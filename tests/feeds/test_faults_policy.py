@@ -35,16 +35,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from rbl.store.database import SQLITE_BUSY_TIMEOUT_MS
-from tests.conftest import (
-    RunningServer,
-    database_url_of,
-    rbl_command,
-    start_server,
-    stop_server,
-    write_config,
-)
-from tests.faultproxy import FaultProxy
-from tests.store.pg.databases import PgDatabases
+from tests.support.config import database_url_of, write_config
+from tests.support.fault_proxy import FaultProxy
+from tests.support.pg_databases import PgDatabases
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

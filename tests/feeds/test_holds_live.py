@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import tests.feeds.test_postfix_live as live
 from rbl.config import parse_settings
 from rbl.model.traphit import TrapHit
 from rbl.model.traps import TrapMatcher, parse_trap
@@ -27,7 +26,15 @@ from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.reader import ListingReader
 from rbl.store.schema import hits, listings
-from tests.feeds.test_postfix_live import TRAP, PolicyServer, policy_server  # noqa: F401
+from tests.support.hostile_sessions import TRAP
+from tests.support.postfix import (
+    MAIN_CF,
+    PolicyServer,
+    run_postfix,
+    stop_policy_server,
+    unavailable,
+)
+from tests.support.processes import require_peer
 
 pytestmark = pytest.mark.slow
 
@@ -48,19 +55,15 @@ SESSIONS = [
 @pytest.fixture
 def xclient_mta(
     tmp_path: Path,
-    policy_server: PolicyServer,  # noqa: F811
+    policy_server: PolicyServer,
 ) -> Iterator[int]:
     """The live test's Postfix, trusting XCLIENT from loopback."""
-    reason = live.unavailable()
-    if reason is not None:
-        if live.os.environ.get("CI"):
-            pytest.fail(f"CI must run the live Postfix test: {reason}")
-        pytest.skip(reason)
-    assert "smtpd_authorized_xclient_hosts = 127.0.0.0/8" in live.MAIN_CF
+    require_peer(unavailable(), "Postfix")
+    assert "smtpd_authorized_xclient_hosts = 127.0.0.0/8" in MAIN_CF
     directory = Path(tempfile.mkdtemp(prefix="rbl-postfix-"))
     directory.chmod(0o755)
     try:
-        yield from live.run_postfix(directory, tmp_path, policy_server)
+        yield from run_postfix(directory, tmp_path, policy_server)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -81,12 +84,12 @@ def send(port: int, address: str, name: str, helo: str, sender: str) -> None:
 
 def test_probes_by_shape_and_provider_holds_with_real_postfix(
     xclient_mta: int,
-    policy_server: PolicyServer,  # noqa: F811
+    policy_server: PolicyServer,
     database_url: str,
 ) -> None:
     for session in SESSIONS:
         send(xclient_mta, *session)
-    records = live.stop_policy_server(policy_server)
+    records = stop_policy_server(policy_server)
     found = [record["hit"] for record in records if "hit" in record]
     batch = [
         TrapHit(**{**fields, "at": datetime.fromisoformat(str(fields["at"]))})  # type: ignore[arg-type, dict-item]

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import db_scalar, rbl_command, subprocess_env
+from tests.support.database import db_scalar
+from tests.support.processes import rbl_command, subprocess_env
 
 pytestmark = pytest.mark.slow
 START = datetime.now(UTC) - timedelta(hours=1)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import db_rows, rbl_command
-from tests.feeds.parsers.samples import LOGS, load
-from tests.hostile import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN
+from tests.support.database import db_rows
+from tests.support.hostile_sessions import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN
+from tests.support.log_samples import LOGS, load
+from tests.support.processes import rbl_command
 
 pytestmark = pytest.mark.slow
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)

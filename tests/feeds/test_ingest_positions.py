@@ -32,7 +32,9 @@ from rbl.feeds.parsers.recognise import FORMATS, recognise
 from rbl.metrics.collect import store_families
 from rbl.store.database import MIGRATIONS, open_engine
 from rbl.store.reader import StoreStats
-from tests.conftest import database_url_of, db_scalar, rbl_command, subprocess_env
+from tests.support.config import database_url_of
+from tests.support.database import db_scalar
+from tests.support.processes import rbl_command, subprocess_env
 
 LOGS = Path(__file__).parents[1] / "data" / "logs"
 NOW = datetime.now(UTC)

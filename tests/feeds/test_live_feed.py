@@ -3,7 +3,6 @@ lists the client in DNS within a second, and the listing expires from DNS on the
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -12,34 +11,12 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import CONFIG_TEMPLATE, rbl_command, start_server, stop_server
+from tests.support.config import CONFIG_TEMPLATE, LIVE_SETTINGS
+from tests.support.policy_requests import policy_request
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
-
-LIVE_SETTINGS = """
-[listing]
-ip_zone = "bl.example.org"
-domain_zone = "dbl.example.org"
-duration = "3s"
-max_duration = "1h"
-expiry_interval = "0.2s"
-
-[feeds.policy]
-listen = "127.0.0.1:0"
-"""
-
-
-def policy_request(host: str, port: int, **attributes: str) -> bytes:
-    request = {"request": "smtpd_access_policy", "protocol_state": "RCPT", **attributes}
-    payload = "".join(f"{k}={v}\n" for k, v in request.items()).encode() + b"\n"
-    with socket.create_connection((host, port), timeout=5) as conn:
-        conn.sendall(payload)
-        answer = b""
-        while not answer.endswith(b"\n\n"):
-            chunk = conn.recv(512)
-            assert chunk, "policy server closed the connection"
-            answer += chunk
-    return answer
 
 
 def query(host: str, port: int, name: str) -> dns.message.Message:

@@ -1,6 +1,6 @@
 """Hit to rejection at the sender's next attempt, through a real Postfix and a real resolver.
 
-Each variant runs tests/loop_run.py in its own network and mount namespace:
+Each variant runs tests/support/loop_run.py in its own network and mount namespace:
 ``rbl serve`` with zones/example.toml (SOA minimum 300 s), unbound as the
 resolver Postfix uses, and Postfix with ``check_policy_service`` then
 ``reject_rbl_client`` (docs/DEPLOYMENT.md), alone or behind postscreen. Twenty
@@ -32,9 +32,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, require_peer, subprocess_env
-from tests.feeds.test_postfix_live import POSTFIX
-from tests.loop_run import UNBOUND
+from tests.support.loop_run import UNBOUND
+from tests.support.postfix import POSTFIX
+from tests.support.processes import REPO, require_peer, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +153,7 @@ class Loops:
             out = workdir / "result.json"
             command = [
                 "unshare", "--net", "--mount", "--",
-                sys.executable, "-m", "tests.loop_run",
+                sys.executable, "-m", "tests.support.loop_run",
                 "--workdir", str(workdir), "--out", str(out), "--ips", str(IPS),
             ]  # fmt: skip
             if postscreen:

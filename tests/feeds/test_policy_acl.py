@@ -24,7 +24,9 @@ from twisted.logger import ILogObserver, Logger
 from rbl.config import parse_settings
 from rbl.errors import ConfigError
 from rbl.feeds.policyd import PolicyServerFactory
-from tests.conftest import CONFIG_TEMPLATE, rbl_command, start_server, stop_server
+from tests.support.config import CONFIG_TEMPLATE
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 DUNNO = b"action=DUNNO\n\n"
 

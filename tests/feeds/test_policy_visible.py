@@ -23,7 +23,9 @@ import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import db_scalar, rbl_command, start_server, stop_server
+from tests.support.database import db_scalar
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -31,36 +31,14 @@ from rbl.feeds.policyd import (
 )
 from rbl.model.traphit import TrapHit
 from rbl.model.traps import TrapMatcher, parse_trap
-from tests.conftest import REPO, subprocess_env
+from tests.support.policy_requests import DUNNO, request
+from tests.support.processes import REPO, subprocess_env
 
 DATA = Path(__file__).parents[1] / "data" / "postfix"
 # A request as Postfix 3.7.11 sent it from smtpd_recipient_restrictions (captured).
 CAPTURED = (DATA / "rcpt_request.txt").read_bytes()
-DUNNO = b"action=DUNNO\n\n"
 NOW = 1_700_000_000.0
 TRAPS = {"trap@example.org", "spamtrap@example.org"}
-
-
-def request(**attributes: str) -> bytes:
-    """A policy request in Postfix's framing; RCPT to the trap unless overridden."""
-    values = {
-        "request": "smtpd_access_policy",
-        "protocol_state": "RCPT",
-        "protocol_name": "ESMTP",
-        "client_address": "192.0.2.1",
-        "client_name": "mail.example.net",
-        "reverse_client_name": "mail.example.net",
-        "helo_name": "mail.example.net",
-        "sender": "bulk@example.net",
-        "recipient": "trap@example.org",
-        "recipient_count": "0",
-        "queue_id": "",
-        "instance": "1a2b.65f0c0de.3c4d.0",
-        "size": "0",
-        "sasl_username": "",
-    }
-    values.update(attributes)
-    return b"".join(f"{k}={v}\n".encode() for k, v in values.items() if v is not None) + b"\n"
 
 
 @dataclass

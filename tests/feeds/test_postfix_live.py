@@ -10,21 +10,15 @@ master does; outside CI a machine without them skips, in CI it fails.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -32,158 +26,18 @@ from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
 from rbl.model.traps import TrapMatcher, parse_trap
 from rbl.policy.trapfilter import TrapFilter
-from tests.conftest import REPO, require_peer, subprocess_env
-from tests.hostile import IMITATED_DOMAIN, IMITATED_IPS, TRAP, TRAP_DOMAIN, Session, sessions
+from tests.support.hostile_sessions import IMITATED_DOMAIN, IMITATED_IPS, TRAP, Session, sessions
+from tests.support.postfix import (
+    IDN_TRAP,
+    PolicyServer,
+    read_maillog,
+    run_postfix,
+    stop_policy_server,
+    unavailable,
+)
+from tests.support.processes import require_peer
 
 pytestmark = pytest.mark.slow
-
-POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
-POLICY_SERVER = REPO / "tests" / "data" / "postfix" / "policy_server.py"
-# A trap as rbl traps add stores '@bücher.example' addresses: in the IDNA ASCII form.
-IDN_TRAP = "spamtrap@xn--bcher-kva.example"
-
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.example.org
-mydomain = example.org
-myorigin = example.org
-mydestination = example.org, {trap_domain}, bücher.example
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relay_domains =
-local_recipient_maps =
-alias_maps =
-alias_database =
-local_transport = discard:trap
-default_transport = discard:relay
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-smtpd_authorized_xclient_hosts = 127.0.0.0/8
-smtpd_recipient_restrictions =
-    check_policy_service inet:127.0.0.1:{policy_port},
-    permit_mynetworks,
-    check_recipient_access inline:{{ {{{trap}=REJECT no such user}},
-        {{{trap_domain}=REJECT no such user}}, {{spamtrap@bücher.example=REJECT no such user}} }},
-    reject_unauth_destination
-"""
-
-# Only the services this instance uses, none chrooted (a chroot would need copies of
-# /etc files under the queue directory).
-MASTER_CF = """\
-127.0.0.1:{smtp_port} inet n - n - - smtpd
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
-
-
-def unavailable() -> str | None:
-    """Why this machine cannot run a Postfix instance, or None."""
-    if not Path(POSTFIX).exists():
-        return "Postfix is not installed (apt-get install postfix)"
-    if os.geteuid() != 0:
-        return "Postfix's master must start as root"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class PolicyServer:
-    process: subprocess.Popen[str]
-    port: int
-
-    def records(self) -> list[dict[str, object]]:
-        assert self.process.stdout is not None
-        return [json.loads(line) for line in self.process.stdout]
-
-
-def start_policy_server(*traps: str) -> PolicyServer:
-    process = subprocess.Popen(
-        [sys.executable, str(POLICY_SERVER), *traps],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    if not first:
-        process.wait(timeout=15)
-        raise AssertionError(f"policy server exited {process.returncode} before listening")
-    return PolicyServer(process, json.loads(first)["port"])
-
-
-def stop_policy_server(server: PolicyServer) -> list[dict[str, object]]:
-    """Stop the server and return everything it printed after its port."""
-    server.process.terminate()
-    try:
-        records = server.records()
-        server.process.wait(timeout=15)
-    finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=15)
-    return records
-
-
-def postfix(directory: Path, command: str, log: IO[str]) -> None:
-    subprocess.run(
-        [POSTFIX, "-c", str(directory), command],
-        check=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        timeout=60,
-    )
-
-
-def wait_listening(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-@pytest.fixture
-def policy_server() -> Iterator[PolicyServer]:
-    server = start_policy_server(TRAP, IDN_TRAP)
-    try:
-        yield server
-    finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=15)
-        if server.process.stdout is not None:
-            server.process.stdout.close()
 
 
 @dataclass
@@ -193,8 +47,7 @@ class Instance:
 
     def maillog(self) -> list[str]:
         """Postfix's log so far, decoded as rbl ingest decodes it."""
-        raw = (self.directory / "maillog").read_bytes()
-        return raw.decode("utf-8", "replace").split("\n")[:-1]
+        return read_maillog(self.directory)
 
 
 @pytest.fixture
@@ -217,58 +70,6 @@ def postfix_instance(tmp_path: Path, policy_server: PolicyServer) -> Iterator[In
             yield Instance(port, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def run_postfix(directory: Path, tmp_path: Path, policy_server: PolicyServer) -> Iterator[int]:
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-    shutil.chown(directory / "data", "postfix")
-    smtp_port = free_port()
-    (directory / "main.cf").write_text(
-        MAIN_CF.format(
-            dir=directory, policy_port=policy_server.port, trap=TRAP, trap_domain=TRAP_DOMAIN
-        )
-    )
-    (directory / "master.cf").write_text(MASTER_CF.format(smtp_port=smtp_port))
-    log_path = tmp_path / "postfix-control.log"
-    with log_path.open("w") as log:
-        try:
-            postfix(directory, "start", log)
-            wait_listening(smtp_port)
-        except Exception:
-            log.flush()
-            maillog = directory / "maillog"
-            detail = maillog.read_text(errors="replace") if maillog.exists() else ""
-            subprocess.run([POSTFIX, "-c", str(directory), "abort"], check=False, timeout=60)
-            raise AssertionError(
-                f"Postfix did not start:\n{log_path.read_text()}\n{detail}"
-            ) from None
-        master = int((directory / "queue" / "pid" / "master.pid").read_text())
-        try:
-            yield smtp_port
-        finally:
-            subprocess.run(
-                [POSTFIX, "-c", str(directory), "stop"],
-                check=False,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=60,
-            )
-            wait_exited(master)
-
-
-def wait_exited(pid: int, timeout: float = 15.0) -> None:
-    """Wait until the (not our child) process ``pid`` is gone, then kill it if it lingers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
-                return  # a zombie waiting for an init that does not reap
-        except (ProcessLookupError, FileNotFoundError):
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
 
 
 def test_postfix_reports_trap_hits_through_the_policy_service(

@@ -37,15 +37,8 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests.conftest import REPO, require_peer, subprocess_env
-from tests.feeds.test_postfix_live import (
-    POSTFIX,
-    free_port,
-    postfix,
-    unavailable,
-    wait_exited,
-    wait_listening,
-)
+from tests.support.postfix import SERVICES, free_port, read_maillog, running, unavailable
+from tests.support.processes import REPO, require_peer, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -96,30 +89,17 @@ postscreen_dnsbl_sites =
 postscreen_cache_map = btree:{dir}/data/postscreen_cache
 """
 
-MASTER_CF = """\
+MASTER_CF = (
+    """\
 127.0.0.1:{screen_port} inet n - n - 1 postscreen
 smtpd     pass  - - n - - smtpd
 127.0.0.1:{smtp_port} inet n - n - - smtpd
 dnsblog   unix  - - n - 0 dnsblog
 tlsproxy  unix  - - n - 0 tlsproxy
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
 virtual   unix  - n n - - virtual
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
 """
+    + SERVICES
+)
 
 
 @dataclass
@@ -129,8 +109,7 @@ class Instance:
     smtp_port: int
 
     def maillog(self) -> list[str]:
-        raw = (self.directory / "maillog").read_bytes()
-        return raw.decode("utf-8", "replace").split("\n")[:-1]
+        return read_maillog(self.directory)
 
 
 @pytest.fixture
@@ -178,28 +157,13 @@ def instance(tmp_path: Path, milter_port: int) -> Iterator[Instance]:
         (directory / "master.cf").write_text(
             MASTER_CF.format(screen_port=screen_port, smtp_port=smtp_port)
         )
-        with (tmp_path / "postfix-control.log").open("w") as log:
-            try:
-                postfix(directory, "start", log)
-                wait_listening(screen_port)
-                wait_listening(smtp_port)
-            except Exception:
-                maillog = directory / "maillog"
-                detail = maillog.read_text(errors="replace") if maillog.exists() else ""
-                subprocess.run([POSTFIX, "-c", str(directory), "abort"], check=False, timeout=60)
-                raise AssertionError(f"Postfix did not start:\n{detail}") from None
-            master = int((directory / "queue" / "pid" / "master.pid").read_text())
-            try:
-                yield Instance(directory, screen_port, smtp_port)
-            finally:
-                subprocess.run(
-                    [POSTFIX, "-c", str(directory), "stop"],
-                    check=False,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=60,
-                )
-                wait_exited(master)
+        with running(
+            directory,
+            tmp_path / "postfix-control.log",
+            ("127.0.0.1", screen_port),
+            ("127.0.0.1", smtp_port),
+        ):
+            yield Instance(directory, screen_port, smtp_port)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -23,8 +23,8 @@ from rbl.feeds.listed import ListedReplies, address_labels
 from rbl.feeds.policyd import PolicyServerFactory
 from rbl.index.tables import Value
 from rbl.model.traphit import TrapHit
-from tests.feeds.test_policyd import DUNNO, request
-from tests.helpers_dns import IP_LISTINGS, make_index, make_settings
+from tests.support.dns_zones import IP_LISTINGS, make_index, make_settings
+from tests.support.policy_requests import DUNNO, request
 
 DEFER = b"action=DEFER_IF_PERMIT Service temporarily unavailable\n\n"
 

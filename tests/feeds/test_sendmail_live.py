@@ -21,9 +21,10 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests import sendmail_peer
-from tests.conftest import db_rows, rbl_command, require_peer
-from tests.sendmail_peer import (
+from tests.support import sendmail_peer
+from tests.support.database import db_rows
+from tests.support.processes import rbl_command, require_peer
+from tests.support.sendmail_peer import (
     IMITATED_DOMAIN,
     IMITATED_IPS,
     LOCAL_LABEL,

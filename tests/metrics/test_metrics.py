@@ -19,7 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rbl.metrics.exposition import Family, render
 from rbl.metrics.report import ReportReader
-from tests.conftest import db_scalar, rbl_command, start_server, stop_server
+from tests.support.database import db_scalar
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -172,7 +174,7 @@ def test_metrics_of_a_running_server(config_path: Path) -> None:
             == 1
         )
         # The live feed: one trap hit, answered once written.
-        from tests.feeds.test_live_feed import policy_request
+        from tests.support.policy_requests import policy_request
 
         policy = server.info["policy"]
         assert isinstance(policy, dict)
@@ -237,7 +239,7 @@ def test_store_figures_are_cached_and_an_unreadable_store_reads_as_down(tmp_path
     from rbl.metrics.service import STORE_REFRESH, MetricsCollector
     from rbl.server.service import make_service
     from rbl.store.reader import ListingReader
-    from tests.conftest import write_config
+    from tests.support.config import write_config
 
     config = write_config(tmp_path)
     rbl_command(config, "list", "add", "45.1.1.1", "--reason", "metrics")

@@ -20,8 +20,9 @@ from rbl.errors import KeyFormatError
 from rbl.model.idn import ascii_domain
 from rbl.model.keys import normalise_domain
 from rbl.model.traps import ADDRESS, DOMAIN, TrapMatcher, TrapSpec, parse_trap
-from tests.conftest import db_rows, rbl_command
-from tests.feeds.parsers.samples import LOGS, load
+from tests.support.database import db_rows
+from tests.support.log_samples import LOGS, load
+from tests.support.processes import rbl_command
 
 UNICODE = "bücher.example"
 ASCII = "xn--bcher-kva.example"

@@ -19,7 +19,7 @@ from rbl.policy.listing import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import list_listings
-from tests.conftest import database_url_of
+from tests.support.config import database_url_of
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 REFUSED = ["*.com", "com", "*.co.uk", "co.uk", "*.blogspot.com", "github.io", "*.example", "uk."]

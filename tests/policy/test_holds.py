@@ -26,7 +26,7 @@ from rbl.store.database import open_engine
 from rbl.store.public import public_status
 from rbl.store.reader import ListingReader
 from rbl.store.schema import audit_log, listings
-from tests.conftest import database_url_of
+from tests.support.config import database_url_of
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 GMAIL = "209.85.220.41"

@@ -45,8 +45,8 @@ from rbl.store.reader import ListingReader
 from rbl.store.requests import deny_request, open_request
 from rbl.store.traps import add_trap, remove_trap
 from rbl.web.site import make_site
-from tests.store.pg.databases import PgDatabases
-from tests.web.support import Response, fetch
+from tests.support.pg_databases import PgDatabases
+from tests.support.web_requests import Response, fetch
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TRAP_A = "trap-alpha@example.org"

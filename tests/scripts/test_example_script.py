@@ -30,7 +30,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import REPO, rbl_command, subprocess_env
+from tests.support.processes import REPO, rbl_command, subprocess_env
 
 SCRIPT = REPO / "scripts" / "serve-example"
 TEMPLATE = REPO / "zones" / "example-postfix.log"

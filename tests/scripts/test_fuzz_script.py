@@ -21,7 +21,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO, subprocess_env
+from tests.support.processes import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 

@@ -40,15 +40,9 @@ from rbl.dumps.service import DumpService
 from rbl.dumps.writer import JOURNAL_NAME, TEMP_MARK, finish_interrupted_commit
 from rbl.store.database import open_engine
 from rbl.store.reader import ListingReader
-from tests.conftest import (
-    CONFIG_TEMPLATE,
-    REPO,
-    rbl_command,
-    start_server,
-    stop_server,
-    subprocess_env,
-    write_config,
-)
+from tests.support.config import CONFIG_TEMPLATE, write_config
+from tests.support.processes import REPO, rbl_command, subprocess_env
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -370,7 +364,7 @@ def test_dump_with_the_database_down_keeps_the_previous_files(
 ) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("a SQLite file does not go away; the PostgreSQL server does")
-    from tests.feeds.test_faults_ingest import Forwarder
+    from tests.support.fault_proxy import Forwarder
 
     config = write_config(tmp_path, url=database_url)
     rbl_command(config, "list", "add", "192.0.2.0/24", "--reason", "first")

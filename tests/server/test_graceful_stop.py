@@ -20,7 +20,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.conftest import RunningServer, rbl_command, start_server
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server
 
 pytestmark = pytest.mark.slow
 

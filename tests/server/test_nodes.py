@@ -10,7 +10,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import RunningServer, rbl_command, start_server, stop_server
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 NAME = "9.9.9.45.bl.example.org"

@@ -16,7 +16,8 @@ import dns.rdatatype
 import pytest
 
 from rbl.config import load_settings
-from tests.conftest import RunningServer, rbl_command, start_server, stop_server
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def test_sighup_applies_zone_settings_and_keeps_serving(config_path: Path) -> No
 
 
 def test_a_broken_file_keeps_the_running_configuration(tmp_path: Path) -> None:
-    from tests.conftest import write_config
+    from tests.support.config import write_config
 
     config = write_config(tmp_path)
     rbl_command(config, "list", "add", "45.1.1.1", "--reason", "reload")
@@ -142,7 +143,7 @@ def test_apply_settings_reports_each_section(tmp_path: Path) -> None:
     from rbl.config import RateLimitSettings, TcpSettings
     from rbl.server.reload import apply_settings
     from rbl.server.service import make_service
-    from tests.conftest import write_config
+    from tests.support.config import write_config
 
     config = write_config(tmp_path)
     rbl_command(config, "list", "add", "45.1.1.1", "--reason", "reload")
@@ -170,7 +171,7 @@ def test_apply_settings_reports_each_section(tmp_path: Path) -> None:
 def test_sighup_applies_web_settings(tmp_path: Path) -> None:
     import urllib.request
 
-    from tests.conftest import write_config
+    from tests.support.config import write_config
 
     config = write_config(tmp_path)
     config.write_text(

@@ -13,7 +13,9 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import database_url_of, rbl_command, start_server, stop_server
+from tests.support.config import database_url_of
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

@@ -32,14 +32,9 @@ from rbl.store.requests import (
     review_reason,
 )
 from rbl.store.schema import change_log, listings, removal_requests
-from tests.conftest import (
-    RunningServer,
-    database_url_of,
-    rbl_command,
-    start_server,
-    stop_server,
-    write_config,
-)
+from tests.support.config import database_url_of, write_config
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -17,8 +17,9 @@ from rbl.cli import main
 from rbl.dumps import writer
 from rbl.dumps.writer import write_dumps
 from rbl.store.database import open_engine
-from tests.conftest import REPO, rbl_command, write_config
 from tests.dumps.seed import NOW, seed
+from tests.support.config import write_config
+from tests.support.processes import REPO, rbl_command
 
 
 def mode(path: Path) -> int:

@@ -36,20 +36,14 @@ from rbl.store.evidence import HitRefused
 from rbl.store.faults import is_data_error
 from rbl.store.reader import ListingReader
 from rbl.store.traps import add_trap
-from tests.conftest import (
-    database_url_of,
-    db_rows,
-    db_scalar,
-    rbl_command,
-    start_server,
-    stop_server,
-    subprocess_env,
-    write_config,
-)
-from tests.feeds.test_live_feed import LIVE_SETTINGS, policy_request
+from tests.support.config import LIVE_SETTINGS, database_url_of, write_config
+from tests.support.database import db_rows, db_scalar
+from tests.support.policy_requests import policy_request
+from tests.support.processes import rbl_command, subprocess_env
+from tests.support.server import start_server, stop_server
+from tests.support.store_faults import REFUSED_IP, fix_store, refuse_client
 
 START = datetime.now(UTC) - timedelta(hours=1)
-REFUSED_IP = "45.9.9.9"
 
 
 def hit_line(n: int, ip: str | None = None, **extra: object) -> str:
@@ -62,37 +56,6 @@ def hit_line(n: int, ip: str | None = None, **extra: object) -> str:
             **extra,
         }
     )
-
-
-def refuse_client(config: Path, ip: str) -> None:
-    """From now on the store refuses, for good, every hit from ``ip``."""
-    url = database_url_of(config)
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.begin() as conn:
-        if url.startswith("sqlite"):
-            conn.execute(
-                text(
-                    "CREATE TRIGGER test_refuse BEFORE INSERT ON hits "
-                    f"WHEN NEW.client_ip = '{ip}' "
-                    f"BEGIN SELECT RAISE(ABORT, 'no hits from {ip}'); END"
-                )
-            )
-        else:
-            conn.execute(
-                text(f"ALTER TABLE hits ADD CONSTRAINT test_refuse CHECK (client_ip <> '{ip}')")
-            )
-    engine.dispose()
-
-
-def fix_store(config: Path) -> None:
-    url = database_url_of(config)
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.begin() as conn:
-        if url.startswith("sqlite"):
-            conn.execute(text("DROP TRIGGER test_refuse"))
-        else:
-            conn.execute(text("ALTER TABLE hits DROP CONSTRAINT test_refuse"))
-    engine.dispose()
 
 
 def count(config: Path, sql: str) -> int:

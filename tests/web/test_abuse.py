@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,12 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.testing import StringTransport
 from twisted.web.server import Site
 
-from rbl.store.database import open_engine
 from rbl.store.schema import metadata, removal_requests
 from rbl.web.limits import (
     MAX_BODY,
@@ -36,40 +34,9 @@ from rbl.web.limits import (
     LimitedSite,
     client_network,
 )
-from rbl.web.site import make_site
-from tests.web.test_site import (
-    CLIENT,
-    NOW,
-    PROXY,
-    SPARE,
-    Web,
-    make_settings,
-    seed,
-    synchronous,
-)
+from tests.support.web_site import CLIENT, PROXY, SPARE, Web, build_web, make_settings
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def build_web(
-    database_url: str,
-    run: Callable[..., defer.Deferred[Any]] = synchronous,
-    *,
-    max_db_jobs: int = 50,
-    delisting: dict[str, Any] | None = None,
-    **web: object,
-) -> Web:
-    site_settings = make_settings(**web)
-    if delisting:
-        site_settings = replace(
-            site_settings, delisting=replace(site_settings.delisting, **delisting)
-        )
-    engine = open_engine(database_url)
-    seed(engine, site_settings)
-    clock = task.Clock()
-    clock.advance(NOW.timestamp())
-    site = make_site(site_settings, engine, run, clock, b"k" * 32, max_db_jobs=max_db_jobs)
-    return Web(site, clock, engine, site_settings)
 
 
 @pytest.fixture

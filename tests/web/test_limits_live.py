@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningServer, start_server, stop_server, write_config
+from tests.support.config import write_config
+from tests.support.server import RunningServer, start_server, stop_server
 
 MB = 1024 * 1024
 

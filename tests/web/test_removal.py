@@ -5,7 +5,7 @@ exact name; every other listing goes to an operator, and the page says so.
 Each request is kept with its own message, email and token, and its status
 page shows only that request. The form's rate limit counts a whole IPv4 /24
 or IPv6 /64, and each listing takes a bounded number of requests. Bytes go
-through the real HTTP parser (``tests.web.test_site.Web``).
+through the real HTTP parser (``tests.support.web_site.Web``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from rbl.model.keys import ZoneKind, parse_key
 from rbl.store.listings import add_listing
 from rbl.store.requests import approve_request
 from rbl.store.schema import removal_requests
-from tests.web.test_abuse import build_web
-from tests.web.test_site import CLIENT, NOW, PROXY, SPARE, Web
+from tests.support.web_site import CLIENT, NOW, PROXY, SPARE, Web, build_web
 
 ZONE = "bl.example.org"
 

@@ -28,7 +28,9 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import RunningServer, rbl_command, start_server, stop_server, write_config
+from tests.support.config import write_config
+from tests.support.processes import rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

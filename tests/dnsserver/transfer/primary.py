@@ -22,7 +22,7 @@ from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.server.follower import IndexFollower
 from rbl.store.reader import Change
-from tests.helpers_dns import make_responder
+from tests.support.dns_zones import make_responder
 
 
 def main() -> None:

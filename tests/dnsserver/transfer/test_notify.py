@@ -10,7 +10,7 @@ from twisted.internet.testing import FakeDatagramTransport
 
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.zone import Zone
-from tests.helpers_dns import IP_ZONE, make_responder
+from tests.support.dns_zones import IP_ZONE, make_responder
 
 SECONDARY = ("127.0.0.1", 5300)
 

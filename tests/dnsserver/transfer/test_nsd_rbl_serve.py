@@ -10,8 +10,8 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from tests.conftest import CONFIG_TEMPLATE, rbl_command, start_server, stop_server
-from tests.dnsserver.transfer.test_nsd_secondary import (
+from tests.support.config import CONFIG_TEMPLATE
+from tests.support.nsd import (
     NSD,
     NSD_CONF,
     NSD_ZONE,
@@ -22,6 +22,8 @@ from tests.dnsserver.transfer.test_nsd_secondary import (
     summary,
     wait_serial,
 )
+from tests.support.processes import rbl_command
+from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

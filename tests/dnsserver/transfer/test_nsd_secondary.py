@@ -12,100 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.message
-import dns.name
-import dns.query
-import dns.rdatatype
 import pytest
 
-from tests.conftest import REPO, subprocess_env
-from tests.helpers_dns import DOMAIN_ZONE, IP_ZONE, dom, rev
+from tests.support.dns_client import dom, rev
+from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE
+from tests.support.nsd import NSD, NSD_CONF, NSD_ZONE, ask, free_port, stop, summary, wait_serial
+from tests.support.processes import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
-
-NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
-
-NSD_CONF = """
-server:
-    port: {port}
-    ip-address: 127.0.0.1
-    username: ""
-    chroot: ""
-    database: ""
-    zonesdir: "{dir}"
-    pidfile: "{dir}/nsd.pid"
-    xfrdfile: "{dir}/xfrd.state"
-    zonelistfile: "{dir}/zone.list"
-    xfrdir: "{dir}"
-    logfile: "{dir}/nsd.log"
-    verbosity: 2
-remote-control:
-    control-enable: no
-"""
-NSD_ZONE = """
-zone:
-    name: "{zone}"
-    zonefile: "{zone}.zone"
-    request-xfr: 127.0.0.1@{primary} NOKEY
-    allow-notify: 127.0.0.1 NOKEY
-"""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port: int = udp.getsockname()[1]
-    return port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def ask(port: int, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
-    query = dns.message.make_query(qname, rdtype)
-    return dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
-
-
-def soa_serial(port: int, zone: str) -> int | None:
-    try:
-        reply = ask(port, dns.name.from_text(zone), "SOA")
-    except Exception:
-        return None
-    for rrset in reply.answer:
-        if rrset.rdtype == dns.rdatatype.SOA:
-            return int(rrset[0].serial)
-    return None
-
-
-def wait_serial(port: int, zone: str, serial: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if soa_serial(port, zone) == serial:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"NSD did not reach serial {serial} of {zone}: {soa_serial(port, zone)}")
-
-
-def summary(reply: dns.message.Message) -> tuple[int, frozenset[str]]:
-    return reply.rcode(), frozenset(
-        r.to_text() for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
-    )
 
 
 @pytest.fixture

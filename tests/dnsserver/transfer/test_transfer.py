@@ -35,15 +35,8 @@ from rbl.dnsserver.transfer import (
 from rbl.dnsserver.zone import Zone
 from rbl.index.tables import Value
 from rbl.model.keys import ZoneKind, parse_key
-from tests.helpers_dns import (
-    DOMAIN_ORIGIN,
-    DOMAIN_ZONE,
-    IP_ORIGIN,
-    IP_ZONE,
-    make_query,
-    make_responder,
-    wire,
-)
+from tests.support.dns_client import make_query, wire
+from tests.support.dns_zones import DOMAIN_ORIGIN, DOMAIN_ZONE, IP_ORIGIN, IP_ZONE, make_responder
 
 LOOPBACK = TransferPolicy.from_strings(["127.0.0.0/8", "::1/128"])
 
@@ -62,7 +55,7 @@ EXTRA_DOMAIN: dict[str, Value | None] = {
 
 
 def responder() -> Responder:
-    from tests.helpers_dns import DOMAIN_LISTINGS, IP_LISTINGS
+    from tests.support.dns_zones import DOMAIN_LISTINGS, IP_LISTINGS
 
     return make_responder({**IP_LISTINGS, **EXTRA_IP}, {**DOMAIN_LISTINGS, **EXTRA_DOMAIN})
 
@@ -210,7 +203,7 @@ DOMAIN_SAMPLE = [
 
 
 def test_sample_names_answer_as_rbl() -> None:
-    from tests.helpers_dns import dom, rev
+    from tests.support.dns_client import dom, rev
 
     resp = responder()
     for origin, names in (

@@ -19,7 +19,7 @@ from rbl.errors import ConfigError
 from rbl.index.tables import Value
 from rbl.model.keys import ZoneKind
 from rbl.model.keys import parse_key as parse_listing_key
-from tests.helpers_dns import IP_ZONE, make_responder
+from tests.support.dns_zones import IP_ZONE, make_responder
 
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 KEY = f"xfr-key:hmac-sha256:{SECRET}"

@@ -14,7 +14,7 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, exim, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests.feeds.parsers.samples import LOGS, load
+from tests.support.log_samples import LOGS, load
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 ARRIVAL = (

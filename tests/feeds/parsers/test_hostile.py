@@ -13,12 +13,11 @@ same against the real MTAs.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rbl.feeds.parsers import FIELD_LIMITS, PARSERS, ParseContext, addresses
@@ -26,67 +25,21 @@ from rbl.feeds.parsers.normalise import client_ip, mail_address
 from rbl.model.keys import KeyFormatError, address_key, parse_ip_key
 from rbl.model.traphit import ParseError, TrapHit
 from rbl.store.schema import hits
+from tests.support.hostile_text import (
+    EXIM_STAMP,
+    FRAGMENTS,
+    HOSTILE,
+    POSTFIX_STAMP,
+    any_text,
+    neuter,
+    postfix_external,
+    printable,
+    public_ip,
+    sender_text,
+)
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 CTX = ParseContext(now=NOW)
-EXIM_STAMP = "2026-12-02 17:59:30"
-POSTFIX_STAMP = "Dec  2 17:58:57"
-# RBL_HOSTILE_EXAMPLES=5000 for a longer run than the suite's.
-HOSTILE = settings(
-    max_examples=int(os.environ.get("RBL_HOSTILE_EXAMPLES", "400")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-# Pieces of other fields, for hypothesis to put into a HELO, a local part, a subject.
-FRAGMENTS = [
-    " H=",
-    "H=mail.imitated.example ",
-    "(",
-    ")",
-    ") [",
-    "[",
-    "]",
-    "46.46.46.1",
-    "[46.46.46.2]",
-    "]:25",
-    " F=<",
-    "F=<a@b.example>",
-    "> rejected RCPT <",
-    " rejected RCPT <innocent@example.org>: ",
-    ": ",
-    " U=root",
-    ' T="',
-    '"',
-    "\\",
-    '\\"',
-    " for ",
-    "innocent@example.org",
-    " from <",
-    " S=1",
-    " P=esmtp",
-    " id=",
-    ";",
-    "; from=<",
-    "> to=<",
-    " to=<innocent@example.org>",
-    " proto=ESMTP",
-    " helo=<",
-    ">",
-    "<",
-    " ",
-    "@",
-    ".",
-    "\u00b2",
-    "\u0664\u0665",
-    "\t",
-]
-sender_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=3)), max_size=12).map(
-    "".join
-)
-public_ip = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)).map(
-    lambda parts: "45.{}.{}.{}".format(*parts)
-)
 name = st.one_of(st.none(), st.sampled_from(["mail.real.example", "mx1.sender.example"]))
 
 
@@ -112,12 +65,6 @@ def exim_helo(text: str) -> str | None:
     without the white space around it."""
     kept = text.replace("\x00", "").replace("\n", "").replace("\r", "").strip(" \t\v\f")
     return kept or None
-
-
-def printable(text: str) -> str:
-    """What both MTAs' logs make of control characters (Postfix: '?'; Exim's
-    string_printing escapes them, which this test leaves out of what it sends)."""
-    return "".join(ch if " " <= ch != "\x7f" else "?" for ch in text)
 
 
 @dataclass(frozen=True)
@@ -281,27 +228,6 @@ def test_spamd_new_entry_gives_the_client_and_its_helo_whatever_the_helo_says(
     assert (hit.mail_from, hit.rcpt_to) == (mail_address(words[0]), mail_address(words[1]))
 
 
-def postfix_external(value: str, domain: str) -> str:
-    """quote_822_local: a dot-string stays, anything else is quoted, " and \\ escaped."""
-    specials = set('()<>@,;:\\"[] ')
-    dot_string = (
-        value
-        and not value.startswith(".")
-        and not value.endswith(".")
-        and ".." not in value
-        and not any(ch in specials or ch < " " for ch in value)
-    )
-    if dot_string:
-        return f"{value}@{domain}"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"@{domain}'
-
-
-def neuter(helo: str) -> str:
-    """smtpd.c: printable(), then NEUTER_CHARACTERS become '?'."""
-    return "".join("?" if ch in ' <>()\\";@' else ch for ch in printable(helo))
-
-
 @HOSTILE
 @given(
     ip=public_ip,
@@ -335,8 +261,6 @@ def test_postfix_verdict_gives_the_connecting_ip_and_real_recipient(
 
 
 # --- nothing but ParseError ---------------------------------------------------------------
-
-any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=200)
 
 
 @pytest.mark.parametrize("fmt", sorted(PARSERS))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rbl.feeds.parsers import PARSERS, LineParser, ParseContext, get_parser, stamps
 from rbl.feeds.parsers.normalise import client_ip, mail_address
 from rbl.model.traphit import ParseError, TrapHit
-from tests.feeds.parsers.samples import all_cases
+from tests.support.log_samples import all_cases
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 CTX = ParseContext(now=NOW)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from rbl.feeds.parsers import PARSERS, ParseContext, addresses, postfix_queue
 from rbl.model.traphit import ParseError, TrapHit
-from tests.feeds.parsers.test_hostile import (
+from tests.support.hostile_text import (
     HOSTILE,
     POSTFIX_STAMP,
     any_text,

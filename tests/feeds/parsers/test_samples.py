@@ -12,7 +12,7 @@ import pytest
 
 from rbl.feeds.parsers import PARSERS, ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests.feeds.parsers.samples import LOGS, Case, all_cases
+from tests.support.log_samples import LOGS, Case, all_cases
 
 CASES = all_cases()
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from rbl.feeds.parsers import ParseContext, addresses, get_parser, sendmail
 from rbl.model.traphit import ParseError, TrapHit
-from tests.feeds.parsers.samples import LOGS, load
-from tests.sendmail_peer import SESSIONS
+from tests.support.log_samples import LOGS, load
+from tests.support.sendmail_peer import SESSIONS
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 parse = get_parser("sendmail")

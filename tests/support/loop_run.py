@@ -10,7 +10,7 @@ which must be refused. Writes what happened, with timings and Postfix's log
 lines, as JSON.
 
 Run by tests/feeds/test_loop_live.py, as root:
-``unshare --net --mount python -m tests.loop_run --out OUT.json --workdir DIR ...``;
+``unshare --net --mount python -m tests.support.loop_run --out OUT.json --workdir DIR ...``;
 the namespace lets clients bind 45.33.14.x (loopback addresses, 127/8, are never
 listed) and gives Postfix its own /etc/resolv.conf. Refuses to run outside one.
 By hand, ``--minimum`` and ``--retry-for`` measure how long a failing setup takes
@@ -32,15 +32,16 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
 
 import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
 
-from tests.conftest import REPO, RunningServer, rbl_command, start_server, stop_server
-from tests.feeds.test_postfix_live import MASTER_CF, POSTFIX, wait_exited
+from tests.support.dns_client import udp_query
+from tests.support.postfix import SERVICES, running
+from tests.support.processes import REPO, rbl_command
+from tests.support.server import RunningServer, start_server, stop_server
 
 PREFIX = "45.33.14"
 SERVER_IP = f"{PREFIX}.1"
@@ -166,17 +167,8 @@ def example_config(
     return config
 
 
-def endpoint(server: RunningServer, name: str) -> tuple[str, int]:
-    info = server.info[name]
-    if isinstance(info, list):  # dns: one per listen address
-        info = info[0]
-    assert isinstance(info, dict), server.info
-    return str(info["host"]), int(info["port"])
-
-
 def query(port: int, name: str, qtype: str = "A") -> int:
-    reply = dns.query.udp(dns.message.make_query(name, qtype), "127.0.0.1", port=port, timeout=2)
-    return int(reply.rcode())
+    return int(udp_query("127.0.0.1", port, name, qtype, timeout=2).rcode())
 
 
 def wait_answering(port: int, name: str, timeout: float = 30.0) -> None:
@@ -186,18 +178,6 @@ def wait_answering(port: int, name: str, timeout: float = 30.0) -> None:
             query(port, name, "SOA")
             return
         except (OSError, dns.exception.Timeout):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def wait_listening(host: str, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
@@ -255,36 +235,13 @@ def postfix(workdir: Path, policy: tuple[str, int], *, postscreen: bool) -> Iter
     main = MAIN_CF.format(
         dir=directory, server_ip=SERVER_IP, policy=f"{policy[0]}:{policy[1]}", zone=ZONE
     )
-    services = MASTER_CF.split("\n", 1)[1]  # all but its smtpd inet line
     front = POSTSCREEN_LINES if postscreen else SMTPD_LINE
     (directory / "main.cf").write_text(
         main + (POSTSCREEN_CF.format(zone=ZONE) if postscreen else "")
     )
-    (directory / "master.cf").write_text(front.format(server_ip=SERVER_IP) + services)
-    with (workdir / "postfix-control.log").open("w") as log:
-        control(directory, "start", log)
-        try:
-            wait_listening(SERVER_IP, 25)
-            master = int((directory / "queue" / "pid" / "master.pid").read_text())
-        except Exception:
-            subprocess.run([POSTFIX, "-c", str(directory), "abort"], check=False, timeout=60)
-            raise
-        try:
-            yield directory
-        finally:
-            control(directory, "stop", log, check=False)
-            wait_exited(master)
-
-
-def control(directory: Path, command: str, log: IO[str], *, check: bool = True) -> None:
-    subprocess.run(
-        [POSTFIX, "-c", str(directory), command],
-        check=check,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+    (directory / "master.cf").write_text(front.format(server_ip=SERVER_IP) + SERVICES)
+    with running(directory, workdir / "postfix-control.log", (SERVER_IP, 25)):
+        yield directory
 
 
 class Watcher(threading.Thread):
@@ -395,10 +352,10 @@ def main(argv: list[str] | None = None) -> None:
         server = stack.enter_context(
             rbl(workdir, args.workers, args.minimum, reject_listed=args.reject_listed)
         )
-        dns_port = endpoint(server, "dns")[1]
+        dns_port = server.endpoint("dns")[1]
         stack.enter_context(unbound(workdir, dns_port, no_cache=args.stub_no_cache))
         directory = stack.enter_context(
-            postfix(workdir, endpoint(server, "policy"), postscreen=args.postscreen)
+            postfix(workdir, server.endpoint("policy"), postscreen=args.postscreen)
         )
         clients = []
         for n in range(args.ips):

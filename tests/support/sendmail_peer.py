@@ -256,8 +256,8 @@ def capture(directory: Path, timeout: float = 120) -> list[str]:
     """Run SESSIONS through a fresh sendmail in new namespaces; its syslog lines."""
     directory.chmod(0o755)
     done = subprocess.run(
-        [*NAMESPACES, sys.executable, "-m", "tests.sendmail_peer", str(directory)],
-        cwd=Path(__file__).resolve().parent.parent,
+        [*NAMESPACES, sys.executable, "-m", "tests.support.sendmail_peer", str(directory)],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         timeout=timeout,
         check=False,

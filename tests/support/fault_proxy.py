@@ -7,6 +7,10 @@ would) until ``restore()``: what a database client sees when its server goes
 away. Threads, not the reactor, so it works beside a subprocess or in-process
 Twisted alike. ``faults`` counts the cuts made, ``refused`` the connections
 reset while cut.
+
+``Forwarder`` is the gentler kind: on ``cut()`` it closes (FIN, not RST) every
+connection and turns new ones away, so libpq sees its server close the
+connection; ``url()`` points a database URL at it.
 """
 
 from __future__ import annotations
@@ -134,3 +138,86 @@ class FaultProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+class Forwarder:
+    """127.0.0.1:port -> upstream. ``cut()`` drops every connection and turns new ones away
+    (accepted, then closed at once: libpq sees the server close the connection)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.is_cut = False
+        self.closed = False
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _peer = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.is_cut:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            client.settimeout(None)
+            with self.lock:
+                self.open.update((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._drop(source)
+            self._drop(sink)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.open.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def cut(self) -> None:
+        self.is_cut = True
+        self.cuts += 1
+        with self.lock:
+            victims = list(self.open)
+        for sock in victims:
+            self._drop(sock)
+
+    def restore(self) -> None:
+        self.is_cut = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{self.port}"
+        return urlunsplit(
+            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
+        )

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
-LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
+LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 DEFAULT_NOW = datetime(2026, 11, 24, tzinfo=UTC)
 REQUIRED = ("at", "client_ip", "rcpt_to", "mail_from", "helo")
 
