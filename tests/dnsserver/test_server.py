@@ -46,8 +46,7 @@ def udp(
 
 
 def tcp(server: RunningServer, name: str, rdtype: str = "A") -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype)
-    return dns.query.tcp(query, server.host, port=server.port, timeout=3)
+    return server.query(name, rdtype, tcp=True)
 
 
 def addresses(response: dns.message.Message) -> set[str]:

@@ -35,11 +35,11 @@ from rbl.policy.listing import (
 )
 from rbl.store.allowlist import add_allowed
 from rbl.store.database import open_engine
-from rbl.store.evidence import record_hits
 from rbl.store.listings import covering_listings, remove_listing
 from rbl.store.queries import evidence_for
 from rbl.store.requests import open_request
 from rbl.store.schema import change_log, hits, listings
+from tests.support.trap_hits import store_hits, trap_hit
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ZONES = [{"name": "bl.example.org", "kind": "ip", "ns": ["ns1.example.org"]}]
@@ -52,17 +52,9 @@ ESCALATING = PrefixSettings(ipv6_escalate_after=3, ipv4_escalate_after=2)
 
 
 def hit(client_ip: str, at: datetime = NOW, **changes: object) -> TrapHit:
-    base: dict[str, object] = {
-        "at": at,
-        "client_ip": client_ip,
-        "rcpt_to": "trap@example.org",
-        "mail_from": "seller@spam.example",
-        "helo": "spam.example",
-        "feed": "test",
-        "raw": f"raw line from {client_ip}",
-    }
-    base.update(changes)
-    return TrapHit(**base)  # type: ignore[arg-type]
+    return trap_hit(
+        **{"client_ip": client_ip, "at": at, "raw": f"raw line from {client_ip}", **changes}
+    )
 
 
 def zone(prefixes: PrefixSettings) -> ZoneSettings:
@@ -79,17 +71,9 @@ def record(
     now: datetime = NOW,
 ):  # type: ignore[no-untyped-def]
     rules = Rules.from_settings(ListingSettings(threshold=threshold))
-    with engine.begin() as conn:
-        return record_hits(
-            conn,
-            batch,
-            matcher=MATCHER,
-            allow=allow or Allowlist(),
-            rules=rules,
-            ip_zone=zone(prefixes),
-            domain_zone=None,
-            now=now,
-        )
+    return store_hits(
+        engine, batch, matcher=MATCHER, rules=rules, ip_zone=zone(prefixes), allow=allow, now=now
+    )
 
 
 def active(engine: Engine) -> dict[str, tuple[int, datetime | None, str | None]]:

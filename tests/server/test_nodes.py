@@ -18,8 +18,7 @@ NAME = "9.9.9.45.bl.example.org"
 
 
 def rcode(server: RunningServer, name: str) -> int:
-    query = dns.message.make_query(name, "A")
-    return dns.query.udp(query, server.host, port=server.port, timeout=3).rcode()
+    return server.query(name).rcode()
 
 
 def converge(nodes: list[RunningServer], name: str, wanted: int, timeout: float = 2.0) -> float:

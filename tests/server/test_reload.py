@@ -25,8 +25,7 @@ LISTED = "1.1.1.45.bl.example.org"
 
 
 def answer(server: RunningServer, name: str, rdtype: str = "A") -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype)
-    return dns.query.udp(query, server.host, port=server.port, timeout=3)
+    return server.query(name, rdtype)
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:

@@ -366,9 +366,7 @@ def test_search_listings(config_path: Path) -> None:
 
 
 def query(server: RunningServer, name: str) -> int:
-    return dns.query.udp(
-        dns.message.make_query(name, "A"), server.host, port=server.port, timeout=3
-    ).rcode()
+    return server.query(name).rcode()
 
 
 def wait_rcode(server: RunningServer, name: str, rcode: int, timeout: float = 1.0) -> None:

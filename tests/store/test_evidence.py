@@ -19,9 +19,10 @@ from rbl.model.traps import TrapMatcher, parse_trap
 from rbl.policy.allowlist import Allowlist
 from rbl.policy.listing import Rules
 from rbl.store.database import open_engine
-from rbl.store.evidence import expire_listings, record_hits
+from rbl.store.evidence import expire_listings
 from rbl.store.listings import add_listing, reject_hold, release_hold, remove_listing
 from rbl.store.schema import audit_log, change_log, hits, listings
+from tests.support.trap_hits import store_hits, trap_hit
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SETTINGS = parse_settings(
@@ -45,17 +46,7 @@ MATCHER = TrapMatcher([parse_trap("trap@example.org"), parse_trap("@abandoned.ex
 
 
 def hit(**changes: object) -> TrapHit:
-    base: dict[str, object] = {
-        "at": NOW,
-        "client_ip": "45.1.2.3",
-        "rcpt_to": "trap@example.org",
-        "mail_from": "seller@spam.example",
-        "helo": "spam.example",
-        "feed": "test",
-        "raw": "raw line",
-    }
-    base.update(changes)
-    return TrapHit(**base)  # type: ignore[arg-type]
+    return trap_hit(**changes)
 
 
 def record(
@@ -67,17 +58,16 @@ def record(
     allow: Allowlist | None = None,
 ):  # type: ignore[no-untyped-def]
     rules = Rules.from_settings(listing or SETTINGS.listing)
-    with engine.begin() as conn:
-        return record_hits(
-            conn,
-            batch,
-            matcher=MATCHER,
-            allow=allow or Allowlist(),
-            rules=rules,
-            ip_zone=IP_ZONE,
-            domain_zone=DOMAIN_ZONE,
-            now=now,
-        )
+    return store_hits(
+        engine,
+        batch,
+        matcher=MATCHER,
+        rules=rules,
+        ip_zone=IP_ZONE,
+        domain_zone=DOMAIN_ZONE,
+        allow=allow,
+        now=now,
+    )
 
 
 def rows(engine: Engine, table):  # type: ignore[no-untyped-def]

@@ -183,8 +183,7 @@ def web_port(server: RunningServer) -> int:
 
 
 def answer(server: RunningServer, name: str) -> dns.message.Message:
-    query = dns.message.make_query(name, "A")
-    return dns.query.udp(query, server.host, port=server.port, timeout=2)
+    return server.query(name, timeout=2)
 
 
 def test_lookup_removal_request_and_approval_in_chromium(
