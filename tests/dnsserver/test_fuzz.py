@@ -46,7 +46,7 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def responder() -> Responder:
-    """The two-zone setup of tests/helpers_dns.py: IPv4, IPv6 and domain listings."""
+    """The two-zone setup of tests/support/dns_zones.py: IPv4, IPv6 and domain listings."""
     return make_responder()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.config import CONFIG_TEMPLATE
+from tests.support.config import write_config
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
 
@@ -35,8 +35,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
 
 
 def test_dumps_written_at_start_and_served_with_etags(tmp_path: Path) -> None:
-    config = tmp_path / "rbl.toml"
-    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + SERVED)
+    config = write_config(tmp_path, extra=SERVED)
     rbl_command(config, "list", "add", "45.8.8.0/24", "--reason", "spam")
     server = start_server(config)
     try:

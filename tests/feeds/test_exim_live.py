@@ -1,6 +1,6 @@
 """A real Exim 4.96 logs hostile SMTP sessions; the exim parser must read them right.
 
-Each session of tests/hostile.py is fed to ``exim -C <config> -bs -oMa <ip>
+Each session of tests/support/hostile_sessions.py is fed to ``exim -C <config> -bs -oMa <ip>
 [-oMs <name>]`` (the connecting address and its verified name, as Exim's
 daemon would set them), with ``helo_accept_junk_hosts = *`` so the HELO
 reaches the log verbatim, an RCPT ACL that refuses the traps and accepts the

@@ -4,7 +4,7 @@ Real ``rbl serve`` processes, real Postfix-format policy requests over TCP, a
 real store. Each request names its own recipient on the trap domain
 (``q<N>@trap.example.org``), so the ``hits`` table says exactly which ones
 were kept. Faults: a SQLite write lock held past the busy timeout, a
-PostgreSQL server cut off by ``tests.faultproxy``, ``kill -9`` at random
+PostgreSQL server cut off by ``tests.support.fault_proxy``, ``kill -9`` at random
 moments, and SIGTERM while requests wait. After each: every request answered
 DUNNO is stored once; nothing is stored twice; only unanswered or deferred
 requests may be missing. DNS answers from memory throughout.

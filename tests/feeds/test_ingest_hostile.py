@@ -1,7 +1,7 @@
 """``rbl ingest`` of real hostile Exim and Postfix logs lists exactly the real senders.
 
 The logs are tests/data/logs/{exim,postfix}.hostile.log: what real Exim 4.96
-and Postfix wrote for the hostile sessions of tests/hostile.py (HELOs, senders
+and Postfix wrote for the hostile sessions of tests/support/hostile_sessions.py (HELOs, senders
 and recipients imitating other fields, 46.46.46.x and imitated.example among
 them). Their stamps are moved to an hour ago so the hits are fresh evidence.
 On both backends: the IP zone holds exactly the connecting addresses whose

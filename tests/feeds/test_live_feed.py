@@ -11,7 +11,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.support.config import CONFIG_TEMPLATE, LIVE_SETTINGS
+from tests.support.config import LIVE_SETTINGS, write_config
 from tests.support.policy_requests import policy_request
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
@@ -32,8 +32,7 @@ def wait_rcode(host: str, port: int, name: str, rcode: int, timeout: float) -> f
 
 
 def test_policy_hit_lists_within_a_second_and_expires(tmp_path: Path) -> None:
-    config = tmp_path / "rbl.toml"
-    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + LIVE_SETTINGS)
+    config = write_config(tmp_path, extra=LIVE_SETTINGS)
     rbl_command(config, "traps", "add", "trap@example.org")
     server = start_server(config)
     try:

@@ -24,7 +24,7 @@ from twisted.logger import ILogObserver, Logger
 from rbl.config import parse_settings
 from rbl.errors import ConfigError
 from rbl.feeds.policyd import PolicyServerFactory
-from tests.support.config import CONFIG_TEMPLATE
+from tests.support.config import write_config
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
 
@@ -126,9 +126,8 @@ def test_policy_settings_are_checked(policy: dict[str, Any], fragment: str) -> N
 
 
 def policy_config(tmp_path: Path, feed: str) -> Path:
-    config = tmp_path / "rbl.toml"
     listing = '\n[listing]\nip_zone = "bl.example.org"\n'
-    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + listing + feed)
+    config = write_config(tmp_path, extra=listing + feed)
     rbl_command(config, "traps", "add", "trap@example.org")
     return config
 

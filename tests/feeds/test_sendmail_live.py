@@ -1,6 +1,6 @@
 """A real sendmail 8.17 logs trap, unknown-user and hostile sessions; the parser reads them.
 
-tests/sendmail_peer.py runs the daemon in private network and mount namespaces
+tests/support/sendmail_peer.py runs the daemon in private network and mount namespaces
 (its clients on public test addresses, its own DNS and /dev/log) and drives
 the sessions there; this module checks the sendmail parser against the fresh
 log, read in order through one ParseContext as ``rbl ingest`` reads a file.

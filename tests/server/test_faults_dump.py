@@ -40,7 +40,7 @@ from rbl.dumps.service import DumpService
 from rbl.dumps.writer import JOURNAL_NAME, TEMP_MARK, finish_interrupted_commit
 from rbl.store.database import open_engine
 from rbl.store.reader import ListingReader
-from tests.support.config import CONFIG_TEMPLATE, write_config
+from tests.support.config import write_config
 from tests.support.processes import REPO, rbl_command, subprocess_env
 from tests.support.server import start_server, stop_server
 
@@ -186,10 +186,7 @@ def test_kill_9_of_serve_mid_dump_never_leaves_a_partial_file(
     tmp_path: Path, public_dir: Path
 ) -> None:
     out = public_dir / "dumps"
-    config = tmp_path / "rbl.toml"
-    config.write_text(
-        CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + SERVED.format(directory=out)
-    )
+    config = write_config(tmp_path, extra=SERVED.format(directory=out))
     fill(tmp_path / "rbl.sqlite", LISTINGS)
     rbl_command(config, "list", "add", "spam.example", "--zone", DOMAIN_ZONE, "--reason", "x")
     server = start_server(config)  # one complete generation to start from

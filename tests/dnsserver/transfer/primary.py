@@ -1,7 +1,7 @@
 """A primary for the NSD integration test: rbl's responder, transfers and NOTIFY.
 
 Run as ``python -m tests.dnsserver.transfer.primary READY CHANGES NOTIFY_PORT``. Serves the
-zones of tests.helpers_dns on one loopback port (UDP and TCP), writes that port
+zones of tests.support.dns_zones on one loopback port (UDP and TCP), writes that port
 to READY, and polls CHANGES (JSON lines of change-log rows) the way ``rbl
 serve`` follows the change log: rows go through ``IndexFollower.apply``, and
 every zone whose serial moved is NOTIFYed to 127.0.0.1:NOTIFY_PORT. Until

@@ -10,7 +10,7 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from tests.support.config import CONFIG_TEMPLATE
+from tests.support.config import write_config
 from tests.support.nsd import (
     NSD,
     NSD_CONF,
@@ -58,7 +58,7 @@ def test_nsd_follows_rbl_serve(tmp_path: Path, signed: bool) -> None:
     transfer = TRANSFER.format(port=nsd_port)
     if signed:
         transfer += f'tsig = ["xfr-key:hmac-sha256:{SECRET}"]\n'
-    config.write_text(CONFIG_TEMPLATE.format(db=tmp_path / "rbl.sqlite") + transfer)
+    write_config(tmp_path, extra=transfer)
     for key in ("45.1.1.1", "45.2.0.0/16", "45.3.3.0/25"):
         rbl_command(config, "list", "add", key, "--reason", "transfer test")
     rbl_command(config, "list", "add", "*.spam.example", "--reason", "transfer test")

@@ -55,7 +55,7 @@ def real_lines() -> list[str]:
 
 
 def test_real_refusals_come_out_of_their_envelopes_from_line() -> None:
-    """The real lines came from tests/sendmail_peer.py's sessions: each session's
+    """The real lines came from tests/support/sendmail_peer.py's sessions: each session's
     check_rcpt refusals and unknown users, with its sender, client and verified name."""
     hits = read_all(real_lines())
     for session in SESSIONS:
