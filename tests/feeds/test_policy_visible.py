@@ -11,7 +11,6 @@ change-log id.
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 import urllib.request
@@ -23,6 +22,7 @@ import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import policy_requests
 from tests.support.database import db_scalar
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
@@ -42,16 +42,7 @@ QUERIES = 20  # per hit: 2 processes all missed by chance once in 500,000 hits
 
 
 def policy_request(host: str, port: int, **attributes: str) -> bytes:
-    request = {"request": "smtpd_access_policy", "protocol_state": "RCPT", **attributes}
-    payload = "".join(f"{k}={v}\n" for k, v in request.items()).encode() + b"\n"
-    with socket.create_connection((host, port), timeout=10) as conn:
-        conn.sendall(payload)
-        answer = b""
-        while not answer.endswith(b"\n\n"):
-            chunk = conn.recv(512)
-            assert chunk, "policy server closed the connection"
-            answer += chunk
-    return answer
+    return policy_requests.policy_request(host, port, timeout=10, **attributes)
 
 
 def metrics(address: dict[str, object]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -37,7 +37,14 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
-from tests.support.postfix import SERVICES, free_port, read_maillog, running, unavailable
+from tests.support.postfix import (
+    MAIN_CF_HEAD,
+    SERVICES,
+    free_port,
+    read_maillog,
+    running,
+    unavailable,
+)
 from tests.support.processes import REPO, require_peer, subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -49,26 +56,13 @@ ALIAS = f"alias@{TRAP_DOMAIN}"  # virtual_alias_maps: delivered as TRAP, logged 
 DISCARDED = "gone@discard.example.org"  # delivered by the discard transport
 BLOCKED = "127.0.0.77"  # postscreen's access list refuses it; the source of its sessions
 
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.example.org
-mydomain = example.org
-myorigin = example.org
+MAIN_CF = (
+    MAIN_CF_HEAD
+    + """\
 mydestination =
 inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
 relay_domains = discard.example.org
 transport_maps = inline:{{ discard.example.org=discard:trap }}
-local_recipient_maps =
-alias_maps =
-alias_database =
 default_transport = discard:relay
 virtual_mailbox_domains = {trap_domain}
 virtual_mailbox_base = {dir}/mail
@@ -76,8 +70,6 @@ virtual_mailbox_maps = inline:{{ {trap}=trap/ }}
 virtual_alias_maps = inline:{{ {alias}={trap} }}
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_milters = inet:127.0.0.1:{milter_port}
 milter_default_action = tempfail
@@ -88,6 +80,7 @@ postscreen_greet_action = ignore
 postscreen_dnsbl_sites =
 postscreen_cache_map = btree:{dir}/data/postscreen_cache
 """
+)
 
 MASTER_CF = (
     """\

@@ -22,23 +22,14 @@ from rbl.policy.listing import (
     probe_reason,
     tied_domain,
 )
+from tests.support.trap_hits import trap_hit
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULES = Rules.from_settings(ListingSettings(own_networks=("45.0.0.0/24",)))
 
 
 def hit(**changes: object) -> TrapHit:
-    base: dict[str, object] = {
-        "at": NOW,
-        "client_ip": "45.1.2.3",
-        "rcpt_to": "trap@example.org",
-        "mail_from": "seller@spam.example",
-        "helo": "spam.example",
-        "feed": "test",
-        "raw": "line",
-    }
-    base.update(changes)
-    return TrapHit(**base)  # type: ignore[arg-type]
+    return trap_hit(**{"raw": "line", **changes})
 
 
 def test_first_hit_lists_for_the_base_duration() -> None:

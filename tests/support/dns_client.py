@@ -2,7 +2,7 @@
 
 Queries are built with ``dns.message.make_query`` and answers parsed with
 ``dns.message.from_wire``: rbl's encoder never checks itself. ``ask`` puts a
-query to an in-process Responder; ``udp_query``/``tcp_query`` to a running
+query to an in-process Responder; ``server_query`` to a running
 server (``RunningServer.query`` in tests/support/server.py).
 """
 
@@ -104,27 +104,16 @@ def txt_strings(message: dns.message.Message) -> list[bytes]:
     return list(rdata.strings)
 
 
-def udp_query(
+def server_query(
     host: str,
     port: int,
     qname: dns.name.Name | str,
     rdtype: str | int = "A",
     *,
+    tcp: bool = False,
     timeout: float = 3.0,
 ) -> dns.message.Message:
-    """One plain query over UDP to a server on ``host``:``port``."""
+    """One plain query to a server on ``host``:``port``, over UDP or TCP."""
     query = dns.message.make_query(qname, dns.rdatatype.RdataType.make(rdtype))
-    return dns.query.udp(query, host, port=port, timeout=timeout)
-
-
-def tcp_query(
-    host: str,
-    port: int,
-    qname: dns.name.Name | str,
-    rdtype: str | int = "A",
-    *,
-    timeout: float = 3.0,
-) -> dns.message.Message:
-    """One plain query over TCP to a server on ``host``:``port``."""
-    query = dns.message.make_query(qname, dns.rdatatype.RdataType.make(rdtype))
-    return dns.query.tcp(query, host, port=port, timeout=timeout)
+    send = dns.query.tcp if tcp else dns.query.udp
+    return send(query, host, port=port, timeout=timeout)

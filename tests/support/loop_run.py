@@ -38,8 +38,8 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.support.dns_client import udp_query
-from tests.support.postfix import SERVICES, running
+from tests.support.dns_client import server_query
+from tests.support.postfix import MAIN_CF_HEAD, SERVICES, running
 from tests.support.processes import REPO, rbl_command
 from tests.support.server import RunningServer, start_server, stop_server
 
@@ -53,29 +53,14 @@ UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 WATCH_LIMIT = 10.0  # seconds the direct DNS watcher waits for a listing
 
 # The restrictions as docs/DEPLOYMENT.md gives them: the policy answer, then the zone.
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.example.org
-mydomain = example.org
-myorigin = example.org
+MAIN_CF = (
+    MAIN_CF_HEAD
+    + """\
 mydestination = example.org
 inet_interfaces = {server_ip}
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
 relay_domains =
-local_recipient_maps =
-alias_maps =
-alias_database =
 local_transport = discard:local
 default_transport = discard:relay
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
 smtpd_policy_service_default_action = DUNNO
 smtpd_recipient_restrictions =
     permit_mynetworks,
@@ -83,6 +68,7 @@ smtpd_recipient_restrictions =
     check_policy_service inet:{policy},
     reject_rbl_client {zone}
 """
+)
 
 POSTSCREEN_CF = """\
 postscreen_dnsbl_sites = {zone}
@@ -168,7 +154,7 @@ def example_config(
 
 
 def query(port: int, name: str, qtype: str = "A") -> int:
-    return int(udp_query("127.0.0.1", port, name, qtype, timeout=2).rcode())
+    return int(server_query("127.0.0.1", port, name, qtype, timeout=2).rcode())
 
 
 def wait_answering(port: int, name: str, timeout: float = 30.0) -> None:

@@ -19,7 +19,7 @@ import dns.message
 import dns.name
 import dns.rdatatype
 
-from tests.support.dns_client import udp_query
+from tests.support.dns_client import server_query
 
 NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
 
@@ -67,7 +67,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def ask(port: int, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
-    return udp_query("127.0.0.1", port, qname, rdtype, timeout=2)
+    return server_query("127.0.0.1", port, qname, rdtype, timeout=2)
 
 
 def soa_serial(port: int, zone: str) -> int | None:

@@ -34,11 +34,11 @@ def request(**attributes: str) -> bytes:
     return b"".join(f"{k}={v}\n".encode() for k, v in values.items() if v is not None) + b"\n"
 
 
-def policy_request(host: str, port: int, **attributes: str) -> bytes:
+def policy_request(host: str, port: int, *, timeout: float = 5.0, **attributes: str) -> bytes:
     """A RCPT request of ``attributes`` to the feed on ``host``:``port``; its answer."""
     request = {"request": "smtpd_access_policy", "protocol_state": "RCPT", **attributes}
     payload = "".join(f"{k}={v}\n" for k, v in request.items()).encode() + b"\n"
-    with socket.create_connection((host, port), timeout=5) as conn:
+    with socket.create_connection((host, port), timeout=timeout) as conn:
         conn.sendall(payload)
         answer = b""
         while not answer.endswith(b"\n\n"):

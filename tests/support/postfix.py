@@ -35,7 +35,8 @@ POLICY_SERVER = REPO / "tests" / "data" / "postfix" / "policy_server.py"
 # A trap as rbl traps add stores '@bücher.example' addresses: in the IDNA ASCII form.
 IDN_TRAP = "spamtrap@xn--bcher-kva.example"
 
-MAIN_CF = """\
+# What every instance's main.cf says: its own directories, names and loopback, no TLS.
+MAIN_CF_HEAD = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue
 data_directory = {dir}/data
@@ -46,18 +47,23 @@ setgid_group = postdrop
 myhostname = mx.example.org
 mydomain = example.org
 myorigin = example.org
-mydestination = example.org, {trap_domain}, bücher.example
-inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
-relay_domains =
 local_recipient_maps =
 alias_maps =
 alias_database =
-local_transport = discard:trap
-default_transport = discard:relay
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
+"""
+
+MAIN_CF = (
+    MAIN_CF_HEAD
+    + """\
+mydestination = example.org, {trap_domain}, bücher.example
+inet_interfaces = 127.0.0.1
+relay_domains =
+local_transport = discard:trap
+default_transport = discard:relay
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_recipient_restrictions =
     check_policy_service inet:127.0.0.1:{policy_port},
@@ -66,6 +72,7 @@ smtpd_recipient_restrictions =
         {{{trap_domain}=REJECT no such user}}, {{spamtrap@bücher.example=REJECT no such user}} }},
     reject_unauth_destination
 """
+)
 
 # The services every instance runs besides its front (smtpd or postscreen) lines.
 SERVICES = """\

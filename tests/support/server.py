@@ -20,7 +20,7 @@ from pathlib import Path
 import dns.message
 import dns.name
 
-from tests.support.dns_client import tcp_query, udp_query
+from tests.support.dns_client import server_query
 from tests.support.processes import subprocess_env
 
 
@@ -52,8 +52,7 @@ class RunningServer:
         timeout: float = 3.0,
     ) -> dns.message.Message:
         """One query to the server's (first) DNS port, over UDP or TCP."""
-        ask = tcp_query if tcp else udp_query
-        return ask(self.host, self.port, qname, rdtype, timeout=timeout)
+        return server_query(self.host, self.port, qname, rdtype, tcp=tcp, timeout=timeout)
 
 
 def start_server(config: Path, *extra: str, timeout: float = 60.0) -> RunningServer:
