@@ -12,6 +12,7 @@ import dns.rcode
 import pytest
 
 from tests.support.config import LIVE_SETTINGS, write_config
+from tests.support.dns_client import server_query
 from tests.support.policy_requests import policy_request
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def query(host: str, port: int, name: str) -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(name, "A"), host, port=port, timeout=3)
+    return server_query(host, port, name, timeout=3)
 
 
 def wait_rcode(host: str, port: int, name: str, rcode: int, timeout: float) -> float:

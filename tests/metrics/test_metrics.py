@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rbl.metrics.exposition import Family, render
 from rbl.metrics.report import ReportReader
 from tests.support.database import db_scalar
+from tests.support.dns_client import server_query
 from tests.support.processes import rbl_command
 from tests.support.server import start_server, stop_server
 
@@ -102,7 +103,7 @@ directory = "dumps"
 
 def ask(server: object, name: str, rdtype: str = "A") -> int:
     host, port = server.host, server.port  # type: ignore[attr-defined]
-    return dns.query.udp(dns.message.make_query(name, rdtype), host, port=port, timeout=3).rcode()
+    return server_query(host, port, name, rdtype, timeout=3).rcode()
 
 
 def test_metrics_of_a_running_server(config_path: Path) -> None:

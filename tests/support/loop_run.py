@@ -34,8 +34,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dns.exception
-import dns.message
-import dns.query
 import dns.rcode
 
 from tests.support.dns_client import server_query
