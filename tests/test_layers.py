@@ -29,7 +29,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "feeds": frozenset({"errors", "model", "config", "index", "policy", "store", "dnsserver"}),
     "dumps": frozenset({"errors", "model", "config", "index", "policy", "zonedata", "store"}),
     "web": frozenset({"errors", "model", "config", "policy", "store"}),
-    "metrics": frozenset({"errors", "model", "config", "policy", "store", "feeds", "dnsserver"}),
+    # /metrics is a web site on its own port: it listens as the lookup site does (web.listening).
+    "metrics": frozenset(
+        {"errors", "model", "config", "policy", "store", "feeds", "dnsserver", "web"}
+    ),
     "server": frozenset(
         {"errors", "model", "config", "index", "policy", "zonedata", "dnsserver", "store"}
         | {"feeds", "dumps", "web", "metrics"}

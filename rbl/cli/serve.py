@@ -60,7 +60,8 @@ def serve(
     from twisted.logger import globalLogBeginner
 
     from rbl.config import Settings, load_settings, parse_endpoint
-    from rbl.server.service import Server, drop_privileges, log, make_service, write_ready_file
+    from rbl.server.process import drop_privileges, log, write_ready_file
+    from rbl.server.service import Server, make_service
 
     if reuse_port:
         _die_with_parent()

@@ -1,23 +1,27 @@
 """Keeps the DNS zones in step with the store: the start-up snapshot, then the change log.
 
-Pure bookkeeping: the rows arrive from whoever read them (a thread-pool job in
-``rbl serve``), so this imports neither SQLAlchemy nor Twisted. Every process
+Pure bookkeeping: the rows arrive from whoever read them (``load_index`` at
+start, a thread-pool job of rbl.server.changes after), so this imports neither
+SQLAlchemy nor Twisted. Every process
 that follows the same change log converges on the same answers and serials.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
-from rbl.index.tables import Value
+from rbl.index.tables import Value, ZoneIndex
 from rbl.model.keys import DomainKey, IpKey, ListingKey, parse_key, test_point_conflict
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 
 if TYPE_CHECKING:
-    from rbl.store.reader import Change, DomainRow, IpRow
+    from rbl.config import Settings, ZoneSettings
+    from rbl.store.reader import Change, DomainRow, IpRow, ListingReader
 
 OP_SET = "set"
 OP_DELETE = "delete"
@@ -45,7 +49,7 @@ class IndexFollower:
         self.skipped = 0  # rows for unknown zones or with unparseable keys
         self._codes: dict[str, tuple[str, ...]] = {}
         # TXT templates are public: a trap named in one becomes [redacted]. Set from
-        # the store's trap list with each snapshot (rbl.server.service.load_index).
+        # the store's trap list with each snapshot (load_index).
         self.traps: TrapFilter = NO_TRAPS
 
     def _value(self, codes: str | None, txt: str | None) -> Value:
@@ -156,3 +160,38 @@ class IndexFollower:
             if self.on_serial is not None:
                 self.on_serial(zone)
         return applied
+
+
+@dataclass
+class LoadReport:
+    listings: int
+    seconds: float
+    position: int
+
+
+def build_zones(settings: Settings) -> dict[str, Zone]:
+    return {z.name: Zone(z, ZoneIndex(z.kind)) for z in settings.zones}
+
+
+def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
+    """Read the change-log position, then every active listing, into the follower's zones."""
+    started = time.monotonic()
+    follower.traps = reader.trap_filter()  # TXT texts are public: traps redacted
+    positions = reader.change_positions()
+    position = max(positions.values(), default=0)
+    zones = list(follower.zones)
+    count = follower.load_snapshot(
+        reader.iter_ip_rows(zones),
+        reader.iter_domain_rows(zones),
+        positions,
+        position,
+        reader.iter_allowlist(),
+    )
+    return LoadReport(count, time.monotonic() - started, position)
+
+
+def check_zone_texts(traps: TrapFilter, zones: Iterable[ZoneSettings], where: str = "") -> None:
+    """TrapTextError when a zone's own TXT or lookup URL names a trap: they go out unfiltered."""
+    for zone in zones:
+        for item, text in (("txt", zone.txt), ("lookup_url", zone.lookup_url)):
+            traps.check(text, f"{where}zone {zone.name} {item}")

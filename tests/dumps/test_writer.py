@@ -22,8 +22,7 @@ import pytest
 from rbl.dnsserver.zone import LISTED, Zone
 from rbl.dumps import writer
 from rbl.dumps.writer import DumpError, write_dumps
-from rbl.server.follower import IndexFollower
-from rbl.server.service import build_zones, load_index
+from rbl.server.follower import IndexFollower, build_zones, load_index
 from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, seed
 
 IP_BASE = f"{IP_ZONE}/{IP_ZONE}"
