@@ -51,11 +51,8 @@ def resident_bytes() -> int:
 class DnsCounted(Protocol):
     """What a DNS process counts: packets (``counters``) and answers (``responder``)."""
 
-    @property
-    def counters(self) -> Counters: ...
-
-    @property
-    def responder(self) -> Responder: ...
+    counters: Counters
+    responder: Responder
 
 
 class DumpRun(Protocol):
@@ -71,11 +68,8 @@ class DumpRun(Protocol):
 class DumpRuns(Protocol):
     """The dump timer's counters (rbl.dumps.service.DumpService)."""
 
-    @property
-    def runs(self) -> int: ...
-
-    @property
-    def failures(self) -> int: ...
+    runs: int
+    failures: int
 
     @property
     def last_report(self) -> DumpRun | None: ...

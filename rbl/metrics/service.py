@@ -51,11 +51,8 @@ STORE_REFRESH = 15.0  # seconds a store reading is reused
 class Followed(Protocol):
     """The index DNS answers from: its zones and the change-log id applied."""
 
-    @property
-    def zones(self) -> Mapping[str, Zone]: ...
-
-    @property
-    def position(self) -> int: ...
+    zones: dict[str, Zone]
+    position: int
 
 
 class Workers(Protocol):
@@ -68,30 +65,32 @@ class Workers(Protocol):
 class PolicyFeed(Protocol):
     """The writer's live feed: the policy factory (when listening) and its recorder."""
 
-    @property
-    def policy_factory(self) -> PolicyServerFactory | None: ...
-
-    @property
-    def recorder(self) -> HitRecorder: ...
+    policy_factory: PolicyServerFactory | None
+    recorder: HitRecorder
 
 
 class Observed(Protocol):
     """What a scrape reads of a composed server (rbl.server.service.Server)."""
 
     @property
-    def dns(self) -> DnsCounted: ...
+    def dns(self) -> DnsCounted:
+        """This process's DNS ports (rbl.server.dnsservice.DnsServerService)."""
 
     @property
-    def follower(self) -> Followed: ...
+    def follower(self) -> Followed:
+        """The index they answer from (rbl.server.follower.IndexFollower)."""
 
     @property
-    def supervisor(self) -> Workers | None: ...
+    def supervisor(self) -> Workers | None:
+        """The ``--workers`` children, when there are any (rbl.server.workers)."""
 
     @property
-    def writer(self) -> PolicyFeed | None: ...
+    def writer(self) -> PolicyFeed | None:
+        """The writer node's live feed; None on a DNS-only node (rbl.server.writer)."""
 
     @property
-    def dumps(self) -> DumpRuns | None: ...
+    def dumps(self) -> DumpRuns | None:
+        """The dump timer, when ``[dumps] directory`` is set (rbl.dumps.service)."""
 
 
 class MetricsCollector:

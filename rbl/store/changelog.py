@@ -97,7 +97,7 @@ def prune_changes(engine: Engine, before: datetime, batch: int = PRUNE_BATCH) ->
     the zone's last row, and a serial must never go back. Every transaction
     also raises ``change_log_pruned.through`` to the highest id it deleted, so
     a follower still behind that id knows it may have missed rows and loads a
-    fresh snapshot (rbl.server.service). Short transactions: ingest and the live feed
+    fresh snapshot (rbl.server.changes). Short transactions: ingest and the live feed
     wait for at most one batch.
     """
     deleted = 0
