@@ -7,13 +7,14 @@ text, printed escaped; an answer goes back to them, so no trap may be named in i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
 from rbl.cli.base import Context, Text, pass_context
 from rbl.cli.keys import zone_and_key
-from rbl.cli.options import RequestRef, limit_option, zone_option
+from rbl.cli.options import F, RequestRef, limit_option, zone_option
 from rbl.cli.output import echo, safe
 
 if TYPE_CHECKING:
@@ -101,14 +102,17 @@ def requests_show(obj: Context, request_id: str) -> None:
             echo(_request_line(other))
 
 
+def _message_option(help: str) -> Callable[[F], F]:
+    """``--message``, required: the answer the requester is shown. It may be blank here:
+    an approval needs none, and the store refuses a blank denial with its own message."""
+    return click.option(
+        "--message", required=True, type=Text(4000, multiline=True, allow_empty=True), help=help
+    )
+
+
 @requests.command("approve")
 @click.argument("request_id", type=RequestRef())
-@click.option(
-    "--message",
-    required=True,
-    type=Text(4000, multiline=True, allow_empty=True),
-    help="Answer shown to the requester.",
-)
+@_message_option("Answer shown to the requester.")
 @pass_context
 def requests_approve(obj: Context, request_id: str, message: str) -> None:
     """Approve: the listing is removed (DNS follows within a second) and the other
@@ -132,12 +136,7 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 
 @requests.command("deny")
 @click.argument("request_id", type=RequestRef())
-@click.option(
-    "--message",
-    required=True,
-    type=Text(4000, multiline=True, allow_empty=True),  # the store names a blank one
-    help="Why, shown to the requester.",
-)
+@_message_option("Why, shown to the requester.")
 @pass_context
 def requests_deny(obj: Context, request_id: str, message: str) -> None:
     """Deny this request; the others for the same listing stay pending."""
