@@ -2,22 +2,13 @@
 
 SQLite never enforced VARCHAR(8); PostgreSQL refused the 9-letter op that
 removing an allowlist entry writes.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23 08:00:00
-
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 
 def _change_log(op_width: int) -> sa.Table:
