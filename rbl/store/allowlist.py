@@ -8,12 +8,13 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, or_, select
 
 from rbl.errors import NotListedError
+from rbl.model.changes import OP_EXCLUDE, OP_UNEXCLUDE
 from rbl.model.keys import DomainKey, IpKey, ListingKey, parse_domain_key, parse_ip_key
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.policy.allowlist import Allowlist
 from rbl.store.changelog import append_change, lock_change_log
 from rbl.store.listings import audit, key_columns, remove_listing
-from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, listings
+from rbl.store.schema import ACTIVE, allowlist, listings
 
 
 def add_allowed(

@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 
 from rbl.config import ZoneSettings
+from rbl.model.changes import OP_DELETE, OP_SET
 from rbl.model.idn import ascii_domain
 from rbl.model.keys import MAX_PREFIXLEN, DomainKey, IpKey, ListingKey, address_key
 from rbl.model.suffixes import is_public_suffix
@@ -62,8 +63,6 @@ from rbl.store.schema import (
     ACTIVE,
     EXPIRED,
     HELD,
-    OP_DELETE,
-    OP_SET,
     SOURCE_MANUAL,
     SOURCE_TRAP,
     audit_log,

@@ -24,14 +24,13 @@ from sqlalchemy import (
 )
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
+from rbl.model.changes import OP_DELETE, OP_SET
 from rbl.model.keys import MAX_PREFIXLEN, MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.store.changelog import append_change, append_changes, lock_change_log
 from rbl.store.schema import (
     ACTIVE,
     HELD,
-    OP_DELETE,
-    OP_SET,
     REMOVED,
     allowlist,
     audit_log,

@@ -36,9 +36,6 @@ SOURCE_TRAP = "trap"
 TRAP_ADDRESS = "address"  # one exact recipient address
 TRAP_DOMAIN = "domain"  # every address at the domain
 
-OP_SET = "set"
-OP_DELETE = "delete"
-
 listings = Table(
     "listings",
     metadata,
@@ -189,9 +186,6 @@ PENDING = "pending"
 APPROVED = "approved"
 DENIED = "denied"
 CLOSED = "closed"  # another request for the same listing was approved
-
-OP_EXCLUDE = "exclude"  # allowlisted: never answers as listed, even inside a listed network
-OP_UNEXCLUDE = "unexclude"
 
 removal_requests = Table(
     "removal_requests",
