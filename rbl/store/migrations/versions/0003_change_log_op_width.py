@@ -34,12 +34,17 @@ def _batch(op_width: int):  # type: ignore[no-untyped-def]
 
 
 def upgrade() -> None:
+    _op_width(8, 16)
+
+
+def _op_width(old: int, new: int) -> None:
+    """Change ``change_log.op`` from VARCHAR(old) to VARCHAR(new), keeping SQLite's ids."""
     sequence = _sqlite_sequence()
-    with _batch(8) as batch_op:
+    with _batch(old) as batch_op:
         batch_op.alter_column(
             "op",
-            existing_type=sa.String(length=8),
-            type_=sa.String(length=16),
+            existing_type=sa.String(length=old),
+            type_=sa.String(length=new),
             existing_nullable=False,
         )
     _restore_sqlite_sequence(sequence)
@@ -66,12 +71,4 @@ def _restore_sqlite_sequence(sequence: int | None) -> None:
 
 
 def downgrade() -> None:
-    sequence = _sqlite_sequence()
-    with _batch(16) as batch_op:
-        batch_op.alter_column(
-            "op",
-            existing_type=sa.String(length=16),
-            type_=sa.String(length=8),
-            existing_nullable=False,
-        )
-    _restore_sqlite_sequence(sequence)
+    _op_width(16, 8)

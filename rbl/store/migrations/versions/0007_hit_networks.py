@@ -15,7 +15,7 @@ def upgrade() -> None:
     op.add_column("hits", sa.Column("family", sa.SmallInteger()))
     op.add_column("hits", sa.Column("network", sa.LargeBinary(16)))
     op.create_index("ix_hits_network_at", "hits", ["family", "network", "at"])
-    # Existing hits: the same bytes the store writes (rbl.store.evidence), in id order.
+    # Existing hits: the same bytes the store writes (rbl.store.hitrows), in id order.
     conn = op.get_bind()
     hits = sa.table(
         "hits",
