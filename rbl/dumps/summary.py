@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rbl.config import Settings, ZoneSettings
 from rbl.model.keys import ZoneKind, test_point_conflict
@@ -57,17 +57,31 @@ class ZoneSummary:
     files: tuple[str, ...]
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "zone": self.zone,
-            "kind": self.kind,
-            "serial": self.serial,
-            "generated": self.generated,
-            "listings": self.listings,
-            "exclusions": self.exclusions,
-            "by_code": self.by_code,
-            "by_prefix": self.by_prefix,
-            "files": list(self.files),
-        }
+        document: dict[str, object] = {each.name: getattr(self, each.name) for each in fields(self)}
+        document["files"] = list(self.files)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> ZoneSummary:
+        """A summary as ``as_json`` wrote it (KeyError, TypeError, ValueError if not)."""
+        return cls(**{each.name: _READ[each.name](document[each.name]) for each in fields(cls)})
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_READ: Final[dict[str, Callable[[Any], Any]]] = {
+    "zone": _same,
+    "kind": _same,
+    "generated": _same,
+    "serial": int,
+    "listings": int,
+    "exclusions": int,
+    "by_code": dict,
+    "by_prefix": dict,
+    "files": tuple,
+}
 
 
 class Tally:
@@ -75,16 +89,19 @@ class Tally:
 
     def __init__(self, zone: ZoneSettings) -> None:
         self.zone = zone
-        self.listings = 0
         self.exclusions = 0
-        self._codes: dict[str | None, int] = {}
-        self._prefixes: dict[tuple[int, int], int] = {}
+        # (codes, family or 0 for a domain, prefix length or 1 for *.name): rows
+        self._counts: dict[tuple[str | None, int, int], int] = {}
 
     def ip_rows(self, rows: Iterable[IpRow]) -> Iterator[IpRow]:
+        counts = self._counts
         for row in rows:
             _zone, family, prefixlen, network, codes, _txt = row
-            if not is_test_point(family, int.from_bytes(network, "big"), prefixlen):
-                self._count(codes, (family, prefixlen))
+            # Cheap test first: most IPv4 networks are far from 127.0.0.0/8.
+            if (family == 4 and prefixlen >= 8 and network[0] != 127) or not is_test_point(
+                family, int.from_bytes(network, "big"), prefixlen
+            ):
+                counts[(codes, family, prefixlen)] = counts.get((codes, family, prefixlen), 0) + 1
             yield row
 
     def domain_rows(self, rows: Iterable[DomainRow]) -> Iterator[DomainRow]:
@@ -107,31 +124,29 @@ class Tally:
             yield row
 
     def _count(self, codes: str | None, prefix: tuple[int, int]) -> None:
-        self.listings += 1
-        self._codes[codes] = self._codes.get(codes, 0) + 1
-        self._prefixes[prefix] = self._prefixes.get(prefix, 0) + 1
+        key = (codes, *prefix)
+        self._counts[key] = self._counts.get(key, 0) + 1
 
     def summary(self, serial: int, now: datetime, files: tuple[str, ...]) -> ZoneSummary:
         by_code: dict[str, int] = {}
-        for codes, count in self._codes.items():
+        prefixes: dict[tuple[int, int], int] = {}
+        for (codes, family, prefixlen), count in self._counts.items():
             for code in (codes or DEFAULT_CODE).split(","):
                 by_code[code] = by_code.get(code, 0) + count
+            prefixes[(family, prefixlen)] = prefixes.get((family, prefixlen), 0) + count
         if self.zone.kind is ZoneKind.IP:
             by_prefix = {
                 f"ipv{family}/{prefixlen}": count
-                for (family, prefixlen), count in sorted(self._prefixes.items())
+                for (family, prefixlen), count in sorted(prefixes.items())
             }
         else:
-            by_prefix = {
-                "exact": self._prefixes.get((0, 0), 0),
-                "subdomains": self._prefixes.get((0, 1), 0),
-            }
+            by_prefix = {"exact": prefixes.get((0, 0), 0), "subdomains": prefixes.get((0, 1), 0)}
         return ZoneSummary(
             zone=self.zone.name,
             kind=self.zone.kind.value,
             serial=serial,
             generated=stamp(now),
-            listings=self.listings,
+            listings=sum(self._counts.values()),
             exclusions=self.exclusions,
             by_code=dict(sorted(by_code.items())),
             by_prefix=by_prefix,
@@ -175,21 +190,7 @@ def previous_summaries(directory: Path, settings: Settings, written: set[str]) -
     try:
         document = json.loads((directory / SUMMARY_JSON).read_text())
         zones = document["zones"]
-        return [
-            ZoneSummary(
-                zone=z["zone"],
-                kind=z["kind"],
-                serial=int(z["serial"]),
-                generated=z["generated"],
-                listings=int(z["listings"]),
-                exclusions=int(z["exclusions"]),
-                by_code=dict(z["by_code"]),
-                by_prefix=dict(z["by_prefix"]),
-                files=tuple(z["files"]),
-            )
-            for z in zones
-            if z.get("zone") in configured
-        ]
+        return [ZoneSummary.from_json(z) for z in zones if z.get("zone") in configured]
     except (OSError, ValueError, KeyError, TypeError):
         return []
 

@@ -63,10 +63,12 @@ _FLUSH_ROWS: Final = 8192
 
 @dataclass(frozen=True, slots=True)
 class DumpReport:
+    """What one ``write_dumps`` wrote: the zones' summaries and every file's size."""
+
     directory: Path
     generated: datetime
     seconds: float
-    zones: tuple[ZoneSummary, ...]
+    zones: Sequence[ZoneSummary]
     files: dict[str, int] = field(default_factory=dict)  # relative path -> bytes
 
     @property

@@ -26,11 +26,11 @@ so two generations of a zone can be compared record by record (IXFR).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final, NamedTuple
 
 from rbl.index.tables import EXCLUDED, Value
-from rbl.zonedata.names import ip_text, wildcard_shadows, zone_names
+from rbl.zonedata.names import OCTET_TEXT, ip_text, wildcard_shadows, zone_names
 from rbl.zonedata.view import DomainEntry, IpEntry, ZoneView
 
 A: Final = "A"
@@ -89,6 +89,7 @@ class Records:
     def __init__(self, view: ZoneView) -> None:
         self.view = view
         self.texts = ValueTexts(view)
+        self._made: dict[int, tuple[tuple[str, ...], list[str]]] = {}  # vid: codes, TXT parts
 
     def all(self) -> Iterator[Record]:
         """Every record below the apex, in the order the zone-file dump writes them."""
@@ -102,33 +103,43 @@ class Records:
                 yield from self.domain_entry(domain)
             yield from self.shadows()
 
-    def value(self, owner: str, vid: int, key: str, listing: str) -> Iterator[Record]:
+    def value(self, owner: str, vid: int, key: str, listing: str) -> list[Record]:
         """A records for every code, then TXT naming ``key``."""
-        for code in self.texts.value(vid).codes:
-            yield Record(owner, A, code, listing)
-        yield Record(owner, TXT, self.texts.text(vid, key), listing)
+        made = self._made.get(vid)
+        if made is None:
+            made = self._made[vid] = (self.texts.value(vid).codes, self.texts.parts(vid))
+        codes, parts = made
+        txt = Record(owner, TXT, key.join(parts), listing)
+        if len(codes) == 1:
+            return [Record(owner, A, codes[0], listing), txt]
+        records = [Record(owner, A, code, listing) for code in codes]
+        records.append(txt)
+        return records
 
-    def ip_entry(self, entry: IpEntry) -> Iterator[Record]:
+    def ip_entry(self, entry: IpEntry) -> Iterable[Record]:
         """A listed network's names, around the entries inside it (cut out as holes)."""
         vid = entry.vid
         if vid == EXCLUDED:
-            return
+            return ()
         family = entry.family
         listing = entry.key
         bits = 32 if family == 4 else 128
-        if not entry.children and entry.prefixlen == bits:  # the common case: one address
-            name = next(zone_names(family, entry.network, bits))[0]
-            yield from self.value(name, vid, listing, listing)
-            return
+        if entry.prefixlen == bits:  # the common case: one address
+            return self.value(_reverse(family, entry.network), vid, listing, listing)
+        return self._network(entry, bits)
+
+    def _network(self, entry: IpEntry, bits: int) -> Iterator[Record]:
+        family, listing = entry.family, entry.key
         for n, p in entry.pieces():
             for name, wildcard, address in zone_names(family, n, p):
                 key = listing if wildcard else ip_text(family, address, bits)
-                yield from self.value(name, vid, key, listing)
+                yield from self.value(name, entry.vid, key, listing)
 
-    def domain_entry(self, entry: DomainEntry) -> Iterator[Record]:
-        if entry.vid != EXCLUDED:
-            key = entry.key
-            yield from self.value(key, entry.vid, key, key)
+    def domain_entry(self, entry: DomainEntry) -> list[Record]:
+        if entry.vid == EXCLUDED:
+            return []
+        key = entry.key
+        return self.value(key, entry.vid, key, key)
 
     def shadows(self) -> Iterator[Record]:
         """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonedata.names).
@@ -149,6 +160,16 @@ class Records:
                 yield from self.value(name, vid, name, listing)
             if name not in subtree:
                 yield from self.value(f"*.{name}", vid, listing, listing)
+
+
+def _reverse(family: int, address: int) -> str:
+    """The owner name of one address."""
+    if family == 4:
+        return (
+            f"{OCTET_TEXT[address & 255]}.{OCTET_TEXT[address >> 8 & 255]}."
+            f"{OCTET_TEXT[address >> 16 & 255]}.{OCTET_TEXT[address >> 24]}"
+        )
+    return ".".join(reversed(f"{address:032x}"))
 
 
 def zone_records(view: ZoneView) -> Iterator[Record]:

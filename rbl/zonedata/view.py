@@ -9,8 +9,10 @@ can cut them out (``listed_pieces``); domain entries come sorted by name.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from socket import inet_ntoa
 from typing import NamedTuple
 
 from rbl.config import ZoneSettings
@@ -81,6 +83,17 @@ class ZoneView:
         """The entries of one family in address order, exclusions included."""
         return ip_entries(family, self.v4 if family == 4 else self.v6)
 
+    def listed_blocks(self, family: int, unlisted: Iterable[int]) -> int:
+        """How many CIDR blocks the listed entries of a family cover once the entries
+        inside them are cut out, leaving out entries with ``unlisted`` value ids."""
+        levels = self.v4 if family == 4 else self.v6
+        skip = set(unlisted)
+        total = sum(len(vals) - sum(vals.count(vid) for vid in skip) for _p, _k, vals in levels)
+        for entry in ip_entries(family, nested_levels(family, levels)):
+            if entry.children and entry.vid not in skip:
+                total += sum(1 for _ in entry.pieces()) - 1
+        return total
+
     def domain_entries(self) -> list[DomainEntry]:
         """Exact names and ``*.name`` subtrees, sorted (name, wildcard)."""
         entries = [DomainEntry(name, False, vid) for name, vid in self.exact.items()]
@@ -97,10 +110,7 @@ class IpEntry(NamedTuple):
     prefixlen: int
     vid: int
     children: tuple[tuple[int, int], ...]  # (network, prefix length), in address order
-
-    @property
-    def key(self) -> str:
-        return ip_text(self.family, self.network, self.prefixlen)
+    key: str  # the network as text: 192.0.2.1, 192.0.2.0/24, 2001:db8::/32
 
     def pieces(self, holes: Iterable[tuple[int, int]] | None = None) -> Iterator[tuple[int, int]]:
         """The CIDR blocks of the entry outside ``holes`` (default: all its children)."""
@@ -146,28 +156,62 @@ def ip_entries(family: int, levels: Sequence[LevelView]) -> Iterator[IpEntry]:
     in address order. Memory: the largest such network's entries, not the zone.
     """
     bits = MAX_PREFIXLEN[family]
+    text = _v4_text if family == 4 else _v6_text
     merged = heapq.merge(*(_level_entries(*level) for level in levels))
     held: list[tuple[int, int, int, list[tuple[int, int]]]] = []
     stack: list[tuple[int, list[tuple[int, int]]]] = []  # (last address, children)
+    leaf: list[tuple[int, int]] = []  # the children of a single address: none, ever
     for network, prefixlen, vid in merged:
         while stack and stack[-1][0] < network:
             stack.pop()
-        if not stack and held:
-            yield from _entries(family, held)
-            held = []
         if stack:
             stack[-1][1].append((network, prefixlen))
+        else:
+            for n, p, v, kids in held:
+                yield IpEntry(family, n, p, v, tuple(kids), text(n, p))
+            held = []
+            if prefixlen == bits:  # the common case: an address outside every network
+                yield IpEntry(family, network, bits, vid, (), text(network, bits))
+                continue
+        if prefixlen == bits:
+            held.append((network, bits, vid, leaf))
+            continue
         children: list[tuple[int, int]] = []
         stack.append((network | ((1 << (bits - prefixlen)) - 1), children))
         held.append((network, prefixlen, vid, children))
-    yield from _entries(family, held)
+    for n, p, v, kids in held:
+        yield IpEntry(family, n, p, v, tuple(kids), text(n, p))
 
 
-def _entries(
-    family: int, held: list[tuple[int, int, int, list[tuple[int, int]]]]
-) -> Iterator[IpEntry]:
-    for network, prefixlen, vid, children in held:
-        yield IpEntry(family, network, prefixlen, vid, tuple(children))
+def nested_levels(family: int, levels: Sequence[LevelView]) -> list[LevelView]:
+    """Only the entries that are networks or lie inside one: where nesting can be."""
+    bits = MAX_PREFIXLEN[family]
+    ranges = [
+        (network, network | ((1 << (bits - prefixlen)) - 1))
+        for prefixlen, keys, _vals in levels
+        if prefixlen < bits
+        for network in keys
+    ]
+    nested: list[LevelView] = []
+    for prefixlen, keys, vals in levels:
+        if prefixlen < bits:
+            nested.append((prefixlen, keys, vals))
+            continue
+        inside: set[int] = set()
+        for low, high in ranges:
+            inside.update(range(bisect_left(keys, low), bisect_right(keys, high)))
+        chosen = sorted(inside)
+        nested.append((prefixlen, [keys[i] for i in chosen], [vals[i] for i in chosen]))
+    return nested
+
+
+def _v4_text(network: int, prefixlen: int) -> str:
+    text = inet_ntoa(network.to_bytes(4, "big"))
+    return text if prefixlen == 32 else f"{text}/{prefixlen}"
+
+
+def _v6_text(network: int, prefixlen: int) -> str:
+    return ip_text(6, network, prefixlen)
 
 
 def _level_entries(

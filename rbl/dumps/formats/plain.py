@@ -36,7 +36,7 @@ class PlainIp:
 
     def header(self, dump: ZoneDump) -> str:
         assert self.family is not None
-        count = sum(self._lines(dump, e) for e in dump.view.ip_entries(self.family))
+        count = dump.view.listed_blocks(self.family, (EXCLUDED, dump.test_vid))
         return (
             f"# rbl dump of {dump.zone.name}: IPv{self.family} addresses listed, one address "
             f"or CIDR network a line\n"
@@ -44,12 +44,6 @@ class PlainIp:
             "# allowlisted addresses inside listed networks are left out: such a network "
             "is written as the pieces that remain listed\n"
         )
-
-    @staticmethod
-    def _lines(dump: ZoneDump, entry: IpEntry) -> int:
-        if entry.vid in (EXCLUDED, dump.test_vid):
-            return 0
-        return sum(1 for _ in entry.pieces()) if entry.children else 1
 
     def entry(self, dump: ZoneDump, entry: Entry) -> str:
         assert isinstance(entry, IpEntry)

@@ -101,7 +101,9 @@ class Rbldnsd:
         return found
 
     def entry(self, dump: ZoneDump, entry: Entry) -> str:
-        tail = self._tail(dump, entry.vid)
+        tail = self._tails.get(entry.vid) or self._tail(dump, entry.vid)
+        if len(tail) == 1 and not (isinstance(entry, IpEntry) and entry.children):
+            return f"{entry.key}{tail[0]}\n"  # the common case: one key, one code
         return "".join(f"{key}{each}\n" for key in self._keys(entry) for each in tail)
 
     def exclusion(self, dump: ZoneDump, entry: Entry) -> str:

@@ -51,10 +51,10 @@ def _txt_field(text: str) -> str:
 def render(records: Iterable[Record]) -> str:
     """Records as master-file lines."""
     out = []
-    previous: tuple[str, str] | None = None
+    last_owner = last_listing = None
     for owner, rtype, value, listing in records:
-        head = "\t" if (owner, listing) == previous else owner
-        previous = (owner, listing)
+        head = "\t" if owner == last_owner and listing == last_listing else owner
+        last_owner, last_listing = owner, listing
         if rtype == A:
             out.append(f"{head}\tA\t{value}\n")
         elif rtype == TXT:
