@@ -14,7 +14,7 @@ Access: only clients inside ``allow`` networks may transfer; everyone else gets
 REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
 (rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
 
-A transfer reads one view of the zone when the request arrives (``ZoneView``:
+A transfer reads one view of the zone when the request arrives (``rbl.zonedata.view.ZoneView``:
 copies of the index arrays, on the reactor thread, milliseconds), so it is
 consistent at one serial; its messages are then built a few at a time while
 DNS goes on answering (rbl.dnsserver.protocol sends them cooperatively, and
@@ -53,9 +53,7 @@ from rbl.zonedata.view import ZoneView
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 TYPE_HINFO: Final = 13
-HINFO_RDATA: Final = (
-    bytes((len(HINFO_CPU),)) + HINFO_CPU.encode() + bytes((len(HINFO_OS),)) + (HINFO_OS.encode())
-)
+HINFO_RDATA: Final = b"".join(bytes((len(text),)) + text.encode() for text in (HINFO_CPU, HINFO_OS))
 _POINTER_TO_QNAME: Final = b"\xc0\x0c"
 _SERIAL_HALF: Final = 1 << 31
 

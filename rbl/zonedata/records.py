@@ -18,7 +18,10 @@ secondary or a mirror loads answers what rbl answers:
 
 A zone file cannot substitute per query, so a wildcard's TXT names the listing
 (``192.0.2.0/24``, ``*.example.com``) where rbl names the queried key; A
-records, NXDOMAIN and NODATA agree.
+records, NXDOMAIN and NODATA agree. Partial reversed names below a wildcard
+(``5.0.10`` under 10.0.0.0/16) match the wildcard in DNS where rbl says NODATA;
+where IPv4 and IPv6 names of one zone collide (an IPv6 /16 wildcard below an
+IPv4 name), DNS wildcard rules can differ from rbl, which reads both.
 
 Records are values (``Record``, a named tuple): equal records compare equal,
 so two generations of a zone can be compared record by record (IXFR).
