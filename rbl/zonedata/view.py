@@ -3,7 +3,7 @@
 Everything that writes a whole zone (AXFR/IXFR in rbl.dnsserver.transfer, the
 dump formats in rbl.dumps.formats) walks a ``ZoneView``: IP entries come in
 address order, each with the entries immediately inside it, so a renderer
-can cut them out (``listed_pieces``); domain entries come sorted by name.
+can cut them out (``IpEntry.pieces``); domain entries come sorted by name.
 """
 
 from __future__ import annotations
