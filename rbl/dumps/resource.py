@@ -25,7 +25,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from rbl.dumps.writer import SUMS_NAME
+from rbl.dumps.summary import SUMS_NAME
 
 TEXT: Final = b"text/plain; charset=utf-8"
 CONTENT_TYPES: Final = {
