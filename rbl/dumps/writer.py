@@ -103,6 +103,7 @@ from typing import BinaryIO, Final
 from rbl.config import Settings, ZoneSettings
 from rbl.errors import RblError
 from rbl.index.tables import TEST_VALUE
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import (
     MAX_PREFIXLEN,
     TEST_LISTED_NAME,
@@ -138,7 +139,6 @@ HINFO_EXCLUDED: Final = '"rbl" "allowlisted: not listed"'
 
 _FLUSH_ROWS: Final = 8192
 _EXCLUDED: Final = 0
-_DEFAULT_CODE: Final = "127.0.0.2"  # what the DNS follower assumes for a row without codes
 
 
 class DumpError(RblError):
@@ -533,7 +533,7 @@ class _Values:
             marker = "\x00"
             parts = self.traps.redact(self.zone.txt_for(marker, txt)).split(marker)
             value = _Value(
-                codes=tuple((codes or _DEFAULT_CODE).split(",")),
+                codes=tuple((codes or DEFAULT_CODE).split(",")),
                 txt=txt,
                 parts=parts,
                 plain=all(_zone_safe(part) for part in parts),

@@ -14,6 +14,7 @@ from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Value
 from rbl.model.changes import OP_EXCLUDE, OP_SET, OP_UNEXCLUDE
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import DomainKey, IpKey, ListingKey, parse_key, test_point_conflict
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 
@@ -48,7 +49,7 @@ class IndexFollower:
     def _value(self, codes: str | None, txt: str | None) -> Value:
         parsed = self._codes.get(codes or "")
         if parsed is None:
-            parsed = self._codes[codes or ""] = tuple((codes or "127.0.0.2").split(","))
+            parsed = self._codes[codes or ""] = tuple((codes or DEFAULT_CODE).split(","))
         return Value(parsed, None if txt is None else self.traps.redact(txt))
 
     def load_snapshot(

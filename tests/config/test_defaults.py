@@ -6,7 +6,9 @@ defaults did not move; ``repr`` is compared too, so an int where a float was is 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 from rbl.config import (
     DatabaseSettings,
@@ -32,7 +34,7 @@ from rbl.model.keys import ZoneKind
 
 SOURCE = Path("/etc/rbl/rbl.toml")
 
-MINIMAL = {
+MINIMAL: dict[str, Any] = {
     "zones": [
         {"name": "bl.example.org", "ns": ["ns1.example.org"]},
         {"name": "dbl.example.org", "kind": "domain", "ns": ["ns1.example.org"]},
@@ -173,11 +175,11 @@ def test_a_minimal_file_gives_every_default() -> None:
 
 def test_empty_sections_give_the_same_defaults() -> None:
     sections = ["database", "dns", "sync", "listing", "web", "public", "delisting"]
-    data = {**MINIMAL, **{name: {} for name in sections}}
+    data = copy.deepcopy(MINIMAL) | {name: {} for name in sections}
     data |= {"dumps": {}, "transfer": {}, "metrics": {}, "feeds": {"policy": {}}}
     data["dns"] = {"rate_limit": {}, "tcp": {}}
-    data["zones"][0]["soa"] = {}  # type: ignore[index]
-    data["zones"][0]["codes"] = {}  # type: ignore[index]
+    data["zones"][0]["soa"] = {}
+    data["zones"][0]["codes"] = {}
     assert repr(parse_settings(data, source=SOURCE)) == repr(EXPECTED)
 
 
