@@ -63,7 +63,6 @@ PENDING: frozenset[tuple[str, str]] = frozenset(
         ("rbl/cli/doctor.py", "sqlalchemy"),
         ("rbl/feeds/ingest.py", "sqlalchemy"),
         ("rbl/feeds/refeed.py", "sqlalchemy"),
-        ("rbl/web/site.py", "sqlalchemy"),
     }
 )
 

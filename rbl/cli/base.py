@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -24,7 +23,9 @@ from rbl.errors import (
     RblError,
     ZoneError,
 )
+from rbl.model.guess import guess_kind
 from rbl.model.keys import ListingKey, ZoneKind, parse_key
+from rbl.model.text import REQUEST_TOKEN, describe_character, forbidden_character
 
 DEFAULT_CONFIG = "/etc/rbl/rbl.toml"
 
@@ -68,34 +69,23 @@ class Context:
             return self.settings.zone(zone_name)
         zones = self.settings.zones
         if key_text is not None:
-            kind = ZoneKind.IP if _looks_like_ip(key_text) else ZoneKind.DOMAIN
+            kind = guess_kind(key_text.strip())
             zones = tuple(z for z in zones if z.kind is kind)
+            if not zones:
+                raise ZoneError(
+                    f"{key_text[:100]!r} reads as {_KIND_NAMES[kind]} and no zone lists "
+                    f"{kind.value} keys: give --zone"
+                )
         if len(zones) == 1:
             return zones[0]
         names = ", ".join(z.name for z in zones) or "none"
         raise ZoneError(f"give --zone: more than one zone could hold it ({names})")
 
 
+_KIND_NAMES = {ZoneKind.IP: "an IP address or network", ZoneKind.DOMAIN: "a domain name"}
+
+
 # -- parameter types: bad input is a usage error (exit 2) naming the option ----------------
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def forbidden_character(text: str, allowed: str = "") -> str | None:
-    """The first character of ``text`` that is a control character, or came from bytes that
-    were not UTF-8 (Python keeps those as lone surrogates), unless it is in ``allowed``."""
-    for ch in text:
-        if ch in allowed:
-            continue
-        if ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS or "\ud800" <= ch <= "\udfff":
-            return ch
-    return None
-
-
-def describe_character(ch: str) -> str:
-    if "\udc80" <= ch <= "\udcff":
-        return f"a byte (0x{ord(ch) - 0xDC00:02X}) that is not UTF-8"
-    return f"the control character U+{ord(ch):04X}"
 
 
 class Text(click.ParamType[str]):
@@ -126,7 +116,6 @@ class RequestRef(click.ParamType[str]):
     """A removal request's number (as ``rbl requests list`` shows) or its public token."""
 
     name = "request"
-    _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
@@ -134,7 +123,7 @@ class RequestRef(click.ParamType[str]):
             if len(text) > 18 or int(text) == 0:
                 self.fail(f"{text[:30]!r} is not a request number (1 to 18 digits)", param, ctx)
             return str(int(text))
-        if not self._TOKEN.fullmatch(text):
+        if not REQUEST_TOKEN.fullmatch(text):
             self.fail(
                 f"{text[:40]!r} is neither a request number nor a request token "
                 "(16-64 letters, digits, '-' or '_')",
@@ -182,11 +171,6 @@ def read_lines(source: BinaryIO) -> Iterator[tuple[int, str]]:
                 f"{exc.start + 1}); nothing imported"
             ) from None
         yield number, line
-
-
-def _looks_like_ip(text: str) -> bool:
-    head = text.split("/", 1)[0]
-    return ":" in head or head.replace(".", "").isdigit()
 
 
 def _key_for(zone: ZoneSettings, text: str) -> ListingKey:

@@ -32,8 +32,11 @@ from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import add_listing, remove_listing
 from rbl.store.traps import add_trap
+from rbl.store.website import SiteStore
+from rbl.web.chart import hits_chart
+from rbl.web.limits import MAX_BODY
 from rbl.web.service import WebService
-from rbl.web.site import MAX_BODY, hits_chart, make_site
+from rbl.web.site import make_site
 from tests.web.support import Response, fetch
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -197,7 +200,8 @@ def build(
     seed(engine, settings)
     clock = task.Clock()
     clock.advance(NOW.timestamp())
-    return Web(make_site(settings, engine, run, clock, b"s" * 32), clock, engine, settings)
+    site = make_site(settings, SiteStore(engine), run, clock, b"s" * 32)
+    return Web(site, clock, engine, settings)
 
 
 @pytest.fixture
