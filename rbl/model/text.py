@@ -35,4 +35,6 @@ def describe_character(ch: str) -> str:
     """``ch`` as a person should read it in an error: a byte that was not UTF-8, or U+XXXX."""
     if "\udc80" <= ch <= "\udcff":
         return f"a byte (0x{ord(ch) - 0xDC00:02X}) that is not UTF-8"
+    if "\ud800" <= ch <= "\udfff":
+        return f"the lone surrogate U+{ord(ch):04X}"
     return f"the control character U+{ord(ch):04X}"

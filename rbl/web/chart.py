@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-CHART_DAYS = 90
-
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -32,6 +30,9 @@ class Chart:
     busiest: tuple[date, int] | None
     first_day: date | None
     last_day: date | None
+
+
+CHART_DAYS = 90  # days the lookup page charts
 
 
 def hits_chart(daily: Sequence[tuple[date, int]], height: int = 80, bar_width: int = 6) -> Chart:

@@ -134,11 +134,11 @@ class PublicSite:
         self.store = store
         self.run = run
         self.clock = clock
+        self.limiter = RateLimiter(settings.web.requests_per_hour, clock)
         self.tokens = tokens
         self.max_db_jobs = max_db_jobs
         self.db_jobs = 0  # queued or running in the database thread pool
         self.in_flight = 0  # requests being answered, for a graceful stop
-        self.limiter = RateLimiter(settings.web.requests_per_hour, clock)
         self.templates = templates()
         self.trap_filter: TrapFilter = NO_TRAPS
         self.filter_read_at: float | None = None  # clock time of the last trap list read

@@ -10,8 +10,8 @@ shows no email address.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.web import http, server
@@ -20,7 +20,6 @@ from rbl.config import ZoneSettings
 from rbl.errors import NotListedError
 from rbl.model.keys import ListingKey
 from rbl.model.text import REQUEST_TOKEN
-from rbl.store.public import PublicStatus
 from rbl.store.requests import MAX_MESSAGE, RemovalRequest, RequestError, RequestLimitError
 from rbl.store.website import SiteRequest
 from rbl.web.forms import MAX_EMAIL, MAX_TOKEN, MAX_ZONE, ascii_field, form_errors, lenient_field
@@ -86,32 +85,30 @@ class Remove(SiteResource):
         return d
 
     def page(
-        self,
-        code: int,
-        key: ListingKey,
-        zone: ZoneSettings,
-        client: str,
-        *,
-        status: PublicStatus | None = None,
-        review_reason: str | None = None,
-        errors: Sequence[str] = (),
-        message: str = "",
-        email: str = "",
+        self, code: int, key: ListingKey, zone: ZoneSettings, client: str, **shown: Any
     ) -> Page:
+        """The form for ``key`` in ``zone`` with a fresh token for ``client``.
+
+        ``shown``: the listing's ``status`` and ``review_reason``, or the ``errors``
+        of a refused form with its ``message`` and ``email`` kept.
+        """
+        blank: dict[str, Any] = {
+            "status": None,
+            "review_reason": None,
+            "errors": [],
+            "message": "",
+            "email": "",
+        }
         return Page(
             code,
             "remove.html",
+            **(blank | shown),
             key=key.text,
             zone=zone.name,
-            status=status,
-            errors=list(errors),
-            message=message,
-            email=email,
             csrf=self.site.tokens.issue(client),
             max_message=MAX_MESSAGE,
             max_email=MAX_EMAIL,
             self_service=self.site.self_service_period is not None,
-            review_reason=review_reason,
         )
 
     def send(self, request: server.Request) -> Deferred[Page]:
