@@ -60,7 +60,6 @@ PURE_PACKAGES = ("rbl/feeds/parsers",)
 PENDING: frozenset[tuple[str, str]] = frozenset(
     {
         ("rbl/config/__init__.py", "rbl.dnsserver.tsig"),
-        ("rbl/cli/doctor.py", "sqlalchemy"),
         ("rbl/feeds/ingest.py", "sqlalchemy"),
         ("rbl/feeds/refeed.py", "sqlalchemy"),
     }

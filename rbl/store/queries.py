@@ -1,4 +1,5 @@
-"""Read-side queries for people: a key's evidence (operator CLI now, public pages later)."""
+"""Read-side queries for people: a key's evidence (operator CLI now, public pages later),
+the audit log, and how many listings are in a state (``rbl doctor``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from rbl.model.keys import MAX_PREFIXLEN, IpKey, ListingKey
 from rbl.store.listings import in_network
-from rbl.store.schema import audit_log, hits
+from rbl.store.schema import audit_log, hits, listings
 from rbl.store.timestamps import utc
 
 
@@ -118,3 +119,9 @@ def audit_entries(
             AuditRow(row.id, at, row.actor, row.action, row.zone, row.key, row.reason, row.detail)
         )
     return rows
+
+
+def count_listings(conn: Connection, state: str) -> int:
+    """How many listings, in every zone, are in ``state`` (``schema.ACTIVE``, ``HELD``...)."""
+    query = select(func.count()).select_from(listings).where(listings.c.state == state)
+    return int(conn.execute(query).scalar_one())
