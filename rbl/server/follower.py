@@ -13,16 +13,13 @@ from typing import TYPE_CHECKING, Any
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Value
+from rbl.model.changes import OP_EXCLUDE, OP_SET, OP_UNEXCLUDE
 from rbl.model.keys import DomainKey, IpKey, ListingKey, parse_key, test_point_conflict
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 
 if TYPE_CHECKING:
     from rbl.store.reader import Change, DomainRow, IpRow
 
-OP_SET = "set"
-OP_DELETE = "delete"
-OP_EXCLUDE = "exclude"
-OP_UNEXCLUDE = "unexclude"
 _V4_TEST_NET = 127
 
 
