@@ -61,7 +61,6 @@ PENDING: frozenset[tuple[str, str]] = frozenset(
     {
         ("rbl/feeds/ingest.py", "sqlalchemy"),
         ("rbl/feeds/refeed.py", "sqlalchemy"),
-        ("rbl/web/site.py", "sqlalchemy"),
     }
 )
 

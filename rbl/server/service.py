@@ -673,12 +673,15 @@ def make_service(
         writer.setServiceParent(top)
     web = None
     if writer is not None and settings.web.listen is not None:
+        from rbl.store.website import SiteStore
         from rbl.web.service import WebService
         from rbl.web.site import make_site
 
         # A per-process CSRF secret: a form left open across a restart gets a polite
         # "expired" page and a fresh token.
-        site = make_site(settings, writer.engine, database.run, reactor, secrets.token_bytes(32))
+        site = make_site(
+            settings, SiteStore(writer.engine), database.run, reactor, secrets.token_bytes(32)
+        )
         if settings.dumps.directory is not None:
             from rbl.dumps.resource import mount_dumps
 
