@@ -61,8 +61,6 @@ PENDING: frozenset[tuple[str, str]] = frozenset(
     {
         ("rbl/config/__init__.py", "rbl.dnsserver.tsig"),
         ("rbl/cli/doctor.py", "sqlalchemy"),
-        ("rbl/feeds/ingest.py", "sqlalchemy"),
-        ("rbl/feeds/refeed.py", "sqlalchemy"),
         ("rbl/web/site.py", "sqlalchemy"),
     }
 )
