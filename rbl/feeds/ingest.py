@@ -1,11 +1,17 @@
-"""Bulk and follow-mode ingestion of MTA logs into the store.
+"""Bulk and follow-mode ingestion of MTA logs into the store: the batch loop.
 
 Lines are parsed into TrapHits and stored in batches; each batch is one
-transaction that also records how far into the file it got (``ingest_sources``:
+transaction that also records how far into the file it got (``rbl.store.sources``:
 device, inode and a hash of the first line identify the file). A run killed
 at any point and started again resumes after the last committed batch, so
 every line counts exactly once. ``follow`` keeps reading as the log grows and
 moves on to the new file when it is rotated or truncated.
+
+Here: the loop from lines to committed batches. Elsewhere: reading and
+following the file (``rbl.feeds.logfile``), a batch and its halving
+(``rbl.feeds.batch``), what the run reports (``rbl.feeds.report``), waiting out
+database errors (``rbl.feeds.retry``), and the transactions themselves, SQL and
+all (``rbl.store.feedwriter``). Nothing here imports SQLAlchemy.
 
 The position is kept per file and format: one syslog holding Postfix and
 spamd lines is read by one run (or service) per format, each with its own
@@ -25,7 +31,7 @@ After that first line nothing more is recognised for an explicit format: the
 file is settled, and reading costs what it did.
 
 A batch whose transaction meets a transient database error (``rbl.store.faults``)
-is rolled back and tried again with a doubling delay (``RetryPolicy``); the
+is rolled back and tried again with a doubling delay (``Retrier``); the
 file is the queue, so reading waits meanwhile and memory holds one batch. A
 one-shot run gives up after ``give_up_after`` seconds with ``IngestGaveUp``,
 naming the file and the committed position (nothing committed is lost; a
