@@ -41,9 +41,8 @@ MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"  # a message
 # deliver.c: delivered (=>, -> for more addresses of one delivery, *> when faked by -N),
 # failed (**) or deferred (==); then the message's end.
 DELIVERY: Final = re.compile(rf"(?P<id>{MSGID}) (?:=>|->|\*>|\*\*|==) ", re.ASCII)
-COMPLETED: Final = re.compile(
-    rf"(?P<id>{MSGID}) Completed(?: QT=|$)", re.ASCII
-)  # +queue_time_overall
+# " QT=" with +queue_time_overall.
+COMPLETED: Final = re.compile(rf"(?P<id>{MSGID}) Completed(?: QT=|$)", re.ASCII)
 MARKS: Final = (" => ", " -> ", " *> ", " ** ", " == ", " Completed")
 # What follows the top address of a delivery line: the router, an early failure's
 # message, or nothing.
