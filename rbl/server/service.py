@@ -449,7 +449,7 @@ class WriterService(Service):
 
     def _quarantine(self, hit: Any, error: BaseException) -> None:
         """A hit the store refused for good, kept where ``rbl quarantine`` finds it."""
-        from rbl.feeds.ingest import describe_error
+        from rbl.feeds.retry import describe_error
         from rbl.store.quarantine import policy_entry, quarantine_lines
 
         with self.engine.begin() as conn:
