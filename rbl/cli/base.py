@@ -18,7 +18,9 @@ import click
 from rbl.cli.output import safe
 from rbl.config import Settings, ZoneSettings, load_settings
 from rbl.errors import RblError, ZoneError
+from rbl.model.guess import guess_kind
 from rbl.model.keys import ZoneKind
+from rbl.model.text import describe_character, forbidden_character
 
 if TYPE_CHECKING:
     from rbl.store.database import Engine
@@ -65,34 +67,23 @@ class Context:
             return self.settings.zone(zone_name)
         zones = self.settings.zones
         if key_text is not None:
-            kind = ZoneKind.IP if _looks_like_ip(key_text) else ZoneKind.DOMAIN
+            kind = guess_kind(key_text.strip())
             zones = tuple(z for z in zones if z.kind is kind)
+            if not zones:
+                raise ZoneError(
+                    f"{key_text[:100]!r} reads as {_KIND_NAMES[kind]} and no zone lists "
+                    f"{kind.value} keys: give --zone"
+                )
         if len(zones) == 1:
             return zones[0]
         names = ", ".join(z.name for z in zones) or "none"
         raise ZoneError(f"give --zone: more than one zone could hold it ({names})")
 
 
+_KIND_NAMES = {ZoneKind.IP: "an IP address or network", ZoneKind.DOMAIN: "a domain name"}
+
+
 # -- parameter types: bad input is a usage error (exit 2) naming the option ----------------
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def forbidden_character(text: str, allowed: str = "") -> str | None:
-    """The first character of ``text`` that is a control character, or came from bytes that
-    were not UTF-8 (Python keeps those as lone surrogates), unless it is in ``allowed``."""
-    for ch in text:
-        if ch in allowed:
-            continue
-        if ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS or "\ud800" <= ch <= "\udfff":
-            return ch
-    return None
-
-
-def describe_character(ch: str) -> str:
-    if "\udc80" <= ch <= "\udcff":
-        return f"a byte (0x{ord(ch) - 0xDC00:02X}) that is not UTF-8"
-    return f"the control character U+{ord(ch):04X}"
 
 
 class Text(click.ParamType[str]):
@@ -117,11 +108,6 @@ class Text(click.ParamType[str]):
         if bad is not None:
             self.fail(f"{text[:40]!r} contains {describe_character(bad)}", param, ctx)
         return text
-
-
-def _looks_like_ip(text: str) -> bool:
-    head = text.split("/", 1)[0]
-    return ":" in head or head.replace(".", "").isdigit()
 
 
 class RblGroup(click.Group):

@@ -17,6 +17,7 @@ from rbl.cli.base import Context, pass_context
 from rbl.cli.options import Seconds, bounded_option
 from rbl.cli.output import echo
 from rbl.config import Settings
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import ZoneKind
 
 
@@ -243,13 +244,13 @@ def _test_points(zone: str, kind: ZoneKind) -> list[tuple[str, str, str]]:
         v6_listed = ".".join(reversed("00000000000000000000ffff7f000002"))
         v6_unlisted = ".".join(reversed("00000000000000000000ffff7f000001"))
         points += [
-            (f"2.0.0.127.{zone}", "A", "127.0.0.2"),
+            (f"2.0.0.127.{zone}", "A", DEFAULT_CODE),
             (f"1.0.0.127.{zone}", "A", "NXDOMAIN"),
-            (f"{v6_listed}.{zone}", "A", "127.0.0.2"),
+            (f"{v6_listed}.{zone}", "A", DEFAULT_CODE),
             (f"{v6_unlisted}.{zone}", "A", "NXDOMAIN"),
         ]
     else:
-        points += [(f"test.{zone}", "A", "127.0.0.2"), (f"invalid.{zone}", "A", "NXDOMAIN")]
+        points += [(f"test.{zone}", "A", DEFAULT_CODE), (f"invalid.{zone}", "A", "NXDOMAIN")]
     return points
 
 

@@ -19,7 +19,8 @@ from rbl.cli.output import echo, safe
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # what click.progressbar returns
 
-    from rbl.feeds.ingest import Ingestor, IngestReport, Unrecognised
+    from rbl.feeds.ingest import Ingestor
+    from rbl.feeds.report import IngestReport, Unrecognised
 
 EXIT_UNRECOGNISED = 3  # a file held no line of the format (1: an error, 2: usage)
 
@@ -100,10 +101,13 @@ def ingest(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from rbl.errors import StoreError
-    from rbl.feeds.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
+    from rbl.feeds.ingest import Ingestor
     from rbl.feeds.parsers import get_parser
     from rbl.feeds.parsers.recognise import AUTO
+    from rbl.feeds.report import IngestReport
+    from rbl.feeds.retry import Retrier, RetryPolicy
     from rbl.model.traphit import ParseError
+    from rbl.store.feedwriter import HitWriter
 
     try:
         tz = ZoneInfo(tz_name)
@@ -125,8 +129,7 @@ def ingest(
     name = "<stdin>" if source == "-" else str(Path(source))  # as the store names it
     engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
     ingestor = Ingestor(
-        engine,
-        obj.settings,
+        HitWriter(engine, obj.settings),
         format_name,
         batch_size=batch_size,
         tz=tz,

@@ -10,13 +10,13 @@ rbl.cli.base beside the control-character check it applies, since the group's ow
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from rbl.cli.base import Text
+from rbl.model.text import REQUEST_TOKEN
 
 F = TypeVar("F", bound=Callable[..., Any])  # a command function, as click's decorators take
 
@@ -25,7 +25,6 @@ class RequestRef(click.ParamType[str]):
     """A removal request's number (as ``rbl requests list`` shows) or its public token."""
 
     name = "request"
-    _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
@@ -33,7 +32,7 @@ class RequestRef(click.ParamType[str]):
             if len(text) > 18 or int(text) == 0:
                 self.fail(f"{text[:30]!r} is not a request number (1 to 18 digits)", param, ctx)
             return str(int(text))
-        if not self._TOKEN.fullmatch(text):
+        if not REQUEST_TOKEN.fullmatch(text):
             self.fail(
                 f"{text[:40]!r} is neither a request number nor a request token "
                 "(16-64 letters, digits, '-' or '_')",

@@ -100,9 +100,10 @@ def refeed_command(
 
     A line that still fails stays quarantined with the new reason.
     """
-    from rbl.feeds.ingest import Retrier, RetryPolicy
     from rbl.feeds.parsers import get_parser
     from rbl.feeds.refeed import Refeeder
+    from rbl.feeds.retry import Retrier, RetryPolicy
+    from rbl.store.feedwriter import HitWriter
     from rbl.store.quarantine import get_quarantined, list_quarantined
     from rbl.store.schema import QUARANTINED
 
@@ -127,7 +128,7 @@ def refeed_command(
             after = page[-1].id
 
     retrier = Retrier(RetryPolicy(), lambda line: echo(f"rbl quarantine: {line}", err=True))
-    refeeder = Refeeder(engine, obj.settings, retrier)
+    refeeder = Refeeder(HitWriter(engine, obj.settings), retrier)
     stored = failed = 0
     listed: list[str] = []
     for row in rows():

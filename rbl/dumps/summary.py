@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from rbl.config import Settings, ZoneSettings
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import ZoneKind, test_point_conflict
 from rbl.zonedata.snapshot import (
-    DEFAULT_CODE,
     AllowRow,
     DomainRow,
     IpRow,

@@ -397,7 +397,7 @@ def file_backlog(name: str, identity: str, offset: int) -> int | None:
         return None
     try:
         with open(name, "rb") as handle:
-            from rbl.feeds.ingest import file_identity  # a writer process: SQLAlchemy is loaded
+            from rbl.feeds.logfile import file_identity  # a writer process: SQLAlchemy is loaded
 
             size = os.fstat(handle.fileno()).st_size
             if file_identity(handle) != identity:

@@ -30,10 +30,10 @@ from rbl.config import PolicyFeedSettings, Settings
 from rbl.config.reconfigure import ReloadReport
 from rbl.dumps.resource import mount_dumps
 from rbl.dumps.service import DumpService
-from rbl.feeds.ingest import describe_error
 from rbl.feeds.listed import ListedReplies
 from rbl.feeds.policyd import PolicyServerFactory
 from rbl.feeds.recorder import HitRecorder
+from rbl.feeds.retry import describe_error
 from rbl.model.traphit import TrapHit
 from rbl.model.traps import TrapMatcher
 from rbl.policy.listing import Rules
@@ -49,6 +49,7 @@ from rbl.store.faults import is_transient
 from rbl.store.quarantine import policy_entry, quarantine_lines
 from rbl.store.reader import ListingReader
 from rbl.store.traps import active_traps
+from rbl.store.website import SiteStore
 from rbl.web.service import WebService
 from rbl.web.site import make_site
 
@@ -101,7 +102,9 @@ def make_web(
     assert settings.web.listen is not None
     # A per-process CSRF secret: a form left open across a restart gets a polite
     # "expired" page and a fresh token.
-    site = make_site(settings, writer.engine, database.run, reactor, secrets.token_bytes(32))
+    site = make_site(
+        settings, SiteStore(writer.engine), database.run, reactor, secrets.token_bytes(32)
+    )
     if settings.dumps.directory is not None:
         site.resource = mount_dumps(site.resource, Path(settings.dumps.directory))
     return WebService(settings.web.listen, site, reactor)

@@ -16,10 +16,10 @@ from typing import Final
 
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Level, Value, ZoneIndex
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import DomainKey, IpKey, ListingKey, ZoneKind, parse_key, test_point_conflict
 from rbl.policy.trapfilter import TrapFilter
 
-DEFAULT_CODE: Final = "127.0.0.2"  # what a row without codes answers
 _V4_TEST_NET: Final = 127
 
 # The row shapes of rbl.store.reader.ListingReader (which this layer may not import).

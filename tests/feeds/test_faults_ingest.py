@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from rbl.errors import StoreError
-from rbl.feeds.ingest import IngestGaveUp, Retrier, RetryPolicy
+from rbl.feeds.retry import IngestGaveUp, Retrier, RetryPolicy
 from rbl.store.faults import is_transient
 from tests.conftest import database_url_of, rbl_command, subprocess_env, write_config
 from tests.store.pg.databases import PgDatabases

@@ -28,6 +28,7 @@ from twisted.web.server import Site
 
 from rbl.store.database import open_engine
 from rbl.store.schema import metadata, removal_requests
+from rbl.store.website import SiteStore
 from rbl.web.limits import (
     MAX_BODY,
     MAX_HEADER_BYTES,
@@ -68,7 +69,9 @@ def build_web(
     seed(engine, site_settings)
     clock = task.Clock()
     clock.advance(NOW.timestamp())
-    site = make_site(site_settings, engine, run, clock, b"k" * 32, max_db_jobs=max_db_jobs)
+    site = make_site(
+        site_settings, SiteStore(engine), run, clock, b"k" * 32, max_db_jobs=max_db_jobs
+    )
     return Web(site, clock, engine, site_settings)
 
 
