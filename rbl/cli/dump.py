@@ -1,6 +1,6 @@
 """``rbl dump``: write the mirror files once (cron, or before the first ``rbl serve``).
 
-Attached to the main group in rbl/cli.py. Reads the store through
+Attached to the main group in rbl/cli/__init__.py. Reads the store through
 ``ListingReader`` like a DNS process, so it never imports SQLAlchemy.
 """
 

@@ -160,9 +160,10 @@ class DumpResource(Resource):
 class WithDumps(Resource):
     """``/dumps/...`` from the dump directory, every other path from ``site``.
 
-    The public site is one leaf resource that routes paths itself, so the dump
-    resource cannot be a child of it; this root hands it everything else with
-    the path segment put back.
+    The public site's root checks and trims the whole path for its own pages
+    (UTF-8, trailing slashes), which the dump directory must not get; so the
+    dumps sit beside the site, and this root hands it everything else with the
+    path segment put back.
     """
 
     def __init__(self, site: Resource, directory: Path) -> None:
