@@ -1,4 +1,5 @@
-"""The ``rbl`` command group, its context object and the helpers commands share.
+"""The ``rbl`` command group and its context object: the settings, the engine and the actor
+every command is run with, and the ``Text`` type of its ``--actor`` (commands use it too).
 
 Every command that changes the list goes through rbl.store, which writes the
 audit log and the change log in the same transaction; a running server picks
@@ -8,23 +9,21 @@ the change up from the change log within its poll interval.
 from __future__ import annotations
 
 import getpass
-import math
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rbl.cli.output import safe
 from rbl.config import Settings, ZoneSettings, load_settings
-from rbl.errors import (
-    KeyFormatError,
-    RblError,
-    ZoneError,
-)
-from rbl.model.keys import ListingKey, ZoneKind, parse_key
+from rbl.errors import RblError, ZoneError
+from rbl.model.guess import guess_kind
+from rbl.model.keys import ZoneKind
+from rbl.model.text import describe_character, forbidden_character
+
+if TYPE_CHECKING:
+    from rbl.store.database import Engine
 
 DEFAULT_CONFIG = "/etc/rbl/rbl.toml"
 
@@ -35,7 +34,7 @@ class Context:
     database_url: str | None
     actor: str
     _settings: Settings | None = field(default=None, repr=False)
-    _engine: Any = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -43,7 +42,7 @@ class Context:
             self._settings = load_settings(self.config_path, self.database_url)
         return self._settings
 
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         """One engine per command, disposed when the command ends (no pooled connections
         left behind when commands run in-process, as under CliRunner)."""
         if self._engine is None:
@@ -68,34 +67,23 @@ class Context:
             return self.settings.zone(zone_name)
         zones = self.settings.zones
         if key_text is not None:
-            kind = ZoneKind.IP if _looks_like_ip(key_text) else ZoneKind.DOMAIN
+            kind = guess_kind(key_text.strip())
             zones = tuple(z for z in zones if z.kind is kind)
+            if not zones:
+                raise ZoneError(
+                    f"{key_text[:100]!r} reads as {_KIND_NAMES[kind]} and no zone lists "
+                    f"{kind.value} keys: give --zone"
+                )
         if len(zones) == 1:
             return zones[0]
         names = ", ".join(z.name for z in zones) or "none"
         raise ZoneError(f"give --zone: more than one zone could hold it ({names})")
 
 
+_KIND_NAMES = {ZoneKind.IP: "an IP address or network", ZoneKind.DOMAIN: "a domain name"}
+
+
 # -- parameter types: bad input is a usage error (exit 2) naming the option ----------------
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def forbidden_character(text: str, allowed: str = "") -> str | None:
-    """The first character of ``text`` that is a control character, or came from bytes that
-    were not UTF-8 (Python keeps those as lone surrogates), unless it is in ``allowed``."""
-    for ch in text:
-        if ch in allowed:
-            continue
-        if ch < " " or "\x7f" <= ch <= "\x9f" or ch in _BIDI_CONTROLS or "\ud800" <= ch <= "\udfff":
-            return ch
-    return None
-
-
-def describe_character(ch: str) -> str:
-    if "\udc80" <= ch <= "\udcff":
-        return f"a byte (0x{ord(ch) - 0xDC00:02X}) that is not UTF-8"
-    return f"the control character U+{ord(ch):04X}"
 
 
 class Text(click.ParamType[str]):
@@ -120,80 +108,6 @@ class Text(click.ParamType[str]):
         if bad is not None:
             self.fail(f"{text[:40]!r} contains {describe_character(bad)}", param, ctx)
         return text
-
-
-class RequestRef(click.ParamType[str]):
-    """A removal request's number (as ``rbl requests list`` shows) or its public token."""
-
-    name = "request"
-    _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if text.isascii() and text.isdigit():
-            if len(text) > 18 or int(text) == 0:
-                self.fail(f"{text[:30]!r} is not a request number (1 to 18 digits)", param, ctx)
-            return str(int(text))
-        if not self._TOKEN.fullmatch(text):
-            self.fail(
-                f"{text[:40]!r} is neither a request number nor a request token "
-                "(16-64 letters, digits, '-' or '_')",
-                param,
-                ctx,
-            )
-        return text
-
-
-class Seconds(click.ParamType[float]):
-    """A finite number of seconds within bounds (click's FloatRange lets NaN through)."""
-
-    name = "seconds"
-
-    def __init__(self, low: float, high: float) -> None:
-        self.low = low
-        self.high = high
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(seconds) or not self.low <= seconds <= self.high:
-            self.fail(f"{value!r} is outside {self.low:g} to {self.high:g} seconds", param, ctx)
-        return seconds
-
-
-REASON = Text(1000)
-LIMIT = click.IntRange(1, 100_000)
-
-
-def read_lines(source: BinaryIO) -> Iterator[tuple[int, str]]:
-    """(number, text) for each line of a binary file; a line that is not UTF-8 is an error
-    naming the file and the line, instead of a traceback from the decoder."""
-    name = getattr(source, "name", "<stdin>")
-    for number, raw in enumerate(source, 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise KeyFormatError(
-                f"{name}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02X} at column "
-                f"{exc.start + 1}); nothing imported"
-            ) from None
-        yield number, line
-
-
-def _looks_like_ip(text: str) -> bool:
-    head = text.split("/", 1)[0]
-    return ":" in head or head.replace(".", "").isdigit()
-
-
-def _key_for(zone: ZoneSettings, text: str) -> ListingKey:
-    try:
-        return parse_key(zone.kind, text)
-    except KeyFormatError as exc:
-        raise KeyFormatError(f"{exc} (zone {zone.name} lists {zone.kind.value} keys)") from exc
 
 
 class RblGroup(click.Group):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import Context, pass_context
 from rbl.cli.output import echo
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Database maintenance."""
 

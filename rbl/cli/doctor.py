@@ -13,9 +13,11 @@ from pathlib import Path
 
 import click
 
-from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.cli.base import Context, pass_context
+from rbl.cli.options import Seconds, bounded_option
 from rbl.cli.output import echo
 from rbl.config import Settings
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import ZoneKind
 
 
@@ -33,19 +35,13 @@ class _Report:
         echo(f"OK    {what}: {detail}")
 
 
-@main.command()
+@click.command()
 @click.option(
     "--server",
     default=None,
     help="address:port of the running DNS server (default: the first [dns] listen).",
 )
-@click.option(
-    "--timeout",
-    default=2.0,
-    show_default=True,
-    type=Seconds(0.01, 60),
-    help="Seconds per DNS query.",
-)
+@bounded_option("--timeout", type=Seconds(0.01, 60), default=2.0, help="Seconds per DNS query.")
 @pass_context
 def doctor(obj: Context, server: str | None, timeout: float) -> None:
     """Check configuration, database, ports and the RFC 5782 test points of a running server.
@@ -230,17 +226,14 @@ def _policy_clients(settings: Settings) -> str:
 
 
 def _database(obj: Context) -> str:
-    from sqlalchemy import func, select
-
     from rbl.store.database import current_revision
-    from rbl.store.schema import ACTIVE, listings
+    from rbl.store.queries import count_listings
+    from rbl.store.schema import ACTIVE
 
     engine = obj.engine()
     revision = current_revision(engine)
     with engine.connect() as conn:
-        active = conn.execute(
-            select(func.count()).select_from(listings).where(listings.c.state == ACTIVE)
-        ).scalar_one()
+        active = count_listings(conn, ACTIVE)
     return f"schema revision {revision}, {active} active listing(s)"
 
 
@@ -251,13 +244,13 @@ def _test_points(zone: str, kind: ZoneKind) -> list[tuple[str, str, str]]:
         v6_listed = ".".join(reversed("00000000000000000000ffff7f000002"))
         v6_unlisted = ".".join(reversed("00000000000000000000ffff7f000001"))
         points += [
-            (f"2.0.0.127.{zone}", "A", "127.0.0.2"),
+            (f"2.0.0.127.{zone}", "A", DEFAULT_CODE),
             (f"1.0.0.127.{zone}", "A", "NXDOMAIN"),
-            (f"{v6_listed}.{zone}", "A", "127.0.0.2"),
+            (f"{v6_listed}.{zone}", "A", DEFAULT_CODE),
             (f"{v6_unlisted}.{zone}", "A", "NXDOMAIN"),
         ]
     else:
-        points += [(f"test.{zone}", "A", "127.0.0.2"), (f"invalid.{zone}", "A", "NXDOMAIN")]
+        points += [(f"test.{zone}", "A", DEFAULT_CODE), (f"invalid.{zone}", "A", "NXDOMAIN")]
     return points
 
 

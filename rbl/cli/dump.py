@@ -1,6 +1,6 @@
 """``rbl dump``: write the mirror files once (cron, or before the first ``rbl serve``).
 
-Attached to the main group in rbl/cli.py. Reads the store through
+Attached to the main group in rbl/cli/__init__.py. Reads the store through
 ``ListingReader`` like a DNS process, so it never imports SQLAlchemy.
 """
 
@@ -24,6 +24,14 @@ def default_directory(settings: Any) -> Path:
     return Path(directory) if directory else Path(DEFAULT_DIRECTORY)
 
 
+def configured_gzip_level(settings: Any) -> int:
+    """``[dumps] gzip_level`` when the configuration has it, else the writer's default."""
+    from rbl.dumps.writer import DEFAULT_GZIP_LEVEL
+
+    level = getattr(getattr(settings, "dumps", None), "gzip_level", None)
+    return level if isinstance(level, int) else DEFAULT_GZIP_LEVEL
+
+
 @click.command("dump")
 @click.option(
     "--directory",
@@ -35,18 +43,19 @@ def default_directory(settings: Any) -> Path:
 @click.option(
     "--gzip-level",
     type=click.IntRange(1, 9),
-    default=6,
-    show_default=True,
-    help="gzip compression level of the .gz variants.",
+    default=None,
+    help="gzip compression level of the .gz variants (default: [dumps] gzip_level, else 6).",
 )
 @click.pass_obj
-def dump(obj: Any, directory: Path | None, zones: tuple[str, ...], gzip_level: int) -> None:
+def dump(obj: Any, directory: Path | None, zones: tuple[str, ...], gzip_level: int | None) -> None:
     """Write plain lists, rbldnsd data, zone files, checksums and summaries for mirrors."""
     from rbl.dumps.writer import write_dumps
     from rbl.store.reader import ListingReader
 
     settings = obj.settings
     target = directory if directory is not None else default_directory(settings)
+    if gzip_level is None:
+        gzip_level = configured_gzip_level(settings)
     reader = ListingReader(settings.database.url)
     try:
         report = write_dumps(

@@ -8,19 +8,24 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from rbl.cli.base import Context, Seconds, main, pass_context
+from rbl.cli.base import Context, pass_context
+from rbl.cli.options import Seconds, bounded_option
 from rbl.cli.output import echo, safe
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
+
+    from rbl.feeds.ingest import Ingestor
+    from rbl.feeds.report import IngestReport, Unrecognised
 
 EXIT_UNRECOGNISED = 3  # a file held no line of the format (1: an error, 2: usage)
 
-# -- ingest -----------------------------------------------------------------------------
 
-
-@main.command()
+@click.command()
 @click.option(
     "--format",
     "format_name",
@@ -40,19 +45,14 @@ EXIT_UNRECOGNISED = 3  # a file held no line of the format (1: an error, 2: usag
     help="Time zone of log timestamps that carry none (syslog).",
 )
 @click.option("--feed", default=None, help="Feed name recorded with the evidence.")
-@click.option(
-    "--poll",
-    default=1.0,
-    show_default=True,
-    type=Seconds(0.01, 3600),
-    help="Seconds between reads in --follow.",
+@bounded_option(
+    "--poll", type=Seconds(0.01, 3600), default=1.0, help="Seconds between reads in --follow."
 )
-@click.option(
+@bounded_option(
     "--retry-for",
     "retry_for",
     type=Seconds(0, 7 * 86400),
     default=300.0,
-    show_default=True,
     help="Seconds to wait out database outages before giving up (0: fail at once); "
     "--follow waits for ever.",
 )
@@ -101,10 +101,13 @@ def ingest(
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from rbl.errors import StoreError
-    from rbl.feeds.ingest import Ingestor, IngestReport, Retrier, RetryPolicy
+    from rbl.feeds.ingest import Ingestor
     from rbl.feeds.parsers import get_parser
     from rbl.feeds.parsers.recognise import AUTO
+    from rbl.feeds.report import IngestReport
+    from rbl.feeds.retry import Retrier, RetryPolicy
     from rbl.model.traphit import ParseError
+    from rbl.store.feedwriter import HitWriter
 
     try:
         tz = ZoneInfo(tz_name)
@@ -126,8 +129,7 @@ def ingest(
     name = "<stdin>" if source == "-" else str(Path(source))  # as the store names it
     engine = retrier.call(obj.engine, lambda: f"{name}: opening the database", stop.running)
     ingestor = Ingestor(
-        engine,
-        obj.settings,
+        HitWriter(engine, obj.settings),
         format_name,
         batch_size=batch_size,
         tz=tz,
@@ -173,9 +175,9 @@ class _StopFlag:
 
 
 def _ingest_path(
-    ingestor: Any,
+    ingestor: Ingestor,
     path: Path,
-    report: Any,
+    report: IngestReport,
     *,
     follow: bool,
     poll: float,
@@ -218,7 +220,7 @@ def _ingest_path(
 
 
 class _Progress:
-    def __init__(self, bar: Any) -> None:
+    def __init__(self, bar: ProgressBar[int]) -> None:
         self.bar = bar
         self.done = 0
 
@@ -227,7 +229,7 @@ class _Progress:
         self.done = offset
 
 
-def _print_ingest(report: Any, source: str, *, judge: bool) -> None:
+def _print_ingest(report: IngestReport, source: str, *, judge: bool) -> None:
     """The summary; with ``judge``, the files with no line of the format (a follower
     told them as it found them, and --allow-unrecognised asked not to be told)."""
     for resumed in report.resumed:
@@ -260,7 +262,7 @@ def _print_ingest(report: Any, source: str, *, judge: bool) -> None:
         _print_unrecognised(found)
 
 
-def _print_unrecognised(found: Any) -> None:
+def _print_unrecognised(found: Unrecognised) -> None:
     """What a file with no line of its format holds instead, escaped (lines are the
     senders' and the log's, not ours), and what to do."""
     from rbl.feeds.parsers.recognise import AUTO

@@ -1,14 +1,21 @@
-"""``rbl list ...``: manual listings (add, remove, show, import) and the review of held ones."""
+"""``rbl list ...``: manual listings (add, remove, show, import) and the review of held ones.
+
+The module is named after what the group manages, not ``list.py``: that name would
+shadow the builtin wherever the module is imported by name.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from rbl.cli.base import LIMIT, REASON, Context, Text, _key_for, main, pass_context, read_lines
+from rbl.cli.base import Context, Text, pass_context
+from rbl.cli.keys import key_for, zone_and_key
+from rbl.cli.lines import entry_lines, refuse_bad_lines, source_name
+from rbl.cli.options import limit_option, reason_option, yes_option, zone_option
 from rbl.cli.output import echo, safe
 from rbl.config import ZoneSettings, check_template
 from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
@@ -17,17 +24,17 @@ from rbl.model.keys import IpKey, ListingKey
 from rbl.model.suffixes import check_not_public_suffix
 
 if TYPE_CHECKING:
-    from rbl.store.listings import Listing
+    from rbl.store.listings import Listing, ListingEntry
 
 
-@main.group(name="list")
+@click.group(name="list")
 def list_group() -> None:
     """Add, remove, show and import listings."""
 
 
 @list_group.command("add")
 @click.argument("key")
-@click.option("--zone", default=None, help="Zone to list in (default: the only one fitting).")
+@zone_option("Zone to list in (default: the only one fitting).")
 @click.option(
     "--code", "codes", multiple=True, help="Return code(s), e.g. 127.0.0.3 (default: the zone's)."
 )
@@ -37,7 +44,7 @@ def list_group() -> None:
     type=Text(1000),
     help="Own TXT template ({key}, {url}); default the zone's.",
 )
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@reason_option()
 @pass_context
 def list_add(
     obj: Context, key: str, zone: str | None, codes: tuple[str, ...], txt: str | None, reason: str
@@ -46,8 +53,7 @@ def list_add(
     from rbl.store.listings import add_listing, now_utc
     from rbl.store.traps import trap_filter
 
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
+    zone_settings, parsed = zone_and_key(obj, zone, key)
     code_set = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
     if txt is not None:
         check_template(txt, frozenset({"key", "url"}), "--txt")
@@ -69,16 +75,15 @@ def list_add(
 
 @list_group.command("remove")
 @click.argument("key")
-@click.option("--zone", default=None)
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@zone_option()
+@reason_option()
+@yes_option()
 @pass_context
 def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
     """Remove the listing of exactly KEY."""
     from rbl.store.listings import now_utc, remove_listing
 
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
+    zone_settings, parsed = zone_and_key(obj, zone, key)
     if not yes:
         click.confirm(f"Remove the listing of {parsed.text} from {zone_settings.name}?", abort=True)
     with obj.engine().begin() as conn:
@@ -90,9 +95,9 @@ def list_remove(obj: Context, key: str, zone: str | None, reason: str, yes: bool
 
 @list_group.command("show")
 @click.argument("key", required=False)
-@click.option("--zone", default=None)
+@zone_option()
 @click.option("--all", "include_removed", is_flag=True, help="Include removed listings.")
-@click.option("--limit", default=50, show_default=True, type=LIMIT)
+@limit_option(50)
 @click.option("--search", default=None, type=Text(300), help="Only keys containing this text.")
 @click.option("--source", type=click.Choice(["manual", "trap"]), default=None)
 @pass_context
@@ -127,8 +132,7 @@ def list_show(
                 f"{safe(listing.reason or '')}"
             )
         return
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
+    zone_settings, parsed = zone_and_key(obj, zone, key)
     with engine.connect() as conn:
         exact = get_listing(conn, zone_settings.name, parsed)
         covering = covering_listings(conn, zone_settings.name, parsed)
@@ -153,8 +157,8 @@ def list_show(
 
 
 @list_group.command("held")
-@click.option("--zone", default=None)
-@click.option("--limit", default=50, show_default=True, type=LIMIT)
+@zone_option()
+@limit_option(50)
 @pass_context
 def list_held(obj: Context, zone: str | None, limit: int) -> None:
     """Show listings held for review (big providers' hosts): none of them is in DNS."""
@@ -178,9 +182,9 @@ def list_held(obj: Context, zone: str | None, limit: int) -> None:
 
 @list_group.command("release")
 @click.argument("key")
-@click.option("--zone", default=None)
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@zone_option()
+@reason_option()
+@yes_option()
 @pass_context
 def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
     """List the held KEY for real: it goes to DNS."""
@@ -190,8 +194,8 @@ def list_release(obj: Context, key: str, zone: str | None, reason: str, yes: boo
 
 @list_group.command("reject")
 @click.argument("key")
-@click.option("--zone", default=None)
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@zone_option()
+@reason_option()
 @pass_context
 def list_reject(obj: Context, key: str, zone: str | None, reason: str) -> None:
     """Drop the hold on KEY: it is not listed, and only newer evidence can hold it again."""
@@ -205,8 +209,7 @@ def _settle(
     """Release or reject the hold on ``key``, audited as the operator."""
     from rbl.store.listings import now_utc, reject_hold, release_hold
 
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
+    zone_settings, parsed = zone_and_key(obj, zone, key)
     if confirm:
         click.confirm(
             f"Publish the held listing of {parsed.text} in {zone_settings.name}?", abort=True
@@ -224,9 +227,9 @@ def _query_text(key: ListingKey) -> str:
 
 @list_group.command("import")
 @click.argument("source", type=click.File("rb"))
-@click.option("--zone", default=None)
+@zone_option()
 @click.option("--code", "codes", multiple=True, help="Codes for lines that name none.")
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@reason_option()
 @pass_context
 def list_import(
     obj: Context, source: BinaryIO, zone: str | None, codes: tuple[str, ...], reason: str
@@ -243,17 +246,15 @@ def list_import(
     if zone_settings is None:
         raise ZoneError("give --zone: the configuration has more than one zone")
     default = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
-    name = getattr(source, "name", "<stdin>")
-    entries, errors = [], []
+    name = source_name(source)
+    entries: list[ListingEntry] = []
+    errors = []
     for number, entry in _parse_import(source, zone_settings, default):
         if isinstance(entry, str):
             errors.append(f"{name}:{number}: {entry}")
         else:
             entries.append(entry)
-    if errors:
-        shown = "\n".join(errors[:20])
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    refuse_bad_lines(errors)
     with obj.engine().begin() as conn:
         traps = trap_filter(conn)
         for entry in entries:
@@ -270,13 +271,11 @@ def list_import(
 
 def _parse_import(
     source: BinaryIO, zone: ZoneSettings, default: tuple[str, ...]
-) -> Iterator[tuple[int, Any]]:
+) -> Iterator[tuple[int, ListingEntry | str]]:
+    """Each entry of ``source`` parsed, or why it cannot be."""
     from rbl.store.listings import ListingEntry
 
-    for number, line in read_lines(source):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
+    for number, text in entry_lines(source):
         key_text, _, rest = text.partition(" ")
         rest = rest.strip()
         codes, txt = default, None
@@ -289,7 +288,7 @@ def _parse_import(
                     codes = parse_codes(code_text)
                 if txt_text:
                     txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
-            key = _key_for(zone, key_text)
+            key = key_for(zone, key_text)
             check_not_public_suffix(key)  # here too: every bad line is reported, not the first
             yield number, ListingEntry(key, codes, txt)
         except (KeyFormatError, CodeError, ConfigError) as exc:

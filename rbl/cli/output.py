@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from twisted.logger import FileLogObserver, LogEvent
 
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
@@ -55,12 +58,12 @@ def echo(line: object = "", *, err: bool = False) -> None:
     click.echo(safe(line, keep="\t\n"), err=err)
 
 
-def log_observer(stream: IO[str]) -> Any:
+def log_observer(stream: IO[str]) -> FileLogObserver:
     """A Twisted log observer writing classic text lines to ``stream``, escaped like
     ``echo`` (tracebacks keep their newlines)."""
     from twisted.logger import FileLogObserver, formatEventAsClassicLogText
 
-    def format_event(event: Any) -> str | None:
+    def format_event(event: LogEvent) -> str | None:
         text = formatEventAsClassicLogText(event)
         return None if text is None else safe(text, keep="\t\n")
 

@@ -9,13 +9,17 @@ visible escapes, never as effects.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rbl.cli.base import LIMIT, REASON, Context, main, pass_context
+from rbl.cli.base import Context, pass_context
+from rbl.cli.options import limit_option, reason_option
 from rbl.cli.output import echo, safe
 from rbl.errors import StoreError
+
+if TYPE_CHECKING:
+    from rbl.store.evidence import BatchResult
 
 STATE_CHOICE = click.Choice(["new", "refed", "dropped", "all"])
 
@@ -30,7 +34,7 @@ def shown(text: str | bytes | None) -> str:
     return safe(text)
 
 
-@main.group(name="quarantine")
+@click.group(name="quarantine")
 def quarantine_group() -> None:
     """Lines that could not be parsed or stored: kept, listed, fed again after a fix."""
 
@@ -38,7 +42,7 @@ def quarantine_group() -> None:
 @quarantine_group.command(name="list")
 @click.option("--state", type=STATE_CHOICE, default="new", show_default=True)
 @click.option("--source", default=None, help="Only lines from this file (as ingest named it).")
-@click.option("--limit", type=LIMIT, default=100, show_default=True)
+@limit_option(100)
 @pass_context
 def list_command(obj: Context, state: str, source: str | None, limit: int) -> None:
     """Kept lines, oldest first: id, state, where from, and why."""
@@ -96,9 +100,10 @@ def refeed_command(
 
     A line that still fails stays quarantined with the new reason.
     """
-    from rbl.feeds.ingest import Retrier, RetryPolicy
     from rbl.feeds.parsers import get_parser
     from rbl.feeds.refeed import Refeeder
+    from rbl.feeds.retry import Retrier, RetryPolicy
+    from rbl.store.feedwriter import HitWriter
     from rbl.store.quarantine import get_quarantined, list_quarantined
     from rbl.store.schema import QUARANTINED
 
@@ -123,7 +128,7 @@ def refeed_command(
             after = page[-1].id
 
     retrier = Retrier(RetryPolicy(), lambda line: echo(f"rbl quarantine: {line}", err=True))
-    refeeder = Refeeder(engine, obj.settings, retrier)
+    refeeder = Refeeder(HitWriter(engine, obj.settings), retrier)
     stored = failed = 0
     listed: list[str] = []
     for row in rows():
@@ -145,7 +150,7 @@ def refeed_command(
 
 @quarantine_group.command(name="drop")
 @click.argument("row_id", metavar="ID", type=click.IntRange(1))
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log (required).")
+@reason_option("Why, for the audit log (required).")
 @pass_context
 def drop_command(obj: Context, row_id: int, reason: str) -> None:
     """Give up on a kept line: it stays in the store, marked dropped; audited."""
@@ -159,12 +164,12 @@ def drop_command(obj: Context, row_id: int, reason: str) -> None:
     echo(f"dropped {row_id}")
 
 
-def _where(row: Any) -> str:
+def _where(row: Any) -> str:  # a row of rbl.store.quarantine (a SQLAlchemy Row)
     """file:line (byte N), or the live feed."""
     if row.line_number is None:
         return shown(row.source)
     return f"{shown(row.source)}:{row.line_number} (byte {row.offset})"
 
 
-def _actions(result: Any) -> str:
+def _actions(result: BatchResult) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(result.actions.items())) or "no hits"

@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from rbl.cli.base import Context, main, pass_context
+from rbl.cli.base import Context, pass_context
+from rbl.cli.options import bounded_option
 from rbl.cli.output import log_observer
 
 
-@main.command()
+@click.command()
 @click.option("--listen", multiple=True, help="address:port to bind, overriding [dns] listen.")
 @click.option(
     "--ready-file",
@@ -27,11 +28,10 @@ from rbl.cli.output import log_observer
     is_flag=True,
     help="Only answer DNS: no expiry sweep, no live feeds (extra DNS nodes).",
 )
-@click.option(
+@bounded_option(
     "--workers",
     type=click.IntRange(1, 256),
     default=1,
-    show_default=True,
     help="DNS processes sharing the ports (SO_REUSEPORT); extra ones are DNS-only.",
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT.")
@@ -60,7 +60,8 @@ def serve(
     from twisted.logger import globalLogBeginner
 
     from rbl.config import Settings, load_settings, parse_endpoint
-    from rbl.server.service import Server, drop_privileges, log, make_service, write_ready_file
+    from rbl.server.process import drop_privileges, log, write_ready_file
+    from rbl.server.service import Server, make_service
 
     if reuse_port:
         _die_with_parent()
@@ -71,7 +72,7 @@ def serve(
         endpoints = tuple(parse_endpoint(item, "--listen") for item in listen)
         settings = replace(settings, dns=replace(settings.dns, listen=endpoints))
     globalLogBeginner.beginLoggingTo([log_observer(sys.stderr)], redirectStandardIO=False)
-    reactor: Any = _reactor
+    reactor: Any = _reactor  # typed as a module; make_service takes the reactor untyped
     server: Server = make_service(
         settings,
         reactor,

@@ -6,14 +6,14 @@ from typing import BinaryIO
 
 import click
 
-from rbl.cli.base import REASON, Context, Text, main, pass_context, read_lines
+from rbl.cli.base import Context, Text, pass_context
+from rbl.cli.lines import entry_lines, refuse_bad_lines, source_name
+from rbl.cli.options import reason_option
 from rbl.cli.output import echo, safe
 from rbl.errors import KeyFormatError
 
-# -- traps ------------------------------------------------------------------------------
 
-
-@main.group()
+@click.group()
 def traps() -> None:
     """Define the spamtrap addresses and domains hits are matched against."""
 
@@ -38,7 +38,7 @@ def traps_add(obj: Context, traps_given: tuple[str, ...], note: str | None) -> N
 
 @traps.command("remove")
 @click.argument("trap")
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log.")
+@reason_option()
 @pass_context
 def traps_remove(obj: Context, trap: str, reason: str) -> None:
     """Stop treating TRAP as a trap (its evidence is kept)."""
@@ -77,20 +77,14 @@ def traps_import(obj: Context, source: BinaryIO, note: str | None) -> None:
     from rbl.store.listings import now_utc
     from rbl.store.traps import import_traps
 
-    name = getattr(source, "name", "<stdin>")
+    name = source_name(source)
     specs, errors = [], []
-    for number, line in read_lines(source):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
+    for number, text in entry_lines(source):
         try:
             specs.append(parse_trap(text))
         except KeyFormatError as exc:
             errors.append(f"{name}:{number}: {exc}")
-    if errors:
-        shown = "\n".join(errors[:20])
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise KeyFormatError(f"{len(errors)} bad line(s), nothing imported:\n{shown}{more}")
+    refuse_bad_lines(errors)
     with obj.engine().begin() as conn:
         added, present = import_traps(conn, specs, note=note, actor=obj.actor, now=now_utc())
     echo(f"traps: {added} added, {present} already active")

@@ -1,23 +1,9 @@
 """Zone transfers out: AXFR (RFC 5936) and IXFR (RFC 1995) over TCP, behind an ACL.
 
-What a secondary loads must answer what rbl answers, so the records are
-generated from the zone's in-memory index with the rules of the zone-file dump
-(``rbl.dumps.writer``):
-
-* a listed IPv4 network becomes octet-boundary wildcards (``*.2.0.192`` for
-  192.0.2.0/24), other prefix lengths the covering set of next-boundary names;
-  IPv6 on nibble boundaries; single addresses are plain names;
-* an exclusion (allowlisted address) or a more specific entry inside a listed
-  network is cut out: the network is written as the CIDR pieces around it;
-* an exact domain is a name, ``*.domain`` a wildcard; nodes below a listed
-  wildcard are repaired as the dump does (an allowlisted one holds only an
-  HINFO record, so A and TXT are NODATA as rbl answers);
-* the RFC 5782 test points are in the index and hence in the transfer.
-
-A zone file cannot substitute per query, so a wildcard's TXT names the listing
-(``192.0.2.0/24``, ``*.example.com``) where rbl names the queried key; A
-records, NXDOMAIN and NODATA agree. Partial reversed names below a wildcard
-(``5.0.10`` under 10.0.0.0/16) match the wildcard in DNS where rbl says NODATA.
+What a secondary loads must answer what rbl answers: the records come from
+the zone's in-memory index through the generator the zone-file dump uses too
+(``rbl.zonedata.records``, which describes them); this module only renders
+them as wire messages.
 
 IXFR: no history is kept, so an IXFR whose serial is older than the zone's is
 answered with a full AXFR-style response (RFC 1995 section 4), and one that is
@@ -28,7 +14,7 @@ Access: only clients inside ``allow`` networks may transfer; everyone else gets
 REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
 (rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
 
-A transfer reads one view of the zone when the request arrives (``ZoneView``:
+A transfer reads one view of the zone when the request arrives (``rbl.zonedata.view.ZoneView``:
 copies of the index arrays, on the reactor thread, milliseconds), so it is
 consistent at one serial; its messages are then built a few at a time while
 DNS goes on answering (rbl.dnsserver.protocol sends them cooperatively, and
@@ -39,14 +25,12 @@ from rbl.store.
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from rbl.config import ZoneSettings
 from rbl.dnsserver.tsig import TsigKeys
 from rbl.dnsserver.wire import (
     CLASS_IN,
@@ -64,18 +48,14 @@ from rbl.dnsserver.wire import (
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
-from rbl.index.tables import EXCLUDED, Value
-from rbl.model.keys import ZoneKind
-from rbl.zonedata.names import cidr_blocks, ip_text, wildcard_shadows, zone_names
+from rbl.zonedata.records import HINFO_CPU, HINFO_OS, TXT, A, Record, zone_records
+from rbl.zonedata.view import ZoneView
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 TYPE_HINFO: Final = 13
-HINFO_EXCLUDED: Final = b"\x03rbl" + bytes((23,)) + b"allowlisted: not listed"  # CPU, OS
+HINFO_RDATA: Final = b"".join(bytes((len(text),)) + text.encode() for text in (HINFO_CPU, HINFO_OS))
 _POINTER_TO_QNAME: Final = b"\xc0\x0c"
 _SERIAL_HALF: Final = 1 << 31
-
-Record = tuple[str, int, bytes]
-"""(owner relative to the apex, "" for the apex itself; type; rdata)"""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -100,158 +80,30 @@ class TransferPolicy:
         return any(address in network for network in self.allow)
 
 
-# -- the records of a zone -------------------------------------------------------------
+# -- the records of a zone, as wire records ------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ZoneView:
-    """One consistent view of a zone, taken at once; its records are generated later.
-
-    The index arrays and domain dicts are copied (memory copies, milliseconds
-    for a million entries); value ids stay valid because values are only ever
-    appended. The follower may change the zone, and a reload its settings,
-    while a transfer of this view is still being written.
-    """
-
-    settings: ZoneSettings
-    values: Sequence[Value | None]
-    v4: list[tuple[int, Sequence[int], Sequence[int]]]
-    v6: list[tuple[int, Sequence[int], Sequence[int]]]
-    exact: dict[str, int]
-    subtree: dict[str, int]
-
-    @classmethod
-    def of(cls, zone: Zone) -> ZoneView:
-        index = zone.index
-        if zone.is_ip:
-            return cls(
-                zone.settings, index.values, index.v4.snapshot(), index.v6.snapshot(), {}, {}
-            )
-        domains = index.domains
-        return cls(
-            zone.settings,
-            index.values,
-            [],
-            [],
-            {name.decode("ascii"): vid for name, vid in domains.exact.items()},
-            {name.decode("ascii"): vid for name, vid in domains.subtree.items()},
-        )
+def view_of(zone: Zone) -> ZoneView:
+    """The zone's view for a transfer: copies of its index, at its current serial."""
+    return ZoneView.of_index(zone.settings, zone.index)
 
 
-def zone_records(view: ZoneView) -> Iterator[Record]:
-    """Every record below the apex (not the SOA and NS), generated from the view."""
-    if view.settings.kind is ZoneKind.IP:
-        yield from _ip_records(view, 4, view.v4)
-        yield from _ip_records(view, 6, view.v6)
-    else:
-        yield from _domain_records(view)
-
-
-def _value_records(view: ZoneView, owner: str, vid: int, key: str) -> Iterator[Record]:
-    value = view.values[vid]
-    codes = value.codes if value is not None else ()
-    for code in codes:
-        yield owner, TYPE_A, ipaddress.IPv4Address(code).packed
-    template = value.txt if value is not None else None
-    yield owner, TYPE_TXT, txt_rdata(view.settings.txt_for(key, template))
-
-
-def _ip_records(
-    view: ZoneView, family: int, levels: list[tuple[int, Sequence[int], Sequence[int]]]
-) -> Iterator[Record]:
-    """Each entry's records once all entries inside it are known (a sweep with a stack).
-
-    Entries arrive in nesting order (network, then prefix length) from a lazy
-    merge of the levels; CIDRs nest or are disjoint, so the stack holds the
-    chain of entries containing the current one, and an entry is complete
-    when the sweep passes its last address. Memory: the stack, not the zone.
-    """
-    bits = 32 if family == 4 else 128
-    entries = heapq.merge(*(_level_entries(*level) for level in levels))
-    # (last address, network, prefix length, value id, immediate children)
-    stack: list[tuple[int, int, int, int, list[tuple[int, int]]]] = []
-    for network, prefixlen, vid in entries:
-        while stack and stack[-1][0] < network:
-            yield from _entry_records(view, family, bits, stack.pop())
-        if stack:
-            stack[-1][4].append((network, prefixlen))
-        stack.append((network | ((1 << (bits - prefixlen)) - 1), network, prefixlen, vid, []))
-    while stack:
-        yield from _entry_records(view, family, bits, stack.pop())
-
-
-def _level_entries(
-    prefixlen: int, keys: Sequence[int], vals: Sequence[int]
-) -> Iterator[tuple[int, int, int]]:
-    for network, vid in zip(keys, vals, strict=True):
-        yield network, prefixlen, vid
-
-
-def _entry_records(
-    view: ZoneView,
-    family: int,
-    bits: int,
-    entry: tuple[int, int, int, int, list[tuple[int, int]]],
-) -> Iterator[Record]:
-    """A listed entry's names, around the entries inside it (cut out as holes)."""
-    _last, network, prefixlen, vid, holes = entry
-    if vid == EXCLUDED:
-        return
-    pieces: Iterable[tuple[int, int]] = (
-        _pieces(network, prefixlen, holes, bits) if holes else ((network, prefixlen),)
-    )
-    listing = ip_text(family, network, prefixlen)
-    for n, p in pieces:
-        for name, wildcard, address in zone_names(family, n, p):
-            key = listing if wildcard else ip_text(family, address, bits)
-            yield from _value_records(view, name, vid, key)
-
-
-def _pieces(
-    network: int, prefixlen: int, holes: Sequence[tuple[int, int]], bits: int
-) -> Iterator[tuple[int, int]]:
-    """The CIDR blocks of ``network/prefixlen`` outside its sorted, disjoint ``holes``."""
-    start = network
-    for hole, hole_len in holes:
-        if hole > start:
-            yield from cidr_blocks(start, hole - 1, bits)
-        start = hole + (1 << (bits - hole_len))
-    end = network | ((1 << (bits - prefixlen)) - 1)
-    if start <= end:
-        yield from cidr_blocks(start, end, bits)
-
-
-def _domain_records(view: ZoneView) -> Iterator[Record]:
-    exact, subtree = view.exact, view.subtree
-    entries = [(name, False, vid) for name, vid in exact.items()]
-    entries += [(name, True, vid) for name, vid in subtree.items()]
-    entries.sort()
-    for name, wildcard, vid in entries:
-        if vid == EXCLUDED:
-            continue
-        key = f"*.{name}" if wildcard else name
-        yield from _value_records(view, key, vid, key)
-    if any(vid != EXCLUDED for vid in subtree.values()):
-        yield from _wildcard_shadows(view, exact, subtree)
-
-
-def _wildcard_shadows(
-    view: ZoneView, exact: dict[str, int], subtree: dict[str, int]
-) -> Iterator[Record]:
-    """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonedata.names).
-
-    Any owner below a listed ``*.A`` makes its subtree exist, so each such node
-    gets A's records itself (HINFO only if allowlisted) and ``*.node`` repeats
-    them, unless the node has entries of its own.
-    """
-    for name, ancestor, vid in wildcard_shadows(exact, subtree):
-        own = exact.get(name)
-        if own == EXCLUDED:
-            yield name, TYPE_HINFO, HINFO_EXCLUDED
-        elif own is None:
-            yield from _value_records(view, name, vid, name)
-        if name not in subtree:
-            yield from _value_records(view, f"*.{name}", vid, f"*.{ancestor}")
+def wire_records(records: Iterable[Record], ttl: int) -> Iterator[bytes]:
+    """Each record as an RR whose owner points at the question's QNAME (the apex)."""
+    addresses: dict[str, bytes] = {}
+    for owner, rtype, value, _listing in records:
+        if rtype == A:
+            rdata = addresses.get(value)
+            if rdata is None:
+                rdata = addresses[value] = ipaddress.IPv4Address(value).packed
+            tail = RR_TAIL.pack(TYPE_A, CLASS_IN, ttl, 4)
+        elif rtype == TXT:
+            rdata = txt_rdata(value)
+            tail = RR_TAIL.pack(TYPE_TXT, CLASS_IN, ttl, len(rdata))
+        else:
+            rdata = HINFO_RDATA
+            tail = RR_TAIL.pack(TYPE_HINFO, CLASS_IN, ttl, len(rdata))
+        yield _owner(owner) + tail + rdata
 
 
 # -- the messages ------------------------------------------------------------------------
@@ -347,7 +199,7 @@ def axfr_messages(
     written relative to the question's QNAME (the apex) through a compression
     pointer, so the question is repeated in every message.
     """
-    view = ZoneView.of(zone)
+    view = view_of(zone)
     soa = _soa_rr(zone)
     ns = [_POINTER_TO_QNAME + tail for tail in zone.ns_tails]
     ttl = zone.ttl
@@ -355,8 +207,7 @@ def axfr_messages(
     def records() -> Iterator[bytes]:
         yield soa
         yield from ns
-        for owner, rtype, rdata in zone_records(view):
-            yield _owner(owner) + RR_TAIL.pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata
+        yield from wire_records(zone_records(view), ttl)
         yield soa
 
     return pack_messages(query_id, rd, question, records(), target)

@@ -2,39 +2,16 @@
 
 dnslib has no TSIG, so transfer requests are verified and transfer
 responses signed with dnspython, imported only when keys are configured (a
-DNS process that transfers nothing never loads it). A key is written
-``name:algorithm:base64-secret``, the form NSD and Knot configs use.
+DNS process that transfers nothing never loads it). Keys are parsed by
+rbl.config.tsigkeys (``name:algorithm:base64-secret``), which the configuration checks.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from rbl.errors import ConfigError
-
-ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
-
-
-def parse_key(spec: str, where: str = "tsig") -> tuple[str, str, bytes]:
-    """``name:algorithm:secret`` -> (name, algorithm, secret bytes); ConfigError naming it."""
-    name, _, rest = spec.partition(":")
-    algorithm, _, secret = rest.partition(":")
-    if not name or not algorithm or not secret:
-        raise ConfigError(f"{where}: key {name or spec!r} is not 'name:algorithm:base64-secret'")
-    if algorithm.lower() not in ALGORITHMS:
-        raise ConfigError(
-            f"{where}: key {name!r}: algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
-        )
-    try:
-        raw = base64.b64decode(secret, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{where}: key {name!r}: the secret is not base64") from None
-    if len(raw) < 16:
-        raise ConfigError(f"{where}: key {name!r}: the secret is shorter than 16 bytes")
-    return name.rstrip(".").lower() + ".", algorithm.lower(), raw
+from rbl.config.tsigkeys import parse_key
 
 
 class TsigKeys:

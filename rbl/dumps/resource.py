@@ -25,7 +25,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from rbl.dumps.writer import SUMS_NAME
+from rbl.dumps.summary import SUMS_NAME
 
 TEXT: Final = b"text/plain; charset=utf-8"
 CONTENT_TYPES: Final = {
@@ -160,9 +160,10 @@ class DumpResource(Resource):
 class WithDumps(Resource):
     """``/dumps/...`` from the dump directory, every other path from ``site``.
 
-    The public site is one leaf resource that routes paths itself, so the dump
-    resource cannot be a child of it; this root hands it everything else with
-    the path segment put back.
+    The public site's root checks and trims the whole path for its own pages
+    (UTF-8, trailing slashes), which the dump directory must not get; so the
+    dumps sit beside the site, and this root hands it everything else with the
+    path segment put back.
     """
 
     def __init__(self, site: Resource, directory: Path) -> None:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from rbl.config import Settings
+from rbl.config.reconfigure import ReloadReport
 from rbl.dumps.writer import DEFAULT_GZIP_LEVEL, DumpReport, write_dumps
 from rbl.store.reader import ListingReader
 
@@ -85,6 +86,16 @@ class DumpService(Service):
             self.loop = task.LoopingCall(self.tick)
             self.loop.clock = self.clock
             self.loop.start(interval, now=False)
+
+    def reconfigure(self, old: Settings, new: Settings, report: ReloadReport) -> None:
+        """[dumps] from a reload: schedule and compression; a new directory waits for a restart."""
+        if old.dumps == new.dumps or str(self.directory) != new.dumps.directory:
+            return
+        self.settings = new
+        self.gzip_level = new.dumps.gzip_level
+        if self.interval != new.dumps.interval:
+            self.reschedule(new.dumps.interval)
+        report.applied.append("[dumps]")
 
     def tick(self) -> defer.Deferred[None] | None:
         """One scheduled dump; never fails, so the loop keeps its schedule."""

@@ -278,10 +278,8 @@ class PolicyServerFactory(ServerFactory):
         self.refused_unallowed = 0
         self.refused_busy = 0
         self.rejected = 0
-        self._last_logged: float | None = None
-        self._unlogged = 0
-        self._last_refusal_logged: float | None = None
-        self._unlogged_refusals = 0
+        self._errors_logged = _Throttle()
+        self._refusals_logged = _Throttle()
         self.connections: set[PolicyProtocol] = set()
         self.open = 0  # built and not yet closed (counted from buildProtocol on)
         self.per_client: dict[str, int] = {}
@@ -451,34 +449,44 @@ class PolicyServerFactory(ServerFactory):
 
     def _logRefusal(self, client: str) -> None:
         """Say that a stranger knocked, once a minute at most (never per connection)."""
-        now = self.clock.seconds()
-        if (
-            self._last_refusal_logged is not None
-            and now - self._last_refusal_logged < ERROR_LOG_INTERVAL
-        ):
-            self._unlogged_refusals += 1
+        unlogged = self._refusals_logged.due(self.clock.seconds())
+        if unlogged is None:
             return
         self.log.warn(
             "policy feed {feed}: closed a connection from {client}, which is not in "
             "[feeds.policy] allow ({unlogged} more refused since the last report)",
             feed=self.feed,
             client=client,
-            unlogged=self._unlogged_refusals,
+            unlogged=unlogged,
         )
-        self._last_refusal_logged = now
-        self._unlogged_refusals = 0
 
     def _logError(self, failure: Failure | None = None) -> None:
         """Log ``failure`` (or the current exception) unless one was logged a minute ago."""
-        now = self.clock.seconds()
-        if self._last_logged is not None and now - self._last_logged < ERROR_LOG_INTERVAL:
-            self._unlogged += 1
+        unlogged = self._errors_logged.due(self.clock.seconds())
+        if unlogged is None:
             return
         self.log.failure(
             "policy feed {feed}: is_trap or submit failed ({unlogged} more since the last report)",
             failure=failure,
             feed=self.feed,
-            unlogged=self._unlogged,
+            unlogged=unlogged,
         )
-        self._last_logged = now
-        self._unlogged = 0
+
+
+class _Throttle:
+    """One message per ERROR_LOG_INTERVAL at most, counting those held back meanwhile."""
+
+    __slots__ = ("held", "last")
+
+    def __init__(self) -> None:
+        self.last: float | None = None  # when the last message was let through
+        self.held = 0
+
+    def due(self, now: float) -> int | None:
+        """How many were held back since the last message, if one may be logged now;
+        None (and one more held back) if not yet."""
+        if self.last is not None and now - self.last < ERROR_LOG_INTERVAL:
+            self.held += 1
+            return None
+        held, self.last, self.held = self.held, now, 0
+        return held

@@ -17,16 +17,15 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine
-
-from rbl.config import Settings
 from rbl.errors import StoreError
-from rbl.feeds.ingest import HitWriter, IngestGaveUp, LineRead, Retrier, describe_error, read_line
+from rbl.feeds.ingest import LineRead, read_line
 from rbl.feeds.parsers import PARSERS, ParseContext, get_parser
 from rbl.feeds.parsers.recognise import AUTO, recognise
+from rbl.feeds.retry import IngestGaveUp, Retrier, describe_error
 from rbl.store.evidence import BatchResult, refusal
 from rbl.store.faults import is_data_error
-from rbl.store.quarantine import hit_from_json, mark_refed, note_refusal
+from rbl.store.feedwriter import HitWriter
+from rbl.store.quarantine import hit_from_json
 from rbl.store.timestamps import utc
 
 
@@ -35,14 +34,13 @@ class Refeeder:
 
     def __init__(
         self,
-        engine: Engine,
-        settings: Settings,
+        writer: HitWriter,
         retrier: Retrier,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.engine = engine
-        self.writer = HitWriter(engine, settings)
+        """``writer`` stores with the configured policy (``HitWriter(engine, settings)``)."""
+        self.writer = writer
         self.retrier = retrier
         self.clock = clock
 
@@ -61,12 +59,7 @@ class Refeeder:
                 if not is_data_error(exc):
                     raise
                 reason = f"the store refused it: {describe_error(exc)}"
-
-        def keep() -> None:
-            with self.engine.begin() as conn:
-                note_refusal(conn, row.id, reason)
-
-        self.retrier.call(keep, lambda: where)
+        self.retrier.call(lambda: self.writer.keep_refusal(row.id, reason), lambda: where)
         return BatchResult(), reason
 
     def _read(self, row: Any, format_name: str | None) -> LineRead:
@@ -94,12 +87,7 @@ class Refeeder:
         return read
 
     def _store(self, row: Any, hits: list[Any]) -> BatchResult:
-        self.writer.refresh()
-        now = self.clock()
-        with self.engine.begin() as conn:
-            if not mark_refed(conn, row.id, now=now):
-                raise StoreError(f"quarantined line {row.id} was refed or dropped meanwhile")
-            return self.writer.record(conn, hits, now=now, source_id=row.source_id)
+        return self.writer.refeed(row.id, hits, source_id=row.source_id, now=self.clock())
 
 
 def _zone(name: str | None) -> tzinfo:

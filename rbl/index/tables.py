@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import (
     TEST_LISTED_NAME,
     TEST_LISTED_V4,
@@ -56,7 +57,7 @@ class Value:
     txt: str | None = None
 
 
-TEST_VALUE: Final = Value(("127.0.0.2",), "RFC 5782 test point: {key} is listed for testing")
+TEST_VALUE: Final = Value((DEFAULT_CODE,), "RFC 5782 test point: {key} is listed for testing")
 
 
 class Level:

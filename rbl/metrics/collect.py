@@ -22,11 +22,18 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rbl import __version__
 from rbl.metrics.exposition import Family
 from rbl.store.reader import StoreStats
+
+if TYPE_CHECKING:
+    from rbl.dnsserver.protocol import Counters
+    from rbl.dnsserver.responder import Responder
+    from rbl.dnsserver.zone import Zone
+    from rbl.feeds.policyd import PolicyServerFactory
+    from rbl.feeds.recorder import HitRecorder
 
 STARTED = time.time()  # close enough to the process start for process_start_time_seconds
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -41,28 +48,52 @@ def resident_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def dns_snapshot(dns: Any, zones: Mapping[str, Any], position: int) -> dict[str, Any]:
+class DnsCounted(Protocol):
+    """What a DNS process counts: packets (``counters``) and answers (``responder``)."""
+
+    counters: Counters
+    responder: Responder
+
+
+class DumpRun(Protocol):
+    """The figures of one dump run (rbl.dumps.writer.DumpReport)."""
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def total_bytes(self) -> int: ...
+
+
+class DumpRuns(Protocol):
+    """The dump timer's counters (rbl.dumps.service.DumpService)."""
+
+    runs: int
+    failures: int
+
+    @property
+    def last_report(self) -> DumpRun | None: ...
+
+
+def dns_snapshot(dns: DnsCounted, zones: Mapping[str, Zone], position: int) -> dict[str, Any]:
     """One DNS process's counters and index sizes, as JSON-able data.
 
-    ``dns`` is the DnsServerService (its ``counters`` and ``responder``),
-    ``zones`` the served Zone objects by name, ``position`` the change-log id
-    applied. Counters that an older protocol module lacks read as zero.
+    ``dns`` is the DnsServerService, ``zones`` the served Zone objects by
+    name, ``position`` the change-log id applied.
     """
     counters = dns.counters
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    query_counts = getattr(dns.responder, "query_counts", None)
     return {
         "queries": [
-            [zone, rcode, count]
-            for (zone, rcode), count in (query_counts() if query_counts else {}).items()
+            [zone, rcode, count] for (zone, rcode), count in dns.responder.query_counts().items()
         ],
         "udp": counters.udp_queries,
         "tcp": counters.tcp_queries,
         "errors": counters.errors,
-        "rate_limited": getattr(counters, "rate_limited", 0),
-        "slipped": getattr(counters, "slipped", 0),
-        "tcp_refused": getattr(counters, "tcp_refused", 0),
-        "tcp_timeouts": getattr(counters, "tcp_timeouts", 0),
+        "rate_limited": counters.rate_limited,
+        "slipped": counters.slipped,
+        "tcp_refused": counters.tcp_refused,
+        "tcp_timeouts": counters.tcp_timeouts,
         "entries": {name: len(zone.index) for name, zone in zones.items()},
         "serials": {name: zone.serial for name, zone in zones.items()},
         "position": position,
@@ -219,33 +250,41 @@ def single(name: str, kind: str, text: str, value: float) -> Family:
     return family
 
 
-def policy_families(factory: Any, recorder: Any) -> list[Family]:
+def policy_families(factory: PolicyServerFactory, recorder: HitRecorder) -> list[Family]:
     """The live policy feed: requests answered, hits, deferrals and the write queue."""
     families = [
-        single(name, "counter", text, getattr(factory, attribute, 0))
-        for name, attribute, text in (
-            ("rbl_policy_requests_total", "requests", "Policy requests answered."),
-            ("rbl_policy_hits_total", "hits", "Policy requests that were trap hits."),
-            ("rbl_policy_malformed_total", "malformed", "RCPT requests without a usable client."),
-            ("rbl_policy_errors_total", "errors", "Requests whose trap check or recording failed."),
+        single(name, "counter", text, value)
+        for name, value, text in (
+            ("rbl_policy_requests_total", factory.requests, "Policy requests answered."),
+            ("rbl_policy_hits_total", factory.hits, "Policy requests that were trap hits."),
+            (
+                "rbl_policy_malformed_total",
+                factory.malformed,
+                "RCPT requests without a usable client.",
+            ),
+            (
+                "rbl_policy_errors_total",
+                factory.errors,
+                "Requests whose trap check or recording failed.",
+            ),
             (
                 "rbl_policy_rejected_total",
-                "rejected",
+                factory.rejected,
                 "RCPT requests from listed clients answered with a reject (reject_listed).",
             ),
             (
                 "rbl_policy_deferred_total",
-                "deferred",
+                factory.deferred,
                 "Hits answered DEFER_IF_PERMIT (store busy).",
             ),
             (
                 "rbl_policy_refused_unallowed_total",
-                "refused_unallowed",
+                factory.refused_unallowed,
                 "Connections closed at once: client not in [feeds.policy] allow.",
             ),
             (
                 "rbl_policy_refused_busy_total",
-                "refused_busy",
+                factory.refused_busy,
                 "Connections closed at once: over max_connections or max_per_client.",
             ),
         )
@@ -300,7 +339,7 @@ def policy_families(factory: Any, recorder: Any) -> list[Family]:
     ]
 
 
-def dump_families(dumps: Any, directory: Path | None, now: float) -> list[Family]:
+def dump_families(dumps: DumpRuns | None, directory: Path | None, now: float) -> list[Family]:
     """Dump runs and the age of the files mirrors see (from SHA256SUMS, written last)."""
     families = []
     if dumps is not None:
@@ -358,7 +397,7 @@ def file_backlog(name: str, identity: str, offset: int) -> int | None:
         return None
     try:
         with open(name, "rb") as handle:
-            from rbl.feeds.ingest import file_identity  # a writer process: SQLAlchemy is loaded
+            from rbl.feeds.logfile import file_identity  # a writer process: SQLAlchemy is loaded
 
             size = os.fstat(handle.fileno()).st_size
             if file_identity(handle) != identity:

@@ -14,17 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
 from rbl.metrics.collect import (
+    DnsCounted,
+    DumpRuns,
     dns_families,
     dns_snapshot,
     dump_families,
@@ -36,18 +36,69 @@ from rbl.metrics.collect import (
 from rbl.metrics.exposition import CONTENT_TYPE, render
 from rbl.policy.trapfilter import NO_TRAPS
 from rbl.store.reader import ListingReader, StoreStats
+from rbl.web.listening import ListeningSite
+
+if TYPE_CHECKING:
+    from rbl.dnsserver.zone import Zone
+    from rbl.feeds.policyd import PolicyServerFactory
+    from rbl.feeds.recorder import HitRecorder
 
 log = Logger(namespace="rbl.metrics")
 
 STORE_REFRESH = 15.0  # seconds a store reading is reused
 
 
+class Followed(Protocol):
+    """The index DNS answers from: its zones and the change-log id applied."""
+
+    zones: dict[str, Zone]
+    position: int
+
+
+class Workers(Protocol):
+    """The ``--workers`` children: the newest counters each sent, by worker number."""
+
+    @property
+    def reports(self) -> Mapping[int, Mapping[str, Any]]: ...
+
+
+class PolicyFeed(Protocol):
+    """The writer's live feed: the policy factory (when listening) and its recorder."""
+
+    policy_factory: PolicyServerFactory | None
+    recorder: HitRecorder
+
+
+class Observed(Protocol):
+    """What a scrape reads of a composed server (rbl.server.service.Server)."""
+
+    @property
+    def dns(self) -> DnsCounted:
+        """This process's DNS ports (rbl.server.dnsservice.DnsServerService)."""
+
+    @property
+    def follower(self) -> Followed:
+        """The index they answer from (rbl.server.follower.IndexFollower)."""
+
+    @property
+    def supervisor(self) -> Workers | None:
+        """The ``--workers`` children, when there are any (rbl.server.workers)."""
+
+    @property
+    def writer(self) -> PolicyFeed | None:
+        """The writer node's live feed; None on a DNS-only node (rbl.server.writer)."""
+
+    @property
+    def dumps(self) -> DumpRuns | None:
+        """The dump timer, when ``[dumps] directory`` is set (rbl.dumps.service)."""
+
+
 class MetricsCollector:
-    """Renders one scrape from a composed server (rbl.server.service.Server)."""
+    """Renders one scrape from a composed server."""
 
     def __init__(
         self,
-        server: Any,
+        server: Observed,
         reader: ListingReader | None,
         run: Callable[..., defer.Deferred[Any]],
         clock: Any,
@@ -170,40 +221,21 @@ class MetricsResource(Resource):
         return server.NOT_DONE_YET
 
 
-class MetricsService(Service):
+class MetricsService(ListeningSite):
     """Listens on ``listen``; ``bound`` once listening (port 0 picks a free one)."""
 
+    what = "metrics"
+
     def __init__(self, listen: tuple[str, int], collector: MetricsCollector, reactor: Any) -> None:
-        self.listen = listen
+        site = server.Site(MetricsResource(collector))
+        site.displayTracebacks = False
+        site.noisy = False
+        super().__init__(listen, site, reactor)
         self.collector = collector
-        self.reactor = reactor
-        self.site = server.Site(MetricsResource(collector))
-        self.site.displayTracebacks = False
-        self.site.noisy = False
-        self.port: IListeningPort | None = None
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        if self.port is None:
-            host, port = self.listen
-            self.port = self.reactor.listenTCP(port, self.site, interface=host)
-
-    def startService(self) -> None:
-        if self.port is None:  # started without the privileged step (tests)
-            self.privilegedStartService()
-        super().startService()
-
-    @property
-    def bound(self) -> tuple[str, int]:
-        if self.port is None:
-            raise RuntimeError("metrics are not listening")
-        address = self.port.getHost()
-        return str(getattr(address, "host", self.listen[0])), int(getattr(address, "port", 0))
 
     def stopService(self) -> defer.Deferred[Any]:
         super().stopService()
-        port, self.port = self.port, None
-        stopping = [] if port is None else [defer.maybeDeferred(port.stopListening)]
+        stopping = [self.stop_listening()]
         reader = self.collector.reader
         if reader is not None:  # in a thread: a scrape may be reading right now
             stopping.append(self.collector.run(reader.close))

@@ -9,8 +9,12 @@ such as "query refused", so a listing can never claim them. Pure.
 from __future__ import annotations
 
 import ipaddress
+from typing import Final
 
 from rbl.errors import CodeError
+
+# The RFC 5782 test points answer it, and a listing whose zone and row name no code.
+DEFAULT_CODE: Final = "127.0.0.2"
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _RESERVED = ipaddress.IPv4Network("127.255.255.0/24")

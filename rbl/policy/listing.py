@@ -19,7 +19,8 @@ The safeguards encode the field's hard lessons:
   innocent users for every spammer: its listing is held for the operator's
   review instead of going to DNS (``Rules.hold_reason``, ``Action.HOLD``);
 * a domain in MAIL FROM is usually forged (a victim), so a domain is listed
-  only when the sending host's forward-confirmed name lies inside it;
+  only when the sending host's forward-confirmed name lies inside it
+  (``rbl.policy.senders.tied_domain``), and only as its host is (``decide_domain``);
 * a spammer rotates addresses inside the IPv6 /64 one customer gets: an IPv6
   hit lists (and counts toward) its /64 (``listing_key``), and, when the zone
   asks for it, enough listings inside a /48 or an IPv4 /24 list that too
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -41,7 +41,9 @@ from typing import Final
 from rbl.config import ListingSettings, PrefixSettings
 from rbl.index.tables import PrefixTable
 from rbl.model.keys import IpKey, address_key
+from rbl.model.suffixes import is_public_suffix
 from rbl.model.traphit import EARLIEST, TrapHit
+from rbl.policy.senders import backscatter_reason, host_name, probe_reason
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -82,14 +84,6 @@ RESERVED_NETWORKS: Final[tuple[Network, ...]] = tuple(
     )
 )
 
-_BATV_TAG: Final = re.compile(r"^[0-9]{4}[0-9a-f]{6}$")
-# Exim's callout_random_local_part default is "$primary_hostname-$tod_epoch-testing".
-_RANDOM_PROBE: Final = re.compile(r"^[a-z0-9.-]+-[0-9]{9,11}-testing$")
-# Local parts that verification probes send from, always at the prober's own domain
-# (Postfix double-bounce@$myorigin, Exim use_postmaster: postmaster@$qualify_domain).
-_PROBE_SENDERS: Final = frozenset({"double-bounce", "mailer-daemon", "postmaster"})
-STAGE_RCPT: Final = "rcpt"
-STAGE_DATA: Final = "data"
 # Bounds of time arithmetic on hits: no listing lasts past LATEST (a listing for good,
 # and far from datetime's year 9999 limit in any time zone), no window reaches before
 # EARLIEST (the store refuses hits older than that: rbl.store.evidence.refusal).
@@ -155,7 +149,7 @@ class Rules:
         Only the forward-confirmed name counts: HELO is the sender's to choose,
         so a spammer saying ``EHLO mail.google.com`` is no reason to hold.
         """
-        name = _host(hit.client_name)
+        name = host_name(hit.client_name)
         if name and self.provider_hosts:
             labels = name.split(".")
             for start in range(len(labels) - 1):
@@ -246,99 +240,6 @@ class Decision:
     counts: bool = True  # evidence against the address (counts toward the threshold)
 
 
-def normalise_sender(address: str | None) -> str | None:
-    """Lowercase and strip BATV: ``prvs=TAG=user@d`` and ``prvs=user=TAG@d`` give ``user@d``."""
-    if address is None:
-        return None
-    address = address.strip().lower()
-    local, at, domain = address.rpartition("@")
-    if at and local.startswith("prvs="):
-        first, sep, second = local[5:].partition("=")
-        if sep and _BATV_TAG.match(first):
-            local = second
-        elif sep and _BATV_TAG.match(second):
-            local = first
-        return f"{local}@{domain}"
-    return address
-
-
-def domain_of(address: str | None) -> str | None:
-    if not address or "@" not in address:
-        return None
-    domain = address.rpartition("@")[2].strip().rstrip(".").lower()
-    return domain or None
-
-
-def _host(name: str | None) -> str:
-    return (name or "").strip().rstrip(".").lower()
-
-
-def _inside(name: str, domain: str) -> bool:
-    """Is host ``name`` the domain or below it? (A bare TLD is nobody's own domain.)"""
-    return "." in domain and (name == domain or name.endswith("." + domain))
-
-
-def own_domain(hit: TrapHit, domain: str | None) -> bool:
-    """Is ``domain`` the connecting host's own?
-
-    Its forward-confirmed name lies inside it; only when the MTA verified no
-    name does the HELO stand in. A verified name that is elsewhere is not
-    overruled by a HELO the sender chose.
-    """
-    if not domain:
-        return False
-    name = _host(hit.client_name)
-    if name:
-        return _inside(name, domain)
-    helo = _host(hit.helo)
-    return bool(helo) and _inside(helo, domain)
-
-
-def probe_reason(hit: TrapHit) -> str | None:
-    """Why this hit has a sender-verification probe's shape, or None.
-
-    A probe stops after RCPT (it never sends a message), and it comes either
-    from the null sender or from the probing host's own double-bounce,
-    postmaster or mailer-daemon address; Exim's callouts also try a random
-    ``host-EPOCH-testing`` recipient. So a hit at the "data" stage is never a
-    probe, and ``postmaster@`` of a domain that is not the client's own is an
-    ordinary sender (phishing uses exactly those). When the feed does not say
-    the stage (None: spamd, spamdb, JSON without "stage"), the hit is taken
-    as one that may have stopped at RCPT: a listing of a real prober would be
-    a false listing, while the evasion the name alone allowed stays closed
-    because the domain must still be the client's own.
-    """
-    if hit.stage == STAGE_DATA:
-        return None
-    if hit.mail_from == "":
-        return "null sender: a bounce or a sender-verification callback"
-    sender = normalise_sender(hit.mail_from)
-    if sender is not None:
-        local, _, domain = sender.rpartition("@")
-        if local in _PROBE_SENDERS and own_domain(hit, domain):
-            return f"sender {local}@ of the client's own domain: an address-verification probe"
-    if hit.rcpt_to:
-        local = hit.rcpt_to.rpartition("@")[0]
-        if _RANDOM_PROBE.match(local):
-            return "random-recipient probe (host-EPOCH-testing)"
-    return None
-
-
-def backscatter_reason(hit: TrapHit) -> str | None:
-    """Why this hit is a bounce to a trap, or None.
-
-    A message from the null sender is a delivery report. One that reaches a
-    trap answers mail that a spammer sent in the trap's name (a forged MAIL
-    FROM), so the bouncing host is a bystander relaying its own users' bounces,
-    not the spammer: the hit is kept as evidence, never counted or listed.
-    Spam sent with a null sender escapes this rule; the operator still sees
-    every such hit and can list by hand.
-    """
-    if hit.stage == STAGE_DATA and hit.mail_from == "":
-        return "null sender with a message: a bounce to a trap (backscatter from a forged sender)"
-    return None
-
-
 def decide(
     hit: TrapHit, *, is_trap: bool, history: History, rules: Rules, now: datetime
 ) -> Decision:
@@ -394,6 +295,49 @@ def decide(
         f" (listed {history.earlier_listings} time(s) before)" if history.earlier_listings else ""
     )
     return Decision(Action.LIST, f"{seen} trap hit(s) within the window{repeat}", expires)
+
+
+def decide_domain(
+    hit: TrapHit, domain: str, host: Decision, *, history: History, now: datetime
+) -> Decision | None:
+    """What ``hit`` does to the listing of ``domain``, the sending host's own
+    (``tied_domain``), once ``host`` is the decision on the host's address. None: nothing.
+
+    A domain follows its host: a hit that lists or extends the host lists or
+    extends the domain until the same time, and nothing else touches it. Never
+    a public suffix (nobody's own domain: rbl.model.suffixes) nor an allowlisted
+    domain (``history.allowlisted``); otherwise the rules of ``follow``.
+    """
+    if host.action not in (Action.LIST, Action.EXTEND) or host.expires_at is None:
+        return None
+    if history.allowlisted or is_public_suffix(domain):
+        return None
+    reason = f"sending host {hit.client_name} ({hit.client_ip}) is inside it"
+    return follow(history, at=hit.at, expires=host.expires_at, now=now, reason=reason)
+
+
+def follow(
+    history: History, *, at: datetime, expires: datetime, now: datetime, reason: str
+) -> Decision | None:
+    """A listing that follows from other listings (a domain from its host's, a network
+    from those inside it, ``escalate``): listed or extended until ``expires``, or None.
+
+    The rules ``decide`` applies to a host's own listing: a listing the operator
+    made is theirs, one the operator delisted (or rejected) comes back only on
+    evidence at ``at`` newer than that, a held one waits for the operator, an
+    expiry in the past lists nothing and an active listing is only ever extended.
+    """
+    if history.delisted_at is not None and at <= history.delisted_at:
+        return None
+    if history.held or (history.active and history.active_manual):
+        return None
+    if expires <= now:
+        return None
+    if history.active:
+        if history.active_expires_at is not None and history.active_expires_at >= expires:
+            return None
+        return Decision(Action.EXTEND, reason, expires)
+    return Decision(Action.LIST, reason, expires)
 
 
 def listing_key(address: str, prefixes: PrefixSettings, rules: Rules) -> IpKey:
@@ -461,33 +405,9 @@ def escalate(
         return None
     if rules.guarded_inside(network) is not None or history.allowlisted:
         return None
-    if history.delisted_at is not None and at <= history.delisted_at:
-        return None  # the operator delisted the network: only newer evidence escalates again
-    if history.held or (history.active and history.active_manual):
-        return None
     expires = members[alive[after - 1]] or LATEST
-    if expires <= now:
-        return None
     named = ", ".join(sorted(alive[:_NAMED_MEMBERS]))
     more = f" and {len(alive) - _NAMED_MEMBERS} more" if len(alive) > _NAMED_MEMBERS else ""
     what = "networks" if network.family == 6 else "addresses"
     reason = f"escalated: {len(alive)} listed {what} inside it (at least {after}): {named}{more}"
-    if history.active:
-        if history.active_expires_at is not None and history.active_expires_at >= expires:
-            return None
-        return Decision(Action.EXTEND, reason, expires)
-    return Decision(Action.LIST, reason, expires)
-
-
-def tied_domain(hit: TrapHit) -> str | None:
-    """A sender or HELO domain that the sending host's verified name lies inside, or None.
-
-    Only then is a domain the sender's own: MAIL FROM alone is forged too often.
-    """
-    name = _host(hit.client_name)
-    if not name:
-        return None
-    for candidate in (domain_of(normalise_sender(hit.mail_from)), _host(hit.helo) or None):
-        if candidate and _inside(name, candidate):
-            return candidate
-    return None
+    return follow(history, at=at, expires=expires, now=now, reason=reason)

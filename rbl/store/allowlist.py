@@ -8,12 +8,15 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, or_, select
 
 from rbl.errors import NotListedError
+from rbl.model.changes import OP_EXCLUDE, OP_UNEXCLUDE
 from rbl.model.keys import DomainKey, IpKey, ListingKey, parse_domain_key, parse_ip_key
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.policy.allowlist import Allowlist
+from rbl.store.audit import audit
 from rbl.store.changelog import append_change, lock_change_log
-from rbl.store.listings import audit, key_columns, remove_listing
-from rbl.store.schema import ACTIVE, OP_EXCLUDE, OP_UNEXCLUDE, allowlist, listings
+from rbl.store.listings import remove_listing
+from rbl.store.locate import in_network, key_columns
+from rbl.store.schema import ACTIVE, allowlist, listings
 
 
 def add_allowed(
@@ -52,14 +55,11 @@ def add_allowed(
 def _listings_inside(conn: Connection, zone: str, key: ListingKey) -> list[str]:
     """Active listing keys that ``key`` covers entirely (the allowlist wins over them)."""
     if isinstance(key, IpKey):
-        width = 4 if key.family == 4 else 16
         query = select(listings.c.key).where(
             listings.c.zone == zone,
             listings.c.state == ACTIVE,
-            listings.c.family == key.family,
             listings.c.prefixlen >= key.prefixlen,
-            listings.c.network >= key.network.to_bytes(width, "big"),
-            listings.c.network <= key.last.to_bytes(width, "big"),
+            in_network(listings, key),
         )
     else:
         name = key.name
@@ -80,11 +80,12 @@ def remove_allowed(
     conn: Connection,
     key: ListingKey,
     *,
+    zones: Sequence[str] = (),
     reason: str,
     actor: str,
     now: datetime,
-    zones: Sequence[str] = (),
 ) -> None:
+    """Take ``key`` off the allowlist; in ``zones`` DNS stops excluding it (change log)."""
     if zones:
         lock_change_log(conn)
     if conn.execute(delete(allowlist).where(allowlist.c.key == key.text)).rowcount == 0:

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
+from rbl.store.bulk import insert_many
 from rbl.store.schema import change_log, change_log_pruned
 
 CHANGE_LOG_LOCK = 0x72626C_01  # "rbl" + 1: the advisory lock id that orders change-log writers
@@ -53,12 +54,7 @@ def append_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     lock_change_log(conn)
-    if conn.dialect.name == "sqlite":
-        from rbl.store.evidence import insert_many  # the driver fast path
-
-        insert_many(conn, change_log, [dict(row) for row in rows])
-        return
-    conn.execute(insert(change_log), [dict(row) for row in rows])
+    insert_many(conn, change_log, [dict(row) for row in rows])  # SQLite: the driver fast path
 
 
 def append_change(
@@ -97,7 +93,7 @@ def prune_changes(engine: Engine, before: datetime, batch: int = PRUNE_BATCH) ->
     the zone's last row, and a serial must never go back. Every transaction
     also raises ``change_log_pruned.through`` to the highest id it deleted, so
     a follower still behind that id knows it may have missed rows and loads a
-    fresh snapshot (rbl.server.service). Short transactions: ingest and the live feed
+    fresh snapshot (rbl.server.changes). Short transactions: ingest and the live feed
     wait for at most one batch.
     """
     deleted = 0

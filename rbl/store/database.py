@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine as Engine  # the store's handle: the CLI names it in its types
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rbl.errors import StoreError

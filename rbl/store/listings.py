@@ -9,34 +9,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Row,
-    Table,
-    and_,
-    bindparam,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
-from rbl.model.keys import MAX_PREFIXLEN, MIN_PREFIXLEN, IpKey, ListingKey, test_point_conflict
+from rbl.model.changes import OP_DELETE, OP_SET
+from rbl.model.keys import IpKey, ListingKey, test_point_conflict
 from rbl.model.suffixes import check_not_public_suffix
+from rbl.store.audit import audit
 from rbl.store.changelog import append_change, append_changes, lock_change_log
-from rbl.store.schema import (
-    ACTIVE,
-    HELD,
-    OP_DELETE,
-    OP_SET,
-    REMOVED,
-    allowlist,
-    audit_log,
-    listings,
-)
+from rbl.store.locate import in_network, key_columns, prefixlen_of, wider
+from rbl.store.rows import narrowed, record
+from rbl.store.schema import ACTIVE, HELD, REMOVED, allowlist, listings
 from rbl.store.timestamps import utc
 
 MANUAL = "manual"
@@ -71,61 +54,8 @@ class ListingEntry:
     txt: str | None = None
 
 
-def key_columns(key: ListingKey, text: str | None = None) -> dict[str, object]:
-    """The columns that locate a key, with the network as big-endian bytes (sorts as integer)."""
-    if isinstance(key, IpKey):
-        return {
-            "key": text or key.text,
-            "family": key.family,
-            "prefixlen": key.prefixlen,
-            "network": key.packed,
-        }
-    return {"key": text or key.text, "family": 0, "prefixlen": 0, "network": None}
-
-
 def _listing(row: Row[tuple[object, ...]]) -> Listing:
-    m = row._mapping
-    return Listing(
-        zone=m["zone"],
-        key=m["key"],
-        codes=tuple(m["codes"].split(",")),
-        txt=m["txt"],
-        reason=m["reason"],
-        source=m["source"],
-        state=m["state"],
-        created_at=utc(m["created_at"]),
-        updated_at=utc(m["updated_at"]),
-        expires_at=utc(m["expires_at"]),
-        first_seen=utc(m["first_seen"]),
-        last_seen=utc(m["last_seen"]),
-        hit_count=m["hit_count"],
-        times_listed=m["times_listed"],
-        delisted_at=utc(m["delisted_at"]),
-    )
-
-
-def audit(
-    conn: Connection,
-    *,
-    now: datetime,
-    actor: str,
-    action: str,
-    zone: str | None,
-    key: str | None,
-    reason: str | None,
-    detail: str | None = None,
-) -> None:
-    conn.execute(
-        insert(audit_log).values(
-            at=now,
-            actor=actor,
-            action=action,
-            zone=zone,
-            key=key,
-            reason=reason,
-            detail=detail,
-        )
-    )
+    return record(Listing, row, codes=tuple(row.codes.split(",")))
 
 
 def _check_listable(key: ListingKey) -> None:
@@ -242,7 +172,7 @@ def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[List
     so an allowlisted address inside a listed /64 is not listed here either.
     """
     if isinstance(key, IpKey):
-        condition = and_(listings.c.family == key.family, or_(*_wider(listings, key)))
+        condition = and_(listings.c.family == key.family, or_(*wider(listings, key)))
     else:
         parts = key.name.split(".")
         keys = [] if key.subdomains else [key.name]
@@ -257,34 +187,12 @@ def covering_listings(conn: Connection, zone: str, key: ListingKey) -> list[List
     if found and isinstance(key, IpKey):
         excluded = conn.execute(
             select(func.max(allowlist.c.prefixlen)).where(
-                allowlist.c.family == key.family, or_(*_wider(allowlist, key))
+                allowlist.c.family == key.family, or_(*wider(allowlist, key))
             )
         ).scalar_one()
         if excluded is not None:
-            found = [listing for listing in found if _prefixlen(listing.key) > excluded]
+            found = [listing for listing in found if prefixlen_of(listing.key) > excluded]
     return found
-
-
-def _wider(table: Table, key: IpKey) -> list[ColumnElement[bool]]:
-    """Conditions for rows of ``table`` whose network holds ``key`` (itself included)."""
-    return [
-        and_(table.c.prefixlen == prefixlen, table.c.network == key.widen(prefixlen).packed)
-        for prefixlen in range(key.prefixlen, MIN_PREFIXLEN[key.family] - 1, -1)
-    ]
-
-
-def in_network(table: Table, key: IpKey) -> ColumnElement[bool]:
-    """Rows of ``table`` (hits or listings: ``family``, ``network``) whose address or
-    network starts inside network ``key``: a range of the big-endian network column."""
-    last = IpKey(key.family, key.last, MAX_PREFIXLEN[key.family]).packed
-    return and_(
-        table.c.family == key.family, table.c.network >= key.packed, table.c.network <= last
-    )
-
-
-def _prefixlen(text: str) -> int:
-    head, _, length = text.partition("/")
-    return int(length) if length else (128 if ":" in head else 32)
 
 
 def listings_inside(conn: Connection, zone: str, key: IpKey) -> list[Listing]:
@@ -319,14 +227,9 @@ def list_listings(
     query = select(listings).order_by(listings.c.updated_at.desc(), listings.c.id.desc())
     if search:
         query = query.where(listings.c.key.contains(search.strip().lower(), autoescape=True))
-    if source is not None:
-        query = query.where(listings.c.source == source)
-    if zone is not None:
-        query = query.where(listings.c.zone == zone)
-    if state is not None:
-        query = query.where(listings.c.state == state)
-    elif not include_removed:
-        query = query.where(listings.c.state == ACTIVE)
+    if state is None and not include_removed:
+        state = ACTIVE
+    query = narrowed(query, listings, source=source, zone=zone, state=state)
     return [_listing(row) for row in conn.execute(query.limit(limit))]
 
 

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from rbl.errors import StoreError
 from rbl.model.traphit import TrapHit
-from rbl.store.evidence import insert_many
-from rbl.store.listings import audit
+from rbl.store.audit import audit
+from rbl.store.bulk import insert_many
 from rbl.store.schema import DROPPED, QUARANTINED, REFED, SOURCE_POLICY, quarantine
 
 STATES = (QUARANTINED, REFED, DROPPED)

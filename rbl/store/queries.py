@@ -1,4 +1,5 @@
-"""Read-side queries for people: a key's evidence (operator CLI now, public pages later)."""
+"""Read-side queries for people: a key's evidence (operator CLI now, public pages later),
+the audit log, and how many listings are in a state (``rbl doctor``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from rbl.model.keys import MAX_PREFIXLEN, IpKey, ListingKey
-from rbl.store.listings import in_network
-from rbl.store.schema import audit_log, hits
-from rbl.store.timestamps import utc
+from rbl.store.locate import in_network
+from rbl.store.rows import narrowed, record
+from rbl.store.schema import audit_log, hits, listings
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +64,7 @@ def evidence_for(conn: Connection, key: ListingKey, limit: int) -> tuple[int, li
         .order_by(hits.c.at.desc(), hits.c.id.desc())
         .limit(limit)
     )
-    found = []
-    for row in rows:
-        at = utc(row.at)
-        found.append(
-            HitRow(
-                at=at,
-                client_ip=row.client_ip,
-                client_name=row.client_name,
-                helo=row.helo,
-                mail_from=row.mail_from,
-                rcpt_to=row.rcpt_to,
-                trap_domain=row.trap_domain,
-                feed=row.feed,
-                action=row.action,
-                reason=row.reason,
-            )
-        )
+    found = [record(HitRow, row) for row in rows]
     return total, found
 
 
@@ -105,16 +90,11 @@ def audit_entries(
 ) -> list[AuditRow]:
     """Newest first; ``key`` matches exactly."""
     query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
-    if key is not None:
-        query = query.where(audit_log.c.key == key)
-    if actor is not None:
-        query = query.where(audit_log.c.actor == actor)
-    if action is not None:
-        query = query.where(audit_log.c.action == action)
-    rows = []
-    for row in conn.execute(query):
-        at = utc(row.at)
-        rows.append(
-            AuditRow(row.id, at, row.actor, row.action, row.zone, row.key, row.reason, row.detail)
-        )
-    return rows
+    query = narrowed(query, audit_log, key=key, actor=actor, action=action)
+    return [record(AuditRow, row) for row in conn.execute(query)]
+
+
+def count_listings(conn: Connection, state: str) -> int:
+    """How many listings, in every zone, are in ``state`` (``schema.ACTIVE``, ``HELD``...)."""
+    query = select(func.count()).select_from(listings).where(listings.c.state == state)
+    return int(conn.execute(query).scalar_one())

@@ -37,7 +37,7 @@ class Change:
     id: int
     zone: str
     key: str
-    op: str  # schema.OP_SET or schema.OP_DELETE
+    op: str  # rbl.model.changes: OP_SET, OP_DELETE, OP_EXCLUDE, OP_UNEXCLUDE
     codes: str | None
     txt: str | None
 

@@ -29,8 +29,10 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from rbl.config import DelistingSettings
 from rbl.errors import NotListedError, StoreError
 from rbl.model.keys import ListingKey
+from rbl.store.audit import audit
 from rbl.store.changelog import lock_change_log
-from rbl.store.listings import Listing, audit, covering_listings, remove_listing
+from rbl.store.listings import Listing, covering_listings, remove_listing
+from rbl.store.rows import narrowed, record
 from rbl.store.schema import (
     APPROVED,
     CLOSED,
@@ -92,22 +94,7 @@ class RemovalRequest:
 
 
 def _request(row: Row[tuple[object, ...]]) -> RemovalRequest:
-    m = row._mapping
-    return RemovalRequest(
-        id=m["id"],
-        token=m["token"],
-        zone=m["zone"],
-        key=m["key"],
-        email=m["email"],
-        message=m["message"],
-        client_ip=m["client_ip"],
-        state=m["state"],
-        self_service=bool(m["self_service"]),
-        created_at=utc(m["created_at"]),
-        decided_at=utc(m["decided_at"]),
-        decided_by=m["decided_by"],
-        decision_message=m["decision_message"],
-    )
+    return record(RemovalRequest, row, self_service=bool(row.self_service))
 
 
 def new_token() -> str:
@@ -337,12 +324,7 @@ def list_requests(
 ) -> list[RemovalRequest]:
     """Oldest first; ``zone`` and ``key`` (a listing's key text) narrow it to one listing."""
     query = select(removal_requests).order_by(removal_requests.c.created_at, removal_requests.c.id)
-    if state is not None:
-        query = query.where(removal_requests.c.state == state)
-    if zone is not None:
-        query = query.where(removal_requests.c.zone == zone)
-    if key is not None:
-        query = query.where(removal_requests.c.key == key)
+    query = narrowed(query, removal_requests, state=state, zone=zone, key=key)
     return [_request(row) for row in conn.execute(query.limit(limit))]
 
 

@@ -7,6 +7,8 @@ and about 6 MB of resident memory in every DNS process for nothing it uses.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -22,8 +24,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.schema import SchemaItem
 
 metadata = MetaData()
+
+
+def _table(name: str, *items: SchemaItem, **options: Any) -> Table:
+    """A table of ``metadata`` whose key is an integer ``id``, first as every table's is."""
+    return Table(name, metadata, Column("id", Integer, primary_key=True), *items, **options)
+
 
 ACTIVE = "active"
 REMOVED = "removed"  # by the operator (delisted)
@@ -36,13 +45,8 @@ SOURCE_TRAP = "trap"
 TRAP_ADDRESS = "address"  # one exact recipient address
 TRAP_DOMAIN = "domain"  # every address at the domain
 
-OP_SET = "set"
-OP_DELETE = "delete"
-
-listings = Table(
+listings = _table(
     "listings",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("zone", String(253), nullable=False),
     Column("key", String(260), nullable=False),  # canonical text: 192.0.2.0/24, *.example.com
     Column("family", SmallInteger, nullable=False),  # 4, 6, or 0 for domains
@@ -68,10 +72,8 @@ listings = Table(
     Index("ix_listings_load", "state", "zone", "family", "prefixlen", "network", "codes", "txt"),
 )
 
-change_log = Table(
+change_log = _table(
     "change_log",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("zone", String(253), nullable=False),
     Column("key", String(260), nullable=False),
     Column("op", String(16), nullable=False),  # set, delete, exclude, unexclude
@@ -84,18 +86,14 @@ change_log = Table(
 # How far the change log has been pruned: one row (id 1), written in the same
 # transaction as each prune. A follower whose position is below ``through`` may
 # have missed deleted rows and must load a fresh snapshot instead.
-change_log_pruned = Table(
+change_log_pruned = _table(
     "change_log_pruned",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("through", Integer, nullable=False),  # the highest id ever deleted
     Column("pruned_at", DateTime(timezone=True), nullable=False),
 )
 
-audit_log = Table(
+audit_log = _table(
     "audit_log",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(100), nullable=False),
     Column("action", String(32), nullable=False),
@@ -106,10 +104,8 @@ audit_log = Table(
     sqlite_autoincrement=True,
 )
 
-traps = Table(
+traps = _table(
     "traps",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("kind", String(16), nullable=False),  # TRAP_ADDRESS or TRAP_DOMAIN
     Column("value", String(320), nullable=False),  # lowercased address or domain
     Column("note", Text),
@@ -119,10 +115,8 @@ traps = Table(
     UniqueConstraint("kind", "value", name="uq_traps_kind_value"),
 )
 
-ingest_sources = Table(
+ingest_sources = _table(
     "ingest_sources",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("name", Text, nullable=False),  # path as given, or "-"
     Column("identity", String(200), nullable=False),  # device:inode:hash of the first line
     # The position is per file and format: one syslog feeds a parser per format,
@@ -140,10 +134,8 @@ ingest_sources = Table(
     UniqueConstraint("identity", "format", name="uq_ingest_sources_identity_format"),
 )
 
-hits = Table(
+hits = _table(
     "hits",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("client_ip", String(45), nullable=False),
     # The address as family + big-endian bytes (as listings.network), so a network's
@@ -163,7 +155,7 @@ hits = Table(
     Column("reason", Text, nullable=False),
     Column("source_id", Integer, ForeignKey("ingest_sources.id")),
     # What tells the attempt apart (TrapHit.attempt: "pid:123", "queue:4ABC", ...): part
-    # of the key that merges one attempt logged twice (rbl.store.evidence).
+    # of the key that merges one attempt logged twice (rbl.store.attempts).
     Column("attempt", String(64)),
     sqlite_autoincrement=True,
 )
@@ -171,10 +163,8 @@ Index("ix_hits_client_at", hits.c.client_ip, hits.c.at)
 Index("ix_hits_at", hits.c.at)
 Index("ix_hits_network_at", hits.c.family, hits.c.network, hits.c.at)
 
-allowlist = Table(
+allowlist = _table(
     "allowlist",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("key", String(260), nullable=False),  # 192.0.2.0/24, example.com, *.example.com
     Column("family", SmallInteger, nullable=False),  # 4, 6, 0 for domains
     Column("prefixlen", SmallInteger, nullable=False),
@@ -190,13 +180,8 @@ APPROVED = "approved"
 DENIED = "denied"
 CLOSED = "closed"  # another request for the same listing was approved
 
-OP_EXCLUDE = "exclude"  # allowlisted: never answers as listed, even inside a listed network
-OP_UNEXCLUDE = "unexclude"
-
-removal_requests = Table(
+removal_requests = _table(
     "removal_requests",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("token", String(40), nullable=False),  # the public, unguessable id of its status page
     Column("zone", String(253), nullable=False),
     Column("key", String(260), nullable=False),  # the listing it asks to remove
@@ -222,10 +207,8 @@ SOURCE_POLICY = "policy"  # the live policy feed, not a file
 
 # Lines (and live-feed hits) that could not be parsed or stored: kept whole so
 # that nothing read is ever lost, and fed again once the cause is fixed.
-quarantine = Table(
+quarantine = _table(
     "quarantine",
-    metadata,
-    Column("id", Integer, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),  # when it was set aside
     Column("format", String(16), nullable=False),  # the parser's name, or "policy"
     Column("feed", String(32)),  # --feed, when one was given

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 from rbl.errors import NotListedError
 from rbl.model.traps import TrapSpec
 from rbl.policy.trapfilter import TrapFilter
-from rbl.store.listings import audit
+from rbl.store.audit import audit
 from rbl.store.schema import traps
 
 

@@ -11,45 +11,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import Service
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
-from twisted.web.server import Site
+
+from rbl.config import Settings
+from rbl.config.reconfigure import ReloadReport
+from rbl.web.listening import ListeningSite
 
 log = Logger(namespace="rbl.web")
 
 STOP_GRACE = 10.0  # seconds a stopping server waits for lookups and removal requests
 
 
-class WebService(Service):
+class WebService(ListeningSite):
     """Listens on ``listen`` (host, port; port 0 picks a free one); ``port`` once bound."""
 
-    def __init__(self, listen: tuple[str, int], site: Site, reactor: Any) -> None:
-        self.listen = listen
-        self.site = site
-        self.reactor = reactor
-        self.port: IListeningPort | None = None
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        host, port = self.listen
-        self.port = self.reactor.listenTCP(port, self.site, interface=host, backlog=128)
+    backlog = 128
+    what = "the lookup site"
 
     def startService(self) -> None:
-        if self.port is None:  # started without the privileged step (e.g. setServiceParent)
-            self.privilegedStartService()
         super().startService()
         host, port = self.bound
         log.info("serving the lookup site on {host} port {port}", host=host, port=port)
 
-    @property
-    def bound(self) -> tuple[str, int]:
-        """The address actually listened on (for the ready file)."""
-        if self.port is None:
-            raise RuntimeError("the lookup site is not listening")
-        address = self.port.getHost()
-        return str(getattr(address, "host", self.listen[0])), int(getattr(address, "port", 0))
+    def reconfigure(self, old: Settings, new: Settings, report: ReloadReport) -> None:
+        """[web], [delisting] and [public] from a reload; the next request sees them."""
+        if old.web == new.web and old.delisting == new.delisting and old.public == new.public:
+            return
+        public = getattr(self.site, "public", None)  # set by rbl.web.site.make_site
+        if public is None:
+            return
+        public.reconfigure(new)
+        report.applied.append("[web]")
 
     def stopService(self) -> defer.Deferred[Any]:
         """Stop listening, finish the requests being answered, send them, then close.
@@ -58,8 +51,7 @@ class WebService(Service):
         database gets its page rather than a closed connection.
         """
         super().stopService()
-        port, self.port = self.port, None
-        stopped = defer.succeed(None) if port is None else defer.maybeDeferred(port.stopListening)
+        stopped = self.stop_listening()
         deadline = self.reactor.seconds() + STOP_GRACE
         public = getattr(self.site, "public", None)
         stopped.addCallback(

@@ -218,3 +218,16 @@ def test_show_finds_the_64_or_the_escalated_48_that_lists_an_address(config_path
     assert "2a01:4f8:1:1::5: no listing in bl.example.org" in mine.output
     still = run(config_path, "show", "2a01:4f8:1:1::6")
     assert "2a01:4f8:1:1::6 is listed as part of 2a01:4f8:1:1::/64" in still.output
+
+
+def test_each_command_lives_in_a_module_named_after_it() -> None:
+    """A newcomer finds ``rbl requests`` in rbl/cli/requests.py; ``rbl list`` is in
+    listings.py (a module named ``list`` would shadow the builtin where imported)."""
+    where = {name: command.callback.__module__ for name, command in main.commands.items()}
+    assert where == {
+        name: f"rbl.cli.{'listings' if name == 'list' else name}" for name in main.commands
+    }
+    assert sorted(main.commands) == [
+        "allowlist", "audit", "db", "delist", "doctor", "dump", "expire", "ingest",
+        "list", "quarantine", "requests", "serve", "show", "traps",
+    ]  # fmt: skip

@@ -21,9 +21,11 @@ import pytest
 
 from rbl.dnsserver.zone import LISTED, Zone
 from rbl.dumps import writer
-from rbl.dumps.writer import DumpError, write_dumps
-from rbl.server.follower import IndexFollower
-from rbl.server.service import build_zones, load_index
+from rbl.dumps.formats.zonefile import zone_txt
+from rbl.dumps.publish import TEMP_MARK, DumpError
+from rbl.dumps.writer import write_dumps
+from rbl.server.follower import IndexFollower, build_zones, load_index
+from rbl.zonedata.names import cidr_blocks, zone_names
 from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, seed
 
 IP_BASE = f"{IP_ZONE}/{IP_ZONE}"
@@ -207,7 +209,7 @@ def test_a_failed_write_leaves_the_previous_generation(
     def broken(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(writer, "_write_summaries", broken)
+    monkeypatch.setattr(writer, "write_summaries", broken)
     with pytest.raises(OSError, match="No space"):
         write_dumps(seeded.settings, seeded.reader, out, NOW.replace(hour=13))
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -217,10 +219,10 @@ def test_a_failed_write_leaves_the_previous_generation(
 def test_stale_temporaries_are_removed_and_unknown_zone_refused(seeded: Seeded) -> None:
     out = seeded.directory / "dumps" / IP_ZONE
     out.mkdir(parents=True)
-    stale = out / f".{IP_ZONE}.zone{writer.TEMP_MARK}1-abcd.tmp"
+    stale = out / f".{IP_ZONE}.zone{TEMP_MARK}1-abcd.tmp"
     stale.write_text("half")
     os.utime(stale, (0, 0))
-    busy = out / f".{IP_ZONE}.txt{writer.TEMP_MARK}2-beef.tmp"
+    busy = out / f".{IP_ZONE}.txt{TEMP_MARK}2-beef.tmp"
     busy.write_text("another dump is writing this")
     keep = out / "operator-notes.txt"
     keep.write_text("mine")
@@ -250,14 +252,14 @@ def test_dump_error_for_an_unwritable_directory(seeded: Seeded) -> None:
 
 
 def test_helpers() -> None:
-    assert list(writer.cidr_blocks(0, 255, 32)) == [(0, 24)]
-    assert list(writer.cidr_blocks(1, 6, 32)) == [(1, 32), (2, 31), (4, 31), (6, 32)]
-    names = list(writer.zone_names(4, int(ipaddress.IPv4Address("192.0.2.0")), 23))
+    assert list(cidr_blocks(0, 255, 32)) == [(0, 24)]
+    assert list(cidr_blocks(1, 6, 32)) == [(1, 32), (2, 31), (4, 31), (6, 32)]
+    names = list(zone_names(4, int(ipaddress.IPv4Address("192.0.2.0")), 23))
     assert [n for n, _w, _a in names] == ["*.2.0.192", "*.3.0.192"]
-    assert writer.zone_txt('a"b\\c') == '"a\\"b\\\\c"'
-    assert writer.zone_txt("é") == '"\\195\\169"'
-    assert writer.zone_txt("x" * 300).count('"') == 4
-    assert writer.zone_txt("") == '""'
+    assert zone_txt('a"b\\c') == '"a\\"b\\\\c"'
+    assert zone_txt("é") == '"\\195\\169"'
+    assert zone_txt("x" * 300).count('"') == 4
+    assert zone_txt("") == '""'
 
 
 # -- the zone file against the index ---------------------------------------------------

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from rbl.errors import StoreError
-from rbl.feeds.ingest import IngestGaveUp, Retrier, RetryPolicy
+from rbl.feeds.retry import IngestGaveUp, Retrier, RetryPolicy
 from rbl.store.faults import is_transient
 from tests.support.config import database_url_of, write_config
 from tests.support.fault_proxy import Forwarder

@@ -20,8 +20,7 @@ from rbl.model.traphit import TrapHit
 from rbl.model.traps import TrapMatcher, parse_trap
 from rbl.policy.allowlist import Allowlist
 from rbl.policy.listing import Rules
-from rbl.server.follower import IndexFollower
-from rbl.server.service import build_zones, load_index
+from rbl.server.follower import IndexFollower, build_zones, load_index
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.reader import ListingReader

@@ -26,11 +26,13 @@ from sqlalchemy.exc import DBAPIError
 
 from rbl.cli import main
 from rbl.config import parse_settings
-from rbl.feeds.ingest import Ingestor, IngestReport, Unrecognised
+from rbl.feeds.ingest import Ingestor
 from rbl.feeds.parsers import PARSERS, syslogline
 from rbl.feeds.parsers.recognise import FORMATS, recognise
+from rbl.feeds.report import IngestReport, Unrecognised
 from rbl.metrics.collect import store_families
 from rbl.store.database import MIGRATIONS, open_engine
+from rbl.store.feedwriter import HitWriter
 from rbl.store.reader import StoreStats
 from tests.support.config import database_url_of
 from tests.support.database import db_scalar
@@ -352,7 +354,7 @@ def test_following_a_file_of_another_format_is_told_at_once(
     told: list[Unrecognised] = []
     log = write(tmp_path / "daemon", SPAMD)
     report = IngestReport()
-    ingestor = Ingestor(engine, SETTINGS, "postfix", on_unrecognised=told.append)
+    ingestor = Ingestor(HitWriter(engine, SETTINGS), "postfix", on_unrecognised=told.append)
     with log.open("rb") as handle:
         ingestor.ingest(handle, str(log), report, follow=True, keep_going=lambda: False, poll=0.01)
     engine.dispose()

@@ -20,8 +20,7 @@ from rbl.feeds.parsers import jsonlines
 from rbl.feeds.parsers.context import ParseContext
 from rbl.model.keys import parse_ip_key
 from rbl.model.traphit import ParseError
-from rbl.server.follower import IndexFollower
-from rbl.server.service import build_zones, load_index
+from rbl.server.follower import IndexFollower, build_zones, load_index
 from rbl.store.database import open_engine
 from rbl.store.public import public_status
 from rbl.store.reader import ListingReader

@@ -10,13 +10,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rbl.config import ListingSettings
+from rbl.model.suffixes import is_public_suffix
 from rbl.model.traphit import TrapHit
-from rbl.policy.listing import (
-    Action,
-    History,
-    Rules,
+from rbl.policy.listing import Action, Decision, History, Rules, decide, decide_domain
+from rbl.policy.senders import (
     backscatter_reason,
-    decide,
     normalise_sender,
     own_domain,
     probe_reason,
@@ -462,3 +460,91 @@ def test_a_probe_name_at_a_strangers_domain_is_an_ordinary_sender(
 @given(st.integers(0, 30), rules_strategy)
 def test_duration_is_monotone_and_capped(listings: int, rules: Rules) -> None:
     assert rules.duration_for(listings) <= rules.duration_for(listings + 1) <= rules.max_duration
+
+
+# The domain of the sending host follows the host's own listing (decide_domain).
+HOST_LISTED = Decision(Action.LIST, "1 trap hit(s) within the window", NOW + timedelta(days=7))
+OWN = hit(client_name="mx.spam.example", mail_from="seller@spam.example")
+
+
+def test_a_host_listing_lists_its_own_domain_until_the_same_time() -> None:
+    follows = decide_domain(OWN, "spam.example", HOST_LISTED, history=History(), now=NOW)
+    assert follows == Decision(
+        Action.LIST, "sending host mx.spam.example (45.1.2.3) is inside it", HOST_LISTED.expires_at
+    )
+    recorded = Decision(Action.RECORD, "not listed yet: 1 of 2 hits")
+    assert decide_domain(OWN, "spam.example", recorded, history=History(), now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("domain", "history"),
+    [
+        ("co.uk", History()),  # a public suffix is nobody's own domain
+        ("spam.example", History(allowlisted=True)),
+        ("spam.example", History(active=True, active_manual=True)),  # the operator's
+        ("spam.example", History(delisted_at=NOW + timedelta(minutes=1))),  # delisted later
+        ("spam.example", History(active=True, active_expires_at=NOW + timedelta(days=9))),
+    ],
+)
+def test_a_domain_is_left_alone(domain: str, history: History) -> None:
+    assert decide_domain(OWN, domain, HOST_LISTED, history=history, now=NOW) is None
+
+
+def test_an_active_domain_listing_is_extended_only_forward() -> None:
+    history = History(active=True, active_expires_at=NOW + timedelta(days=1))
+    follows = decide_domain(OWN, "spam.example", HOST_LISTED, history=history, now=NOW)
+    assert follows is not None and follows.action is Action.EXTEND
+    assert follows.expires_at == HOST_LISTED.expires_at
+
+
+def _domain_as_the_store_decided(
+    hit_: TrapHit, domain: str, host: Decision, history: History
+) -> Decision | None:
+    """The rule rbl.store.evidence applied itself before it moved into the policy."""
+    if host.action not in (Action.LIST, Action.EXTEND):
+        return None
+    if is_public_suffix(domain) or history.allowlisted:
+        return None
+    if history.active and history.active_manual:
+        return None
+    if history.delisted_at is not None and hit_.at <= history.delisted_at:
+        return None
+    expires = host.expires_at
+    if history.active:
+        if (
+            history.active_expires_at is not None
+            and expires is not None
+            and history.active_expires_at >= expires
+        ):
+            return None
+        action = Action.EXTEND
+    else:
+        action = Action.LIST
+    reason = f"sending host {hit_.client_name} ({hit_.client_ip}) is inside it"
+    return Decision(action, reason, expires)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hits_strategy, histories.filter(lambda h: not h.held), rules_strategy)
+def test_domain_invariants(hit_: TrapHit, history: History, rules: Rules) -> None:
+    """The domain follows the host's real decision, by the rules of ``decide``, exactly
+    as the store decided before (the store never holds a domain listing)."""
+    host = decide(hit_, is_trap=True, history=History(), rules=rules, now=NOW)
+    domain = tied_domain(hit_) or "spam.example"
+    follows = decide_domain(hit_, domain, host, history=history, now=NOW)
+    assert follows == _domain_as_the_store_decided(hit_, domain, host, history)
+    if follows is not None:
+        assert host.action in (Action.LIST, Action.EXTEND)
+        assert follows.expires_at == host.expires_at and host.expires_at > NOW  # type: ignore[operator]
+        assert not history.allowlisted and not (history.active and history.active_manual)
+        assert history.delisted_at is None or hit_.at > history.delisted_at
+        assert (follows.action is Action.EXTEND) == history.active
+        if follows.action is Action.EXTEND and history.active_expires_at is not None:
+            assert follows.expires_at > history.active_expires_at  # type: ignore[operator]
+
+
+@settings(max_examples=300, deadline=None)
+@given(hits_strategy, histories)
+def test_a_held_domain_waits_for_the_operator(hit_: TrapHit, history: History) -> None:
+    held = replace(history, active=False, active_expires_at=None, held=True)
+    assert decide_domain(hit_, "spam.example", HOST_LISTED, history=held, now=NOW) is None

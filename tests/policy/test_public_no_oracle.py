@@ -44,6 +44,7 @@ from rbl.store.listings import add_listing
 from rbl.store.reader import ListingReader
 from rbl.store.requests import deny_request, open_request
 from rbl.store.traps import add_trap, remove_trap
+from rbl.store.website import SiteStore
 from rbl.web.site import make_site
 from tests.support.pg_databases import PgDatabases
 from tests.support.web_requests import Response, fetch
@@ -215,7 +216,7 @@ def collect(url: str, settings: Settings, token: str) -> Outputs:
     clock.advance(NOW.timestamp())
     texts: dict[str, str] = {}
     engine = open_engine(url)
-    site = make_site(settings, engine, synchronous, clock, b"s" * 32)
+    site = make_site(settings, SiteStore(engine), synchronous, clock, b"s" * 32)
     try:
         paths = [
             "/",

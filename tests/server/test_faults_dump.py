@@ -35,9 +35,9 @@ from twisted.internet import defer, task
 from twisted.web.test.requesthelper import DummyRequest
 
 from rbl.config import load_settings
+from rbl.dumps.publish import JOURNAL_NAME, TEMP_MARK, finish_interrupted_commit
 from rbl.dumps.resource import DumpResource
 from rbl.dumps.service import DumpService
-from rbl.dumps.writer import JOURNAL_NAME, TEMP_MARK, finish_interrupted_commit
 from rbl.store.database import open_engine
 from rbl.store.reader import ListingReader
 from tests.support.config import write_config
@@ -284,7 +284,7 @@ import os, signal, sys
 from datetime import UTC, datetime
 from pathlib import Path
 from rbl.config import load_settings
-from rbl.dumps import writer
+from rbl.dumps import publish, writer
 from rbl.store.reader import ListingReader
 
 config, directory, after = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -292,7 +292,7 @@ settings = load_settings(config)
 real, renamed = os.replace, [0]
 
 def replace(source, target):
-    if not str(target).endswith(writer.JOURNAL_NAME):
+    if not str(target).endswith(publish.JOURNAL_NAME):
         if renamed[0] == after:
             os.kill(os.getpid(), signal.SIGKILL)
         renamed[0] += 1

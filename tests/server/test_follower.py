@@ -16,8 +16,8 @@ from twisted.internet import defer, task
 from rbl.config import parse_settings
 from rbl.errors import NotListedError
 from rbl.model.keys import IpKey, ZoneKind, parse_key
-from rbl.server.follower import IndexFollower
-from rbl.server.service import ChangeFollowerService, build_zones, load_index
+from rbl.server.changes import ChangeFollowerService
+from rbl.server.follower import IndexFollower, build_zones, load_index
 from rbl.store.database import open_engine
 from rbl.store.listings import add_listing, remove_listing
 from rbl.store.reader import ListingReader

@@ -26,7 +26,7 @@ from rbl.model.traphit import TrapHit
 from rbl.model.traps import TrapMatcher, parse_trap
 from rbl.policy.allowlist import Allowlist
 from rbl.policy.listing import Rules
-from rbl.server.service import ChangeFollowerService
+from rbl.server.changes import ChangeFollowerService
 from rbl.server.visibility import POLL_REQUEST, PollRequests, Visibility
 from rbl.server.workers import CONTROL_FD, WorkerSupervisor, _Worker
 from rbl.store.database import open_engine

@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.pool import NullPool
 
+from rbl.model.changes import OP_SET
 from rbl.model.keys import parse_ip_key
 from rbl.store.database import open_engine
 from rbl.store.listings import add_listing, remove_listing
 from rbl.store.reader import ListingReader
-from rbl.store.schema import OP_SET, change_log
+from rbl.store.schema import change_log
 
 ZONE = "bl.example.org"
 PER_WRITER = 40

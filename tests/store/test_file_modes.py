@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from rbl.cli import main
-from rbl.dumps import writer
+from rbl.dumps import publish
 from rbl.dumps.writer import write_dumps
 from rbl.store.database import open_engine
 from tests.dumps.seed import NOW, seed
@@ -94,8 +94,8 @@ def test_dump_files_are_private_until_complete_then_public(
     seeded = seed(tmp_path)
     umask(0o077)  # the public files must still be readable by a mirror's rsyncd
     seen: dict[str, int] = {}
-    original_wait = writer._Generation.wait
-    original_journal = writer._Generation._write_journal
+    original_wait = publish.Generation.wait
+    original_journal = publish.Generation._write_journal
 
     def wait(self: Any) -> None:
         original_wait(self)
@@ -104,10 +104,10 @@ def test_dump_files_are_private_until_complete_then_public(
 
     def write_journal(self: Any) -> None:
         original_journal(self)
-        seen[writer.JOURNAL_NAME] = mode(self.directory / writer.JOURNAL_NAME)
+        seen[publish.JOURNAL_NAME] = mode(self.directory / publish.JOURNAL_NAME)
 
-    monkeypatch.setattr(writer._Generation, "wait", wait)
-    monkeypatch.setattr(writer._Generation, "_write_journal", write_journal)
+    monkeypatch.setattr(publish.Generation, "wait", wait)
+    monkeypatch.setattr(publish.Generation, "_write_journal", write_journal)
     directory = tmp_path / "new" / "dumps"
     report = write_dumps(seeded.settings, seeded.reader, directory, NOW)
     assert len(seen) > 10 and set(seen.values()) == {0o600}, seen

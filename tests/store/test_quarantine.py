@@ -26,7 +26,8 @@ from sqlalchemy.pool import NullPool
 
 from rbl.config import parse_settings
 from rbl.errors import StoreError
-from rbl.feeds.ingest import Ingestor, IngestReport
+from rbl.feeds.ingest import Ingestor
+from rbl.feeds.report import IngestReport
 from rbl.metrics.collect import store_families
 from rbl.model.traphit import TrapHit
 from rbl.model.traps import parse_trap
@@ -34,6 +35,7 @@ from rbl.policy.listing import LATEST, Action, History, Rules, decide
 from rbl.store.database import open_engine
 from rbl.store.evidence import HitRefused
 from rbl.store.faults import is_data_error
+from rbl.store.feedwriter import HitWriter
 from rbl.store.reader import ListingReader
 from rbl.store.traps import add_trap
 from tests.support.config import LIVE_SETTINGS, database_url_of, write_config
@@ -341,7 +343,7 @@ def test_any_line_is_stored_quarantined_or_no_hit_and_nothing_stops_the_run(
     log.write_bytes(b"\n".join([*lines, good]) + b"\n")
     report = IngestReport()
     with log.open("rb") as handle:
-        Ingestor(engine, SETTINGS, "json", batch_size=3).ingest(handle, str(log), report)
+        Ingestor(HitWriter(engine, SETTINGS), "json", batch_size=3).ingest(handle, str(log), report)
     with engine.connect() as conn:
         kept = {row[0] for row in conn.execute(text("SELECT line_number FROM quarantine"))}
         stored = conn.execute(text("SELECT COUNT(*) FROM hits")).scalar()

@@ -30,6 +30,7 @@ from rbl.policy.listing import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.listings import add_listing, remove_listing
+from rbl.store.website import SiteStore
 from rbl.web.site import make_site
 from tests.support.web_requests import Response, fetch
 
@@ -201,5 +202,7 @@ def build_web(
     seed(engine, site_settings)
     clock = task.Clock()
     clock.advance(NOW.timestamp())
-    site = make_site(site_settings, engine, run, clock, b"k" * 32, max_db_jobs=max_db_jobs)
+    site = make_site(
+        site_settings, SiteStore(engine), run, clock, b"k" * 32, max_db_jobs=max_db_jobs
+    )
     return Web(site, clock, engine, site_settings)

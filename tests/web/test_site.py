@@ -28,8 +28,11 @@ from rbl.policy.listing import Rules
 from rbl.store.database import open_engine
 from rbl.store.evidence import record_hits
 from rbl.store.traps import add_trap
+from rbl.store.website import SiteStore
+from rbl.web.chart import hits_chart
+from rbl.web.limits import MAX_BODY
 from rbl.web.service import WebService
-from rbl.web.site import MAX_BODY, hits_chart, make_site
+from rbl.web.site import make_site
 from tests.support.web_site import (
     NOW,
     PROXY,
@@ -51,7 +54,8 @@ def build(
     seed(engine, settings)
     clock = task.Clock()
     clock.advance(NOW.timestamp())
-    return Web(make_site(settings, engine, run, clock, b"s" * 32), clock, engine, settings)
+    site = make_site(settings, SiteStore(engine), run, clock, b"s" * 32)
+    return Web(site, clock, engine, settings)
 
 
 @pytest.fixture
@@ -498,3 +502,36 @@ def test_web_service_binds_on_privileged_start_and_stops(tmp_path: Path) -> None
     service.stopService()
     assert service.port is None
     web.engine.dispose()
+
+
+def test_1234_is_looked_up_as_a_domain_as_the_cli_takes_it(web: Web) -> None:
+    """One rule (rbl.model.guess) for the site and ``rbl list add``: "1234" is a domain."""
+    page = web.get("/lookup?q=1234")
+    assert page.status == 303 and page.header("location") == "/lookup/1234"
+    status = web.get("/lookup/1234")
+    assert status.status == 200
+    assert "<code>dbl.example.org</code>" in status.body
+    assert "<code>bl.example.org</code>" not in status.body
+
+
+def test_1234_without_a_domain_zone_is_a_400_naming_it(tmp_path: Path) -> None:
+    settings = make_settings()
+    ip_only = replace(settings, zones=(settings.zone("bl.example.org"),))
+    web = build(tmp_path, ip_only)
+    page = web.get("/lookup?q=1234")
+    assert page.status == 400
+    assert "no domain zone, so &#39;1234&#39; cannot be listed here" in page.body
+    web.engine.dispose()
+
+
+@pytest.mark.parametrize("surrogate", ["%ED%A0%80", "%ED%B3%BF"])  # U+D800, U+DCFF as UTF-8
+def test_a_lone_surrogate_is_refused_by_the_site(web: Web, surrogate: str) -> None:
+    """The CLI refuses lone surrogates (rbl.model.text); the site never lets one through."""
+    query = web.get(f"/lookup?q=x{surrogate}.example")
+    assert query.status == 400 and "The q field is not valid UTF-8" in query.body
+    path = web.get(f"/lookup/x{surrogate}.example")
+    assert path.status == 400 and "The address is not valid UTF-8" in path.body
+    fields = urlencode(web.form("45.1.2.3")) + f"&message=hi{surrogate}"
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    posted = web.request("POST", "/remove/45.1.2.3", fields.encode(), headers)
+    assert posted.status == 400 and "The message field is not valid UTF-8" in posted.body

@@ -24,23 +24,9 @@ src/log.c and host.c):
   same. An arrival without ``H=`` was submitted locally: no hits.
 
 - without ``+received_recipients`` (Exim's default) an arrival names no
-  recipient; its delivery lines do (deliver.c ``string_log_address``)::
-
-      2026-11-23 06:15:40 1vABCD-000123-XY => trap <trap@example.org> R=local T=mailbox
-      2026-11-23 06:15:40 1vABCD-000123-XY => :blackhole: <"spam trap"@example.org> R=bh
-      2026-11-23 06:15:40 1vABCD-000123-XY ** "spam trap"@trap.example: retry timeout exceeded
-
-  The remote arrival is held by message id (ParseContext.held) until its
-  ``Completed``, and each ``=>``, ``->``, ``*>``, ``**`` or ``==`` line of it
-  is a hit (once per recipient) with the arrival's client, sender and time.
-  The recipient is the top address, ``<...>`` in Exim's stored form, quotes
-  kept; what comes before it is the delivered address, a local part, a pipe
-  or a file, written *unquoted* (``q r <"q r"@example.org>``) and so free to
-  imitate anything. The ``<top>`` is the one bracketed address followed by
-  `` R=``, ``: `` or the end of the line (scanned left to right, each
-  address whole, so a quoted ``<x@y> R=`` inside it is not another); a line
-  with two such places is refused, and one with none names the top address
-  itself first.
+  recipient; its delivery lines do. The remote arrival is held by message id
+  and each of its delivery lines is a hit for its top address
+  (``exim_deliveries``).
 
 The host part follows host.c ``host_build_sender_fullhost``: ``[ip]``,
 ``name [ip]``, ``(helo) [ip]`` or ``name (helo) [ip]``, ``:port`` appended
@@ -63,11 +49,11 @@ and this package.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from rbl.feeds.parsers import addresses, stamps, syslogline
+from rbl.feeds.parsers import addresses, exim_deliveries, stamps, syslogline
 from rbl.feeds.parsers.context import ParseContext
 from rbl.feeds.parsers.normalise import client_ip, helo_name
 from rbl.model.traphit import ParseError, TrapHit
@@ -84,22 +70,9 @@ _STAMP: Final = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})?(?: [+-]\d{4})?) (?:\[\d+(?:/\d+)?\] )?",
     re.ASCII,
 )
-_MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
+_MSGID: Final = exim_deliveries.MSGID
 _REJECT_START: Final = re.compile(rf"(?:{_MSGID} )?H=", re.ASCII)
 _ARRIVAL: Final = re.compile(rf"(?P<id>{_MSGID}) [<(]= ", re.ASCII)
-# deliver.c: delivered (=>, -> for more addresses of one delivery, *> when faked by -N),
-# failed (**) or deferred (==); then the message's end.
-_DELIVERY: Final = re.compile(rf"(?P<id>{_MSGID}) (?:=>|->|\*>|\*\*|==) ", re.ASCII)
-_COMPLETED: Final = re.compile(
-    rf"(?P<id>{_MSGID}) Completed(?: QT=|$)", re.ASCII
-)  # +queue_time_overall
-_DELIVERY_MARKS: Final = (" => ", " -> ", " *> ", " ** ", " == ", " Completed")
-# What follows the top address of a delivery line: the router, an early failure's
-# message, or nothing.
-_AFTER_TOP: Final = re.compile(r"> R=|>: |>$")
-# Remote arrivals waiting for their delivery lines, per file; the oldest are dropped
-# past this many (a message whose Completed line is in another file).
-MAX_HELD: Final = 100_000
 # The end of a host part shown with a HELO: ") [ip]" and maybe ":port", then a space
 # or the end. Anything of this shape after "H=(" is counted: the real one is there
 # once; a second one is a HELO or later field imitating it.
@@ -154,7 +127,7 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
         not rejected
         and "<= " not in line
         and "(= " not in line
-        and not any(mark in line for mark in _DELIVERY_MARKS)
+        and not any(mark in line for mark in exim_deliveries.MARKS)
     ):
         return []
     line = line.rstrip("\r\n")
@@ -168,12 +141,12 @@ def parse(line: str, ctx: ParseContext) -> list[TrapHit]:
     arrival = _ARRIVAL.match(line, start)
     if arrival is not None:
         return _arrival(line, arrival, ts, head, ctx)
-    delivery = _DELIVERY.match(line, start)
+    delivery = exim_deliveries.DELIVERY.match(line, start)
     if delivery is not None:
-        return _delivery(line, delivery, ctx)
-    completed = _COMPLETED.match(line, start)
+        return exim_deliveries.delivery(line, delivery, ctx)
+    completed = exim_deliveries.COMPLETED.match(line, start)
     if completed is not None:
-        ctx.held(_HELD, _Arrivals).pop(completed.group("id"), None)
+        exim_deliveries.forget(ctx, completed.group("id"))
         return []
     if rejected:
         return _rejected(line, start, ts, head, ctx)
@@ -271,6 +244,31 @@ class _Reading:
     recipients: tuple[str, ...]
 
 
+def _hit(
+    reading: _Reading,
+    rcpt: str | None,
+    at: datetime,
+    line: str,
+    ctx: ParseContext,
+    *,
+    stage: str = "data",
+) -> TrapHit:
+    """The hit for one recipient of the line's reading (None: an arrival held for its
+    deliveries, which name them)."""
+    host = reading.host
+    return TrapHit(
+        at=at,
+        client_ip=host.ip,
+        rcpt_to=rcpt,
+        mail_from=reading.sender,
+        helo=helo_name(host.helo),
+        feed=ctx.feed or NAME,
+        raw=line,
+        client_name=host.name,
+        stage=stage,
+    )
+
+
 def _fields_to_sender(line: str, at: int) -> int:
     """Skip the fields between the host part and `` F=<``; the index of `` F=<``, or -1."""
     i = at
@@ -347,20 +345,7 @@ def _rejected(
     if verdict.group("what") is None:
         return []  # rejected after DATA, MAIL, ...: no recipient named
     rcpt = _rcpt_argument(line, verdict.end())
-    host = reading.host
-    return [
-        TrapHit(
-            at=_time(ts, head, ctx),
-            client_ip=host.ip,
-            rcpt_to=rcpt,
-            mail_from=reading.sender,
-            helo=helo_name(host.helo),
-            feed=ctx.feed or NAME,
-            raw=line,
-            client_name=host.name,
-            stage="rcpt",
-        )
-    ]
+    return [_hit(reading, rcpt, _time(ts, head, ctx), line, ctx, stage="rcpt")]
 
 
 def _rcpt_argument(line: str, at: int) -> str:
@@ -444,27 +429,11 @@ def _arrival(
             continue
         readings.append(_Reading(host, sender, tuple(recipients)))
     reading = _one_reading(line, readings, len(hosts), "arrival")
-    host = reading.host
     at_time = _time(ts, head, ctx)
-    feed = ctx.feed or NAME
-    helo = helo_name(host.helo)
     if not reading.recipients:
-        ctx.held(_HELD, _Arrivals).hold(arrival.group("id"), _Held(reading, at_time))
+        exim_deliveries.hold(ctx, arrival.group("id"), _hit(reading, None, at_time, line, ctx))
         return []
-    return [
-        TrapHit(
-            at=at_time,
-            client_ip=host.ip,
-            rcpt_to=rcpt,
-            mail_from=sender,
-            helo=helo,
-            feed=feed,
-            raw=line,
-            client_name=host.name,
-            stage="data",
-        )
-        for rcpt in reading.recipients
-    ]
+    return [_hit(reading, rcpt, at_time, line, ctx) for rcpt in reading.recipients]
 
 
 def _recipients(line: str, at: int) -> list[str]:
@@ -516,100 +485,3 @@ def _recipients(line: str, at: int) -> list[str]:
         previous = line[i + 1 : i + 3].rstrip("=")
         i = after
     return []
-
-
-_HELD: Final = "exim.arrivals"
-
-
-@dataclass(slots=True)
-class _Held:
-    """A remote arrival without recipients, and the recipients its deliveries named so far."""
-
-    reading: _Reading
-    at: datetime
-    seen: set[str] = field(default_factory=set)
-
-
-class _Arrivals(dict[str, _Held]):
-    """Held arrivals by message id, oldest first; at most MAX_HELD."""
-
-    def hold(self, message_id: str, arrival: _Held) -> None:
-        self.pop(message_id, None)
-        self[message_id] = arrival
-        while len(self) > MAX_HELD:
-            del self[next(iter(self))]
-
-
-def _delivery(line: str, delivery: re.Match[str], ctx: ParseContext) -> list[TrapHit]:
-    """A delivery line of a held arrival: one hit for its top address, once per message."""
-    arrival = ctx.held(_HELD, _Arrivals).get(delivery.group("id"))
-    if arrival is None:
-        return []  # a local or already reported message, or its arrival is in another file
-    rcpt = _top_address(line, delivery.end())
-    if rcpt in arrival.seen:
-        return []  # a retry (==) or a later line for a recipient already counted
-    arrival.seen.add(rcpt)
-    host = arrival.reading.host
-    return [
-        TrapHit(
-            at=arrival.at,
-            client_ip=host.ip,
-            rcpt_to=rcpt,
-            mail_from=arrival.reading.sender,
-            helo=helo_name(host.helo),
-            feed=ctx.feed or NAME,
-            raw=line,
-            client_name=host.name,
-            stage="data",
-        )
-    ]
-
-
-def _top_address(line: str, at: int) -> str:
-    """The recipient as the client gave it: ``<top>`` after the delivered address, or that
-    address itself when Exim left ``<top>`` out because the two are the same.
-
-    A place reads as ``<top>`` when an address in brackets is followed by `` R=``,
-    ``: `` or the end, and the text before it is what string_log_address writes
-    there: the top address or its local part unquoted (caselessly: Exim
-    lowercases local parts), a pipe, file or ``:blackhole:``, or one other
-    address (a redirection), maybe with its parents in parentheses. A remote
-    server's message after the fields (``550 <a@b>: rejected``) fits none.
-    """
-    found: list[str] = []
-    i = line.find(" <", at)
-    while i >= 0:
-        parts = addresses.exim_parts(line, i + 2)
-        if parts is not None and _AFTER_TOP.match(line, parts[0]):
-            end, value, domain = parts
-            if _first_fits(line[at:i], value, domain):
-                found.append(addresses.canonical(value, domain))
-            i = end  # what is inside it (a quoted "<x@y> R=") is part of it
-        i = line.find(" <", i + 1)
-    if len(found) > 1:
-        raise ParseError(
-            f"exim delivery line has {len(found)} places that read as its '<top address>' "
-            f"(a local part or message imitates it): {line[:200]!r}"
-        )
-    if found:
-        return found[0]
-    scanned = addresses.exim(line, at)
-    if scanned is None or not re.match(r" R=|: |$", line[scanned[0] :]):
-        raise ParseError(f"exim delivery line names no address Exim wrote: {line[:200]!r}")
-    return scanned[1]
-
-
-# string_log_address: a pipe, a file (maybe "save x"), an autoreply, the blackhole.
-_PFR: Final = ("|", "/", ">", "save ", ":blackhole:")
-_REDIRECTED: Final = re.compile(r"[^ ]+(?: \([^()]*\))?")
-
-
-def _first_fits(first: str, value: str, domain: str | None) -> bool:
-    """Whether ``first`` is what Exim writes before ``<top>`` for this top address."""
-    unquoted = value if domain is None else f"{value}@{domain}"
-    folded = first.lower()
-    return (
-        folded in (unquoted.lower(), value.lower())
-        or first.startswith(_PFR)
-        or _REDIRECTED.fullmatch(first) is not None
-    )

@@ -12,7 +12,7 @@ Keys::
     client_name  forward-confirmed client host name, optional
     trap         optional boolean: the feed asserts a trap hit
     stage        optional "rcpt" (no message was sent) or "data" (one was); absent or
-                 null: unknown (see rbl.policy.listing.probe_reason)
+                 null: unknown (see rbl.policy.senders.probe_reason)
     feed         optional feed name, "json" by default (ParseContext.feed wins)
 
 Unknown keys are ignored. A blank line is no hit; anything that is not a JSON

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -216,32 +217,17 @@ def _argument_end(line: str, at: int, what: str) -> int:
             return end + 1  # nothing quoted or commented before the first ">": the usual case
         if line[end - 1] == ",":
             return end - 1
-    i = at + 1 if bracketed else at
-    n = len(line)
-    depth = 0
-    quoted = False
-    while i < n:
-        c = line[i]
-        if c == "\\":
-            i += 2
+    for i, c, kind in _prescan(line, at + 1 if bracketed else at):
+        if kind != _PLAIN:
             continue
-        if quoted:
-            quoted = c != '"'
-        elif depth:
-            depth += (c == "(") - (c == ")")
-        elif c == '"':
-            quoted = True
-        elif c == "(":
-            depth = 1
-        elif bracketed and c == ">":
+        if bracketed and c == ">":
             return i + 1
-        elif bracketed and c == "<":
+        if bracketed and c == "<":
             raise ParseError(f"sendmail {what} has nested '<': {line[:200]!r}")
-        elif not bracketed and c == " ":
+        if not bracketed and c == " ":
             if line[i - 1] != ",":
                 break
             return i - 1
-        i += 1
     raise ParseError(f"sendmail {what} at column {at} does not end as an address: {line[:200]!r}")
 
 
@@ -268,32 +254,43 @@ def _uncommented(text: str) -> str:
     """``text`` without its ``(comments)`` (outside quoted strings; ``\\`` pairs kept)."""
     if "(" not in text:
         return text
-    kept: list[str] = []
+    return "".join(c for _, c, kind in _prescan(text, 0) if kind != _COMMENT)
+
+
+_PLAIN: Final = "plain"
+_COMMENT: Final = "comment"
+
+
+def _prescan(text: str, at: int) -> Iterator[tuple[int, str, str]]:
+    """Each character of ``text`` from ``at`` as sendmail's prescan sees it: its index, it
+    (a ``\\`` pair whole) and what it is in: ``_PLAIN``, ``"escaped"`` (a pair outside
+    comments), ``"quoted"`` (a quoted string, its quotes too) or ``_COMMENT`` (a nested
+    comment, its parentheses and pairs too)."""
     depth = 0
     quoted = False
-    i = 0
+    i = at
     while i < len(text):
         c = text[i]
         if c == "\\":
-            if not depth:
-                kept.append(text[i : i + 2])
+            yield i, text[i : i + 2], _COMMENT if depth else "escaped"
             i += 2
             continue
         if quoted:
             quoted = c != '"'
+            kind = "quoted"
         elif depth:
             depth += (c == "(") - (c == ")")
-            i += 1
-            continue
+            kind = _COMMENT
         elif c == '"':
             quoted = True
+            kind = "quoted"
         elif c == "(":
             depth = 1
-            i += 1
-            continue
-        kept.append(c)
+            kind = _COMMENT
+        else:
+            kind = _PLAIN
+        yield i, c, kind
         i += 1
-    return "".join(kept)
 
 
 def _unknown(line: str, at: int, head: re.Match[str], qid: str, ctx: ParseContext) -> None:

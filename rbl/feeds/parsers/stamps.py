@@ -60,9 +60,11 @@ def _offset(sign: str, hours: str, minutes: str, text: str) -> tzinfo:
         raise ParseError(f"timestamp {text!r} has an impossible UTC offset") from exc
 
 
-def _utc(parts: tuple[int, int, int, int, int, int, int], zone: tzinfo, text: str) -> datetime:
+def _utc(fields: tuple[str, ...], micro: int, zone: tzinfo, text: str) -> datetime:
+    """Year, month, day, hour, minute and second as matched (digits), in ``zone``."""
+    year, month, day, hour, minute, second = (int(f) for f in fields)
     try:
-        return datetime(*parts, tzinfo=zone).astimezone(UTC)
+        return datetime(year, month, day, hour, minute, second, micro, zone).astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ParseError(f"timestamp {text!r} is not a valid date and time: {exc}") from exc
 
@@ -84,16 +86,7 @@ def rfc3339(text: str, tz: tzinfo) -> datetime:
         zone = _offset(sign, oh, om, text)
     else:
         zone = tz
-    parts = (
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        int(second),
-        _micro(fraction),
-    )
-    return _utc(parts, zone, text)
+    return _utc((year, month, day, hour, minute, second), _micro(fraction), zone, text)
 
 
 @lru_cache(maxsize=4096)
@@ -104,16 +97,8 @@ def exim(text: str, tz: tzinfo) -> datetime:
         raise ParseError(f"timestamp {text!r} is not an Exim log timestamp")
     year, month, day, hour, minute, second, millis, sign, oh, om = m.groups()
     zone = _offset(sign, oh, om, text) if sign is not None else tz
-    parts = (
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        int(second),
-        int(millis) * 1000 if millis else 0,
-    )
-    return _utc(parts, zone, text)
+    micro = int(millis) * 1000 if millis else 0
+    return _utc((year, month, day, hour, minute, second), micro, zone, text)
 
 
 @lru_cache(maxsize=4096)

@@ -13,8 +13,9 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
+from rbl.config.tsigkeys import parse_key
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
-from rbl.dnsserver.tsig import TsigKeys, parse_key
+from rbl.dnsserver.tsig import TsigKeys
 from rbl.errors import ConfigError
 from rbl.index.tables import Value
 from rbl.model.keys import ZoneKind

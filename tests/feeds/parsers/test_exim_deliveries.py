@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rbl.feeds.parsers import ParseContext, exim, get_parser
+from rbl.feeds.parsers import ParseContext, exim_deliveries, get_parser
 from rbl.model.traphit import ParseError, TrapHit
 from tests.support.log_samples import LOGS, load
 
@@ -125,7 +125,7 @@ def test_an_arrival_that_names_its_recipients_is_not_counted_again_by_its_delive
 
 
 def test_held_arrivals_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exim, "MAX_HELD", 2)
+    monkeypatch.setattr(exim_deliveries, "MAX_HELD", 2)
     ctx = ParseContext(now=NOW)
     ids = ["1xZ3u4-0000Fh-1a", "1xZ3u4-0000Fh-1b", "1xZ3u4-0000Fh-1c"]
     read([ARRIVAL.replace(ID, one) for one in ids], ctx)

@@ -2,22 +2,13 @@
 
 SQLite never enforced VARCHAR(8); PostgreSQL refused the 9-letter op that
 removing an allowlist entry writes.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23 08:00:00
-
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 
 def _change_log(op_width: int) -> sa.Table:
@@ -43,12 +34,17 @@ def _batch(op_width: int):  # type: ignore[no-untyped-def]
 
 
 def upgrade() -> None:
+    _op_width(8, 16)
+
+
+def _op_width(old: int, new: int) -> None:
+    """Change ``change_log.op`` from VARCHAR(old) to VARCHAR(new), keeping SQLite's ids."""
     sequence = _sqlite_sequence()
-    with _batch(8) as batch_op:
+    with _batch(old) as batch_op:
         batch_op.alter_column(
             "op",
-            existing_type=sa.String(length=8),
-            type_=sa.String(length=16),
+            existing_type=sa.String(length=old),
+            type_=sa.String(length=new),
             existing_nullable=False,
         )
     _restore_sqlite_sequence(sequence)
@@ -75,12 +71,4 @@ def _restore_sqlite_sequence(sequence: int | None) -> None:
 
 
 def downgrade() -> None:
-    sequence = _sqlite_sequence()
-    with _batch(16) as batch_op:
-        batch_op.alter_column(
-            "op",
-            existing_type=sa.String(length=16),
-            type_=sa.String(length=8),
-            existing_nullable=False,
-        )
-    _restore_sqlite_sequence(sequence)
+    _op_width(16, 8)

@@ -1,20 +1,10 @@
-"""change_log_pruned: how far the change log has been pruned
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-23 10:00:00
-
-"""
-
-from collections.abc import Sequence
+"""change_log_pruned: how far the change log has been pruned"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:

@@ -1,20 +1,10 @@
-"""quarantine: lines and live-feed hits that could not be parsed or stored
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-02 18:00:00
-
-"""
-
-from collections.abc import Sequence
+"""quarantine: lines and live-feed hits that could not be parsed or stored"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:

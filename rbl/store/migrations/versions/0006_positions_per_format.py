@@ -1,9 +1,5 @@
 """positions_per_format: an ingest position per (file, format), and where its format began
 
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-03 10:00:00
-
 A file's position was unique by its identity alone, so a file read once with
 the wrong format was skipped by every later run with the right one, and one
 syslog could feed only one parser. Existing rows keep their position under
@@ -12,17 +8,15 @@ were read before rbl looked which belong to the format: ``recognised_at`` 0
 says so, and no file read before this is reported as unrecognised.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0006"
+down_revision = "0005"
 
 
 @contextmanager

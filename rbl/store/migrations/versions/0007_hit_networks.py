@@ -1,21 +1,12 @@
-"""hits.family and hits.network: a network's hits found as a range (IPv6 /64 listings)
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-03 10:00:00
-
-"""
+"""hits.family and hits.network: a network's hits found as a range (IPv6 /64 listings)"""
 
 import ipaddress
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0007"
+down_revision = "0006"
 
 _BATCH = 10_000
 
@@ -24,7 +15,7 @@ def upgrade() -> None:
     op.add_column("hits", sa.Column("family", sa.SmallInteger()))
     op.add_column("hits", sa.Column("network", sa.LargeBinary(16)))
     op.create_index("ix_hits_network_at", "hits", ["family", "network", "at"])
-    # Existing hits: the same bytes the store writes (rbl.store.evidence), in id order.
+    # Existing hits: the same bytes the store writes (rbl.store.hitrows), in id order.
     conn = op.get_bind()
     hits = sa.table(
         "hits",

@@ -1,20 +1,10 @@
-"""hits.attempt: what tells one attempt from another in the same second
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-03 10:10:00
-
-"""
-
-from collections.abc import Sequence
+"""hits.attempt: what tells one attempt from another in the same second"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0008"
+down_revision = "0007"
 
 
 def upgrade() -> None:

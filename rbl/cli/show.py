@@ -1,4 +1,9 @@
-"""``rbl show``, ``rbl expire`` and ``rbl allowlist ...``."""
+"""``rbl show``: a key's listing and the evidence behind it, as the operator sees them.
+
+The operator view: each hit with the trap address it went to
+(``rbl.store.queries.evidence_for``), which the public page never shows
+(``rbl.store.public``). Every field a sender wrote is printed escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,18 @@ import sys
 
 import click
 
-from rbl.cli.base import LIMIT, REASON, Context, _key_for, main, pass_context
+from rbl.cli.base import Context, pass_context
+from rbl.cli.keys import key_for, zone_and_key
+from rbl.cli.options import limit_option, zone_option
 from rbl.cli.output import echo, safe
 from rbl.config import ZoneSettings
-from rbl.model.keys import IpKey, ListingKey, ZoneKind
-
-# -- evidence, expiry, allowlist --------------------------------------------------------
+from rbl.model.keys import IpKey
 
 
-@main.command()
+@click.command()
 @click.argument("key")
-@click.option("--zone", default=None)
-@click.option("--limit", default=20, show_default=True, type=LIMIT, help="Evidence rows to show.")
+@zone_option()
+@limit_option(20, "Evidence rows to show.")
 @pass_context
 def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
     """Show KEY's listing with its evidence (operator view: includes trap addresses).
@@ -29,8 +34,7 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
     from rbl.store.queries import evidence_for
     from rbl.store.schema import ACTIVE
 
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
+    zone_settings, parsed = zone_and_key(obj, zone, key)
     with obj.engine().connect() as conn:
         exact = get_listing(conn, zone_settings.name, parsed)
         covering = covering_listings(conn, zone_settings.name, parsed)
@@ -39,7 +43,7 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
         else:
             listing = covering[0] if covering else None
         through = listing is not None and listing.key != parsed.text
-        evidence_key = _key_for(zone_settings, listing.key) if listing and through else parsed
+        evidence_key = key_for(zone_settings, listing.key) if listing and through else parsed
         total, rows = evidence_for(conn, evidence_key, limit)
         inside = []
         if listing is not None and isinstance(evidence_key, IpKey) and "/" in listing.key:
@@ -82,82 +86,6 @@ def show(obj: Context, key: str, zone: str | None, limit: int) -> None:
 
 
 def _ip(zone: ZoneSettings, text: str) -> IpKey:
-    key = _key_for(zone, text)
+    key = key_for(zone, text)
     assert isinstance(key, IpKey)
     return key
-
-
-@main.command()
-@pass_context
-def expire(obj: Context) -> None:
-    """End listings whose evidence has stopped (``rbl serve`` does this on its own too)."""
-    from rbl.store.evidence import expire_listings
-    from rbl.store.listings import now_utc
-
-    with obj.engine().begin() as conn:
-        ended = expire_listings(conn, now=now_utc())
-    echo(f"expired {len(ended)} listing(s)")
-    for item in ended:
-        echo(f"  {item}")
-
-
-@main.group(name="allowlist")
-def allowlist_group() -> None:
-    """Addresses, networks and domains that are never listed automatically."""
-
-
-@allowlist_group.command("add")
-@click.argument("key")
-@click.option("--reason", required=True, type=REASON)
-@pass_context
-def allowlist_add(obj: Context, key: str, reason: str) -> None:
-    from rbl.store.allowlist import add_allowed, parse_allow_key
-    from rbl.store.listings import now_utc
-
-    parsed = parse_allow_key(key)
-    with obj.engine().begin() as conn:
-        added = add_allowed(
-            conn,
-            parsed,
-            reason=reason,
-            actor=obj.actor,
-            now=now_utc(),
-            zones=_zones_for(obj, parsed),
-        )
-    echo(f"{parsed.text} {'allowlisted' if added else 'was already allowlisted'}")
-
-
-@allowlist_group.command("remove")
-@click.argument("key")
-@click.option("--reason", required=True, type=REASON)
-@pass_context
-def allowlist_remove(obj: Context, key: str, reason: str) -> None:
-    from rbl.store.allowlist import parse_allow_key, remove_allowed
-    from rbl.store.listings import now_utc
-
-    parsed = parse_allow_key(key)
-    with obj.engine().begin() as conn:
-        remove_allowed(
-            conn,
-            parsed,
-            reason=reason,
-            actor=obj.actor,
-            now=now_utc(),
-            zones=_zones_for(obj, parsed),
-        )
-    echo(f"{parsed.text} removed from the allowlist")
-
-
-@allowlist_group.command("list")
-@pass_context
-def allowlist_list(obj: Context) -> None:
-    from rbl.store.allowlist import allowed_keys
-
-    with obj.engine().connect() as conn:
-        for key in allowed_keys(conn):
-            echo(key.text)
-
-
-def _zones_for(obj: Context, key: ListingKey) -> list[str]:
-    kind = ZoneKind.IP if isinstance(key, IpKey) else ZoneKind.DOMAIN
-    return [zone.name for zone in obj.settings.zones if zone.kind is kind]

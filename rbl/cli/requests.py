@@ -1,63 +1,32 @@
-"""Delisting and removal requests: ``rbl delist``, ``rbl requests ...``, ``rbl audit``."""
+"""``rbl requests ...``: review the removal requests listed parties sent from the site.
+
+Every request is kept, several per listing; approving one removes the listing and
+closes the others pending for it. A requester's email and message are their own
+text, printed escaped; an answer goes back to them, so no trap may be named in it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
-from rbl.cli.base import (
-    LIMIT,
-    REASON,
-    Context,
-    RequestRef,
-    Text,
-    _key_for,
-    main,
-    pass_context,
-)
+from rbl.cli.base import Context, Text, pass_context
+from rbl.cli.keys import zone_and_key
+from rbl.cli.options import F, RequestRef, limit_option, zone_option
 from rbl.cli.output import echo, safe
-from rbl.errors import NotListedError, ZoneError
 
-# -- delisting and removal requests ------------------------------------------------------
-
-
-@main.command()
-@click.argument("key")
-@click.option("--zone", default=None)
-@click.option("--reason", required=True, type=REASON, help="Why, for the audit log (required).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_context
-def delist(obj: Context, key: str, zone: str | None, reason: str, yes: bool) -> None:
-    """Delist KEY now; only evidence newer than this can list it again."""
-    from rbl.store.listings import covering_listings, now_utc, remove_listing
-
-    zone_settings = obj.pick_zone(zone, key)
-    parsed = _key_for(zone_settings, key)
-    with obj.engine().begin() as conn:
-        covering = covering_listings(conn, zone_settings.name, parsed)
-        if not covering:
-            raise NotListedError(f"{parsed.text} is not listed in {zone_settings.name}")
-        target = covering[0]
-        if target.key != parsed.text:
-            raise ZoneError(
-                f"{parsed.text} is listed through {target.key}; delist that, or allowlist "
-                f"{parsed.text} (rbl allowlist add)"
-            )
-        if not yes:
-            click.confirm(f"Delist {target.key} from {zone_settings.name}?", abort=True)
-        remove_listing(
-            conn, zone_settings.name, target.key, reason=reason, actor=obj.actor, now=now_utc()
-        )
-    echo(f"delisted {target.key} from {zone_settings.name}")
+if TYPE_CHECKING:
+    from rbl.store.requests import RemovalRequest
 
 
-@main.group()
+@click.group()
 def requests() -> None:
     """Review removal requests from listed parties."""
 
 
-def _print_request(request: Any) -> None:
+def _print_request(request: RemovalRequest) -> None:
     echo(f"request {request.id} ({request.token})")
     echo(f"  key:      {request.key} in {request.zone}")
     echo(f"  state:    {request.state}{' (self-service)' if request.self_service else ''}")
@@ -71,7 +40,7 @@ def _print_request(request: Any) -> None:
         echo(f"    {safe(line)}")
 
 
-def _request_line(request: Any) -> str:
+def _request_line(request: RemovalRequest) -> str:
     first_line = (request.message.splitlines() or [""])[0][:60]
     return (
         f"{request.id}\t{request.state}\t{request.zone}\t{request.key}\t"
@@ -87,8 +56,8 @@ def _request_line(request: Any) -> str:
     show_default=True,
 )
 @click.option("--key", default=None, type=Text(300), help="Only requests for this listing.")
-@click.option("--zone", default=None, help="The zone of --key (default: the only one fitting).")
-@click.option("--limit", default=100, show_default=True, type=LIMIT)
+@zone_option("The zone of --key (default: the only one fitting).")
+@limit_option(100)
 @pass_context
 def requests_list(obj: Context, state: str, key: str | None, zone: str | None, limit: int) -> None:
     """Requests, oldest first; every one is kept, several per listing."""
@@ -96,8 +65,8 @@ def requests_list(obj: Context, state: str, key: str | None, zone: str | None, l
 
     listing = None
     if key is not None:
-        zone_settings = obj.pick_zone(zone, key)
-        listing = (zone_settings.name, _key_for(zone_settings, key).text)
+        zone_settings, parsed = zone_and_key(obj, zone, key)
+        listing = (zone_settings.name, parsed.text)
     with obj.engine().connect() as conn:
         found = list_requests(
             conn,
@@ -133,14 +102,17 @@ def requests_show(obj: Context, request_id: str) -> None:
             echo(_request_line(other))
 
 
+def _message_option(help: str) -> Callable[[F], F]:
+    """``--message``, required: the answer the requester is shown. It may be blank here:
+    an approval needs none, and the store refuses a blank denial with its own message."""
+    return click.option(
+        "--message", required=True, type=Text(4000, multiline=True, allow_empty=True), help=help
+    )
+
+
 @requests.command("approve")
 @click.argument("request_id", type=RequestRef())
-@click.option(
-    "--message",
-    required=True,
-    type=Text(4000, multiline=True, allow_empty=True),
-    help="Answer shown to the requester.",
-)
+@_message_option("Answer shown to the requester.")
 @pass_context
 def requests_approve(obj: Context, request_id: str, message: str) -> None:
     """Approve: the listing is removed (DNS follows within a second) and the other
@@ -164,12 +136,7 @@ def requests_approve(obj: Context, request_id: str, message: str) -> None:
 
 @requests.command("deny")
 @click.argument("request_id", type=RequestRef())
-@click.option(
-    "--message",
-    required=True,
-    type=Text(4000, multiline=True, allow_empty=True),  # the store names a blank one
-    help="Why, shown to the requester.",
-)
+@_message_option("Why, shown to the requester.")
 @pass_context
 def requests_deny(obj: Context, request_id: str, message: str) -> None:
     """Deny this request; the others for the same listing stay pending."""
@@ -181,26 +148,3 @@ def requests_deny(obj: Context, request_id: str, message: str) -> None:
         trap_filter(conn).check(message, "--message (shown to the requester)")
         request = deny_request(conn, request_id, actor=obj.actor, message=message, now=now_utc())
     echo(f"denied request {request.id} for {request.key}")
-
-
-@main.command()
-@click.option("--key", default=None, type=Text(300), help="Only entries about this key.")
-@click.option("--actor", "who", default=None, type=Text(200), help="Only entries by this actor.")
-@click.option(
-    "--action", default=None, type=Text(50), help="Only this action (list, unlist, allow, ...)."
-)
-@click.option("--limit", default=50, show_default=True, type=LIMIT)
-@pass_context
-def audit(obj: Context, key: str | None, who: str | None, action: str | None, limit: int) -> None:
-    """Show the audit log, newest first: who changed what, when and why."""
-    from rbl.store.queries import audit_entries
-
-    with obj.engine().connect() as conn:
-        entries = audit_entries(conn, key=key, actor=who, action=action, limit=limit)
-    for entry in entries:
-        where = safe(f"{entry.zone or '-'} {entry.key or '-'}")
-        detail = f" [{safe(entry.detail)}]" if entry.detail else ""
-        echo(
-            f"{entry.at:%Y-%m-%d %H:%M:%S}Z\t{safe(entry.actor)}\t{safe(entry.action)}\t{where}\t"
-            f"{safe(entry.reason or '')}{detail}"
-        )

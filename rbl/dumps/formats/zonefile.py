@@ -1,0 +1,95 @@
+"""RFC 1035 master files: the text rendering of the zone's records (ZONE.zone).
+
+The records are those AXFR sends (``rbl.zonedata.records``, which says how
+listings become names and wildcards); this module only writes them as text,
+after the SOA and NS. Consecutive records of one owner made for one listing
+share its line prefix: the owner is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rbl.config import ZoneSettings
+from rbl.dumps.formats.base import Entry, Format, ZoneDump
+from rbl.dumps.summary import stamp
+from rbl.zonedata.records import HINFO_CPU, TXT, A, Record
+from rbl.zonedata.view import IpEntry
+
+
+def formats(zone: ZoneSettings) -> Sequence[Format]:
+    return (ZoneFile(".zone", None),)
+
+
+def zone_txt(text: str) -> str:
+    """TXT RDATA in master-file syntax: quoted character-strings of at most 255 bytes."""
+    raw = text.encode("utf-8")
+    if not raw:
+        return '""'
+    strings = []
+    for start in range(0, len(raw), 255):
+        out = []
+        for byte in raw[start : start + 255]:
+            if byte in (0x22, 0x5C):
+                out.append("\\" + chr(byte))
+            elif 0x20 <= byte < 0x7F:
+                out.append(chr(byte))
+            else:
+                out.append(f"\\{byte:03d}")
+        strings.append('"' + "".join(out) + '"')
+    return " ".join(strings)
+
+
+def _txt_field(text: str) -> str:
+    plain = text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+    if plain and len(text) <= 255:
+        return f'"{text}"'  # what zone_txt gives, without the byte loop
+    return zone_txt(text)
+
+
+def render(records: Iterable[Record]) -> str:
+    """Records as master-file lines."""
+    out = []
+    last_owner = last_listing = None
+    for owner, rtype, value, listing in records:
+        head = "\t" if owner == last_owner and listing == last_listing else owner
+        last_owner, last_listing = owner, listing
+        if rtype == A:
+            out.append(f"{head}\tA\t{value}\n")
+        elif rtype == TXT:
+            out.append(f"{head}\tTXT\t{_txt_field(value)}\n")
+        else:
+            out.append(f'{head}\t{rtype}\t"{HINFO_CPU}" "{value}"\n')
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneFile:
+    suffix: str
+    family: int | None
+
+    def header(self, dump: ZoneDump) -> str:
+        zone, soa = dump.zone, dump.zone.soa
+        lines = [
+            f"; rbl dump of {zone.name} as an RFC 1035 zone, generated {stamp(dump.now)}, "
+            f"serial {dump.serial}\n",
+            "; wildcards answer with the listing's own key in TXT ({key} cannot vary per query)\n",
+            f"$ORIGIN {zone.name}.\n",
+            f"$TTL {zone.ttl}\n",
+            f"@\tIN\tSOA\t{soa.mname}. {soa.rname}. ( {dump.serial} {soa.refresh} {soa.retry} "
+            f"{soa.expire} {soa.minimum} )\n",
+        ]
+        lines += [f"\tIN\tNS\t{ns}.\n" for ns in zone.ns]
+        return "".join(lines)
+
+    def entry(self, dump: ZoneDump, entry: Entry) -> str:
+        if isinstance(entry, IpEntry):
+            return render(dump.records.ip_entry(entry))
+        return render(dump.records.domain_entry(entry))
+
+    def exclusion(self, dump: ZoneDump, entry: Entry) -> str:
+        return ""
+
+    def footer(self, dump: ZoneDump) -> str:
+        return render(dump.records.shadows())
