@@ -85,6 +85,12 @@ class ValueTexts:
         return key.join(self.parts(vid))
 
 
+def _record(fields: tuple[str, str, str, str]) -> Record:
+    """``Record(*fields)`` without NamedTuple's Python-level ``__new__`` (a dump makes
+    two or more a listing)."""
+    return tuple.__new__(Record, fields)
+
+
 class Records:
     """The records of one view, entry by entry (for renderers that also write other
     formats from the same walk) or all at once (``all``)."""
@@ -112,10 +118,10 @@ class Records:
         if made is None:
             made = self._made[vid] = (self.texts.value(vid).codes, self.texts.parts(vid))
         codes, parts = made
-        txt = Record(owner, TXT, key.join(parts), listing)
+        txt = _record((owner, TXT, key.join(parts), listing))
         if len(codes) == 1:
-            return [Record(owner, A, codes[0], listing), txt]
-        records = [Record(owner, A, code, listing) for code in codes]
+            return [_record((owner, A, codes[0], listing)), txt]
+        records = [_record((owner, A, code, listing)) for code in codes]
         records.append(txt)
         return records
 
