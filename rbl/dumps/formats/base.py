@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Protocol
 
 from rbl.config import ZoneSettings
@@ -80,13 +80,15 @@ class FormatModule(Protocol):
     def formats(self, zone: ZoneSettings) -> Sequence[Format]: ...
 
 
-def plugins() -> list[FormatModule]:
-    """Every format module of this package, by name."""
+@cache
+def plugins() -> tuple[FormatModule, ...]:
+    """Every format module of this package, by name: found once a process (the package's
+    files do not change under it), not with a directory scan for every zone dumped."""
     package = importlib.import_module(__package__ or "rbl.dumps.formats")
     names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
-    modules: list[FormatModule] = [
+    modules: tuple[FormatModule, ...] = tuple(
         importlib.import_module(f"{package.__name__}.{name}") for name in names if name != "base"
-    ]
+    )
     return modules
 
 
