@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,7 +31,7 @@ import dns.rdatatype
 
 from rbl.config.tsigkeys import parse_key
 from tests.support.dns_client import server_query
-from tests.support.processes import require_peer
+from tests.support.processes import require_peer, stop
 
 KINDS = ("nsd", "bind", "knot")
 BINARIES = {"nsd": "nsd", "bind": "named", "knot": "knotd"}
@@ -70,17 +69,6 @@ def free_port() -> int:
         udp.bind(("127.0.0.1", 0))
         port: int = udp.getsockname()[1]
     return port
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def ask(port: int, qname: dns.name.Name | str, rdtype: str = "A") -> dns.message.Message:
