@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Final
 
@@ -50,7 +51,7 @@ from rbl.dumps.summary import (
     write_summaries,
     write_sums,
 )
-from rbl.index.tables import EXCLUDED, ZoneIndex
+from rbl.index.tables import ZoneIndex
 from rbl.model.keys import ZoneKind
 from rbl.policy.trapfilter import TrapFilter
 from rbl.store.reader import ListingReader
@@ -157,13 +158,11 @@ def _write_entries(
     entries: Iterable[Entry],
     files: list[tuple[Format, Sink]],
 ) -> None:
-    # The hottest loop of a dump (an entry times the formats): methods bound once.
-    flushes = [sink.flush for _each, sink in files]
-    writes = [(each.entry, sink.add) for each, sink in chosen]
-    exclusions = [(each.exclusion, sink.add) for each, sink in chosen]
-    for count, entry in enumerate(entries):
-        if count % _FLUSH_ROWS == 0:
-            for flush in flushes:
-                flush()
-        for render, add in exclusions if entry.vid == EXCLUDED else writes:
-            add(render(dump, entry))
+    """Entries a chunk at a time: every chosen format writes a chunk in one call, then
+    every file flushes (the entries come lazily, so memory holds one chunk)."""
+    walk = iter(entries)
+    while chunk := list(islice(walk, _FLUSH_ROWS)):
+        for each, sink in chosen:
+            sink.add(each.entries(dump, chunk))
+        for _each, sink in files:
+            sink.flush()

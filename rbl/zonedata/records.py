@@ -112,12 +112,16 @@ class Records:
                 yield from self.domain_entry(domain)
             yield from self.shadows()
 
-    def value(self, owner: str, vid: int, key: str, listing: str) -> list[Record]:
-        """A records for every code, then TXT naming ``key``."""
+    def made_of(self, vid: int) -> tuple[tuple[str, ...], list[str]]:
+        """A value's codes and TXT parts (``key.join(parts)`` is the text), made once."""
         made = self._made.get(vid)
         if made is None:
             made = self._made[vid] = (self.texts.value(vid).codes, self.texts.parts(vid))
-        codes, parts = made
+        return made
+
+    def value(self, owner: str, vid: int, key: str, listing: str) -> list[Record]:
+        """A records for every code, then TXT naming ``key``."""
+        codes, parts = self._made.get(vid) or self.made_of(vid)
         txt = _record((owner, TXT, key.join(parts), listing))
         if len(codes) == 1:
             return [_record((owner, A, codes[0], listing)), txt]
@@ -125,17 +129,30 @@ class Records:
         records.append(txt)
         return records
 
-    def ip_entry(self, entry: IpEntry) -> Iterable[Record]:
+    def ip_entry(self, entry: IpEntry) -> list[Record]:
         """A listed network's names, around the entries inside it (cut out as holes)."""
-        vid = entry.vid
-        if vid == EXCLUDED:
-            return ()
-        family = entry.family
-        listing = entry.key
-        bits = 32 if family == 4 else 128
-        if entry.prefixlen == bits:  # the common case: one address
-            return self.value(_reverse(family, entry.network), vid, listing, listing)
-        return self._network(entry, bits)
+        return self.of_entries((entry,))
+
+    def of_entries(self, entries: Iterable[IpEntry | DomainEntry]) -> list[Record]:
+        """The records of consecutive entries, in order, in one call: a dump renders a
+        million entries a chunk at a time, and a call per entry cost it seconds."""
+        records: list[Record] = []
+        value = self.value
+        for entry in entries:
+            vid = entry.vid
+            if vid == EXCLUDED:
+                continue
+            if isinstance(entry, DomainEntry):
+                key = entry.key
+                records += value(key, vid, key, key)
+                continue
+            family = entry.family
+            bits = 32 if family == 4 else 128
+            if entry.prefixlen == bits:  # the common case: one address
+                records += value(owner_name(family, entry.network), vid, entry.key, entry.key)
+            else:
+                records += self._network(entry, bits)
+        return records
 
     def _network(self, entry: IpEntry, bits: int) -> Iterator[Record]:
         family, listing = entry.family, entry.key
@@ -145,10 +162,7 @@ class Records:
                 yield from self.value(name, entry.vid, key, listing)
 
     def domain_entry(self, entry: DomainEntry) -> list[Record]:
-        if entry.vid == EXCLUDED:
-            return []
-        key = entry.key
-        return self.value(key, entry.vid, key, key)
+        return self.of_entries((entry,))
 
     def shadows(self) -> Iterator[Record]:
         """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonedata.names).
@@ -171,8 +185,8 @@ class Records:
                 yield from self.value(f"*.{name}", vid, listing, listing)
 
 
-def _reverse(family: int, address: int) -> str:
-    """The owner name of one address."""
+def owner_name(family: int, address: int) -> str:
+    """The owner name of one address (relative to the apex)."""
     if family == 4:
         return (
             f"{OCTET_TEXT[address & 255]}.{OCTET_TEXT[address >> 8 & 255]}."

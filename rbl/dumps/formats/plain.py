@@ -45,17 +45,18 @@ class PlainIp:
             "is written as the pieces that remain listed\n"
         )
 
-    def entry(self, dump: ZoneDump, entry: Entry) -> str:
-        assert isinstance(entry, IpEntry)
-        if entry.vid == dump.test_vid:
-            return ""
-        if not entry.children:
-            return entry.key + "\n"
-        # The exact set of listed addresses: the entry minus its children.
-        return "".join(ip_text(entry.family, n, p) + "\n" for n, p in entry.pieces())
-
-    def exclusion(self, dump: ZoneDump, entry: Entry) -> str:
-        return ""
+    def entries(self, dump: ZoneDump, chunk: Sequence[Entry]) -> str:
+        skip = (EXCLUDED, dump.test_vid)
+        lines = []
+        for entry in chunk:
+            if entry.vid in skip:
+                continue
+            assert isinstance(entry, IpEntry)
+            if not entry.children:
+                lines.append(entry.key)
+            else:  # the exact set of listed addresses: the entry minus its children
+                lines += [ip_text(entry.family, n, p) for n, p in entry.pieces()]
+        return "\n".join(lines) + "\n" if lines else ""
 
     def footer(self, dump: ZoneDump) -> str:
         return ""
@@ -77,11 +78,10 @@ class PlainDomains:
             "use the .dnset or .zone file\n"
         )
 
-    def entry(self, dump: ZoneDump, entry: Entry) -> str:
-        return "" if entry.vid == dump.test_vid else entry.key + "\n"
-
-    def exclusion(self, dump: ZoneDump, entry: Entry) -> str:
-        return ""
+    def entries(self, dump: ZoneDump, chunk: Sequence[Entry]) -> str:
+        skip = (EXCLUDED, dump.test_vid)
+        lines = [entry.key for entry in chunk if entry.vid not in skip]
+        return "\n".join(lines) + "\n" if lines else ""
 
     def footer(self, dump: ZoneDump) -> str:
         return ""

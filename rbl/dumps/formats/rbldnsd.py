@@ -29,6 +29,7 @@ from typing import Final
 from rbl.config import ZoneSettings
 from rbl.dumps.formats.base import Entry, Format, ZoneDump
 from rbl.dumps.summary import stamp
+from rbl.index.tables import EXCLUDED
 from rbl.model.keys import ZoneKind
 from rbl.zonedata.names import ip_text
 from rbl.zonedata.view import IpEntry
@@ -100,14 +101,20 @@ class Rbldnsd:
             self._tails[vid] = found
         return found
 
-    def entry(self, dump: ZoneDump, entry: Entry) -> str:
-        tail = self._tails.get(entry.vid) or self._tail(dump, entry.vid)
-        if len(tail) == 1 and not (isinstance(entry, IpEntry) and entry.children):
-            return f"{entry.key}{tail[0]}\n"  # the common case: one key, one code
-        return "".join(f"{key}{each}\n" for key in self._keys(entry) for each in tail)
-
-    def exclusion(self, dump: ZoneDump, entry: Entry) -> str:
-        return "".join(f"!{key}\n" for key in self._keys(entry))
+    def entries(self, dump: ZoneDump, chunk: Sequence[Entry]) -> str:
+        tails = self._tails
+        lines = []
+        for entry in chunk:
+            vid = entry.vid
+            if vid == EXCLUDED:
+                lines += [f"!{key}" for key in self._keys(entry)]
+                continue
+            tail = tails.get(vid) or self._tail(dump, vid)
+            if len(tail) == 1 and not (isinstance(entry, IpEntry) and entry.children):
+                lines.append(entry.key + tail[0])  # the common case: one key, one code
+            else:
+                lines += [key + each for key in self._keys(entry) for each in tail]
+        return "\n".join(lines) + "\n" if lines else ""
 
     def footer(self, dump: ZoneDump) -> str:
         return ""

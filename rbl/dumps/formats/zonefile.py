@@ -3,18 +3,23 @@
 The records are those AXFR sends (``rbl.zonedata.records``, which says how
 listings become names and wildcards); this module only writes them as text,
 after the SOA and NS. Consecutive records of one owner made for one listing
-share its line prefix: the owner is written once.
+share its line prefix: the owner is written once. A single address (most of
+a trap zone's entries) is written straight from its value's codes and text,
+as ``render`` would write its records: the dump writes a million of them,
+and tests/zonedata/test_dump_equals_axfr.py holds the two ways equal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rbl.config import ZoneSettings
 from rbl.dumps.formats.base import Entry, Format, ZoneDump
 from rbl.dumps.summary import stamp
-from rbl.zonedata.records import HINFO_CPU, TXT, A, Record
+from rbl.index.tables import EXCLUDED
+from rbl.model.keys import MAX_PREFIXLEN
+from rbl.zonedata.records import HINFO_CPU, TXT, A, Record, owner_name
 from rbl.zonedata.view import IpEntry
 
 
@@ -64,10 +69,11 @@ def render(records: Iterable[Record]) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ZoneFile:
     suffix: str
     family: int | None
+    _heads: dict[int, str] = field(default_factory=dict)  # vid: a single address's lines
 
     def header(self, dump: ZoneDump) -> str:
         zone, soa = dump.zone, dump.zone.soa
@@ -83,13 +89,29 @@ class ZoneFile:
         lines += [f"\tIN\tNS\t{ns}.\n" for ns in zone.ns]
         return "".join(lines)
 
-    def entry(self, dump: ZoneDump, entry: Entry) -> str:
-        if isinstance(entry, IpEntry):
-            return render(dump.records.ip_entry(entry))
-        return render(dump.records.domain_entry(entry))
+    def entries(self, dump: ZoneDump, chunk: Sequence[Entry]) -> str:
+        records, heads = dump.records, self._heads
+        out = []
+        for entry in chunk:
+            vid = entry.vid
+            if vid == EXCLUDED:
+                continue
+            if isinstance(entry, IpEntry) and entry.prefixlen == MAX_PREFIXLEN[entry.family]:
+                head = heads.get(vid) or self._head(dump, vid)
+                _codes, parts = records.made_of(vid)
+                owner = owner_name(entry.family, entry.network)
+                out.append(f"{owner}{head}{_txt_field(entry.key.join(parts))}\n")
+            else:
+                out.append(render(records.of_entries((entry,))))
+        return "".join(out)
 
-    def exclusion(self, dump: ZoneDump, entry: Entry) -> str:
-        return ""
+    def _head(self, dump: ZoneDump, vid: int) -> str:
+        """What follows a single address's owner up to its TXT text: ``render``'s lines
+        for its A records (owner written once), then the TXT's start."""
+        codes, _parts = dump.records.made_of(vid)
+        head = f"\tA\t{codes[0]}\n" + "".join(f"\t\tA\t{code}\n" for code in codes[1:])
+        self._heads[vid] = head = head + "\t\tTXT\t"
+        return head
 
     def footer(self, dump: ZoneDump) -> str:
         return render(dump.records.shadows())
