@@ -61,6 +61,10 @@ log = Logger(namespace="rbl.notify")
 class Channel(Protocol):
     """Where one target's NOTIFYs go out (rbl.dnsserver.notifyport.NotifyChannel)."""
 
+    @property
+    def alive(self) -> bool:
+        """False once its socket is gone (an error closed it): the next send opens another."""
+
     def send(self, packet: bytes) -> None:
         """Send one datagram to the target; raises (OSError...) when it cannot be sent."""
 
@@ -200,7 +204,8 @@ class NotifySender:
         pending.sends += 1
         pending.call = self.clock.callLater(pending.timeout, self._send, pending)
         pending.timeout = min(pending.timeout * 2, self.max_timeout)
-        if state.channel is None:
+        if state.channel is None or not state.channel.alive:
+            self._close(state)
             self._open(state)
         if state.channel is None:
             return  # the open failed and was reported; the next try opens again

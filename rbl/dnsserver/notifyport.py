@@ -5,9 +5,11 @@ One socket per target, not one for all: an IPv4 socket cannot reach an IPv6
 secondary (the send fails), and an unconnected socket hears of no ICMP error.
 Connected, the kernel reports "port unreachable" (nothing listens there) and
 "host/network unreachable" on this socket, so the sender can say which
-secondary is failing and why. Twisted's ``udp.Port`` reports only refusal
-(``connectionRefused``) and lets other read errors escape its ``doRead``,
-which closes the port; ``_ConnectedPort`` reports them too and keeps reading.
+secondary is failing and why. Twisted's epoll reactor takes such an error
+(EPOLLERR without input) for the end of the socket and would close the port;
+this port reads the error (SO_ERROR) instead, hands it to the sender as the
+reason and goes on reading. A socket that did close anyway is replaced at the
+next try (``alive``).
 Imports nothing from rbl.store.
 """
 
@@ -42,6 +44,14 @@ class NotifyChannel(DatagramProtocol):
     def __init__(self, target: Target, sender: NotifySender) -> None:
         self.target = target
         self.sender = sender
+        self.lost = False
+
+    @property
+    def alive(self) -> bool:
+        return self.transport is not None and not self.lost
+
+    def stopProtocol(self) -> None:
+        self.lost = True  # closed, by us or by the reactor after an error
 
     def send(self, packet: bytes) -> None:
         if self.transport is None:
@@ -64,7 +74,31 @@ class NotifyChannel(DatagramProtocol):
 
 
 class _ConnectedPort(udp.Port):
-    """A connected UDP port whose read errors are reasons, not the end of the port."""
+    """A connected UDP port whose errors are reasons for the sender."""
+
+    stopping = False
+
+    def stopListening(self) -> Any:
+        self.stopping = True
+        return super().stopListening()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        """The reactor saw a socket error: hand it to the sender and keep the socket.
+
+        Reading SO_ERROR clears the error, so the socket is readable again and
+        stays open (reopening one per retry would log Twisted's "starting on"
+        and "Closed" lines for every retry).
+        """
+        if not self.stopping and isinstance(self.protocol, NotifyChannel):
+            try:
+                number = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except (OSError, AttributeError):
+                number = 0
+            if number:
+                self.protocol.readError(number)
+                self.startReading()
+                return
+        super().connectionLost(reason)
 
     def doRead(self) -> None:
         for _ in range(16):  # a burst of queued errors and answers; then yield

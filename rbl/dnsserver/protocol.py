@@ -13,6 +13,7 @@ protocol is the transport's streaming producer), so it cannot grow memory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -255,8 +256,11 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         own = factory if isinstance(factory, DnsStreamFactory) else None
         peer = self.transport.getPeer()  # type: ignore[union-attr]
         host = str(getattr(peer, "host", ""))
-        stats = own.transfer_stats if own is not None else TransferStats()
-        watch = self._watch = TransferWatch(stats, string, host)
+        if own is not None:
+            watch = TransferWatch(own.transfer_stats, string, host, own.transfer_clock)
+        else:
+            watch = TransferWatch(TransferStats(), string, host)
+        self._watch = watch
         try:
             messages = watch.measure(self.transfers.stream(string, host))
         except Exception:
@@ -379,6 +383,7 @@ class DnsStreamFactory(Factory):
             task.cooperate
         )
         self.transfer_stats = TransferStats()  # every transfer served, for /metrics
+        self.transfer_clock: Callable[[], float] = time.monotonic  # times each transfer
         self._closing: defer.Deferred[None] | None = None  # fires when the last one has gone
 
     def configure(self, settings: TcpSettings) -> None:
