@@ -22,7 +22,7 @@ from rbl.config.values import describe
 from rbl.config.zones import ZoneSettings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from rbl.store.database import Engine
 
 MAX_TIMEOUT = 2.0  # seconds per SOA query: a secondary that slow is failing anyway
 
