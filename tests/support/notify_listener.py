@@ -3,8 +3,8 @@
 ``NotifyListener(host)`` binds an ephemeral port (``port`` once bound, or a
 given one, e.g. a port that was closed a moment ago), answers each NOTIFY as a
 secondary does (same id, QR, opcode NOTIFY, NOERROR) from a thread, and keeps
-what it heard: ``heard`` is a list of (zone, source address). Used as a context
-manager; ``close`` ends it.
+what it heard: ``heard`` is a list of (zone, source address). ``listening``
+gives one for a ``with`` block; ``close`` ends it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dns.message
 import dns.opcode
@@ -62,16 +63,15 @@ class NotifyListener:
         self._thread.join(timeout=5)
         self.sock.close()
 
-    def __enter__(self) -> NotifyListener:
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+@contextmanager
+def listening(host: str, port: int = 0) -> Iterator[NotifyListener]:
+    """A NotifyListener for the block, closed after it."""
+    listener = NotifyListener(host, port)
+    try:
+        yield listener
+    finally:
+        listener.close()
 
 
 def closed_port(host: str) -> int:

@@ -16,7 +16,7 @@ import dns.rrset
 import pytest
 
 from tests.support.config import write_config
-from tests.support.notify_listener import NotifyListener, closed_port
+from tests.support.notify_listener import closed_port, listening
 from tests.support.processes import rbl_command
 from tests.support.scrape import scrape, total, value, wait_for
 from tests.support.server import RunningServer, start_server, stop_server
@@ -65,7 +65,7 @@ def ixfr(serial: int) -> dns.message.Message:
 
 def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> None:
     down = closed_port("::1")
-    with NotifyListener("127.0.0.1") as v4, NotifyListener("::1") as v6:
+    with listening("127.0.0.1") as v4, listening("::1") as v6:
         config = write_config(
             tmp_path,
             extra=(
@@ -82,7 +82,7 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
             v6.wait_for(ZONE)
             assert {source for _, source in v6.heard} == {"::1"}  # from an IPv6 socket
             wait_log(server, rf"NOTIFY to \[::1\]:{down} failing: ICMP port unreachable \({ZONE}")
-            with NotifyListener("::1", down) as back:  # the secondary comes back
+            with listening("::1", down) as back:  # the secondary comes back
                 back.wait_for(ZONE)
                 wait_log(server, rf"NOTIFY to \[::1\]:{down} recovered after [0-9.]+s failing")
             log = server.log()
