@@ -221,3 +221,4 @@ class NotifyService(Service):
         """New NOTIFY targets apply at once; turning NOTIFY on or off waits for a restart."""
         if old.transfer.notify != new.transfer.notify and new.transfer.notify:
             self.sender.set_targets(new.transfer.notify)
+            report.applied.append("[transfer] notify")

@@ -4,7 +4,9 @@ and /metrics of real transfers over TCP."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import time
 from pathlib import Path
@@ -124,6 +126,28 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
             for target in (v4.endpoint, v6.endpoint, f"[::1]:{down}"):
                 acked = value(samples, "rbl_notify_acknowledged_serial", target=target, zone=ZONE)
                 assert acked == serial, target
+        finally:
+            stop_server(server)
+
+
+def test_new_notify_targets_on_sighup(tmp_path: Path) -> None:
+    with listening("127.0.0.1") as first, listening("::1") as second:
+        config = write_config(
+            tmp_path,
+            extra=f'\n[transfer]\nallow = ["127.0.0.1/32"]\nnotify = ["{first.endpoint}"]\n',
+        )
+        server = start_server(config)
+        try:
+            rbl_command(config, "list", "add", "45.1.1.1", "--reason", "notify test")
+            first.wait_for(ZONE)
+            config.write_text(config.read_text().replace(first.endpoint, second.endpoint))
+            os.kill(server.process.pid, signal.SIGHUP)
+            wait_log(server, r"reloaded .*\[transfer\] notify")
+            heard = len(first.heard)
+            rbl_command(config, "list", "add", "45.1.1.2", "--reason", "notify test")
+            second.wait_for(ZONE)
+            time.sleep(0.5)
+            assert len(first.heard) == heard  # no longer a target
         finally:
             stop_server(server)
 
