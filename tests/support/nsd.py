@@ -66,13 +66,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def ask(port: int, qname: dns.name.Name, rdtype: str) -> dns.message.Message:
-    return server_query("127.0.0.1", port, qname, rdtype, timeout=2)
+def ask(
+    port: int, qname: dns.name.Name, rdtype: str, host: str = "127.0.0.1"
+) -> dns.message.Message:
+    return server_query(host, port, qname, rdtype, timeout=2)
 
 
-def soa_serial(port: int, zone: str) -> int | None:
+def soa_serial(port: int, zone: str, host: str = "127.0.0.1") -> int | None:
     try:
-        reply = ask(port, dns.name.from_text(zone), "SOA")
+        reply = ask(port, dns.name.from_text(zone), "SOA", host)
     except Exception:
         return None
     for rrset in reply.answer:
@@ -81,13 +83,14 @@ def soa_serial(port: int, zone: str) -> int | None:
     return None
 
 
-def wait_serial(port: int, zone: str, serial: int, timeout: float) -> None:
+def wait_serial(port: int, zone: str, serial: int, timeout: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if soa_serial(port, zone) == serial:
+        if soa_serial(port, zone, host) == serial:
             return
         time.sleep(0.1)
-    raise AssertionError(f"NSD did not reach serial {serial} of {zone}: {soa_serial(port, zone)}")
+    found = soa_serial(port, zone, host)
+    raise AssertionError(f"NSD did not reach serial {serial} of {zone}: {found}")
 
 
 def summary(reply: dns.message.Message) -> tuple[int, frozenset[str]]:
