@@ -13,7 +13,9 @@ NOTIFY is resent with doubling timeouts, capped at ``max_timeout``, until the
 secondary answers it (same id, QR set, opcode NOTIFY, NOERROR) or a newer
 serial of the zone replaces it: a secondary that is down for an hour is
 notified when it comes back. At most one NOTIFY is pending per zone and
-target, so a dead secondary costs one datagram per ``max_timeout`` per zone.
+target, and one replacing a NOTIFY that had to be resent keeps its backoff, so
+a dead secondary costs one datagram per ``max_timeout`` per zone however
+often the zone changes.
 
 Logging is per outcome, never per retry: a line when a NOTIFY is
 acknowledged; one when a target starts failing (a send error, an ICMP error,
@@ -176,24 +178,31 @@ class NotifySender:
 
     def _notify(self, zone: Zone) -> None:
         now = self._last[zone.name] = self.clock.seconds()
-        for target in self.states:
+        for target, state in self.states.items():
             old = self._pending.pop((zone.name, target), None)
-            if old is not None:
-                self._cancel(old)
-                self.superseded += 1
-                if self.states[target].failing is None:  # a failing one is already logged
-                    log.info(
-                        "NOTIFY {zone} serial {old} to {target} superseded by serial {new} "
-                        "after {sends} unanswered send(s)",
-                        zone=zone.name,
-                        old=old.serial,
-                        target=describe_target(target),
-                        new=zone.serial,
-                        sends=old.sends,
-                    )
             query_id = secrets.randbelow(1 << 16)
             pending = _Pending(zone.name, zone.serial, target, query_id, now, 0, self.timeout)
             self._pending[(zone.name, target)] = pending
+            if old is not None:
+                due = old.call.getTime() if old.call is not None and old.call.active() else now
+                self._cancel(old)
+                self.superseded += 1
+                if old.sends > 1 or state.failing is not None:
+                    # Unanswered already: keep its backoff, so that a busy zone does
+                    # not turn retries to a dead secondary into a datagram per change.
+                    # The newer serial goes out when the older would have been retried.
+                    pending.sends, pending.timeout = old.sends, old.timeout
+                    pending.call = self.clock.callLater(max(0.0, due - now), self._send, pending)
+                    continue
+                log.info(
+                    "NOTIFY {zone} serial {old} to {target} superseded by serial {new} "
+                    "after {sends} unanswered send(s)",
+                    zone=zone.name,
+                    old=old.serial,
+                    target=describe_target(target),
+                    new=zone.serial,
+                    sends=old.sends,
+                )
             self._send(pending)
 
     def _send(self, pending: _Pending) -> None:

@@ -205,6 +205,9 @@ def test_a_newer_serial_supersedes_the_pending_notify() -> None:
     assert sender.superseded == 2
     sockets.answer(old)  # the older NOTIFY's answer, late: acknowledges nothing
     assert sender.outstanding == 2 and sender.acknowledged == 0
+    assert len(sockets.sent()) == 2  # resent once already: the new one keeps the backoff...
+    clock.advance(2.0)  # ...and goes out when the older would have been retried
+    assert len(sockets.sent()) == 3 and sockets.sent()[-1].id != old.id
     for target in sender.targets:
         sockets.answer(sockets.sent(target)[-1], target)
     assert sender.outstanding == 0 and sender.acknowledged == 2
@@ -212,6 +215,24 @@ def test_a_newer_serial_supersedes_the_pending_notify() -> None:
     sender.stop()
     assert not clock.getDelayedCalls()
     assert all(sockets.socket(t).closed for t in sender.targets)
+
+
+def test_a_busy_zone_does_not_undo_the_backoff_to_a_dead_target() -> None:
+    sender, sockets, clock, zone = setup(max_timeout=8.0)
+    sender.zone_changed(zone)
+    for _ in range(120):  # a change every second for two minutes; nobody answers
+        clock.advance(1.0)
+        zone.set_serial(zone.serial + 1)
+        sender.zone_changed(zone)
+    sends = sockets.sent()
+    assert len(sends) <= 4 + 120 // 8 + 1  # 1, 2, 4 s, then every 8 s: not one a change
+    assert sender.outstanding == 1
+    clock.advance(8.0)
+    latest = sockets.sent()[-1]
+    assert latest.id != sends[0].id  # the newest serial's NOTIFY goes out at the retry slot
+    sockets.answer(latest)
+    assert sender.states[SECONDARY].acknowledged == {IP_ZONE: zone.serial}
+    assert sender.failing_targets() == []
 
 
 def test_bursts_are_coalesced_to_one_notify_per_second() -> None:
