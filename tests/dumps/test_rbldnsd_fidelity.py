@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import signal
 import socket
 import subprocess
 import time
@@ -30,6 +29,7 @@ import pytest
 
 from rbl.config import load_settings
 from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, Seeded, seed
+from tests.support.processes import stop
 from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -162,12 +162,7 @@ def rbldnsd(tmp_path: Path) -> Iterator[tuple[Seeded, int]]:
             time.sleep(0.1)
         yield seeded, port
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
         log.close()
         text = (tmp_path / "rbldnsd.log").read_text()
         assert "invalid" not in text and "warning" not in text.lower(), text

@@ -8,6 +8,7 @@ sendmail, NSD) this machine lacks skips through ``require_peer``, or fails in CI
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,14 @@ def require_peer(reason: str | None, peer: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"CI must run the live {peer} test: {reason}")
     pytest.skip(reason)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, as an operator would; SIGKILL when it has not exited after ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

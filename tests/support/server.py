@@ -10,7 +10,6 @@ an operator would.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import dns.message
 import dns.name
 
 from tests.support.dns_client import server_query
-from tests.support.processes import subprocess_env
+from tests.support.processes import stop, subprocess_env
 
 
 @dataclass
@@ -89,10 +88,4 @@ def start_server(config: Path, *extra: str, timeout: float = 60.0) -> RunningSer
 
 
 def stop_server(server: RunningServer) -> None:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=15)
+    stop(server.process, timeout=15)

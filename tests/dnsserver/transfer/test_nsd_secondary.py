@@ -5,13 +5,13 @@ and NOTIFY sender), start ``nsd -d`` with ``request-xfr`` pointing at it, wait
 until NSD serves the zones, compare answers for listed and unlisted names, then
 add a listing through the change log and expect NSD to answer it with the new
 serial within seconds (NOTIFY, then IXFR answered with a full transfer).
-Skipped only when nsd is missing outside CI.
+Skipped only when nsd is missing outside CI. tests/dnsserver/transfer/test_secondaries.py
+runs NSD, BIND and Knot after a real ``rbl serve``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,18 +22,24 @@ import pytest
 
 from tests.support.dns_client import dom, rev
 from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE
-from tests.support.nsd import NSD, NSD_CONF, NSD_ZONE, ask, free_port, stop, summary, wait_serial
 from tests.support.processes import REPO, subprocess_env
+from tests.support.secondaries import (
+    Secondary,
+    ask,
+    free_port,
+    require,
+    running_secondary,
+    soa_serial,
+    stop,
+    summary,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
-    if NSD is None:
-        if os.environ.get("CI"):
-            pytest.fail("nsd is not installed (apt-get install nsd)")
-        pytest.skip("nsd is not installed")
+def servers(tmp_path: Path) -> Iterator[tuple[int, Secondary, Path]]:
+    require("nsd")
     nsd_port = free_port()
     ready = tmp_path / "ready.json"
     changes = tmp_path / "changes.jsonl"
@@ -52,7 +58,6 @@ def servers(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    nsd: subprocess.Popen[bytes] | None = None
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
@@ -61,32 +66,20 @@ def servers(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
             time.sleep(0.05)
         time.sleep(0.05)
         primary_port = json.loads(ready.read_text())["port"]
-        conf = tmp_path / "nsd.conf"
-        conf.write_text(
-            NSD_CONF.format(port=nsd_port, dir=tmp_path)
-            + "".join(NSD_ZONE.format(zone=z, primary=primary_port) for z in (IP_ZONE, DOMAIN_ZONE))
-        )
-        nsd = subprocess.Popen(
-            [NSD, "-d", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        yield primary_port, nsd_port, changes
+        zones = (IP_ZONE, DOMAIN_ZONE)
+        with running_secondary("nsd", tmp_path, zones, primary_port, port=nsd_port) as nsd:
+            yield primary_port, nsd, changes
     finally:
-        if nsd is not None:
-            stop(nsd)
         stop(primary)
         log.close()
-        nsd_log = tmp_path / "nsd.log"
-        if nsd_log.exists():
-            print(nsd_log.read_text()[-3000:])
         print((tmp_path / "primary.log").read_text()[-3000:])
 
 
-def test_nsd_secondary_answers_as_rbl(servers: tuple[int, int, Path]) -> None:
-    primary, secondary, changes = servers
-    wait_serial(secondary, IP_ZONE, 1, 30)
-    wait_serial(secondary, DOMAIN_ZONE, 1, 30)
+def test_nsd_secondary_answers_as_rbl(servers: tuple[int, Secondary, Path]) -> None:
+    primary, nsd, changes = servers
+    secondary = nsd.port
+    nsd.wait_serial(1, 30, IP_ZONE)
+    nsd.wait_serial(1, 30, DOMAIN_ZONE)
     names = [
         rev(a)
         for a in (
@@ -133,9 +126,10 @@ def test_nsd_secondary_answers_as_rbl(servers: tuple[int, int, Path]) -> None:
     }
     with changes.open("a") as out:
         out.write(json.dumps(row) + "\n")
-    wait_serial(primary, IP_ZONE, 5, 5)
-    started = time.monotonic()
-    wait_serial(secondary, IP_ZONE, 5, 10)  # refresh is an hour: only NOTIFY gets it here
-    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 5
+    while soa_serial(primary, IP_ZONE) != 5:
+        assert time.monotonic() < deadline, "the primary did not take the change"
+        time.sleep(0.05)
+    nsd.wait_serial(5, 10, IP_ZONE)  # refresh is an hour: only NOTIFY gets it here
     assert summary(ask(secondary, new, "A")) == (0, frozenset({"127.0.0.7"}))
     assert summary(ask(secondary, new, "A")) == summary(ask(primary, new, "A"))
