@@ -47,7 +47,9 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
     """Check configuration, database, ports and the RFC 5782 test points of a running server.
 
     The DNS server is asked over UDP (test points) and TCP (the SOA); the
-    site, the policy feed and /metrics, where configured, are asked too.
+    site, the policy feed and /metrics, where configured, are asked too; and
+    each secondary ([transfer] notify and check) for each zone's serial,
+    failing one behind for longer than [transfer] stale_after.
     """
     from rbl.config import parse_endpoint
 
@@ -74,6 +76,10 @@ def doctor(obj: Context, server: str | None, timeout: float) -> None:
     report.check(
         f"{apex} SOA over TCP at {host}:{port}", lambda: _ask_tcp(host, port, apex, timeout)
     )
+    from rbl.cli.doctor_secondaries import secondary_checks
+
+    for what, run in secondary_checks(obj.settings, obj.engine, timeout):
+        report.check(what, run)
     for what, endpoint, probe in _listeners(obj.settings):
         probe_host, probe_port = _reachable(endpoint)
         if probe_port == 0:

@@ -341,6 +341,10 @@ class TransferSettings:
     notify: tuple[tuple[str, int], ...] = setting((), Endpoints())  # secondaries
     # when set, transfers must be signed
     tsig: tuple[str, ...] = setting((), TsigKeys())
+    # secondaries rbl does not NOTIFY (anycast nodes...): rbl doctor asks them too
+    check: tuple[tuple[str, int], ...] = setting((), Endpoints())
+    # rbl doctor fails a secondary behind for longer; unset: the zone's SOA refresh + retry
+    stale_after: float | None = setting(None, Duration(maximum=30 * DAY))
 
 
 @dataclass(frozen=True, slots=True)

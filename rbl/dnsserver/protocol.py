@@ -13,6 +13,7 @@ protocol is the transport's streaming producer), so it cannot grow memory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from rbl.dnsserver import slowpath
 from rbl.dnsserver.ratelimit import SLIP, ResponseRateLimiter, slip_reply
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import Transfers, is_transfer
+from rbl.dnsserver.xfrlog import ABORTED, COMPLETE, FAILED, TransferStats, TransferWatch
 
 UDP_READ_BATCH = 2000  # packets per readiness event before other sockets and timers get a turn
 CLOSE_GRACE = 5.0  # seconds a stopping server gives TCP clients to take their answers
@@ -200,6 +202,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         self._sending: task.CooperativeTask[Iterator[None]] | None = None  # a transfer going out
         self._sending_paused = False
         self._waiting: list[bytes] = []  # queries that came during it
+        self._watch: TransferWatch | None = None  # what it sent, logged at its end (xfrlog)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)  # type: ignore[union-attr]
@@ -249,15 +252,23 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
         meanwhile wait for the transfer's end (at most ``MAX_WAITING``).
         """
         assert self.transfers is not None
+        factory = getattr(self, "factory", None)
+        own = factory if isinstance(factory, DnsStreamFactory) else None
+        peer = self.transport.getPeer()  # type: ignore[union-attr]
+        host = str(getattr(peer, "host", ""))
+        if own is not None:
+            watch = TransferWatch(own.transfer_stats, string, host, own.transfer_clock)
+        else:
+            watch = TransferWatch(TransferStats(), string, host)
+        self._watch = watch
         try:
-            peer = self.transport.getPeer()  # type: ignore[union-attr]
-            messages = self.transfers.stream(string, str(getattr(peer, "host", "")))
+            messages = watch.measure(self.transfers.stream(string, host))
         except Exception:
+            watch.finish(FAILED)
             self.counters.errors += 1
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
-        factory = getattr(self, "factory", None)
-        cooperate = factory.cooperate if isinstance(factory, DnsStreamFactory) else task.cooperate
+        cooperate = own.cooperate if own is not None else task.cooperate
         sending = self._sending = cooperate(self._send_each(messages))
         self._sending_paused = False
         if self.paused:
@@ -272,6 +283,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
 
     def _transfer_sent(self, _: object) -> None:
         self._sending = None
+        self._transfer_done(COMPLETE)
         waiting, self._waiting = self._waiting, []
         for string in waiting:
             if self._sending is not None:  # a queued query was another transfer
@@ -282,10 +294,17 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
     def _transfer_failed(self, failure: Failure) -> None:
         self._sending = None
         if failure.check(task.TaskStopped):
+            self._transfer_done(ABORTED)
             return  # the connection went away
+        self._transfer_done(FAILED)
         self.counters.errors += 1
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def _transfer_done(self, outcome: str) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.finish(outcome)
 
     def pauseProducing(self) -> None:
         """The write buffer is full: stop reading queries, and stop building a transfer."""
@@ -363,6 +382,8 @@ class DnsStreamFactory(Factory):
         self.cooperate: Callable[[Iterator[None]], task.CooperativeTask[Iterator[None]]] = (
             task.cooperate
         )
+        self.transfer_stats = TransferStats()  # every transfer served, for /metrics
+        self.transfer_clock: Callable[[], float] = time.monotonic  # times each transfer
         self._closing: defer.Deferred[None] | None = None  # fires when the last one has gone
 
     def configure(self, settings: TcpSettings) -> None:

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rbl import __version__
 from rbl.metrics.exposition import Family
+from rbl.metrics.transfers import transfer_families
 from rbl.store.reader import StoreStats
 
 if TYPE_CHECKING:
     from rbl.dnsserver.protocol import Counters
     from rbl.dnsserver.responder import Responder
+    from rbl.dnsserver.xfrlog import TransferStats
     from rbl.dnsserver.zone import Zone
     from rbl.feeds.policyd import PolicyServerFactory
     from rbl.feeds.recorder import HitRecorder
@@ -53,6 +55,7 @@ class DnsCounted(Protocol):
 
     counters: Counters
     responder: Responder
+    transfer_stats: TransferStats
 
 
 class DumpRun(Protocol):
@@ -100,6 +103,7 @@ def dns_snapshot(dns: DnsCounted, zones: Mapping[str, Zone], position: int) -> d
         "cpu": usage.ru_utime + usage.ru_stime,
         "rss": resident_bytes(),
         "started": STARTED,
+        "transfers": dns.transfer_stats.snapshot(),
     }
 
 
@@ -172,6 +176,7 @@ def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
         cpu,
         rss,
         started,
+        *transfer_families(snapshots),
     ]
 
 

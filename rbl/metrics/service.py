@@ -34,11 +34,13 @@ from rbl.metrics.collect import (
     store_families,
 )
 from rbl.metrics.exposition import CONTENT_TYPE, render
+from rbl.metrics.transfers import notify_families
 from rbl.policy.trapfilter import NO_TRAPS
 from rbl.store.reader import ListingReader, StoreStats
 from rbl.web.listening import ListeningSite
 
 if TYPE_CHECKING:
+    from rbl.dnsserver.notify import NotifySender
     from rbl.dnsserver.zone import Zone
     from rbl.feeds.policyd import PolicyServerFactory
     from rbl.feeds.recorder import HitRecorder
@@ -91,6 +93,10 @@ class Observed(Protocol):
     @property
     def dumps(self) -> DumpRuns | None:
         """The dump timer, when ``[dumps] directory`` is set (rbl.dumps.service)."""
+
+    @property
+    def notify(self) -> NotifySender | None:
+        """NOTIFY to the secondaries, when ``[transfer] notify`` is set."""
 
 
 class MetricsCollector:
@@ -183,6 +189,7 @@ class MetricsCollector:
         if writer is not None and writer.policy_factory is not None:
             families += policy_families(writer.policy_factory, writer.recorder)
         families += dump_families(server.dumps, self.dump_directory, self.clock.seconds())
+        families += notify_families(server.notify)
         # Label values come from feeds and file names: no trap may be named in them.
         return self._traps.redact(render(families).decode("utf-8")).encode("utf-8")
 

@@ -91,6 +91,7 @@ class DnsServerService(Service):
         self.counters = Counters()
         self.limiter = ResponseRateLimiter(rate_limit or RateLimitSettings(), processes=processes)
         self.tcp_factory = DnsStreamFactory(responder, self.counters, transfers, tcp)
+        self.transfer_stats = self.tcp_factory.transfer_stats  # read by /metrics
         self.ports: list[IListeningPort] = []
         self.bound: list[tuple[str, int]] = []
 
@@ -203,25 +204,21 @@ class DnsServerService(Service):
 
 
 class NotifyService(Service):
-    """Sends NOTIFY from one ephemeral UDP port (IPv4) to the configured secondaries."""
+    """NOTIFY to the configured secondaries, each from a UDP socket of its address family."""
 
-    def __init__(self, sender: NotifySender, reactor: Any) -> None:
+    def __init__(self, sender: NotifySender) -> None:
         self.sender = sender
-        self.reactor = reactor
-        self.port: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
-        self.port = self.reactor.listenUDP(0, self.sender)
+        self.sender.start()
 
-    def stopService(self) -> defer.Deferred[Any] | None:
+    def stopService(self) -> None:
         super().stopService()
         self.sender.stop()
-        if self.port is not None:
-            return defer.maybeDeferred(self.port.stopListening)
-        return None
 
     def reconfigure(self, old: Settings, new: Settings, report: ReloadReport) -> None:
         """New NOTIFY targets apply at once; turning NOTIFY on or off waits for a restart."""
-        if old.transfer != new.transfer and new.transfer.notify:
-            self.sender.targets = tuple(new.transfer.notify)
+        if old.transfer.notify != new.transfer.notify and new.transfer.notify:
+            self.sender.set_targets(new.transfer.notify)
+            report.applied.append("[transfer] notify")

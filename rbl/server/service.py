@@ -21,6 +21,7 @@ from twisted.application.service import Service
 from rbl.config import Settings
 from rbl.config.reconfigure import Reconfigurable
 from rbl.dnsserver.notify import NotifySender
+from rbl.dnsserver.notifyport import udp_opener
 from rbl.dnsserver.responder import Responder
 from rbl.server.changes import ChangeFollowerService
 from rbl.server.database import DatabaseService, ensure_schema
@@ -99,9 +100,9 @@ def make_service(
     _add(built, database, changes, dns)
     built.reconfigurable.append(dns)
     if settings.transfer.notify and not reuse_port_child:  # workers leave NOTIFY to the first
-        built.notify = NotifySender(settings.transfer.notify, reactor)
+        built.notify = NotifySender(settings.transfer.notify, reactor, udp_opener(reactor))
         follower.on_serial = built.notify.zone_changed
-        notify = NotifyService(built.notify, reactor)
+        notify = NotifyService(built.notify)
         _add(built, notify)
         built.reconfigurable.append(notify)
     if not dns_only:

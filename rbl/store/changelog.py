@@ -22,6 +22,7 @@ pruned rows learns so from ``change_log_pruned`` and reloads its snapshot.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, text, u
 
 from rbl.store.bulk import insert_many
 from rbl.store.schema import change_log, change_log_pruned
+from rbl.store.timestamps import utc
 
 CHANGE_LOG_LOCK = 0x72626C_01  # "rbl" + 1: the advisory lock id that orders change-log writers
 _LOCKED = "rbl_change_log_locked_in"  # connection info: the transaction holding the lock
@@ -129,3 +131,40 @@ def _raise_horizon(conn: Connection, through: int, at: datetime) -> None:
             .where(change_log_pruned.c.id == 1)
             .values(through=through, pruned_at=at)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Behind:
+    """How far a secondary at some serial is behind a zone (``behind``)."""
+
+    position: int  # the zone's newest change-log id: what rbl's serial comes from
+    changes: int  # change rows of the zone after the secondary's (kept ones)
+    since: datetime | None  # when the first of them was written (None: not behind)
+    pruned: bool  # rows after the secondary's serial were pruned: behind for longer still
+
+
+def behind(conn: Connection, zone: str, serial: int) -> Behind:
+    """What a secondary serving ``zone`` at ``serial`` has not got yet, and since when.
+
+    The serial is the id of the zone's last change-log row, mod 2**32 (0 read
+    as 1: rbl.dnsserver.zone), so the secondary's row id is found back from
+    the zone's newest id. A secondary at or ahead of rbl's serial is not behind.
+    """
+    position = conn.execute(
+        select(func.max(change_log.c.id)).where(change_log.c.zone == zone)
+    ).scalar()
+    position = int(position or 0)
+    ours = position % (1 << 32) or 1
+    lag = (ours - serial) % (1 << 32)
+    if lag == 0 or lag >= 1 << 31:
+        return Behind(position, 0, None, False)
+    theirs = position - lag
+    first, count = conn.execute(
+        select(func.min(change_log.c.created_at), func.count()).where(
+            change_log.c.zone == zone, change_log.c.id > theirs
+        )
+    ).one()
+    through = conn.execute(
+        select(change_log_pruned.c.through).where(change_log_pruned.c.id == 1)
+    ).scalar()
+    return Behind(position, int(count), utc(first), through is not None and through > theirs)

@@ -17,6 +17,7 @@ from pathlib import Path
 from twisted.internet import reactor, task
 
 from rbl.dnsserver.notify import NotifySender
+from rbl.dnsserver.notifyport import udp_opener
 from rbl.dnsserver.protocol import Counters, DnsDatagramProtocol, DnsStreamFactory
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
@@ -41,8 +42,12 @@ def main() -> None:
     reactor.listenUDP(  # type: ignore[attr-defined]
         port, DnsDatagramProtocol(responder, counters), interface="127.0.0.1"
     )
-    sender = NotifySender([("127.0.0.1", notify_port)], reactor)  # type: ignore[arg-type]
-    reactor.listenUDP(0, sender, interface="127.0.0.1")  # type: ignore[attr-defined]
+    sender = NotifySender(
+        [("127.0.0.1", notify_port)],
+        reactor,  # type: ignore[arg-type]
+        udp_opener(reactor),
+    )
+    sender.start()
     follower = IndexFollower(zones)
     seen = 0
 

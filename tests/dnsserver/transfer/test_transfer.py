@@ -20,7 +20,6 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 import pytest
-from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
@@ -35,6 +34,7 @@ from rbl.dnsserver.transfer import (
 from rbl.dnsserver.zone import Zone
 from rbl.index.tables import Value
 from rbl.model.keys import ZoneKind, parse_key
+from tests.support.cooperation import Steps, split_messages
 from tests.support.dns_client import make_query, wire
 from tests.support.dns_zones import DOMAIN_ORIGIN, DOMAIN_ZONE, IP_ORIGIN, IP_ZONE, make_responder
 
@@ -295,43 +295,6 @@ def test_udp_axfr_stays_refused() -> None:
     resp = responder()
     reply = dns.message.from_wire(resp.respond(wire(IP_ORIGIN, "AXFR"), True) or b"")
     assert reply.rcode() == dns.rcode.REFUSED
-
-
-class Steps:
-    """A cooperator the test turns by hand: zone transfers go out a step at a time."""
-
-    def __init__(self, one_at_a_time: bool = False) -> None:
-        self.pending: list[Any] = []
-        if one_at_a_time:  # each tick runs one step: one message
-            self.cooperator = task.Cooperator(
-                scheduler=self._schedule, terminationPredicateFactory=lambda: lambda: True
-            )
-        else:
-            self.cooperator = task.Cooperator(scheduler=self._schedule)
-
-    def _schedule(self, tick: Any) -> Any:
-        self.pending.append(tick)
-        return self
-
-    def cancel(self) -> None:  # the "delayed call" the cooperator may cancel
-        self.pending.clear()
-
-    def run(self) -> int:
-        """Run every scheduled tick; the number of ticks."""
-        ticks = 0
-        while self.pending:
-            self.pending.pop(0)()
-            ticks += 1
-        return ticks
-
-
-def split_messages(out: bytes) -> list[bytes]:
-    messages = []
-    while out:
-        size = int.from_bytes(out[:2], "big")
-        messages.append(out[2 : 2 + size])
-        out = out[2 + size :]
-    return messages
 
 
 def _tcp_exchange(factory: DnsStreamFactory, data: bytes, host: str) -> list[bytes]:
