@@ -36,7 +36,10 @@ def list_group() -> None:
 @click.argument("key")
 @zone_option("Zone to list in (default: the only one fitting).")
 @click.option(
-    "--code", "codes", multiple=True, help="Return code(s), e.g. 127.0.0.3 (default: the zone's)."
+    "--code",
+    "codes",
+    multiple=True,
+    help="Return code(s), e.g. 127.0.0.3, at most 100 (default: the zone's).",
 )
 @click.option(
     "--txt",

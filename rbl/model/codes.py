@@ -3,7 +3,13 @@
 Codes live in 127.0.0.0/8 (RFC 5782 section 2.1). 127.0.0.0 and 127.0.0.1 are
 never listing codes (127.0.0.1 is the "not listed" test point and a common
 resolver failure answer), and 127.255.255.0/24 is reserved for error signals
-such as "query refused", so a listing can never claim them. Pure.
+such as "query refused", so a listing can never claim them.
+
+A listing answers one A record per code, and BIND 9.18.28+ refuses a whole
+zone holding more than 100 records of one type at one name (its
+``max-records-per-type`` default), so a listing carries at most ``MAX_CODES``.
+``listings.codes`` and ``change_log.codes`` (VARCHAR(1600)) hold 100 of the
+longest codes, comma-separated. Pure.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from rbl.errors import CodeError
 
 # The RFC 5782 test points answer it, and a listing whose zone and row name no code.
 DEFAULT_CODE: Final = "127.0.0.2"
+
+# BIND's max-records-per-type default: one more A record at a name and a BIND
+# secondary refuses the whole zone.
+MAX_CODES: Final = 100
 
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 _RESERVED = ipaddress.IPv4Network("127.255.255.0/24")
@@ -40,4 +50,16 @@ def parse_codes(text: str) -> tuple[str, ...]:
     codes = {parse_code(part) for part in text.split(",") if part.strip()}
     if not codes:
         raise CodeError(f"no return code in {text!r}")
+    check_count(codes, text)
     return tuple(sorted(codes, key=lambda code: ipaddress.IPv4Address(code)))
+
+
+def check_count(codes: tuple[str, ...] | set[str], text: str) -> None:
+    """CodeError when ``codes`` (parsed from ``text``) are more than a listing may carry."""
+    if len(codes) > MAX_CODES:
+        shown = text if len(text) <= 60 else f"{text[:40]}...{text[-15:]}"
+        raise CodeError(
+            f"return codes {shown!r}: {len(codes)} codes, at most {MAX_CODES} per listing "
+            f"(BIND 9.18.28+ refuses a zone with more than {MAX_CODES} A records at one "
+            "name: max-records-per-type)"
+        )

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, sele
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
 from rbl.model.changes import OP_DELETE, OP_SET
+from rbl.model.codes import check_count
 from rbl.model.keys import IpKey, ListingKey, test_point_conflict
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.store.audit import audit
@@ -80,8 +81,9 @@ def add_listing(
 ) -> Listing:
     """List ``key`` in ``zone`` (or update an existing listing's codes and text)."""
     _check_listable(key)
-    lock_change_log(conn)
     codes_text = ",".join(codes)
+    check_count(codes, codes_text)  # whoever calls: a BIND secondary would refuse the zone
+    lock_change_log(conn)
     existing = conn.execute(
         select(listings).where(listings.c.zone == zone, listings.c.key == key.text)
     ).first()
@@ -338,6 +340,7 @@ def import_listings(
     for entry in entries:
         _check_listable(entry.key)
         codes_text = ",".join(entry.codes)
+        check_count(entry.codes, codes_text)
         text = entry.key.text
         old = existing.get(text)
         if old == (ACTIVE, codes_text, entry.txt):

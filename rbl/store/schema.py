@@ -52,7 +52,7 @@ listings = _table(
     Column("family", SmallInteger, nullable=False),  # 4, 6, or 0 for domains
     Column("prefixlen", SmallInteger, nullable=False),  # 0 for domains
     Column("network", LargeBinary(16)),  # big-endian first address; sorts like the integer
-    Column("codes", String(200), nullable=False),  # "127.0.0.2,127.0.0.4"
+    Column("codes", String(1600), nullable=False),  # "127.0.0.2,127.0.0.4"; 100 codes fit
     Column("txt", Text),  # own TXT template, else the zone's
     Column("reason", Text),
     Column("source", String(32), nullable=False),
@@ -77,7 +77,7 @@ change_log = _table(
     Column("zone", String(253), nullable=False),
     Column("key", String(260), nullable=False),
     Column("op", String(16), nullable=False),  # set, delete, exclude, unexclude
-    Column("codes", String(200)),
+    Column("codes", String(1600)),
     Column("txt", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     sqlite_autoincrement=True,  # ids are never reused, even after pruning

@@ -112,7 +112,7 @@ def test_migrations_build_exactly_the_declared_schema(config_path: Path) -> None
 
     engine = engine_for(config_path)
     try:
-        assert current_revision(engine) == "0008"
+        assert current_revision(engine) == "0009"
         with engine.connect() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), metadata)
             assert differences == []

@@ -77,6 +77,9 @@ def files(tmp: Path) -> dict[str, str]:
         "latin1": b"192.0.2.99\n\xe9t\xe9.example\n",
         "nul": b"192.0.2.99\n192.0.2.98\x00\n",
         "mixed": b"192.0.2.99\nnot a key\n",
+        "manycodes": b"192.0.2.99\n192.0.2.98 :"
+        + ",".join(f"127.0.0.{n}" for n in range(2, 103)).encode()
+        + b"\n",
         "traps-latin1": b"new@traps.example\n\xff@x.example\n",
         "traps-bad": b"new@traps.example\nbad local@x.example\n",
     }
@@ -147,10 +150,22 @@ CASES: list[tuple[list[str], int, str]] = [
     (["list", "import", "{nul}", "--zone", "bl.example.org", "--reason", "x"], 1, "nul.txt:2"),
     (["list", "import", "{mixed}", "--zone", "bl.example.org", "--reason", "x"], 1, "mixed.txt:2"),
     (["list", "import", "{mixed}", "--reason", "x"], 1, "give --zone"),
+    (["list", "import", "{manycodes}", "--zone", "bl.example.org", "--reason", "x"], 1, "txt:2:"),
+    (
+        ["list", "import", "{manycodes}", "--zone", "bl.example.org", "--reason", "x"],
+        1,
+        "101 codes, at most 100 per listing",
+    ),
     (
         ["list", "import", "{mixed}", "--zone", "bl.example.org", "--code", "x", "--reason", "x"],
         1,
         "'x'",
+    ),
+    (
+        ["list", "add", "192.0.2.77", "--reason", "x"]
+        + [arg for n in range(2, 103) for arg in ("--code", f"127.0.0.{n}")],
+        1,
+        "101 codes, at most 100 per listing",
     ),
     # traps
     (["traps", "add", "a b@example.org"], 1, "'a b@example.org'"),

@@ -372,6 +372,10 @@ def test_bad_zone_values(zone: dict[str, Any], fragment: str) -> None:
         ({"default_code": "127.255.255.3"}, "'127.255.255.3'"),
         ({"default_code": "listed"}, "'listed'"),
         ({"default_code": ""}, "no return code"),
+        (
+            {"default_code": ",".join(f"127.0.0.{n}" for n in range(2, 103))},
+            "101 codes, at most 100 per listing",
+        ),
         ({"codes": {"127.0.0.0": "zero"}}, "'127.0.0.0'"),
         ({"codes": {"garbage": "x"}}, "'garbage'"),
     ],

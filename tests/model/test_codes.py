@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rbl.errors import CodeError, RblError
-from rbl.model.codes import parse_code, parse_codes
+from rbl.model.codes import MAX_CODES, parse_code, parse_codes
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,24 @@ def test_parse_codes_names_the_bad_part() -> None:
     with pytest.raises(CodeError) as caught:
         parse_codes("127.0.0.2,127.0.0.1")
     assert "'127.0.0.1'" in str(caught.value)
+
+
+def many(count: int) -> str:
+    """``count`` distinct codes, the longest form last (127.0.x.y)."""
+    return ",".join(f"127.0.{n // 250}.{n % 250 + 2}" for n in range(count))
+
+
+def test_at_most_max_codes_per_listing() -> None:
+    """BIND 9.18.28+ refuses a whole zone with more than 100 A records at one name."""
+    assert MAX_CODES == 100
+    assert len(parse_codes(many(100))) == 100
+    with pytest.raises(CodeError) as caught:
+        parse_codes(many(101))
+    message = str(caught.value)
+    assert "101 codes, at most 100 per listing" in message
+    assert "max-records-per-type" in message
+    assert "'127.0.0.2,127.0.0.3," in message  # the input, shortened
+    assert len(message) < 300
+    with pytest.raises(CodeError, match="101 codes"):
+        parse_codes(many(101) + ",127.0.0.2")  # duplicates do not count twice, 101 do
+    assert len(parse_codes(many(100) + ",127.0.0.2")) == 100

@@ -553,7 +553,7 @@ def test_migration_0008_keeps_stored_hits_and_their_merging(database_url: str) -
         raw.dispose()
     engine = open_engine(database_url)
     try:
-        assert current_revision(engine) == "0008"
+        assert current_revision(engine) == "0009"
         assert record(engine, [hit(attempt="pid:1")]).actions == {"duplicate": 1}
         stored = rows(engine, hits)
     finally:
