@@ -48,12 +48,10 @@ from rbl.dnsserver.wire import (
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
-from rbl.zonedata.records import HINFO_CPU, HINFO_OS, TXT, A, Record, zone_records
+from rbl.zonedata.records import EXCEPTED_TYPE, TXT, A, Record, zone_records
 from rbl.zonedata.view import ZoneView
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
-TYPE_HINFO: Final = 13
-HINFO_RDATA: Final = b"".join(bytes((len(text),)) + text.encode() for text in (HINFO_CPU, HINFO_OS))
 _POINTER_TO_QNAME: Final = b"\xc0\x0c"
 _SERIAL_HALF: Final = 1 << 31
 
@@ -100,9 +98,9 @@ def wire_records(records: Iterable[Record], ttl: int) -> Iterator[bytes]:
         elif rtype == TXT:
             rdata = txt_rdata(value)
             tail = RR_TAIL.pack(TYPE_TXT, CLASS_IN, ttl, len(rdata))
-        else:
-            rdata = HINFO_RDATA
-            tail = RR_TAIL.pack(TYPE_HINFO, CLASS_IN, ttl, len(rdata))
+        else:  # EXCEPTED: an allowlisted name under a wildcard, empty
+            rdata = b""
+            tail = RR_TAIL.pack(EXCEPTED_TYPE, CLASS_IN, ttl, 0)
         yield _owner(owner) + tail + rdata
 
 

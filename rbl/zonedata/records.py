@@ -12,8 +12,8 @@ secondary or a mirror loads answers what rbl answers:
   network is cut out: the network is written as the CIDR pieces around it;
 * an exact domain is a name, ``*.domain`` a wildcard; nodes below a listed
   wildcard are repaired (rbl.zonedata.names.wildcard_shadows): an
-  allowlisted one holds only an HINFO record, so A and TXT are NODATA as rbl
-  answers;
+  allowlisted one holds only an empty record of a private-use type
+  (``EXCEPTED``), so A and TXT are NODATA as rbl answers;
 * the RFC 5782 test points are in the index and hence in the records.
 
 A zone file cannot substitute per query, so a wildcard's TXT names the listing
@@ -38,15 +38,20 @@ from rbl.zonedata.view import DomainEntry, IpEntry, ZoneView
 
 A: Final = "A"
 TXT: Final = "TXT"
-HINFO: Final = "HINFO"
-HINFO_CPU: Final = "rbl"
-HINFO_OS: Final = "allowlisted: not listed"  # an allowlisted node: NODATA for A and TXT
+# An allowlisted name below a listed wildcard must exist, or the wildcard would
+# answer for it; an empty non-terminal cannot be made without publishing a name
+# below it. So it holds one record that says nothing: the first private-use type
+# (RFC 6895; BIND's own signing records use 65534) with empty RDATA (RFC 3597
+# syntax in master files). A, TXT and every type a client asks are NODATA. It was
+# HINFO "rbl" "allowlisted: not listed", which published the allowlist's reason.
+EXCEPTED: Final = "TYPE65280"
+EXCEPTED_TYPE: Final = 65280
 _MARK: Final = "\x00"  # stands for the key while a template is formatted and redacted
 
 
 class Record(NamedTuple):
-    """One record: owner relative to the apex, type (A, TXT, HINFO), its value (the
-    address, the text, HINFO's OS string) and the listing key it was made for."""
+    """One record: owner relative to the apex, type (A, TXT, EXCEPTED), its value (the
+    address, the text, "" for EXCEPTED) and the listing key it was made for."""
 
     owner: str
     rtype: str
@@ -168,7 +173,7 @@ class Records:
         """What a DNS wildcard does differently from rbl's ``*.name`` (rbl.zonedata.names).
 
         Any owner below a listed ``*.A`` makes its subtree exist, so each such node
-        gets A's records itself (HINFO only if allowlisted) and ``*.node`` repeats
+        gets A's records itself (EXCEPTED only if allowlisted) and ``*.node`` repeats
         them, unless the node has entries of its own.
         """
         exact, subtree = self.view.exact, self.view.subtree
@@ -178,7 +183,7 @@ class Records:
             listing = f"*.{ancestor}"
             own = exact.get(name)
             if own == EXCLUDED:
-                yield Record(name, HINFO, HINFO_OS, listing)
+                yield Record(name, EXCEPTED, "", listing)
             elif own is None:
                 yield from self.value(name, vid, name, listing)
             if name not in subtree:

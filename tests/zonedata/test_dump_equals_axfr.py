@@ -32,7 +32,7 @@ from rbl.dumps.writer import write_dumps
 from rbl.index.tables import Value, ZoneIndex, load_entries
 from rbl.model.keys import ListingKey, ZoneKind, parse_key
 from rbl.server.follower import IndexFollower, build_zones, load_index
-from rbl.zonedata.records import HINFO, Record, zone_records
+from rbl.zonedata.records import EXCEPTED, Record, zone_records
 from rbl.zonedata.view import ZoneView
 from tests.dumps.rich import seed_rich
 from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, Seeded, make_settings, seed
@@ -56,7 +56,7 @@ DOMAIN_ENTRIES: list[tuple[str, tuple[str, ...] | None, str | None]] = [
     ("*.spam.example", ("127.0.1.2",), "below {key}"),
     ("*.bad.example", ("127.0.1.4",), None),
     ("a.b.bad.example", ("127.0.1.5",), None),
-    ("good.bad.example", None, None),  # allowlisted under a wildcard: HINFO only
+    ("good.bad.example", None, None),  # allowlisted under a wildcard: EXCEPTED only
     ("*.fine.bad.example", None, None),  # an allowlisted subtree under a wildcard
     ("*.x.bad.example", ("127.0.1.6",), None),
 ]
@@ -121,7 +121,7 @@ def test_one_view_renders_the_same_records_as_text_and_wire(tmp_path: Path, name
         assert any(len(owner.split(".")) > 34 for owner in owners)  # IPv6 names
     else:
         assert f"good.bad.example.{name}." in owners and f"test.{name}." in owners
-        assert any(r.rtype == HINFO for r in records)
+        assert any(r.rtype == EXCEPTED for r in records)
     assert len(rendered) == len(records) + 1 + len(zone.settings.ns)  # no RR lost or merged
 
 

@@ -19,7 +19,7 @@ from rbl.dumps.formats.base import Entry, Format, ZoneDump
 from rbl.dumps.summary import stamp
 from rbl.index.tables import EXCLUDED
 from rbl.model.keys import MAX_PREFIXLEN
-from rbl.zonedata.records import HINFO_CPU, TXT, A, Record, owner_name
+from rbl.zonedata.records import TXT, A, Record, owner_name
 from rbl.zonedata.view import IpEntry
 
 
@@ -64,8 +64,8 @@ def render(records: Iterable[Record]) -> str:
             out.append(f"{head}\tA\t{value}\n")
         elif rtype == TXT:
             out.append(f"{head}\tTXT\t{_txt_field(value)}\n")
-        else:
-            out.append(f'{head}\t{rtype}\t"{HINFO_CPU}" "{value}"\n')
+        else:  # EXCEPTED: empty RDATA in RFC 3597 syntax
+            out.append(f"{head}\t{rtype}\t\\# 0\n")
     return "".join(out)
 
 

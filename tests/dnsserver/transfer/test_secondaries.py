@@ -18,8 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
 import pytest
 
+from rbl.zonedata.records import EXCEPTED_TYPE
 from tests.support.config import write_config
 from tests.support.processes import rbl_command
 from tests.support.secondaries import (
@@ -175,3 +179,33 @@ def test_wildcard_txt_as_rbl(tmp_path: Path, kind: str) -> None:
     with following(tmp_path, kind, False) as (_, server, secondary):
         for qname in sorted(WILDCARD_MATCHES):
             same_answers(server, secondary, qname)
+
+
+EXCEPTED = f"ok.spam.example.{DOMAIN_ZONE}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_excepted_name_tells_nothing_and_lists_nothing(tmp_path: Path, kind: str) -> None:
+    """The allowlisted name under ``*.spam.example`` is in the zone (else the wildcard
+    would answer for it) as one empty record of a private-use type: the transfer says
+    nothing of why, and each secondary answers A, TXT and ANY without a listing."""
+    with following(tmp_path, kind, False) as (_, server, secondary):
+        transferred = dns.query.xfr(
+            "127.0.0.1", DOMAIN_ZONE, port=server.port, timeout=5, relativize=False
+        )
+        records = [rrset for message in transferred for rrset in message.answer]
+        text = "\n".join(rrset.to_text() for rrset in records)
+        assert "allowlist" not in text.lower() and "HINFO" not in text
+        at_name = [rrset for rrset in records if rrset.name.to_text() == f"{EXCEPTED}."]
+        assert [(rrset.rdtype, [rdata.to_wire() for rdata in rrset]) for rrset in at_name] == [
+            (EXCEPTED_TYPE, [b""])
+        ]
+        for rdtype in ("A", "TXT", "ANY"):
+            reply = secondary.query(EXCEPTED, rdtype)
+            print(f"{kind} {EXCEPTED} {rdtype}: {dns.rcode.to_text(reply.rcode())} {reply.answer}")
+            assert reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+            kinds = {rrset.rdtype for rrset in reply.answer}
+            assert not kinds & {dns.rdatatype.A, dns.rdatatype.TXT}, (kind, rdtype, reply)
+        assert summary(secondary.query(EXCEPTED, "A")) == summary(server.query(EXCEPTED, "A"))
+        below = secondary.query(f"x.{EXCEPTED}", "A")  # the entry covers its subtree too
+        assert below.rcode() == dns.rcode.NXDOMAIN and not below.answer
