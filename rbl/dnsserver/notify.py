@@ -177,6 +177,14 @@ class NotifySender:
         self._notify(zone)
 
     def _notify(self, zone: Zone) -> None:
+        if not zone.agrees:  # its transfers are refused: a secondary would come in vain
+            log.info(
+                "no NOTIFY for {zone} at serial {serial}: this node's settings disagree "
+                "with the recorded ones",
+                zone=zone.name,
+                serial=zone.serial,
+            )
+            return
         now = self._last[zone.name] = self.clock.seconds()
         for target, state in self.states.items():
             old = self._pending.pop((zone.name, target), None)

@@ -14,6 +14,11 @@ Access: only clients inside ``allow`` networks may transfer; everyone else gets
 REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
 (rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
 
+A zone whose served settings disagree with the ones the change log last
+recorded (``Zone.agrees``: this node not yet reloaded like the others, or its
+own new settings not yet recorded) is REFUSED too, with a log line: its
+content does not match the serial its SOA shows.
+
 A transfer reads one view of the zone when the request arrives (``rbl.zonedata.view.ZoneView``:
 copies of the index arrays, on the reactor thread, milliseconds), so it is
 consistent at one serial; its messages are then built a few at a time while
@@ -30,6 +35,8 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from twisted.logger import Logger
 
 from rbl.dnsserver.tsig import TsigKeys
 from rbl.dnsserver.wire import (
@@ -50,6 +57,8 @@ from rbl.dnsserver.wire import (
 from rbl.dnsserver.zone import Zone
 from rbl.zonedata.records import EXCEPTED_TYPE, TXT, A, Record, zone_records
 from rbl.zonedata.view import ZoneView
+
+log = Logger(namespace="rbl.transfer")
 
 MESSAGE_TARGET: Final = 16384  # bytes per transfer message, as BIND and Knot use
 _POINTER_TO_QNAME: Final = b"\xc0\x0c"
@@ -172,6 +181,10 @@ class Transfers:
         if zone is None or qclass != CLASS_IN or not self.policy.allows(host):
             self.refused += 1
             return iter([_error(data, question, RCODE_REFUSED)])
+        if not zone.agrees:
+            self.refused += 1
+            _log_disagreement(zone, host)
+            return iter([_error(data, question, RCODE_REFUSED)])
         self.served += 1
         if qtype == TYPE_IXFR:
             serial = _ixfr_serial(data, end)
@@ -181,6 +194,19 @@ class Transfers:
                 # Up to date (or ahead): the current SOA alone (RFC 1995 section 2).
                 return pack_messages(data[0:2], data[2] & 0x01, question, [_soa_rr(zone)])
         return axfr_messages(zone, data[0:2], data[2] & 0x01, question)
+
+
+def _log_disagreement(zone: Zone, host: str) -> None:
+    log.warn(
+        "refusing a transfer of {zone} to {client}: this node serves settings {ours} but the "
+        "change log last recorded {recorded} for the zone; reload this node with the "
+        "fleet's configuration (serial {serial})",
+        zone=zone.name,
+        client=host,
+        ours=zone.fingerprint[:12],
+        recorded=(zone.recorded or "none")[:12],
+        serial=zone.serial,
+    )
 
 
 def axfr_messages(

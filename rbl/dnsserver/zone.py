@@ -29,6 +29,7 @@ from rbl.dnsserver.wire import (
 )
 from rbl.index.tables import EXCLUDED, ZoneIndex
 from rbl.model.keys import ZoneKind
+from rbl.zonedata.fingerprint import fingerprint
 
 # Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
 OCTETS: Final = {str(i).encode(): i for i in range(256)}
@@ -65,7 +66,20 @@ class Zone:
         # reconfigures this object in place, so the counts keep growing.
         self.rcodes = [0] * 17  # rbl.dnsserver.responder.RCODE_NAMES
         self.serial = serial
+        # The latest settings fingerprint in the change log (OP_SETTINGS, rbl.server.follower);
+        # None: none recorded (a store no node could write to), where the zone serves as before.
+        self.recorded: str | None = None
         self.reconfigure(settings)
+
+    @property
+    def agrees(self) -> bool:
+        """Whether this node serves the settings the change log last recorded for the zone.
+
+        A node not yet reloaded (or reloaded, its row not yet applied) serves other
+        content under the same serial: it must not transfer the zone or NOTIFY
+        for it, or a secondary would hold content that disagrees with its serial.
+        """
+        return self.recorded is None or self.recorded == self.fingerprint
 
     def reconfigure(self, settings: ZoneSettings) -> None:
         """Take new TTLs, SOA, NS and TXT for this zone (SIGHUP); index and serial stay.
@@ -76,6 +90,9 @@ class Zone:
         if settings.name != self.name or (settings.kind is ZoneKind.IP) != self.is_ip:
             raise ValueError(f"zone {self.name}: a reload cannot rename it or change its kind")
         self.settings = settings
+        self.fingerprint = fingerprint(
+            settings
+        )  # rbl.zonedata.fingerprint: what the serial follows
         self.ttl = settings.ttl
         self.negative_ttl = min(settings.ttl, settings.soa.minimum)
         ns_rdatas = [encode_name(ns) for ns in settings.ns]

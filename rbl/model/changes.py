@@ -13,3 +13,10 @@ OP_SET: Final = "set"  # the key answers with the row's codes and TXT from now o
 OP_DELETE: Final = "delete"  # the key is no longer listed
 OP_EXCLUDE: Final = "exclude"  # allowlisted: never answers as listed, even inside a listed network
 OP_UNEXCLUDE: Final = "unexclude"  # the allowlist entry is gone
+# The zone's served settings changed (TTL, SOA, NS, TXT...): the key is their new
+# fingerprint (rbl.zonedata.fingerprint); no listing changes, the serial moves.
+OP_SETTINGS: Final = "settings"
+
+# The PostgreSQL advisory lock that orders change-log writers (rbl.store.changelog);
+# here so the DNS side's one writer (rbl.store.settingslog) takes it without SQLAlchemy.
+CHANGE_LOG_LOCK: Final = 0x72626C_01  # "rbl" + 1

@@ -148,6 +148,7 @@ class ChangeFollowerService(Service):
             for name, zone in self.follower.zones.items():
                 new = fresh.zones[name]
                 zone.use_index(new.index, new.serial)
+                zone.recorded = new.recorded
                 if self.follower.on_serial is not None:
                     self.follower.on_serial(zone)
             self.follower.position = report.position

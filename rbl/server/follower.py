@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Value, ZoneIndex
-from rbl.model.changes import OP_EXCLUDE, OP_SET, OP_UNEXCLUDE
+from rbl.model.changes import OP_EXCLUDE, OP_SET, OP_SETTINGS, OP_UNEXCLUDE
 from rbl.model.keys import parse_key
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 from rbl.zonedata.snapshot import AllowRow, RowValues, exclusion_keys, load_rows
@@ -81,6 +81,14 @@ class IndexFollower:
             else:
                 zone.index.delete(each)
 
+    def _settings_recorded(self, zone: Zone, change: Change) -> None:
+        """A node recorded new served settings for the zone (rbl.store.settingslog): no
+        listing changed, but what the zone serves did (TTL, SOA, NS, TXT...), here or on
+        the nodes that reloaded. The serial moves to this row (``apply``); ``agrees``
+        tells whether this node serves those settings. Anything kept per serial about
+        the zone's content (a transfer history) is void from here on."""
+        zone.recorded = change.key
+
     def apply(self, changes: Sequence[Change]) -> int:
         """Apply change-log rows in order; returns how many touched a served zone."""
         touched: dict[str, int] = {}
@@ -89,6 +97,11 @@ class IndexFollower:
             self.position = max(self.position, change.id)
             zone = self.zones.get(change.zone)
             if zone is None:
+                continue
+            if change.op == OP_SETTINGS:
+                self._settings_recorded(zone, change)
+                touched[change.zone] = change.id
+                applied += 1
                 continue
             try:
                 key = parse_key(zone.settings.kind, change.key)
@@ -128,6 +141,10 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     follower.traps = reader.trap_filter()  # TXT texts are public: traps redacted
     positions = reader.change_positions()
     position = max(positions.values(), default=0)
+    # After the positions: a settings row written in between is replayed after the snapshot.
+    recorded = reader.settings_fingerprints()
+    for name, zone in follower.zones.items():
+        zone.recorded = recorded.get(name)
     zones = list(follower.zones)
     count = follower.load_snapshot(
         reader.iter_ip_rows(zones),

@@ -35,6 +35,7 @@ from rbl.server.follower import (
 )
 from rbl.server.ordered import OrderedServices
 from rbl.server.reporting import make_metrics, make_reports
+from rbl.server.settingsmarks import SettingsRecorder, record_at_start
 from rbl.server.visibility import Visibility
 from rbl.store.reader import ListingReader
 
@@ -90,6 +91,7 @@ def make_service(
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
     follower = IndexFollower(build_zones(settings))
+    record_at_start(settings.database.url, follower.zones)  # before the snapshot reads its rows
     load = load_index(reader, follower)
     check_zone_texts(follower.traps, settings.zones, f"{settings.source}: ")  # refuse to start
     responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
@@ -99,6 +101,8 @@ def make_service(
     built = Server(OrderedServices(), dns, follower, load, settings)
     _add(built, database, changes, dns)
     built.reconfigurable.append(dns)
+    # After dns, which reconfigures the zones: their new fingerprints are recorded.
+    built.reconfigurable.append(SettingsRecorder(settings.database.url, follower, changes, reactor))
     if settings.transfer.notify and not reuse_port_child:  # workers leave NOTIFY to the first
         built.notify = NotifySender(settings.transfer.notify, reactor, udp_opener(reactor))
         follower.on_serial = built.notify.zone_changed

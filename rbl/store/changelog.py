@@ -28,11 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
+from rbl.model.changes import CHANGE_LOG_LOCK, OP_SETTINGS
 from rbl.store.bulk import insert_many
 from rbl.store.schema import change_log, change_log_pruned
 from rbl.store.timestamps import utc
 
-CHANGE_LOG_LOCK = 0x72626C_01  # "rbl" + 1: the advisory lock id that orders change-log writers
 _LOCKED = "rbl_change_log_locked_in"  # connection info: the transaction holding the lock
 
 
@@ -92,7 +92,9 @@ def prune_changes(engine: Engine, before: datetime, batch: int = PRUNE_BATCH) ->
     """Delete change-log rows created before ``before``; the number deleted.
 
     Each zone's newest row stays whatever its age: the SOA serial is the id of
-    the zone's last row, and a serial must never go back. Every transaction
+    the zone's last row, and a serial must never go back. So does its newest
+    settings row: it is the fingerprint a starting node compares its own with
+    (rbl.store.settingslog); lost, every node would record it again. Every transaction
     also raises ``change_log_pruned.through`` to the highest id it deleted, so
     a follower still behind that id knows it may have missed rows and loads a
     fresh snapshot (rbl.server.changes). Short transactions: ingest and the live feed
@@ -102,10 +104,19 @@ def prune_changes(engine: Engine, before: datetime, batch: int = PRUNE_BATCH) ->
     while True:
         with engine.begin() as conn:
             newest = select(func.max(change_log.c.id)).group_by(change_log.c.zone)
+            settings = (
+                select(func.max(change_log.c.id))
+                .where(change_log.c.op == OP_SETTINGS)
+                .group_by(change_log.c.zone)
+            )
             ids = list(
                 conn.execute(
                     select(change_log.c.id)
-                    .where(change_log.c.created_at < before, change_log.c.id.not_in(newest))
+                    .where(
+                        change_log.c.created_at < before,
+                        change_log.c.id.not_in(newest),
+                        change_log.c.id.not_in(settings),
+                    )
                     .order_by(change_log.c.id)
                     .limit(batch)
                 ).scalars()

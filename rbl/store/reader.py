@@ -1,7 +1,8 @@
 """Read-only access for DNS processes: the start-up snapshot and the change log.
 
-A DNS process runs five queries and nothing else (the fifth, the trap
-list, only to keep traps out of TXT texts), so it talks DB-API
+A DNS process runs six queries and nothing else (the fifth, the trap
+list, only to keep traps out of TXT texts; the sixth, the zones' recorded
+settings fingerprints, at start), so it talks DB-API
 directly instead of importing SQLAlchemy: that keeps about 13 MB of modules
 out of every DNS process (the difference between fitting three times
 rbldnsd's memory and not), and lets SQLite stream a million rows from a
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rbl.errors import ConfigError, StoreError
+from rbl.model.changes import OP_SETTINGS
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 from rbl.store.timestamps import utc
 
@@ -37,7 +39,7 @@ class Change:
     id: int
     zone: str
     key: str
-    op: str  # rbl.model.changes: OP_SET, OP_DELETE, OP_EXCLUDE, OP_UNEXCLUDE
+    op: str  # rbl.model.changes: OP_SET, OP_DELETE, OP_EXCLUDE, OP_UNEXCLUDE, OP_SETTINGS
     codes: str | None
     txt: str | None
 
@@ -229,6 +231,20 @@ class ListingReader:
                 self._failed()
                 raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
         return {zone: int(last) for zone, last in rows}
+
+    def settings_fingerprints(self) -> dict[str, str]:
+        """The latest recorded settings fingerprint per zone (rbl.store.settingslog)."""
+        sql = (
+            "SELECT zone, key FROM change_log WHERE id IN "
+            f"(SELECT MAX(id) FROM change_log WHERE op = {self._mark} GROUP BY zone)"
+        )
+        with self._lock:
+            try:
+                rows = self._connect().execute(sql, (OP_SETTINGS,)).fetchall()
+            except self._errors as exc:
+                self._failed()
+                raise StoreError(f"cannot read the change log of {self.path}: {exc}") from exc
+        return {zone: key for zone, key in rows}
 
     def _marks(self, count: int) -> str:
         return ",".join([self._mark] * count)

@@ -40,6 +40,7 @@ def test_the_services_reconfigure_in_order(tmp_path: Path) -> None:
     server = composed(settings)
     assert [type(s).__name__ for s in server.reconfigurable] == [
         "DnsServerService",
+        "SettingsRecorder",
         "WriterService",
         "DumpService",
         "WebService",
@@ -85,7 +86,10 @@ def test_restart_only_settings_are_judged_against_the_start(tmp_path: Path) -> N
 def test_a_dns_only_node_reconfigures_its_dns_alone(tmp_path: Path) -> None:
     settings = writer_settings(tmp_path)
     server = make_service(settings, task.Clock(), dns_only=True)
-    assert len(server.reconfigurable) == 1
+    assert [type(s).__name__ for s in server.reconfigurable] == [
+        "DnsServerService",
+        "SettingsRecorder",
+    ]
     assert isinstance(server.reconfigurable[0], DnsServerService)
     new = replace(settings, web=replace(settings.web, title="Renamed"))
     assert apply_settings(server, new).applied == []
