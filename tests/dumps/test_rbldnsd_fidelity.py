@@ -125,6 +125,13 @@ def rbldnsd(tmp_path: Path) -> Iterator[tuple[Seeded, int]]:
     seeded = seed(tmp_path)
     out = tmp_path / "dumps"
     from rbl.dumps.writer import write_dumps
+    from rbl.store.settingslog import record_fingerprints
+    from rbl.zonedata.fingerprint import fingerprint
+
+    # As in a running fleet, a serving node recorded the zones' settings before the dump
+    # (else ``rbl serve`` below records them at start: one serial past the dump's).
+    zones = {zone.name: fingerprint(zone) for zone in seeded.settings.zones}
+    record_fingerprints(seeded.settings.database.url, zones)
 
     write_dumps(seeded.settings, seeded.reader, out, datetime.now(UTC))
     port = free_port()
