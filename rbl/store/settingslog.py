@@ -7,7 +7,9 @@ identical across nodes and secondaries transfer the new content. Two nodes
 starting together with the same settings must record it once: the check and
 the insert run under the lock every change-log writer takes (a PostgreSQL
 advisory lock, rbl.store.changelog; SQLite's write lock with BEGIN IMMEDIATE),
-so the second sees the first's row. DNS-only processes import no SQLAlchemy,
+so the second sees the first's row. The check runs once before the lock too: a
+node whose settings are recorded (a restart, a ``--workers`` child) makes
+writers wait for nothing. DNS-only processes import no SQLAlchemy,
 so this is DB-API, on a connection of its own opened for the call (a start or
 a reload, not a packet path): the reader's connection stays read-only.
 """
@@ -74,7 +76,9 @@ def _sqlite(
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
-        connection.execute("BEGIN IMMEDIATE")  # the write lock, before the check
+        if not _missing(connection, "?", wanted):
+            return written  # the common case (a restart, a worker): no lock taken
+        connection.execute("BEGIN IMMEDIATE")  # the write lock, then the check again
         missing = _missing(connection, "?", wanted)
         if checked is not None:
             checked()
@@ -103,20 +107,20 @@ def _postgresql(
     keywords = {"application_name": "rbl-dns", "connect_timeout": "10", **postgresql_conninfo(url)}
     written: dict[str, int] = {}
     try:
-        with (
-            psycopg.connect(**keywords) as connection,  # type: ignore[arg-type]
-            connection.transaction(),
-        ):
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOG_LOCK,))
-            missing = _missing(connection, "%s", wanted)
-            if checked is not None:
-                checked()
-            for zone, fingerprint in missing.items():
-                row = connection.execute(
-                    _INSERT.format(m="%s") + " RETURNING id",
-                    (zone, fingerprint, OP_SETTINGS, at),
-                ).fetchone()
-                written[zone] = int(row[0]) if row else 0
+        with psycopg.connect(**keywords, autocommit=True) as connection:  # type: ignore[arg-type]
+            if not _missing(connection, "%s", wanted):
+                return written  # the common case: no lock, no writer waits
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGE_LOG_LOCK,))
+                missing = _missing(connection, "%s", wanted)
+                if checked is not None:
+                    checked()
+                for zone, fingerprint in missing.items():
+                    row = connection.execute(
+                        _INSERT.format(m="%s") + " RETURNING id",
+                        (zone, fingerprint, OP_SETTINGS, at),
+                    ).fetchone()
+                    written[zone] = int(row[0]) if row else 0
     except psycopg.Error as exc:
         raise StoreError(f"cannot record the zones' settings: {exc}") from exc
     return written
