@@ -99,6 +99,7 @@ def dns_snapshot(dns: DnsCounted, zones: Mapping[str, Zone], position: int) -> d
         "tcp_timeouts": counters.tcp_timeouts,
         "entries": {name: len(zone.index) for name, zone in zones.items()},
         "serials": {name: zone.serial for name, zone in zones.items()},
+        "agrees": {name: int(zone.agrees) for name, zone in zones.items()},
         "position": position,
         "cpu": usage.ru_utime + usage.ru_stime,
         "rss": resident_bytes(),
@@ -139,6 +140,12 @@ def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
         "Entries in the in-memory DNS index (listings, exclusions and test points).",
     )
     serials = Family("rbl_zone_serial", "gauge", "SOA serial each process answers with.")
+    agrees = Family(
+        "rbl_zone_settings_agree",
+        "gauge",
+        "1 when the process serves the zone settings last recorded in the change log; "
+        "0: not reloaded like the others, its transfers are refused.",
+    )
     position = Family(
         "rbl_change_log_position", "gauge", "Last change-log id applied to the index."
     )
@@ -159,6 +166,8 @@ def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
             entries.add(count, worker=worker, zone=zone)
         for zone, serial in snap["serials"].items():
             serials.add(serial, worker=worker, zone=zone)
+        for zone, agreeing in snap.get("agrees", {}).items():
+            agrees.add(agreeing, worker=worker, zone=zone)
         position.add(snap["position"], worker=worker)
         cpu.add(snap["cpu"], worker=worker)
         rss.add(snap["rss"], worker=worker)
@@ -172,6 +181,7 @@ def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
         tcp_timeouts,
         entries,
         serials,
+        agrees,
         position,
         cpu,
         rss,

@@ -173,8 +173,18 @@ def test_workers_report_their_counters(config_path: Path) -> None:
     try:
         address = server.info["metrics"]
         assert isinstance(address, dict)
-        # The child reports once it has bound the port and started.
-        wait_for(lambda: value(scrape(address), "rbl_change_log_position", worker="1") == 0)
+
+        # The child reports once it has bound the port and started, at the first's position
+        # (the zones' settings rows: rbl.server.settingsmarks).
+        def child_reports() -> bool:
+            samples = scrape(address)
+            child = value(samples, "rbl_change_log_position", worker="1")
+            return child is not None and child == value(
+                samples, "rbl_change_log_position", worker="0"
+            )
+
+        wait_for(child_reports)
+        assert value(scrape(address), "rbl_zone_settings_agree", worker="1", zone="bl.example.org")
         for _ in range(200):  # fresh source ports spread these over both processes
             ask(server, "9.9.9.45.bl.example.org")
 

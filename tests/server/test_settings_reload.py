@@ -31,6 +31,7 @@ from rbl.store.database import open_engine
 from rbl.store.schema import change_log
 from tests.support.config import database_url_of, write_config
 from tests.support.processes import rbl_command
+from tests.support.scrape import scrape, value
 from tests.support.secondaries import KINDS, free_port, require, running_secondary
 from tests.support.server import RunningServer, start_server, stop_server
 
@@ -39,6 +40,10 @@ pytestmark = pytest.mark.slow
 ZONE = "bl.example.org"
 ZONES = (ZONE, "dbl.example.org")
 LISTED = f"1.1.1.45.{ZONE}"
+METRICS = """
+[metrics]
+listen = "127.0.0.1:0"
+"""
 TRANSFER = """
 [transfer]
 allow = ["127.0.0.1/32"]
@@ -78,6 +83,12 @@ def settings_rows(config: Path) -> list[tuple[int, str]]:
             return [(row.id, row.zone) for row in rows]
     finally:
         engine.dispose()
+
+
+def agrees(server: RunningServer) -> float | None:
+    address = server.info["metrics"]
+    assert isinstance(address, dict)
+    return value(scrape(address), "rbl_zone_settings_agree", worker="0", zone=ZONE)
 
 
 def axfr(server: RunningServer, zone: str = ZONE) -> list[dns.message.Message]:
@@ -126,7 +137,7 @@ def test_a_new_ttl_by_sighup_reaches_a_real_secondary(tmp_path: Path, kind: str)
 def test_nodes_on_one_database_keep_identical_serials_and_a_stale_one_refuses(
     config_path: Path,
 ) -> None:
-    text = config_path.read_text() + '\n[transfer]\nallow = ["127.0.0.1/32"]\n'
+    text = config_path.read_text() + '\n[transfer]\nallow = ["127.0.0.1/32"]\n' + METRICS
     config_path.write_text(text)
     rbl_command(config_path, "list", "add", "45.1.1.1", "--reason", "settings test")
     started: list[RunningServer] = []
@@ -148,6 +159,7 @@ def test_nodes_on_one_database_keep_identical_serials_and_a_stale_one_refuses(
         before = serial(first)
         assert before == max(row for row, zone in rows if zone == ZONE)
         assert not refused(first) and not refused(second)
+        assert agrees(first) == agrees(second) == 1
         # Only the first reloads: both move to its row; the second now serves stale settings.
         reload_ttl(config_path, [first], 60)
         wait_for(lambda: serial(second) != before, 10, "the second node kept its serial")
@@ -158,6 +170,7 @@ def test_nodes_on_one_database_keep_identical_serials_and_a_stale_one_refuses(
         assert second.query(LISTED, "A").answer[0].ttl == 300  # not reloaded
         assert refused(second), "a node with stale settings transferred the zone"
         assert "refusing a transfer of bl.example.org to 127.0.0.1" in second.log()
+        assert agrees(second) == 0 and agrees(first) == 1
         served = axfr(first)
         assert served[0].answer[0][0].serial == moved
         assert {rrset.ttl for message in served for rrset in message.answer} >= {60}
@@ -167,6 +180,7 @@ def test_nodes_on_one_database_keep_identical_serials_and_a_stale_one_refuses(
         wait_for(lambda: not refused(second), 5, "the reloaded node still refuses")
         assert len(settings_rows(config_path)) == 3
         assert serial(first) == serial(second) == moved
+        assert agrees(second) == 1
     finally:
         for server in started:
             stop_server(server)
