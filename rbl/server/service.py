@@ -35,7 +35,7 @@ from rbl.server.follower import (
 )
 from rbl.server.ordered import OrderedServices
 from rbl.server.reporting import make_metrics, make_reports
-from rbl.server.settingsmarks import SettingsRecorder, record_at_start
+from rbl.server.settingsmarks import SettingsRecorder, record_at_start, unrecorded
 from rbl.server.visibility import Visibility
 from rbl.store.reader import ListingReader
 
@@ -102,7 +102,10 @@ def make_service(
     _add(built, database, changes, dns)
     built.reconfigurable.append(dns)
     # After dns, which reconfigures the zones: their new fingerprints are recorded.
-    built.reconfigurable.append(SettingsRecorder(settings.database.url, follower, changes, reactor))
+    recorder = SettingsRecorder(settings.database.url, follower, changes, reactor)
+    built.reconfigurable.append(recorder)
+    if unrecorded(follower.zones):  # the write at start failed: retry once running
+        reactor.callWhenRunning(recorder.record)
     if settings.transfer.notify and not reuse_port_child:  # workers leave NOTIFY to the first
         built.notify = NotifySender(settings.transfer.notify, reactor, udp_opener(reactor))
         follower.on_serial = built.notify.zone_changed

@@ -85,7 +85,9 @@ class SettingsRecorder:
         """Runs after the DNS service took the new zone settings."""
         before = {zone.name: fingerprint(zone) for zone in old.zones}
         for name, zone in self.zones.items():
-            caught_up = zone.agrees and before.get(name) != zone.recorded
+            caught_up = (
+                zone.recorded is not None and zone.agrees and before.get(name) != zone.recorded
+            )
             if caught_up and self.follower.on_serial is not None:
                 self.follower.on_serial(zone)  # NOTIFY: serves what another node recorded
         if unrecorded(self.zones):

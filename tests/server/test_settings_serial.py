@@ -152,3 +152,29 @@ def test_a_reload_records_the_new_settings_and_a_node_catching_up_notifies(
     assert behind[IP_ZONE].agrees and notified == [f"other {IP_ZONE}"]
     assert behind[IP_ZONE].serial == zone.serial  # nothing new recorded
     database.reader.close()
+
+
+def test_a_failed_write_is_logged_once_and_retried_until_it_succeeds(tmp_path: Path) -> None:
+    from rbl.store.database import open_engine
+
+    path = tmp_path / "later.sqlite"
+    url = f"sqlite:///{path}"
+    served = zones()
+    follower = IndexFollower(served)
+    database = Database(url)
+    clock = task.Clock()
+    recorder = SettingsRecorder(url, follower, Changes(database, follower), clock)  # type: ignore[arg-type]
+    with capturedLogs() as events:
+        recorder.record()
+        clock.advance(10)
+        clock.advance(10)
+        assert all(zone.recorded is None for zone in served.values())
+        open_engine(url).dispose()  # the store can be written now
+        clock.advance(10)
+    logged = [str(formatEvent(event)) for event in events]
+    assert sum("cannot record the zones' new settings" in line for line in logged) == 1
+    assert any("can be recorded again" in line for line in logged)
+    assert all(zone.recorded == zone.fingerprint for zone in served.values())
+    assert follower.position == 2 and served["dbl.example.org"].serial == 2
+    assert clock.getDelayedCalls() == []
+    database.reader.close()
