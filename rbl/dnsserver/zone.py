@@ -90,9 +90,7 @@ class Zone:
         if settings.name != self.name or (settings.kind is ZoneKind.IP) != self.is_ip:
             raise ValueError(f"zone {self.name}: a reload cannot rename it or change its kind")
         self.settings = settings
-        self.fingerprint = fingerprint(
-            settings
-        )  # rbl.zonedata.fingerprint: what the serial follows
+        self.fingerprint = fingerprint(settings)  # what the serial follows besides listings
         self.ttl = settings.ttl
         self.negative_ttl = min(settings.ttl, settings.soa.minimum)
         ns_rdatas = [encode_name(ns) for ns in settings.ns]

@@ -35,7 +35,7 @@ from rbl.server.follower import (
 )
 from rbl.server.ordered import OrderedServices
 from rbl.server.reporting import make_metrics, make_reports
-from rbl.server.settingsmarks import SettingsRecorder, record_at_start, unrecorded
+from rbl.server.settingsmarks import SettingsRecorder
 from rbl.server.visibility import Visibility
 from rbl.store.reader import ListingReader
 
@@ -91,7 +91,6 @@ def make_service(
     reader = ListingReader(settings.database.url)
     ensure_schema(reader, settings.database.url)
     follower = IndexFollower(build_zones(settings))
-    record_at_start(settings.database.url, follower.zones)  # before the snapshot reads its rows
     load = load_index(reader, follower)
     check_zone_texts(follower.traps, settings.zones, f"{settings.source}: ")  # refuse to start
     responder = Responder(list(follower.zones.values()), settings.dns.udp_payload)
@@ -100,18 +99,17 @@ def make_service(
     dns = make_dns(settings, responder, reactor, reuse_port=reuse_port, processes=processes)
     built = Server(OrderedServices(), dns, follower, load, settings)
     _add(built, database, changes, dns)
-    built.reconfigurable.append(dns)
-    # After dns, which reconfigures the zones: their new fingerprints are recorded.
+    # On reload after dns (it records the zones dns has just reconfigured); at start after
+    # the ports and NOTIFY (the rows it writes are NOTIFYd).
     recorder = SettingsRecorder(settings.database.url, follower, changes, reactor)
-    built.reconfigurable.append(recorder)
-    if unrecorded(follower.zones):  # the write at start failed: retry once running
-        reactor.callWhenRunning(recorder.record)
+    built.reconfigurable += [dns, recorder]
     if settings.transfer.notify and not reuse_port_child:  # workers leave NOTIFY to the first
         built.notify = NotifySender(settings.transfer.notify, reactor, udp_opener(reactor))
         follower.on_serial = built.notify.zone_changed
         notify = NotifyService(built.notify)
         _add(built, notify)
         built.reconfigurable.append(notify)
+    _add(built, recorder)
     if not dns_only:
         from rbl.server.writer import make_writer_node  # loads SQLAlchemy
 

@@ -6,10 +6,13 @@ rows; a SIGHUP that changes a TTL, the SOA, NS or a TXT template changes what
 the zone serves without one. So a node whose zone fingerprint
 (``Zone.fingerprint``, rbl.zonedata.fingerprint) differs from the latest one
 recorded in the store (``Zone.recorded``) appends an ``OP_SETTINGS`` row
-(rbl.store.settingslog, idempotent across nodes): at start before it reads its
-snapshot, and after a reload. Every node applies the row (rbl.server.follower),
-moves the serial to it and sends NOTIFY; until this node serves the recorded
-settings, its transfers are refused (``Zone.agrees``). Imports no SQLAlchemy.
+(rbl.store.settingslog, idempotent across nodes): at start once the ports are
+bound (a node that cannot start records nothing; the write and the rows after
+the snapshot are read before the ready file is written, so a started node
+serves the new serial), and after a reload. Every node applies the row
+(rbl.server.follower), moves the serial to it and sends NOTIFY; until this
+node serves the recorded settings, its transfers are refused
+(``Zone.agrees``). Imports no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from twisted.application.service import Service
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from rbl.config.reconfigure import ReloadReport
 from rbl.dnsserver.zone import Zone
 from rbl.errors import StoreError
+from rbl.server.changes import CHANGE_BATCH
 from rbl.store.settingslog import record_fingerprints
 from rbl.zonedata.fingerprint import fingerprint
 
@@ -42,23 +47,6 @@ def unrecorded(zones: Mapping[str, Zone]) -> dict[str, str]:
     }
 
 
-def record_at_start(url: str, zones: Mapping[str, Zone]) -> dict[str, int]:
-    """Record every zone's fingerprint where it is not the latest (before the snapshot, which
-    then starts at the new rows); a store that refuses is logged and DNS starts anyway."""
-    wanted = {name: zone.fingerprint for name, zone in zones.items()}
-    try:
-        written = record_fingerprints(url, wanted)
-    except StoreError as exc:
-        log.error(
-            "cannot record the zones' settings ({error}); transfers of a zone whose settings "
-            "are not recorded are refused",
-            error=str(exc),
-        )
-        return {}
-    _log_written(written)
-    return written
-
-
 def _log_written(written: Mapping[str, int]) -> None:
     for zone, row in sorted(written.items()):
         log.info(
@@ -66,9 +54,10 @@ def _log_written(written: Mapping[str, int]) -> None:
         )
 
 
-class SettingsRecorder:
-    """After a reload, records the zones' new fingerprints (in the database pool), then
-    polls the change log so the row applies at once (``Reconfigurable``)."""
+class SettingsRecorder(Service):
+    """Records the zones' fingerprints where they are not the recorded ones: at start, and
+    after a reload (in the database pool, then a poll so the row applies at once;
+    ``Reconfigurable``). Started after the DNS ports and the change follower."""
 
     def __init__(
         self, url: str, follower: IndexFollower, changes: ChangeFollowerService, reactor: Any
@@ -80,6 +69,28 @@ class SettingsRecorder:
         self.reactor = reactor
         self._retry: Any = None
         self._failing = False
+
+    def startService(self) -> None:
+        """Record now, on the reactor thread before it serves (like the snapshot load):
+        the rows written and any after the snapshot apply before the ready file."""
+        super().startService()
+        wanted = unrecorded(self.zones)
+        if not wanted:
+            return
+        try:
+            written = record_fingerprints(self.url, wanted)
+            reader = self.changes.database.reader
+            self.follower.apply(reader.read_changes(self.follower.position, CHANGE_BATCH))
+        except StoreError as exc:
+            self._failed(Failure(exc))
+            return
+        _log_written(written)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
 
     def reconfigure(self, old: Settings, new: Settings, report: ReloadReport) -> None:
         """Runs after the DNS service took the new zone settings."""
@@ -94,7 +105,8 @@ class SettingsRecorder:
             self.record()
 
     def record(self) -> None:
-        """Write the unrecorded fingerprints; on failure, try again in RETRY_SECONDS."""
+        """Write the unrecorded fingerprints in the database pool; on failure, try again in
+        RETRY_SECONDS."""
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         self._retry = None

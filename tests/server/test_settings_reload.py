@@ -184,3 +184,18 @@ def test_nodes_on_one_database_keep_identical_serials_and_a_stale_one_refuses(
     finally:
         for server in started:
             stop_server(server)
+
+
+def test_a_node_that_cannot_start_records_nothing(tmp_path: Path) -> None:
+    """Its ports are taken: it never served, so the fleet's recorded settings stay."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path)
+        config.write_text(config.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}", 1))
+        rbl_command(config, "db", "init")
+        with pytest.raises(AssertionError, match="rbl serve exited"):
+            start_server(config, "--dns-only", timeout=30)
+    assert settings_rows(config) == []
