@@ -74,3 +74,16 @@ def database_url_of(config: Path) -> str:
     """The ``[database] url`` a test configuration names (SQLite or PostgreSQL)."""
     with config.open("rb") as f:
         return str(tomllib.load(f)["database"]["url"])
+
+
+def record_zone_settings(config: Path) -> None:
+    """Record the zones' settings fingerprints as a running fleet has them, so that a first
+    ``rbl serve`` on a fresh store writes no settings rows (and NOTIFYs nothing) at start."""
+    from rbl.config import load_settings
+    from rbl.store.database import open_engine
+    from rbl.store.settingslog import record_fingerprints
+    from rbl.zonedata.fingerprint import fingerprint
+
+    settings = load_settings(config)
+    open_engine(settings.database.url).dispose()  # the schema, as `rbl db init` makes it
+    record_fingerprints(settings.database.url, {z.name: fingerprint(z) for z in settings.zones})

@@ -17,7 +17,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from tests.support.config import write_config
+from tests.support.config import record_zone_settings, write_config
 from tests.support.notify_listener import closed_port, listening
 from tests.support.processes import rbl_command
 from tests.support.scrape import scrape, total, value, wait_for
@@ -76,6 +76,7 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
                 '\n[metrics]\nlisten = "127.0.0.1:0"\n'
             ),
         )
+        record_zone_settings(config)  # no settings rows (and NOTIFYs) at start
         server = start_server(config)
         try:
             for key in ("45.1.1.1", "45.1.1.3"):  # serial 2: an IXFR from 1 is behind
