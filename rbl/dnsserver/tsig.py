@@ -31,6 +31,8 @@ from typing import Final
 
 from twisted.logger import Logger
 
+from rbl.config import TransferSettings
+from rbl.config.secondaries import key_bindings, notify_keys
 from rbl.config.tsigkeys import parse_key
 from rbl.dnsserver import tsigwire
 from rbl.dnsserver.tsigwire import (
@@ -163,6 +165,15 @@ class TsigKeys:
         self.verified = 0
         self.errors: dict[str, int] = {}  # error name -> requests answered with it
         self._logged: dict[tuple[str, bytes], set[str]] = {}  # (client, key) -> errors logged
+
+    @classmethod
+    def from_settings(cls, transfer: TransferSettings) -> TsigKeys:
+        """``[transfer] tsig`` and the keys ``[[transfer.secondaries]]`` binds."""
+        return cls(transfer.tsig, key_bindings(transfer))
+
+    def notify_keys(self, transfer: TransferSettings) -> dict[tuple[str, int], Key]:
+        """The key each NOTIFY target is signed with (entries that name one)."""
+        return {target: self.key(name) for target, name in notify_keys(transfer).items()}
 
     def key(self, name: str) -> Key:
         return self.keys[name_wire(name)]
