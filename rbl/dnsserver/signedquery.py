@@ -5,9 +5,9 @@ A keyed secondary signs every message it sends: BIND its SOA refresh queries
 An unsigned answer to one is dropped ("expected a TSIG or SIG(0)") and the
 secondary never refreshes. The fast path never sees such a query (its
 additional section is not one bare OPT record, so rbl.dnsserver.responder
-declines it); rbl.dnsserver.slowpath hands it here when its bytes hold a TSIG
-type and class (``MARK``), so unsigned queries pay one substring test, in the
-slow path only.
+declines it); rbl.dnsserver.slowpath hands it here when it has records beyond
+its question and its bytes hold the TSIG type (``MARK``), so unsigned queries
+pay one substring test, in the slow path only.
 
 Here the signature is checked (rbl.dnsserver.tsig: a failure is answered
 NOTAUTH with its TSIG error, or FORMERR), the query without its TSIG record

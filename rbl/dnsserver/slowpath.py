@@ -38,11 +38,13 @@ from rbl.dnsserver.zone import Outcome, Zone
 if TYPE_CHECKING:
     from rbl.dnsserver.responder import Responder
 
+_NO_RECORDS = b"\x00" * 6  # answer, authority and additional counts of a plain query
+
 
 def respond(responder: Responder, data: bytes, udp: bool, host: str = "") -> bytes | None:
     if len(data) < 12 or data[2] & 0x80:
         return None
-    if data[10:12] != b"\x00\x00" and MARK in data:  # maybe signed: verify, answer, sign
+    if data[6:12] != _NO_RECORDS and MARK in data:  # maybe signed: verify, answer, sign
         signed = signedquery.respond(responder, data, udp, host)
         if signed is not None:
             return signed

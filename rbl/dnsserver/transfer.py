@@ -158,7 +158,7 @@ class Transfers:
         iterator is read, so the caller can send them a few at a time.
         """
         keys = self.tsig or NO_KEYS
-        checked = keys.check(data, host) if data[10:12] != b"\x00\x00" and MARK in data else None
+        checked = keys.check(data, host) if MARK in data else None
         if isinstance(checked, bytes):  # NOTAUTH (BADKEY, BADSIG...) or FORMERR
             self.refused += 1
             return iter([checked])

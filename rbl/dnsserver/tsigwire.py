@@ -27,9 +27,9 @@ BADKEY: Final = 17
 BADTIME: Final = 18
 BADTRUNC: Final = 22
 ERROR_NAMES: Final = {BADSIG: "BADSIG", BADKEY: "BADKEY", BADTIME: "BADTIME", BADTRUNC: "BADTRUNC"}
-# Type TSIG, class ANY: a message without these four bytes has no TSIG record
-# (the slow path's cheap test before walking the message).
-MARK: Final = b"\x00\xfa\x00\xff"
+# Type TSIG: a message without these two bytes has no TSIG record (the slow
+# path's cheap test before walking the message; a hit may be a false alarm).
+MARK: Final = b"\x00\xfa"
 MAX_RECORDS: Final = 64  # records walked in a query or a NOTIFY answer; more is not one
 DEFAULT_FUDGE: Final = 300  # seconds of clock skew allowed (RFC 8945 section 10)
 

@@ -126,7 +126,11 @@ class DnsServerService(Service):
 
     def _transfer(self, new: Settings) -> None:
         """The same Transfers object keeps serving, with the new ACL and keys."""
-        tsig = self.responder.tsig = TsigKeys.from_settings(new.transfer)
+        tsig = TsigKeys.from_settings(new.transfer)
+        old = self.responder.tsig
+        if old is not None:  # counters are per process, not per configuration
+            tsig.verified, tsig.errors = old.verified, old.errors
+        self.responder.tsig = tsig
         networks = transfer_networks(new.transfer)
         if not networks:
             self.transfers = self.tcp_factory.transfers = None

@@ -86,10 +86,6 @@ WILDCARD_TXT = (
     " ('Domain a.spam.example listed'); the transferred zone holds one wildcard TXT"
     " ('Domain *.spam.example listed'), so every secondary answers differently"
 )
-TSIG_GAP = (
-    "rbl signs only AXFR/IXFR replies: BIND signs its SOA refresh query, gets an unsigned"
-    " answer ('expected a TSIG or SIG(0)') and never transfers (issue 14, item 2)"
-)
 
 
 def serving(server: RunningServer, zone: str) -> int:
@@ -112,12 +108,7 @@ def same_answers(
 
 
 def case(kind: str, signed: bool) -> object:
-    marks = []
-    if kind == "bind" and signed:
-        marks.append(pytest.mark.xfail(strict=True, reason=TSIG_GAP))
-    return pytest.param(
-        kind, signed, id=f"{kind}-{'tsig' if signed else 'address-acl'}", marks=marks
-    )
+    return pytest.param(kind, signed, id=f"{kind}-{'tsig' if signed else 'address-acl'}")
 
 
 @contextmanager
