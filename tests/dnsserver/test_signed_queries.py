@@ -303,3 +303,18 @@ def test_failures_are_logged_once_per_client_key_and_error() -> None:
         globalLogPublisher.removeObserver(observe)
     assert served.tsig is not None and served.tsig.errors == {"BADSIG": 7}
     assert served.outside_rcodes[9] == 7
+
+
+def test_tsig_counts_are_metrics() -> None:
+    from rbl.metrics.exposition import render
+    from rbl.metrics.tsig import tsig_families, tsig_snapshot
+
+    served = responder()
+    good = signed()
+    served.respond(good.to_wire(), True, CLIENT)
+    served.respond(hand_signed(make_query(IP_ZONE, "SOA"), flip=True), True, CLIENT)
+    served.respond(signed(keyring=FLEET_RING, name="fleet-key.").to_wire(), True, CLIENT)
+    text = render(tsig_families({"0": {"tsig": tsig_snapshot(served.tsig)}})).decode()
+    assert 'rbl_tsig_verified_total{worker="0"} 1' in text
+    assert 'rbl_tsig_errors_total{error="BADKEY",worker="0"} 1' in text
+    assert 'rbl_tsig_errors_total{error="BADSIG",worker="0"} 1' in text
