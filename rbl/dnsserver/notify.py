@@ -52,6 +52,7 @@ DEFAULT_INTERVAL: Final = 1.0
 DEFAULT_TIMEOUT: Final = 1.0
 DEFAULT_MAX_TIMEOUT: Final = 60.0
 FAILING_AFTER: Final = 2  # sends of one NOTIFY left unanswered before the target is failing
+KEPT_MACS: Final = 4  # signed sends of one NOTIFY whose (late) answers still acknowledge it
 RCODE_NAMES: Final = {
     1: "FORMERR",
     2: "SERVFAIL",
@@ -103,7 +104,8 @@ class _Pending:
     sends: int = 0
     timeout: float = DEFAULT_TIMEOUT
     call: IDelayedCall | None = field(default=None, repr=False)
-    mac: bytes = b""  # of the last signed send: the answer's TSIG digest opens with it
+    # MACs of the last signed sends: an answer's TSIG digest opens with the one it answers
+    macs: list[bytes] = field(default_factory=list, repr=False)
 
 
 @dataclass(slots=True)
@@ -238,7 +240,8 @@ class NotifySender:
         packet = notify_packet(pending.query_id, pending.zone)
         key = self.keys.get(pending.target)
         if key is not None:  # RFC 8945: signed, and only an answer signed back acknowledges
-            packet, pending.mac = key.sign(packet, self.clock.seconds())
+            packet, mac = key.sign(packet, self.clock.seconds())
+            pending.macs = [*pending.macs[-(KEPT_MACS - 1) :], mac]
         try:
             state.channel.send(packet)
         except Exception as exc:  # no route, no address of that family...: try again later
@@ -260,7 +263,9 @@ class NotifySender:
             rcode = datagram[3] & 0x0F
             signer = self.keys.get(target)
             if signer is not None:  # a keyed target's answer must be signed by its key
-                problem = signer.check_answer(datagram, pending.mac, self.clock.seconds())
+                now = self.clock.seconds()
+                problems = [signer.check_answer(datagram, mac, now) for mac in pending.macs]
+                problem = None if None in problems else (problems or ["to no signed send"])[-1]
                 if problem is not None:
                     self._failing(state, f"answered {problem} (key {signer.name})", pending)
                     return
