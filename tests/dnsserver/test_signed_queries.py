@@ -5,9 +5,11 @@ bad) and checks the answers, as a secondary would."""
 from __future__ import annotations
 
 import base64
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -347,3 +349,32 @@ def test_mutated_signed_queries_never_raise() -> None:
         answered += reply is not None
     assert answered > 2000
     assert time.monotonic() - began < 10
+
+
+@pytest.mark.slow
+def test_rbl_serve_answers_signed_queries_over_udp_and_tcp(tmp_path: Path) -> None:
+    """A real ``rbl serve`` with the key bound to 127.0.0.1: dnspython's own client verifies."""
+    import dns.query
+
+    from tests.support.config import write_config
+    from tests.support.server import start_server, stop_server
+
+    extra = f'\n[transfer]\ntsig = ["{KEY}"]\n[[transfer.secondaries]]\n'
+    extra += 'address = "127.0.0.1"\nkey = "xfr-key"\nnotify = false\n'
+    server = start_server(write_config(tmp_path, extra=extra))
+    try:
+        for send in (dns.query.udp, dns.query.tcp):
+            query = signed()
+            answer = send(query, "127.0.0.1", port=server.port, timeout=5)  # raises unless signed
+            assert answer.had_tsig and answer.answer[0].rdtype == dns.rdatatype.SOA
+        forged = make_query(IP_ZONE, "SOA")
+        forged.use_tsig(FLEET_RING, keyname="fleet-key.")  # not a key rbl knows
+        wire = forged.to_wire()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(5)
+            udp.sendto(wire, ("127.0.0.1", server.port))
+            reply = udp.recv(4096)
+        assert tsig_of(reply).error == dns.rcode.BADKEY
+    finally:
+        stop_server(server)
+    assert "TSIG BADKEY from 127.0.0.1 with key fleet-key" in server.log()
