@@ -27,6 +27,7 @@ from rbl.config.readers import (
     Reader,
     Text,
 )
+from rbl.config.secondaries import Secondaries, SecondarySettings
 from rbl.config.tsigkeys import parse_key as parse_tsig_key
 from rbl.config.values import DAY, parse_domain
 from rbl.config.zones import ZoneSettings
@@ -345,6 +346,8 @@ class TransferSettings:
     check: tuple[tuple[str, int], ...] = setting((), Endpoints())
     # rbl doctor fails a secondary behind for longer; unset: the zone's SOA refresh + retry
     stale_after: float | None = setting(None, Duration(maximum=30 * DAY))
+    # [[transfer.secondaries]]: per secondary its network, key and NOTIFY (rbl.config.secondaries)
+    secondaries: tuple[SecondarySettings, ...] = setting((), Secondaries())
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ current with the single SOA (up to date). Over UDP both AXFR and IXFR stay
 REFUSED (``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
 
 Access: only clients inside ``allow`` networks may transfer; everyone else gets
-REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
-(rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
+REFUSED. A signed transfer request is verified (rbl.dnsserver.tsig: NOTAUTH
+with BADKEY, BADSIG, BADTIME or BADTRUNC when it fails, RFC 8945) and every
+message of its answer is signed back; with ``[transfer] tsig`` keys a client
+must sign (with its own key when ``[[transfer.secondaries]]`` binds one).
 
 A zone whose served settings disagree with the ones the change log last
 recorded (``Zone.agrees``: this node not yet reloaded like the others, or its
@@ -38,7 +40,8 @@ from typing import Final
 
 from twisted.logger import Logger
 
-from rbl.dnsserver.tsig import TsigKeys
+from rbl.dnsserver.tsig import NO_KEYS, TsigKeys
+from rbl.dnsserver.tsigwire import MARK
 from rbl.dnsserver.wire import (
     CLASS_IN,
     HEADER,
@@ -147,7 +150,7 @@ class Transfers:
     ) -> None:
         self.zones = {zone.wire_root: zone for zone in zones}
         self.policy = policy
-        self.tsig = tsig  # when set, every transfer must be signed by one of these keys
+        self.tsig = tsig  # the keys; which must sign whose transfers (TsigKeys.required_for)
         self.served = 0
         self.refused = 0
 
@@ -161,14 +164,18 @@ class Transfers:
         Checks and the zone's view happen now; the messages are built as the
         iterator is read, so the caller can send them a few at a time.
         """
-        if self.tsig is None:
-            return self._stream(data, host)
-        request = self.tsig.verify(data)
-        if request is None:
+        keys = self.tsig or NO_KEYS
+        checked = keys.check(data, host) if MARK in data else None
+        if isinstance(checked, bytes):  # NOTAUTH (BADKEY, BADSIG...) or FORMERR
+            self.refused += 1
+            return iter([checked])
+        if checked is not None:  # signed correctly: every message is signed back
+            return keys.sign(checked, self._stream(data, host))
+        if keys.required_for(host):
             self.refused += 1
             end = _question_end(data)
             return iter([_error(data, None if end is None else data[12:end], RCODE_REFUSED)])
-        return self.tsig.sign(request, self._stream(data, host))
+        return self._stream(data, host)
 
     def _stream(self, data: bytes, host: str) -> Iterator[bytes]:
         end = _question_end(data)
