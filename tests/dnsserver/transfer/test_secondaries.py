@@ -238,7 +238,7 @@ def test_an_excepted_name_tells_nothing_and_lists_nothing(tmp_path: Path, kind: 
     """The allowlisted name under ``*.spam.example`` is in the zone (else the wildcard
     would answer for it) as one empty record of a private-use type: the transfer says
     nothing of why, and each secondary answers A, TXT and ANY without a listing."""
-    with following(tmp_path, kind, False) as (_, server, secondary):
+    with following(tmp_path, kind, "address-acl") as (_, server, secondary):
         transferred = dns.query.xfr(
             "127.0.0.1", DOMAIN_ZONE, port=server.port, timeout=5, relativize=False
         )
