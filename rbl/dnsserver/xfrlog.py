@@ -81,7 +81,12 @@ class TransferWatch:
         self.rcode = 0
         self.to_serial: int | None = None
         self._types: list[int] = []  # the first two answer records' types
+        self.fallback: str | None = None  # why an IXFR was answered with the whole zone
         self.done = False
+
+    def fell_back(self, reason: str) -> None:
+        """The IXFR is answered AXFR-style, for ``reason`` (logged with the transfer)."""
+        self.fallback = reason
 
     def measure(self, messages: Iterator[bytes]) -> Iterator[bytes]:
         for message in messages:
@@ -126,10 +131,11 @@ class TransferWatch:
             shown = f"refused ({_RCODES.get(self.rcode, str(self.rcode))})"
         elif outcome == ABORTED:
             shown = "aborted by the client"
+        why = f"; in full because {self.fallback}" if kind == IXFR_AS_AXFR and self.fallback else ""
         log.info(
             "transfer {zone} {kind} to {client}: {outcome}, serial {from_serial} -> "
             "{to_serial}, {records} records, {size} bytes in {messages} messages, "
-            "{seconds:.3f}s",
+            "{seconds:.3f}s{why}",
             zone=self.zone,
             kind=_SHOWN[kind],
             client=self.client,
@@ -140,8 +146,10 @@ class TransferWatch:
             size=self.size,
             messages=self.messages,
             seconds=seconds,
+            why=why,
             transfer_kind=kind,
             transfer_outcome=outcome,
+            transfer_fallback=self.fallback,
         )
 
 

@@ -29,6 +29,7 @@ from rbl.dnsserver.wire import (
 )
 from rbl.index.tables import EXCLUDED, ZoneIndex
 from rbl.model.keys import ZoneKind
+from rbl.zonedata.history import ZoneHistory
 
 # Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
 OCTETS: Final = {str(i).encode(): i for i in range(256)}
@@ -65,6 +66,7 @@ class Zone:
         # reconfigures this object in place, so the counts keep growing.
         self.rcodes = [0] * 17  # rbl.dnsserver.responder.RCODE_NAMES
         self.serial = serial
+        self.history = ZoneHistory()  # what changed since which serial: IXFR (rbl.dnsserver.ixfr)
         self.reconfigure(settings)
 
     def reconfigure(self, settings: ZoneSettings) -> None:
@@ -94,6 +96,7 @@ class Zone:
         self.v4_lookup = index.v4.lookup
         self._a_answers = {}  # value ids belong to the index
         self.set_serial(serial)
+        self.history.reset(serial, "a snapshot was reloaded")
 
     def set_serial(self, serial: int) -> None:
         """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""
