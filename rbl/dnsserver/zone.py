@@ -67,6 +67,7 @@ class Zone:
         self.rcodes = [0] * 17  # rbl.dnsserver.responder.RCODE_NAMES
         self.serial = serial
         self.history = ZoneHistory()  # what changed since which serial: IXFR (rbl.dnsserver.ixfr)
+        self.history.reset(serial, "rbl started")
         self.reconfigure(settings)
 
     def reconfigure(self, settings: ZoneSettings) -> None:
@@ -77,6 +78,8 @@ class Zone:
         """
         if settings.name != self.name or (settings.kind is ZoneKind.IP) != self.is_ip:
             raise ValueError(f"zone {self.name}: a reload cannot rename it or change its kind")
+        if settings != self.settings:  # records made before would not match those made now
+            self.history.restart("the zone's settings were reloaded")
         self.settings = settings
         self.ttl = settings.ttl
         self.negative_ttl = min(settings.ttl, settings.soa.minimum)

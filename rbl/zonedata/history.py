@@ -60,6 +60,10 @@ class ZoneHistory:
         self.why_reset = why
         self.reached(position)
 
+    def restart(self, why: str) -> None:
+        """Forget everything before the zone's current serial."""
+        self.reset(self._order[-1] if self._order else self.horizon, why)
+
     def resize(self, limit: int) -> None:
         """A new ``[transfer] ixfr_history`` (reload); 0 forgets everything."""
         self.limit = limit
