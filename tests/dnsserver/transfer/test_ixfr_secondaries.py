@@ -1,0 +1,133 @@
+"""NSD, BIND and Knot follow a real ``rbl serve`` by IXFR, and by AXFR when the history
+cannot answer.
+
+For each kind: a zone of a few thousand listings, the secondary's first AXFR,
+then ``rbl list add`` (NOTIFY; the secondary asks IXFR; the transfer log says
+IXFR and a few hundred bytes; the secondary answers the new listing), a
+removal, several changes in one IXFR, more changes than ``[transfer]
+ixfr_history`` keeps (answered in full, the log says why) and a restart of rbl
+serve with a change made meanwhile (its history starts anew: in full again).
+After each step the secondary answers as rbl does.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.config import write_config
+from tests.support.processes import rbl_command
+from tests.support.secondaries import KINDS, Secondary, free_port, running_secondary, summary
+from tests.support.server import RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+ZONE = "bl.example.org"
+HISTORY = 6
+BASE = "".join(f"45.1.{n >> 8}.{n & 255}\n" for n in range(3000)) + "45.9.0.0/16\n"
+
+
+def serial_of(server: RunningServer) -> int:
+    return int(server.query(ZONE, "SOA").answer[0][0].serial)
+
+
+def transfer_line(server: RunningServer, to: int, timeout: float = 10) -> re.Match[str]:
+    """The log line of the transfer that brought a secondary to serial ``to``."""
+    pattern = (
+        rf"transfer {ZONE} (IXFR|IXFR \(fell back to AXFR\)) to 127\.0\.0\.1: complete, "
+        rf"serial (\d+) -> {to}, (\d+) records, (\d+) bytes[^\n]*"
+    )
+    deadline = time.monotonic() + timeout
+    while (found := re.search(pattern, server.log())) is None:
+        assert time.monotonic() < deadline, f"no transfer to {to}:\n{server.log()[-3000:]}"
+        time.sleep(0.05)
+    return found
+
+
+class Step:
+    """Change rbl, wait for the secondary to serve the new serial, and say how it got it."""
+
+    def __init__(self, config: Path, server: RunningServer, secondary: Secondary) -> None:
+        self.config, self.server, self.secondary = config, server, secondary
+
+    def __call__(self, *commands: tuple[str, ...], stdin: str | None = None) -> re.Match[str]:
+        before = serial_of(self.server)
+        for command in commands:
+            rbl_command(self.config, *command, stdin=stdin)
+        deadline = time.monotonic() + 10
+        while serial_of(self.server) == before:
+            assert time.monotonic() < deadline, "rbl serve did not take the change"
+            time.sleep(0.02)
+        time.sleep(0.3)  # let rbl take every row before the secondary asks
+        serial = serial_of(self.server)
+        began = time.monotonic()
+        self.secondary.wait_serial(serial, 10)
+        print(f"{self.secondary.kind}: {commands[0][:3]} -> {time.monotonic() - began:.2f}s")
+        return transfer_line(self.server, serial)
+
+    def same(self, *relative: str) -> None:
+        for name in relative:
+            qname = f"{name}.{ZONE}"
+            assert summary(self.secondary.query(qname)) == summary(self.server.query(qname)), name
+
+
+def add(key: str, *more: str) -> tuple[str, ...]:
+    return ("list", "add", key, "--reason", "ixfr test", *more)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_secondary_follows_by_ixfr_and_falls_back_to_axfr(tmp_path: Path, kind: str) -> None:
+    dns_port, notify_port = free_port(), free_port()
+    config = write_config(
+        tmp_path,
+        extra=(
+            f'\n[transfer]\nallow = ["127.0.0.1/32"]\nnotify = ["127.0.0.1:{notify_port}"]\n'
+            f"ixfr_history = {HISTORY}\n"
+        ),
+    )
+    config.write_text(config.read_text().replace('"127.0.0.1:0"', f'"127.0.0.1:{dns_port}"', 1))
+    rbl_command(config, "list", "import", "-", "--zone", ZONE, "--reason", "base", stdin=BASE)
+    server = start_server(config)
+    try:
+        with running_secondary(kind, tmp_path, ZONE, dns_port, port=notify_port) as secondary:
+            secondary.wait_serial(serial_of(server), 20)
+            step = Step(config, server, secondary)
+
+            found = step(add("45.7.7.7"))
+            assert found.group(1) == "IXFR" and int(found.group(4)) < 600, found.group(0)
+            step.same("7.7.7.45", "8.7.7.45", "1.0.1.45")
+
+            found = step(("list", "remove", "45.1.0.9", "--reason", "gone", "--yes"))
+            assert found.group(1) == "IXFR" and int(found.group(4)) < 600, found.group(0)
+            step.same("9.0.1.45", "10.0.1.45")
+
+            rows = "45.7.7.7 :127.0.0.5\n45.7.7.8\n45.1.0.10 :127.0.0.3\n"
+            found = step(("list", "import", "-", "--zone", ZONE, "--reason", "x"), stdin=rows)
+            assert found.group(1) == "IXFR" and int(found.group(4)) < 1200, found.group(0)
+            step.same("7.7.7.45", "8.7.7.45", "10.0.1.45")
+
+            many = "".join(f"45.8.0.{n}\n" for n in range(HISTORY + 4))
+            found = step(("list", "import", "-", "--zone", ZONE, "--reason", "x"), stdin=many)
+            assert found.group(1) != "IXFR", found.group(0)
+            assert f"more than {HISTORY} changes" in found.group(0)
+            step.same("0.0.8.45", f"{HISTORY + 3}.0.8.45", "7.7.7.45")
+
+            serial = serial_of(server)
+            stop_server(server)
+            rbl_command(config, *add("45.7.7.9"))  # while rbl serve is down
+            server = step.server = start_server(config)
+            # the restarted rbl NOTIFYs only on a change: make one, then it must answer in full
+            found = step(add("45.7.7.10"))
+            assert found.group(1) != "IXFR" and found.group(2) == str(serial), found.group(0)
+            assert "not in the history" in found.group(0)
+            step.same("9.7.7.45", "10.7.7.45", "1.0.1.45")
+
+            found = step(add("45.7.7.11"))  # and by IXFR again from there
+            assert found.group(1) == "IXFR", found.group(0)
+            step.same("11.7.7.45")
+    finally:
+        stop_server(server)
+        print(server.log()[-4000:])
