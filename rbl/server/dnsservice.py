@@ -127,6 +127,8 @@ class DnsServerService(Service):
 
     def _transfer(self, new: Settings) -> None:
         """The same Transfers object keeps serving, with the new ACL and keys."""
+        for zone in self.responder.zones:  # IXFR history size: shrinking forgets the oldest
+            zone.history.resize(new.transfer.ixfr_history)
         if not new.transfer.allow:
             self.transfers = self.tcp_factory.transfers = None
             return
