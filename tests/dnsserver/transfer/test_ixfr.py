@@ -20,19 +20,23 @@ import dns.tsig
 import dns.tsigkeyring
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.internet.testing import MemoryReactor
 
+from rbl.config.reconfigure import ReloadReport
+from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers, view_of
 from rbl.dnsserver.tsig import TsigKeys
 from rbl.dnsserver.xfrlog import TransferStats, TransferWatch
 from rbl.dnsserver.zone import Zone
 from rbl.index.tables import ZoneIndex
 from rbl.model.changes import OP_DELETE, OP_EXCLUDE, OP_SET, OP_UNEXCLUDE
+from rbl.server.dnsservice import make_dns
 from rbl.server.follower import IndexFollower
 from rbl.store.reader import Change
 from rbl.zonedata.difference import difference
 from rbl.zonedata.history import ZoneHistory
 from rbl.zonedata.records import zone_records
-from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE, make_settings
+from tests.support.dns_zones import CONFIG, DOMAIN_ZONE, IP_ZONE, make_settings
 
 IP_KEYS = [
     "10.0.0.0/8",
@@ -298,3 +302,30 @@ def test_signed_ixfr_verifies_as_one_stream() -> None:
     assert reply.had_tsig
     owners = {rrset.name.to_text() for rrset in reply.answer}
     assert "2.2.0.192.bl.example.org." in owners
+
+
+def test_a_reload_resizes_the_history_and_a_zone_settings_change_restarts_it() -> None:
+    old = make_settings({**CONFIG, "transfer": {"allow": ["127.0.0.1/32"], "ixfr_history": 5}})
+    follow = IndexFollower({z.name: Zone(z, ZoneIndex(z.kind)) for z in old.zones})
+    zone = follow.zones[IP_ZONE]
+    zone.history.resize(old.transfer.ixfr_history)
+    service = make_dns(old, Responder(list(follow.zones.values())), MemoryReactor())
+    log = Log(follow, IP_ZONE)
+    log.apply([("192.0.2.1", OP_SET, None, None)])
+    serial = zone.serial
+    log.apply([("192.0.2.2", OP_SET, None, None)])
+    assert not isinstance(zone.history.since(serial), str)
+
+    zones = [dict(z) for z in CONFIG["zones"]]
+    zones[0]["ttl"] = 1234  # every record of the zone changes with it
+    new = make_settings(
+        {**CONFIG, "zones": zones, "transfer": {"allow": ["127.0.0.1/32"], "ixfr_history": 5}}
+    )
+    service.reconfigure(old, new, ReloadReport())
+    assert "settings were reloaded" in str(zone.history.since(serial))
+
+    off = make_settings(
+        {**CONFIG, "zones": zones, "transfer": {"allow": ["127.0.0.1/32"], "ixfr_history": 0}}
+    )
+    service.reconfigure(new, off, ReloadReport())
+    assert "IXFR is off" in str(zone.history.since(zone.serial))
