@@ -2,10 +2,10 @@
 SHA256SUMS. Counts only: no listed keys, no evidence, no trap addresses.
 
 ``Tally`` counts the store's rows as they go into the zone's index (listings
-by code and prefix length, allowlist entries), the way the dump always
-counted them: every active listing except those touching an RFC 5782 test
-point. ``rbl dump --zone`` keeps the other zones' summaries and checksums
-from the previous generation.
+by code and prefix length, allowlist entries; IP listings as ``load_rows``
+counted them per value), the way the dump always counted them: every active
+listing except those touching an RFC 5782 test point. ``rbl dump --zone``
+keeps the other zones' summaries and checksums from the previous generation.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from rbl.config import Settings, ZoneSettings
+from rbl.index.tables import Value
 from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import ZoneKind, test_point_conflict
 from rbl.zonedata.snapshot import (
     AllowRow,
     DomainRow,
-    IpRow,
+    IpCounts,
     domain_key,
     is_test_point,
 )
@@ -93,16 +94,13 @@ class Tally:
         # (codes, family or 0 for a domain, prefix length or 1 for *.name): rows
         self._counts: dict[tuple[str | None, int, int], int] = {}
 
-    def ip_rows(self, rows: Iterable[IpRow]) -> Iterator[IpRow]:
-        counts = self._counts
-        for row in rows:
-            _zone, family, prefixlen, network, codes, _txt = row
-            # Cheap test first: most IPv4 networks are far from 127.0.0.0/8.
-            if (family == 4 and prefixlen >= 8 and network[0] != 127) or not is_test_point(
-                family, int.from_bytes(network, "big"), prefixlen
-            ):
-                counts[(codes, family, prefixlen)] = counts.get((codes, family, prefixlen), 0) + 1
-            yield row
+    def ip_loaded(self, counts: IpCounts, values: Sequence[Value | None]) -> None:
+        """Count the IP rows ``load_rows`` loaded (test points are never loaded)."""
+        for (_zone, family, prefixlen), per_value in counts.items():
+            for vid, count in per_value.items():
+                value = values[vid]
+                codes = ",".join(value.codes) if value is not None else None
+                self._count(codes, (family, prefixlen), count)
 
     def domain_rows(self, rows: Iterable[DomainRow]) -> Iterator[DomainRow]:
         for row in rows:
@@ -123,9 +121,9 @@ class Tally:
                 )
             yield row
 
-    def _count(self, codes: str | None, prefix: tuple[int, int]) -> None:
+    def _count(self, codes: str | None, prefix: tuple[int, int], count: int = 1) -> None:
         key = (codes, *prefix)
-        self._counts[key] = self._counts.get(key, 0) + 1
+        self._counts[key] = self._counts.get(key, 0) + count
 
     def summary(self, serial: int, now: datetime, files: tuple[str, ...]) -> ZoneSummary:
         by_code: dict[str, int] = {}

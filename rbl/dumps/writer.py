@@ -55,7 +55,7 @@ from rbl.index.tables import ZoneIndex
 from rbl.model.keys import ZoneKind
 from rbl.policy.trapfilter import TrapFilter
 from rbl.store.reader import ListingReader
-from rbl.zonedata.snapshot import AllowRow, RowValues, load_rows
+from rbl.zonedata.snapshot import AllowRow, IpCounts, RowValues, load_rows
 from rbl.zonedata.view import ZoneView
 
 DEFAULT_GZIP_LEVEL: Final = 6
@@ -129,9 +129,12 @@ def _load_view(
     index = ZoneIndex(zone.kind)
     names = [zone.name]
     ip = zone.kind is ZoneKind.IP
-    ip_rows = tally.ip_rows(reader.iter_ip_rows(names) if ip else ())
+    ip_rows = reader.iter_ip_rows(names) if ip else ()
     domain_rows = tally.domain_rows(() if ip else reader.iter_domain_rows(names))
-    load_rows({zone.name: index}, ip_rows, domain_rows, tally.allow_rows(allow), RowValues(traps))
+    counts: IpCounts = {}
+    allow_rows = tally.allow_rows(allow)
+    load_rows({zone.name: index}, ip_rows, domain_rows, allow_rows, RowValues(traps), counts)
+    tally.ip_loaded(counts, index.values)
     return ZoneView.of_index(zone, index, traps)
 
 

@@ -12,6 +12,7 @@ import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from socket import inet_ntoa
 from typing import NamedTuple
 
@@ -157,7 +158,8 @@ def ip_entries(family: int, levels: Sequence[LevelView]) -> Iterator[IpEntry]:
     """
     bits = MAX_PREFIXLEN[family]
     text = _v4_text if family == 4 else _v6_text
-    merged = heapq.merge(*(_level_entries(*level) for level in levels))
+    v4 = family == 4
+    merged = _nesting_order(levels, bits)
     held: list[tuple[int, int, int, list[tuple[int, int]]]] = []
     stack: list[tuple[int, list[tuple[int, int]]]] = []  # (last address, children)
     leaf: list[tuple[int, int]] = []  # the children of a single address: none, ever
@@ -171,7 +173,8 @@ def ip_entries(family: int, levels: Sequence[LevelView]) -> Iterator[IpEntry]:
                 yield IpEntry(family, n, p, v, tuple(kids), text(n, p))
             held = []
             if prefixlen == bits:  # the common case: an address outside every network
-                yield IpEntry(family, network, bits, vid, (), text(network, bits))
+                address = inet_ntoa(network.to_bytes(4, "big")) if v4 else text(network, bits)
+                yield IpEntry(family, network, bits, vid, (), address)
                 continue
         if prefixlen == bits:
             held.append((network, bits, vid, leaf))
@@ -217,5 +220,30 @@ def _v6_text(network: int, prefixlen: int) -> str:
 def _level_entries(
     prefixlen: int, keys: Sequence[int], vals: Sequence[int]
 ) -> Iterator[tuple[int, int, int]]:
-    for network, vid in zip(keys, vals, strict=True):
+    return zip(keys, repeat(prefixlen, len(keys)), vals, strict=True)
+
+
+def _nesting_order(levels: Sequence[LevelView], bits: int) -> Iterator[tuple[int, int, int]]:
+    """(network, prefix length, value id) of every level, sorted by network then prefix.
+
+    The single addresses (most of a trap zone) are given out in runs between
+    the networks, each run one C-level ``zip``; only the networks go through
+    ``heapq.merge``. Same order as merging every level: an address equal to a
+    network's first address comes after it (a longer prefix).
+    """
+    hosts = [level for level in levels if level[0] == bits]
+    networks = heapq.merge(*(_level_entries(*level) for level in levels if level[0] != bits))
+    if not hosts:
+        yield from networks
+        return
+    _bits, keys, vals = hosts[0]
+    start = 0
+    for network, prefixlen, vid in networks:
+        stop = bisect_left(keys, network, start)
+        if stop > start:
+            yield from zip(
+                keys[start:stop], repeat(bits, stop - start), vals[start:stop], strict=True
+            )
+            start = stop
         yield network, prefixlen, vid
+    yield from zip(keys[start:], repeat(bits, len(keys) - start), vals[start:], strict=True)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from rbl.cli import main
 from rbl.dumps import writer
-from tests.dumps.seed import NOW
+from tests.support.dump_seed import NOW
 
 CONFIG = """\
 [database]

@@ -1,6 +1,6 @@
 """Every dump file, byte for byte, against the output of the writer before it was
 split into format plug-ins (digests in golden_*.json, made by that writer from the
-same stores: the shared seed with 300 bulk listings, and tests/dumps/rich.py)."""
+same stores: the shared seed with 300 bulk listings, and tests/support/dump_rich.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from rbl.dumps.writer import write_dumps
-from tests.dumps.rich import seed_rich
-from tests.dumps.seed import NOW, Seeded, seed
+from tests.support.dump_rich import seed_rich
+from tests.support.dump_seed import NOW, Seeded, seed
 
 HERE = Path(__file__).parent
 

@@ -28,7 +28,7 @@ import dns.rdatatype
 import pytest
 
 from rbl.config import load_settings
-from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, Seeded, seed
+from tests.support.dump_seed import DOMAIN_ZONE, IP_ZONE, Seeded, seed
 from tests.support.processes import stop
 from tests.support.server import RunningServer, start_server, stop_server
 

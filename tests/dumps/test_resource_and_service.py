@@ -17,7 +17,7 @@ from rbl.dumps import service as service_module
 from rbl.dumps.resource import DumpResource
 from rbl.dumps.service import DumpService
 from rbl.dumps.writer import DumpReport, write_dumps
-from tests.dumps.seed import IP_ZONE, NOW, Seeded, seed
+from tests.support.dump_seed import IP_ZONE, NOW, Seeded, seed
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rbl.dumps.writer import write_dumps
-from tests.dumps.seed import seed
+from tests.support.dump_seed import seed
 from tests.support.processes import REPO
 
 pytestmark = pytest.mark.slow

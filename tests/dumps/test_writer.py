@@ -26,7 +26,7 @@ from rbl.dumps.publish import TEMP_MARK, DumpError
 from rbl.dumps.writer import write_dumps
 from rbl.server.follower import IndexFollower, build_zones, load_index
 from rbl.zonedata.names import cidr_blocks, zone_names
-from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, seed
+from tests.support.dump_seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, seed
 
 IP_BASE = f"{IP_ZONE}/{IP_ZONE}"
 DOMAIN_BASE = f"{DOMAIN_ZONE}/{DOMAIN_ZONE}"

@@ -17,8 +17,8 @@ from rbl.cli import main
 from rbl.dumps import publish
 from rbl.dumps.writer import write_dumps
 from rbl.store.database import open_engine
-from tests.dumps.seed import NOW, seed
 from tests.support.config import write_config
+from tests.support.dump_seed import NOW, seed
 from tests.support.processes import REPO, rbl_command
 
 

@@ -34,8 +34,8 @@ from rbl.model.keys import ListingKey, ZoneKind, parse_key
 from rbl.server.follower import IndexFollower, build_zones, load_index
 from rbl.zonedata.records import HINFO, Record, zone_records
 from rbl.zonedata.view import ZoneView
-from tests.dumps.rich import seed_rich
-from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, Seeded, make_settings, seed
+from tests.support.dump_rich import seed_rich
+from tests.support.dump_seed import DOMAIN_ZONE, IP_ZONE, NOW, Seeded, make_settings, seed
 
 RR = tuple[str, str, int, str]
 """owner (absolute), type, TTL, rdata text"""

@@ -13,7 +13,7 @@ from rbl.index.tables import EXCLUDED, Value
 from rbl.model.keys import DomainKey, ZoneKind, parse_ip_key
 from rbl.zonedata.snapshot import domain_key, exclusion_keys, is_test_point
 from rbl.zonedata.view import LevelView, ZoneView, ip_entries, nested_levels
-from tests.dumps.seed import IP_ZONE, make_settings
+from tests.support.dump_seed import IP_ZONE, make_settings
 
 BASE = int(ipaddress.IPv4Address("10.0.0.0"))
 Net = tuple[int, int]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from rbl.config import ZoneSettings
 from rbl.dumps.formats.base import Entry, Format, ZoneDump
@@ -21,6 +22,10 @@ from rbl.index.tables import EXCLUDED
 from rbl.model.keys import MAX_PREFIXLEN
 from rbl.zonedata.records import HINFO_CPU, TXT, A, Record, owner_name
 from rbl.zonedata.view import IpEntry
+
+# The longest text of an address (IPv6, 39 characters): a TXT that stays one plain
+# string with it in every gap does so with any address.
+_LONGEST_ADDRESS: Final = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
 
 
 def formats(zone: ZoneSettings) -> Sequence[Format]:
@@ -73,7 +78,9 @@ def render(records: Iterable[Record]) -> str:
 class ZoneFile:
     suffix: str
     family: int | None
-    _heads: dict[int, str] = field(default_factory=dict)  # vid: a single address's lines
+    # vid: a single address's lines up to its TXT, the TXT's parts, and whether
+    # the TXT needs no escaping and fits one string whatever the address is
+    _heads: dict[int, tuple[str, list[str], bool]] = field(default_factory=dict)
 
     def header(self, dump: ZoneDump) -> str:
         zone, soa = dump.zone, dump.zone.soa
@@ -97,21 +104,27 @@ class ZoneFile:
             if vid == EXCLUDED:
                 continue
             if isinstance(entry, IpEntry) and entry.prefixlen == MAX_PREFIXLEN[entry.family]:
-                head = heads.get(vid) or self._head(dump, vid)
-                _codes, parts = records.made_of(vid)
+                head, parts, plain = heads.get(vid) or self._head(dump, vid)
                 owner = owner_name(entry.family, entry.network)
-                out.append(f"{owner}{head}{_txt_field(entry.key.join(parts))}\n")
+                text = entry.key.join(parts)
+                if plain:  # an address's text is plain: what _txt_field would give
+                    out.append(f'{owner}{head}"{text}"\n')
+                else:
+                    out.append(f"{owner}{head}{_txt_field(text)}\n")
             else:
                 out.append(render(records.of_entries((entry,))))
         return "".join(out)
 
-    def _head(self, dump: ZoneDump, vid: int) -> str:
+    def _head(self, dump: ZoneDump, vid: int) -> tuple[str, list[str], bool]:
         """What follows a single address's owner up to its TXT text: ``render``'s lines
-        for its A records (owner written once), then the TXT's start."""
-        codes, _parts = dump.records.made_of(vid)
+        for its A records (owner written once), then the TXT's start; with the TXT's
+        parts and whether ``_txt_field`` would only quote it (for the longest address)."""
+        codes, parts = dump.records.made_of(vid)
         head = f"\tA\t{codes[0]}\n" + "".join(f"\t\tA\t{code}\n" for code in codes[1:])
-        self._heads[vid] = head = head + "\t\tTXT\t"
-        return head
+        longest = _LONGEST_ADDRESS.join(parts)
+        plain = _txt_field(longest) == f'"{longest}"'
+        self._heads[vid] = made = (head + "\t\tTXT\t", parts, plain)
+        return made
 
     def footer(self, dump: ZoneDump) -> str:
         return render(dump.records.shadows())

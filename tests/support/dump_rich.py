@@ -13,7 +13,7 @@ from rbl.store.database import open_engine
 from rbl.store.listings import add_listing
 from rbl.store.reader import ListingReader
 from rbl.store.traps import add_trap
-from tests.dumps.seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, make_settings
+from tests.support.dump_seed import DOMAIN_ZONE, IP_ZONE, NOW, TRAP, Seeded, make_settings
 
 LONG = 'Quote " and back\\slash, caf\u00e9 {key} ' + "x" * 300
 RICH_IP = [
