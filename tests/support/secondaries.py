@@ -218,6 +218,7 @@ database:
     zonefile-sync: -1
     zonefile-load: none
     journal-content: all
+    journal-max-usage: 4G  # the default 100M cannot hold a 1M-listing zone (bench-transfer)
 zone:
 """
     for zone in plan.zones:
