@@ -329,3 +329,17 @@ def test_a_reload_resizes_the_history_and_a_zone_settings_change_restarts_it() -
     )
     service.reconfigure(new, off, ReloadReport())
     assert "IXFR is off" in str(zone.history.since(zone.serial))
+
+
+def test_a_snapshot_reload_restarts_the_history() -> None:
+    """A node behind the change-log prune loads a fresh snapshot (rbl.server.changes): the
+    rows it skipped are in no history, so secondaries older than it get the whole zone."""
+    follow = follower()
+    zone = follow.zones[IP_ZONE]
+    log = Log(follow, IP_ZONE)
+    log.apply([("192.0.2.1", OP_SET, None, None)])
+    serial = zone.serial
+    log.apply([("192.0.2.2", OP_SET, None, None)])
+    zone.use_index(ZoneIndex(zone.settings.kind), 40)
+    assert "a snapshot was reloaded" in str(zone.history.since(serial))
+    assert zone.history.since(40) == {}
