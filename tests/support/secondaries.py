@@ -136,6 +136,7 @@ server:
     xfrdir: "{d}"
     logfile: "{d}/secondary.log"
     verbosity: 2
+    zonefiles-write: 1  # keep a copy of each transferred zone: a restart resumes from it
 remote-control:
     control-enable: no
 """
