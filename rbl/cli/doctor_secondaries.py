@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rbl.config import Settings
+from rbl.config.secondaries import notify_targets
 from rbl.config.values import describe
 from rbl.config.zones import ZoneSettings
 
@@ -29,7 +30,7 @@ MAX_TIMEOUT = 2.0  # seconds per SOA query: a secondary that slow is failing any
 
 def secondaries(settings: Settings) -> list[tuple[str, int]]:
     """The NOTIFY targets, then the ``check`` endpoints, each once."""
-    return list(dict.fromkeys((*settings.transfer.notify, *settings.transfer.check)))
+    return list(dict.fromkeys((*notify_targets(settings.transfer), *settings.transfer.check)))
 
 
 def secondary_checks(

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from rbl.config.fields import keys_of, only, read_section, table
+from rbl.config.secondaries import check_secondaries
 from rbl.config.sections import (
     DatabaseSettings,
     DumpSettings,
     ListingSettings,
     PolicyFeedSettings,
     Settings,
+    TransferSettings,
     check_listing,
     resolve_directory,
     trap_zones,
@@ -61,6 +63,7 @@ def parse_settings(
         "listing": _listing(data, zones, where),
         "policy_feed": _policy_feed(data, where),
         "dumps": resolve_directory(dumps, source.parent),
+        "transfer": _transfer(data, where),
         "source": where,
     }
     return read_section(Settings, data, where, given=given)
@@ -74,6 +77,12 @@ def _listing(
     only(listing, keys_of(ListingSettings), where)
     picked = trap_zones(listing, zones, where)
     return check_listing(read_section(ListingSettings, listing, where, given=picked), where)
+
+
+def _transfer(data: Mapping[str, Any], where: str) -> TransferSettings:
+    where = f"{where} [transfer]"
+    transfer = read_section(TransferSettings, table(data, "transfer", where), where)
+    return check_secondaries(transfer, where)
 
 
 def _policy_feed(data: Mapping[str, Any], where: str) -> PolicyFeedSettings:

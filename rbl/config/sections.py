@@ -27,6 +27,7 @@ from rbl.config.readers import (
     Reader,
     Text,
 )
+from rbl.config.secondaries import Secondaries, SecondarySettings
 from rbl.config.tsigkeys import parse_key as parse_tsig_key
 from rbl.config.values import DAY, parse_domain
 from rbl.config.zones import ZoneSettings
@@ -347,6 +348,8 @@ class TransferSettings:
     stale_after: float | None = setting(None, Duration(maximum=30 * DAY))
     # key changes kept per zone for IXFR (older secondaries get a full transfer); 0: AXFR only
     ixfr_history: int = setting(100_000, Int(0, 100_000_000))
+    # [[transfer.secondaries]]: per secondary its network, key and NOTIFY (rbl.config.secondaries)
+    secondaries: tuple[SecondarySettings, ...] = setting((), Secondaries())
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,20 +22,27 @@ acknowledged; one when a target starts failing (a send error, an ICMP error,
 or a NOTIFY still unanswered after ``FAILING_AFTER`` sends: one lost datagram
 is not a failure), naming the reason; and one when it recovers.
 
-The clock is injected (``reactor`` or ``task.Clock``). Imports nothing from
-rbl.store; every packet is built by ``notify_packet`` (one place to sign it).
+A target with a TSIG key (``[[transfer.secondaries]]`` ``key``) gets its
+NOTIFYs signed (RFC 8945, rbl.dnsserver.tsig), and only an answer signed by
+that key, over our request's MAC, acknowledges one: an unsigned or badly
+signed answer is a failure ("answered not signed"), retried as silence is.
+
+The clock is injected (``reactor`` or ``task.Clock``; its seconds are also
+the TSIG time). Imports nothing from rbl.store; every packet is built by
+``notify_packet`` and signed in ``_send``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from rbl.dnsserver.tsig import Key
 from rbl.dnsserver.wire import CLASS_IN, HEADER, QUESTION_TAIL, TYPE_SOA, encode_name
 from rbl.dnsserver.zone import Zone
 
@@ -45,6 +52,7 @@ DEFAULT_INTERVAL: Final = 1.0
 DEFAULT_TIMEOUT: Final = 1.0
 DEFAULT_MAX_TIMEOUT: Final = 60.0
 FAILING_AFTER: Final = 2  # sends of one NOTIFY left unanswered before the target is failing
+KEPT_MACS: Final = 4  # signed sends of one NOTIFY whose (late) answers still acknowledge it
 RCODE_NAMES: Final = {
     1: "FORMERR",
     2: "SERVFAIL",
@@ -96,6 +104,8 @@ class _Pending:
     sends: int = 0
     timeout: float = DEFAULT_TIMEOUT
     call: IDelayedCall | None = field(default=None, repr=False)
+    # MACs of the last signed sends: an answer's TSIG digest opens with the one it answers
+    macs: list[bytes] = field(default_factory=list, repr=False)
 
 
 @dataclass(slots=True)
@@ -121,8 +131,10 @@ class NotifySender:
         interval: float = DEFAULT_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
         max_timeout: float = DEFAULT_MAX_TIMEOUT,
+        keys: Mapping[Target, Key] | None = None,
     ) -> None:
         self.clock = clock
+        self.keys = dict(keys or {})  # targets whose NOTIFYs are signed, and their answers checked
         self.open_channel = open_channel
         self.interval = interval
         self.timeout = timeout
@@ -146,8 +158,15 @@ class NotifySender:
         for state in self.states.values():
             self._open(state)
 
-    def set_targets(self, targets: Iterable[Target]) -> None:
-        """New targets (SIGHUP): the removed lose their pending NOTIFYs, the new get channels."""
+    def set_targets(
+        self, targets: Iterable[Target], keys: Mapping[Target, Key] | None = None
+    ) -> None:
+        """New targets (SIGHUP): the removed lose their pending NOTIFYs, the new get channels.
+
+        ``keys`` replaces the targets' keys (the next send of a pending NOTIFY uses them).
+        """
+        if keys is not None:
+            self.keys = dict(keys)
         wanted = tuple(dict.fromkeys(targets))
         for target in [t for t in self.states if t not in wanted]:
             for key in [k for k in self._pending if k[1] == target]:
@@ -219,6 +238,10 @@ class NotifySender:
         if state.channel is None:
             return  # the open failed and was reported; the next try opens again
         packet = notify_packet(pending.query_id, pending.zone)
+        key = self.keys.get(pending.target)
+        if key is not None:  # RFC 8945: signed, and only an answer signed back acknowledges
+            packet, mac = key.sign(packet, self.clock.seconds())
+            pending.macs = [*pending.macs[-(KEPT_MACS - 1) :], mac]
         try:
             state.channel.send(packet)
         except Exception as exc:  # no route, no address of that family...: try again later
@@ -238,6 +261,14 @@ class NotifySender:
                 continue
             state = self.states[target]
             rcode = datagram[3] & 0x0F
+            signer = self.keys.get(target)
+            if signer is not None:  # a keyed target's answer must be signed by its key
+                now = self.clock.seconds()
+                problems = [signer.check_answer(datagram, mac, now) for mac in pending.macs]
+                problem = None if None in problems else (problems or ["to no signed send"])[-1]
+                if problem is not None:
+                    self._failing(state, f"answered {problem} (key {signer.name})", pending)
+                    return
             if rcode:  # an answer, but a refusal: keep trying, as for silence
                 name = RCODE_NAMES.get(rcode, str(rcode))
                 self._failing(state, f"answered {name}", pending)

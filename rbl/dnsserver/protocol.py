@@ -72,7 +72,7 @@ class DnsDatagramProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         self.counters.udp_queries += 1
         try:
-            reply = self.responder.respond(datagram, True)
+            reply = self.responder.respond(datagram, True, addr[0])
             if reply is not None:
                 self.transport.write(reply, addr)  # type: ignore[union-attr]
         except Exception:  # a send error or a bug: drop this packet, keep serving
@@ -156,7 +156,7 @@ class DnsUdpPort(udp.Port):
                     reply = None
                 try:
                     if reply is None:
-                        reply = slow(responder, data, True)
+                        reply = slow(responder, data, True, addr[0])
                         if reply is None:
                             continue
                     sendto(reply, addr)
@@ -234,7 +234,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
             self._transfer(string)
             return
         try:
-            reply = self.responder.respond(string, False)
+            reply = self.responder.respond(string, False, self.client)
         except Exception:
             self.counters.errors += 1
             self.transport.loseConnection()  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from rbl.dnsserver import slowpath
+from rbl.dnsserver.tsig import TsigKeys
 from rbl.dnsserver.wire import (
     HEADER,
     OPT_HEAD,
@@ -70,6 +71,8 @@ class Responder:
         self._opt = opt_rr(udp_payload, False)
         self._opt_do = opt_rr(udp_payload, True)
         self.outside_rcodes = [0] * len(RCODE_NAMES)  # outside every zone, or unparseable
+        # Verifies signed queries and signs their answers (the slow path's); None: no keys.
+        self.tsig: TsigKeys | None = None
 
     def query_counts(self) -> dict[tuple[str, str], int]:
         """Answers sent so far by (zone name, rcode mnemonic); zone "" is outside every zone."""
@@ -81,14 +84,17 @@ class Responder:
                     counts[key] = counts.get(key, 0) + count
         return counts
 
-    def respond(self, data: bytes, udp: bool) -> bytes | None:
-        """The response to send, or None to stay silent (runts, responses)."""
+    def respond(self, data: bytes, udp: bool, host: str = "") -> bytes | None:
+        """The response to send, or None to stay silent (runts, responses).
+
+        ``host`` is the client's address: which TSIG keys it may sign with.
+        """
         try:
             reply = self.fast(data, udp)
         except Exception:
             reply = None
         if reply is None:
-            return slowpath.respond(self, data, udp)
+            return slowpath.respond(self, data, udp, host)
         return reply
 
     def find_zone(self, labels: Sequence[bytes]) -> Zone | None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import dnslib
 
+from rbl.dnsserver import signedquery
+from rbl.dnsserver.tsigwire import MARK
 from rbl.dnsserver.wire import (
     CLASS_ANY,
     CLASS_IN,
@@ -36,10 +38,16 @@ from rbl.dnsserver.zone import Outcome, Zone
 if TYPE_CHECKING:
     from rbl.dnsserver.responder import Responder
 
+_NO_RECORDS = b"\x00" * 6  # answer, authority and additional counts of a plain query
 
-def respond(responder: Responder, data: bytes, udp: bool) -> bytes | None:
+
+def respond(responder: Responder, data: bytes, udp: bool, host: str = "") -> bytes | None:
     if len(data) < 12 or data[2] & 0x80:
         return None
+    if data[6:12] != _NO_RECORDS and MARK in data:  # maybe signed: verify, answer, sign
+        signed = signedquery.respond(responder, data, udp, host)
+        if signed is not None:
+            return signed
     zone: Zone | None = None
     try:
         query = dnslib.DNSRecord.parse(_for_dnslib(data))
@@ -79,8 +87,8 @@ def _for_dnslib(data: bytes) -> bytes:
     cheaply and strictly: at most one question and ``MAX_QUERY_RECORDS``
     records, names of at most 255 octets whose pointers go backwards, record
     data inside the packet. A query's answer and authority sections and its
-    additional records other than OPT mean nothing to this server (a transfer's
-    TSIG is read by rbl.dnsserver.transfer, not here), so dnslib is given only
+    additional records other than OPT mean nothing to this server (a TSIG record was
+    verified and taken out before, rbl.dnsserver.signedquery), so dnslib is given only
     the question and the OPT records. Anything malformed raises: FORMERR,
     unparsed, which also keeps that FORMERR from echoing thousands of questions
     past the UDP size limit.

@@ -13,8 +13,10 @@ transfer log. Over UDP both AXFR and IXFR stay REFUSED
 (``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
 
 Access: only clients inside ``allow`` networks may transfer; everyone else gets
-REFUSED. With ``[transfer] tsig`` keys, a transfer must also be signed
-(rbl.dnsserver.tsig, through dnspython), and its messages are signed back.
+REFUSED. A signed transfer request is verified (rbl.dnsserver.tsig: NOTAUTH
+with BADKEY, BADSIG, BADTIME or BADTRUNC when it fails, RFC 8945) and every
+message of its answer is signed back; with ``[transfer] tsig`` keys a client
+must sign (with its own key when ``[[transfer.secondaries]]`` binds one).
 
 A transfer reads one view of the zone when the request arrives (``rbl.zonedata.view.ZoneView``:
 copies of the index arrays, on the reactor thread, milliseconds), so it is
@@ -34,7 +36,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from rbl.dnsserver.ixfr import ixfr_messages
-from rbl.dnsserver.tsig import TsigKeys
+from rbl.dnsserver.tsig import NO_KEYS, TsigKeys
+from rbl.dnsserver.tsigwire import MARK
 from rbl.dnsserver.wire import (
     CLASS_IN,
     HEADER,
@@ -143,7 +146,7 @@ class Transfers:
     ) -> None:
         self.zones = {zone.wire_root: zone for zone in zones}
         self.policy = policy
-        self.tsig = tsig  # when set, every transfer must be signed by one of these keys
+        self.tsig = tsig  # the keys; which must sign whose transfers (TsigKeys.required_for)
         self.served = 0
         self.refused = 0
 
@@ -160,14 +163,18 @@ class Transfers:
         iterator is read, so the caller can send them a few at a time. An IXFR
         answered in full calls ``fell_back`` with the reason.
         """
-        if self.tsig is None:
-            return self._stream(data, host, fell_back)
-        request = self.tsig.verify(data)
-        if request is None:
+        keys = self.tsig or NO_KEYS
+        checked = keys.check(data, host) if MARK in data else None
+        if isinstance(checked, bytes):  # NOTAUTH (BADKEY, BADSIG...) or FORMERR
+            self.refused += 1
+            return iter([checked])
+        if checked is not None:  # signed correctly: every message is signed back
+            return keys.sign(checked, self._stream(data, host, fell_back))
+        if keys.required_for(host):
             self.refused += 1
             end = _question_end(data)
             return iter([_error(data, None if end is None else data[12:end], RCODE_REFUSED)])
-        return self.tsig.sign(request, self._stream(data, host, fell_back))
+        return self._stream(data, host, fell_back)
 
     def _stream(
         self, data: bytes, host: str, fell_back: Callable[[str], None] | None = None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rbl import __version__
 from rbl.metrics.exposition import Family
 from rbl.metrics.transfers import transfer_families
+from rbl.metrics.tsig import tsig_families, tsig_snapshot
 from rbl.store.reader import StoreStats
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ def dns_snapshot(dns: DnsCounted, zones: Mapping[str, Zone], position: int) -> d
         "rss": resident_bytes(),
         "started": STARTED,
         "transfers": dns.transfer_stats.snapshot(),
+        "tsig": tsig_snapshot(dns.responder.tsig),
     }
 
 
@@ -177,6 +179,7 @@ def dns_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family]:
         rss,
         started,
         *transfer_families(snapshots),
+        *tsig_families(snapshots),
     ]
 
 

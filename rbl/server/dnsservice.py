@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from rbl.config import RateLimitSettings, Settings, TcpSettings
 from rbl.config.reconfigure import ReloadReport
+from rbl.config.secondaries import notify_targets, transfer_networks
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
 from rbl.dnsserver.ratelimit import ResponseRateLimiter
@@ -45,12 +46,10 @@ def make_dns(
 ) -> DnsServerService:
     """The DNS ports for ``[dns]``, serving AXFR/IXFR when ``[transfer] allow`` names clients."""
     transfers = None
-    if settings.transfer.allow:
-        transfers = Transfers(
-            responder.zones,
-            TransferPolicy.from_strings(settings.transfer.allow),
-            TsigKeys(settings.transfer.tsig) if settings.transfer.tsig else None,
-        )
+    keys = responder.tsig = TsigKeys.from_settings(settings.transfer)  # signed queries too
+    networks = transfer_networks(settings.transfer)
+    if networks:
+        transfers = Transfers(responder.zones, TransferPolicy.from_strings(networks), keys)
     return DnsServerService(
         settings.dns.listen,
         responder,
@@ -129,11 +128,16 @@ class DnsServerService(Service):
         """The same Transfers object keeps serving, with the new ACL and keys."""
         for zone in self.responder.zones:  # IXFR history size: shrinking forgets the oldest
             zone.history.resize(new.transfer.ixfr_history)
-        if not new.transfer.allow:
+        tsig = TsigKeys.from_settings(new.transfer)
+        old = self.responder.tsig
+        if old is not None:  # counters are per process, not per configuration
+            tsig.verified, tsig.errors = old.verified, old.errors
+        self.responder.tsig = tsig
+        networks = transfer_networks(new.transfer)
+        if not networks:
             self.transfers = self.tcp_factory.transfers = None
             return
-        policy = TransferPolicy.from_strings(new.transfer.allow)
-        tsig = TsigKeys(new.transfer.tsig) if new.transfer.tsig else None
+        policy = TransferPolicy.from_strings(networks)
         if self.transfers is None:
             self.transfers = Transfers(self.responder.zones, policy, tsig)
             self.tcp_factory.transfers = self.transfers
@@ -221,6 +225,9 @@ class NotifyService(Service):
 
     def reconfigure(self, old: Settings, new: Settings, report: ReloadReport) -> None:
         """New NOTIFY targets apply at once; turning NOTIFY on or off waits for a restart."""
-        if old.transfer.notify != new.transfer.notify and new.transfer.notify:
-            self.sender.set_targets(new.transfer.notify)
-            report.applied.append("[transfer] notify")
+        targets = notify_targets(new.transfer)
+        if old.transfer != new.transfer and targets:
+            keys = TsigKeys.from_settings(new.transfer).notify_keys(new.transfer)
+            if (targets, keys) != (self.sender.targets, self.sender.keys):
+                self.sender.set_targets(targets, keys)
+                report.applied.append("[transfer] notify")

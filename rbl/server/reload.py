@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from rbl.config import Settings
 from rbl.config.reconfigure import ReloadReport
+from rbl.config.secondaries import notify_targets
 from rbl.errors import ConfigError
 from rbl.policy.trapfilter import TrapTextError
 from rbl.server.follower import check_zone_texts
@@ -42,7 +43,7 @@ RESTART_ONLY: tuple[tuple[str, Callable[[Settings], object]], ...] = (
     ("[web] listen", lambda s: s.web.listen),
     ("[dumps] directory", lambda s: s.dumps.directory),
     ("[listing] expiry_interval", lambda s: s.listing.expiry_interval),
-    ("[transfer] notify on/off", lambda s: bool(s.transfer.notify)),
+    ("[transfer] notify on/off", lambda s: bool(notify_targets(s.transfer))),
 )
 
 

@@ -20,9 +20,11 @@ from twisted.application.service import Service
 
 from rbl.config import Settings
 from rbl.config.reconfigure import Reconfigurable
+from rbl.config.secondaries import notify_targets
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.notifyport import udp_opener
 from rbl.dnsserver.responder import Responder
+from rbl.dnsserver.tsig import TsigKeys
 from rbl.server.changes import ChangeFollowerService
 from rbl.server.database import DatabaseService, ensure_schema
 from rbl.server.dnsservice import DnsServerService, NotifyService, make_dns
@@ -99,8 +101,10 @@ def make_service(
     built = Server(OrderedServices(), dns, follower, load, settings)
     _add(built, database, changes, dns)
     built.reconfigurable.append(dns)
-    if settings.transfer.notify and not reuse_port_child:  # workers leave NOTIFY to the first
-        built.notify = NotifySender(settings.transfer.notify, reactor, udp_opener(reactor))
+    targets = notify_targets(settings.transfer)
+    if targets and not reuse_port_child:  # workers leave NOTIFY to the first
+        keys = TsigKeys.from_settings(settings.transfer).notify_keys(settings.transfer)
+        built.notify = NotifySender(targets, reactor, udp_opener(reactor), keys=keys)
         follower.on_serial = built.notify.zone_changed
         notify = NotifyService(built.notify)
         _add(built, notify)

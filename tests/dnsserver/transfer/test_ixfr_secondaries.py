@@ -35,10 +35,6 @@ pytestmark = pytest.mark.slow
 ZONE = "bl.example.org"
 HISTORY = 6
 KEY = "xfr-key:hmac-sha256:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-TSIG_GAP = (
-    "rbl signs only AXFR/IXFR replies: BIND signs its SOA refresh query, gets an unsigned"
-    " answer ('expected a TSIG or SIG(0)') and never transfers (issue 14, item 2)"
-)
 BASE = "".join(f"45.1.{n >> 8}.{n & 255}\n" for n in range(3000)) + "45.9.0.0/16\n"
 
 
@@ -106,18 +102,11 @@ def primary(tmp_path: Path, signed: bool) -> tuple[Path, int, int]:
 
 
 def cases() -> list[object]:
-    found = []
-    for signed in (False, True):
-        for kind in KINDS:
-            marks = (
-                [pytest.mark.xfail(strict=True, reason=TSIG_GAP)]
-                if kind == "bind" and signed
-                else []
-            )
-            found.append(
-                pytest.param(kind, signed, id=f"{kind}-{'tsig' if signed else 'acl'}", marks=marks)
-            )
-    return found
+    return [
+        pytest.param(kind, signed, id=f"{kind}-{'tsig' if signed else 'acl'}")
+        for signed in (False, True)
+        for kind in KINDS
+    ]
 
 
 @pytest.mark.parametrize(("kind", "signed"), cases())

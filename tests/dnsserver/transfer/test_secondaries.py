@@ -7,7 +7,10 @@ allowed to 127.0.0.1 and NOTIFY to the secondary's port, start the secondary,
 wait until it serves rbl's serials, compare A, TXT and rcodes for listed,
 excepted and unlisted names, then ``rbl list add`` and expect the secondary to
 serve the new serial within seconds: only NOTIFY gets it there (the SOA refresh
-is far longer). With TSIG the same, every transfer signed.
+is far longer). With TSIG the same, every message signed: flat ``[transfer] tsig``,
+and a key bound to the secondary in ``[[transfer.secondaries]]`` (signed NOTIFY, which
+NSD and Knot are set to require). A secondary with a wrong key gets nothing, and rbl
+logs the TSIG error once.
 """
 
 from __future__ import annotations
@@ -81,10 +84,6 @@ NAMES = [
     )
 ]
 WILDCARD_MATCHES = {f"a.spam.example.{DOMAIN_ZONE}", f"x.y.spam.example.{DOMAIN_ZONE}"}
-TSIG_GAP = (
-    "rbl signs only AXFR/IXFR replies: BIND signs its SOA refresh query, gets an unsigned"
-    " answer ('expected a TSIG or SIG(0)') and never transfers (issue 14, item 2)"
-)
 
 
 def serving(server: RunningServer, zone: str) -> int:
@@ -106,24 +105,41 @@ def same_answers(
         assert [sorted(r.to_text() for r in rrset) for rrset in theirs.answer] == expected, qname
 
 
-def case(kind: str, signed: bool) -> object:
-    marks = []
-    if kind == "bind" and signed:
-        marks.append(pytest.mark.xfail(strict=True, reason=TSIG_GAP))
-    return pytest.param(
-        kind, signed, id=f"{kind}-{'tsig' if signed else 'address-acl'}", marks=marks
-    )
+# The key bound to the secondary: it must sign with it, and its NOTIFYs are signed (NSD and
+# Knot are set to refuse unsigned ones).
+PER_SECONDARY = """
+[transfer]
+tsig = ["{key}"]
+
+[[transfer.secondaries]]
+address = "127.0.0.1:{port}"
+key = "xfr-key"
+"""
+MODES = ("address-acl", "tsig", "tsig-per-secondary")
+
+
+def case(kind: str, mode: str) -> object:
+    return pytest.param(kind, mode, id=f"{kind}-{mode}")
+
+
+def transfer_config(mode: str, port: int) -> str:
+    if mode == "tsig-per-secondary":
+        return PER_SECONDARY.format(key=KEY, port=port)
+    return TRANSFER.format(port=port) + (f'tsig = ["{KEY}"]\n' if mode == "tsig" else "")
 
 
 @contextmanager
 def following(
-    tmp_path: Path, kind: str, signed: bool
+    tmp_path: Path, kind: str, mode: str, *, secondary_key: str | None = None, wait: bool = True
 ) -> Iterator[tuple[Path, RunningServer, Secondary]]:
-    """``rbl serve`` with the listings, and ``kind`` serving both zones at rbl's serials."""
+    """``rbl serve`` with the listings, and ``kind`` serving both zones at rbl's serials.
+
+    ``secondary_key`` gives the secondary another key than rbl's (then, ``wait`` False,
+    nothing is waited for).
+    """
     require(kind)
     port = free_port()
-    extra = TRANSFER.format(port=port) + (f'tsig = ["{KEY}"]\n' if signed else "")
-    config = write_config(tmp_path, extra=extra)
+    config = write_config(tmp_path, extra=transfer_config(mode, port))
     for key in LISTED:
         rbl_command(config, "list", "add", key, "--reason", "secondaries test")
     for key in ALLOWED:
@@ -131,10 +147,16 @@ def following(
     server = start_server(config)
     try:
         with running_secondary(
-            kind, tmp_path, ZONES, server.port, port=port, tsig=KEY if signed else None
+            kind,
+            tmp_path,
+            ZONES,
+            server.port,
+            port=port,
+            tsig=secondary_key or (KEY if mode != "address-acl" else None),
+            signed_notify=mode == "tsig-per-secondary",
         ) as secondary:
             began = time.monotonic()
-            for zone in ZONES:
+            for zone in ZONES if wait else ():
                 secondary.wait_serial(serving(server, zone), 15, zone)
             print(
                 f"{kind}: answering {secondary.started:.2f}s, zones {time.monotonic() - began:.2f}s"
@@ -145,11 +167,9 @@ def following(
         print(server.log()[-3000:])
 
 
-@pytest.mark.parametrize(
-    ("kind", "signed"), [case(kind, signed) for signed in (False, True) for kind in KINDS]
-)
-def test_secondary_follows_rbl_serve(tmp_path: Path, kind: str, signed: bool) -> None:
-    with following(tmp_path, kind, signed) as (config, server, secondary):
+@pytest.mark.parametrize(("kind", "mode"), [case(kind, mode) for mode in MODES for kind in KINDS])
+def test_secondary_follows_rbl_serve(tmp_path: Path, kind: str, mode: str) -> None:
+    with following(tmp_path, kind, mode) as (config, server, secondary):
         for qname in NAMES:
             same_answers(server, secondary, qname, texts=qname not in WILDCARD_MATCHES)
         before = serving(server, IP_ZONE)
@@ -162,13 +182,42 @@ def test_secondary_follows_rbl_serve(tmp_path: Path, kind: str, signed: bool) ->
         print(f"{kind}: new serial {time.monotonic() - added:.2f}s after the CLI returned")
         same_answers(server, secondary, f"7.7.7.45.{IP_ZONE}")
         assert secondary.query(f"7.7.7.45.{IP_ZONE}", "A").rcode() == 0
+        assert "expected a TSIG" not in secondary.log()  # BIND's SOA query got a signed answer
+        assert "TSIG" not in server.log(), server.log()[-2000:]  # no TSIG failure logged
+        if mode == "tsig-per-secondary":  # the signed NOTIFY's answer was signed back
+            assert "acknowledged" in server.log()
+
+
+WRONG_KEY = "xfr-key:hmac-sha256:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_secondary_with_a_wrong_key_gets_nothing_and_rbl_says_so_once(
+    tmp_path: Path, kind: str
+) -> None:
+    """Same key name, another secret: every request is BADSIG; one log line, a metric."""
+    with following(tmp_path, kind, "tsig", secondary_key=WRONG_KEY, wait=False) as (
+        config,
+        server,
+        secondary,
+    ):
+        rbl_command(config, "list", "add", "45.8.8.8", "--reason", "a NOTIFY to prompt it")
+        deadline = time.monotonic() + 20
+        while server.log().count("TSIG BADSIG") == 0:
+            assert time.monotonic() < deadline, f"no TSIG error logged:\n{server.log()[-3000:]}"
+            time.sleep(0.1)
+        time.sleep(3)  # more attempts: still one line
+        assert secondary.serial(IP_ZONE) is None, "the secondary got the zone with a wrong key"
+        log = server.log()
+        (line,) = [text for text in log.splitlines() if "TSIG" in text]
+        assert "TSIG BADSIG from 127.0.0.1 with key xfr-key" in line, line
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_wildcard_txt_names_the_listing_on_secondaries(tmp_path: Path, kind: str) -> None:
     """The one documented difference (rbl.zonedata.records): under ``*.spam.example``
     rbl's TXT names the queried domain, a secondary's the listing it matched."""
-    with following(tmp_path, kind, False) as (_, server, secondary):
+    with following(tmp_path, kind, "address-acl") as (_, server, secondary):
         for qname in sorted(WILDCARD_MATCHES):
             queried = qname.removesuffix(f".{DOMAIN_ZONE}")
             ours = [r.to_text() for rrset in server.query(qname, "TXT").answer for r in rrset]

@@ -4,6 +4,7 @@ correctly signed multi-message stream (checked with dnspython as the secondary w
 from __future__ import annotations
 
 import base64
+import time
 
 import dns.message
 import dns.name
@@ -66,7 +67,7 @@ def test_signed_transfer_verifies_as_one_stream() -> None:
     assert records > 3000
 
 
-def test_unsigned_or_foreign_key_requests_are_refused() -> None:
+def test_unsigned_requests_are_refused_and_forged_ones_get_badsig() -> None:
     service = transfers()
     plain = dns.message.make_query(IP_ZONE, "AXFR").to_wire()
     (reply,) = service.respond(plain, "127.0.0.1")
@@ -74,8 +75,10 @@ def test_unsigned_or_foreign_key_requests_are_refused() -> None:
     other = dns.tsigkeyring.from_text(
         {"xfr-key.": ("hmac-sha256", base64.b64encode(b"x" * 32).decode())}
     )
-    (forged,) = service.respond(signed_query(other, "xfr-key.").to_wire(), "127.0.0.1")
-    assert dns.message.from_wire(forged).rcode() == dns.rcode.REFUSED
+    query = signed_query(other, "xfr-key.")
+    (forged,) = service.respond(query.to_wire(), "127.0.0.1")
+    with pytest.raises(dns.tsig.PeerBadSignature):  # NOTAUTH, TSIG error BADSIG
+        dns.message.from_wire(forged, keyring=other, request_mac=query.mac)
     assert service.refused == 2 and service.served == 0
 
 
@@ -113,3 +116,67 @@ def test_a_one_message_transfer_keeps_both_soas() -> None:
     )
     kinds = [rrset.rdtype for rrset in reply.answer]
     assert kinds[0] == kinds[-1] == dns.rdatatype.SOA and len(kinds) > 2
+
+
+FLEET_SECRET = base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
+FLEET = f"fleet-key:hmac-sha256:{FLEET_SECRET}"
+
+
+def keyed_transfers(keys: TsigKeys | None) -> Transfers:
+    return Transfers(
+        make_responder().zones, TransferPolicy.from_strings(["127.0.0.0/8", "192.0.2.0/24"]), keys
+    )
+
+
+def tsig_error(wire: bytes) -> int:
+    message = dns.message.from_wire(wire, keyring=lambda *_: False)
+    assert message.rcode() == dns.rcode.NOTAUTH and message.tsig is not None
+    return int(message.tsig[0].error)
+
+
+def test_a_signed_transfer_to_a_primary_without_keys_is_badkey() -> None:
+    keyring = dns.tsigkeyring.from_text({"xfr-key.": ("hmac-sha256", SECRET)})
+    (reply,) = keyed_transfers(None).respond(
+        signed_query(keyring, "xfr-key.").to_wire(), "127.0.0.1"
+    )
+    assert tsig_error(reply) == dns.rcode.BADKEY
+
+
+def test_a_transfer_signed_far_from_our_clock_is_badtime() -> None:
+    keyring = dns.tsigkeyring.from_text({"xfr-key.": ("hmac-sha256", SECRET)})
+    service = keyed_transfers(TsigKeys([KEY], clock=lambda: time.time() - 3600))
+    query = signed_query(keyring, "xfr-key.")
+    (reply,) = service.respond(query.to_wire(), "127.0.0.1")
+    assert tsig_error(reply) == dns.rcode.BADTIME
+    with pytest.raises(dns.tsig.PeerBadTime):
+        dns.message.from_wire(reply, keyring=keyring, request_mac=query.mac)
+
+
+def test_per_secondary_keys() -> None:
+    """192.0.2.0/24 must sign with xfr-key; 127.0.0.0/8 (flat allow) with a key no entry binds."""
+    own = dns.tsigkeyring.from_text({"xfr-key.": ("hmac-sha256", SECRET)})
+    fleet = dns.tsigkeyring.from_text({"fleet-key.": ("hmac-sha256", FLEET_SECRET)})
+    service = keyed_transfers(TsigKeys([KEY, FLEET], [("192.0.2.0/24", "xfr-key")]))
+    plain = dns.message.make_query(IP_ZONE, "AXFR").to_wire()
+    for host in ("192.0.2.5", "127.0.0.1"):  # both must sign
+        (reply,) = service.respond(plain, host)
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.REFUSED, host
+    (reply,) = service.respond(signed_query(fleet, "fleet-key.").to_wire(), "192.0.2.5")
+    assert tsig_error(reply) == dns.rcode.BADKEY  # not its key
+    (reply,) = service.respond(signed_query(own, "xfr-key.").to_wire(), "127.0.0.1")
+    assert tsig_error(reply) == dns.rcode.BADKEY  # a key bound to another network
+    for host, keyring, name in (("192.0.2.5", own, "xfr-key."), ("127.0.0.1", fleet, "fleet-key.")):
+        query = signed_query(keyring, name)
+        first = service.respond(query.to_wire(), host)[0]
+        reply = dns.message.from_wire(
+            first, keyring=keyring, request_mac=query.mac, xfr=True, multi=True
+        )
+        assert reply.rcode() == dns.rcode.NOERROR and reply.answer, host
+
+
+def test_a_signed_request_from_outside_the_acl_is_refused_signed() -> None:
+    keyring = dns.tsigkeyring.from_text({"xfr-key.": ("hmac-sha256", SECRET)})
+    query = signed_query(keyring, "xfr-key.")
+    (reply,) = keyed_transfers(TsigKeys([KEY])).respond(query.to_wire(), "203.0.113.1")
+    message = dns.message.from_wire(reply, keyring=keyring, request_mac=query.mac)
+    assert message.had_tsig and message.rcode() == dns.rcode.REFUSED
