@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 from rbl.dnsserver.zone import Zone
 from rbl.zonedata.difference import difference
+from rbl.zonedata.history import NoDifference
 
 POINTER_TO_QNAME = b"\xc0\x0c"
 
@@ -34,12 +35,12 @@ def soa_at(zone: Zone, serial: int) -> bytes:
     return POINTER_TO_QNAME + tail[:-20] + struct.pack(">I", serial) + tail[-16:]
 
 
-def ixfr_records(zone: Zone, serial: int) -> list[bytes] | str:
+def ixfr_records(zone: Zone, serial: int) -> list[bytes] | NoDifference:
     """The answer records from ``serial`` to the zone's, or why there is no difference."""
     from rbl.dnsserver.transfer import wire_records  # transfer imports this module
 
     changes = zone.history.since(serial)
-    if isinstance(changes, str):
+    if isinstance(changes, NoDifference):
         return changes
     deleted, added = difference(zone.settings, zone.index, changes)
     now = soa_at(zone, zone.serial)
@@ -56,11 +57,11 @@ def ixfr_records(zone: Zone, serial: int) -> list[bytes] | str:
 
 def ixfr_messages(
     zone: Zone, query_id: bytes, rd: int, question: bytes, serial: int
-) -> Iterator[bytes] | str:
+) -> Iterator[bytes] | NoDifference:
     """The IXFR answer messages from ``serial``, or why it must be a full transfer."""
     from rbl.dnsserver.transfer import pack_messages  # transfer imports this module
 
     records = ixfr_records(zone, serial)
-    if isinstance(records, str):
+    if isinstance(records, NoDifference):
         return records
     return pack_messages(query_id, rd, question, records)

@@ -54,6 +54,7 @@ from rbl.dnsserver.wire import (
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
+from rbl.zonedata.history import AHEAD, NoDifference
 from rbl.zonedata.records import HINFO_CPU, HINFO_OS, TXT, A, Record, zone_records
 from rbl.zonedata.view import ZoneView
 
@@ -155,7 +156,7 @@ class Transfers:
         return list(self.stream(data, host))
 
     def stream(
-        self, data: bytes, host: str, fell_back: Callable[[str], None] | None = None
+        self, data: bytes, host: str, fell_back: Callable[[NoDifference], None] | None = None
     ) -> Iterator[bytes]:
         """The response messages for a transfer query from ``host`` (see ``is_transfer``).
 
@@ -177,7 +178,7 @@ class Transfers:
         return self._stream(data, host, fell_back)
 
     def _stream(
-        self, data: bytes, host: str, fell_back: Callable[[str], None] | None = None
+        self, data: bytes, host: str, fell_back: Callable[[NoDifference], None] | None = None
     ) -> Iterator[bytes]:
         end = _question_end(data)
         if end is None:
@@ -199,10 +200,12 @@ class Transfers:
                 return pack_messages(data[0:2], data[2] & 0x01, question, [_soa_rr(zone)])
             if _serial_older(serial, zone.serial):
                 answer = ixfr_messages(zone, data[0:2], data[2] & 0x01, question, serial)
-                if not isinstance(answer, str):
+                if not isinstance(answer, NoDifference):
                     return answer
             else:
-                answer = f"serial {serial} is ahead of the zone's {zone.serial}"
+                answer = NoDifference(
+                    AHEAD, f"serial {serial} is ahead of the zone's {zone.serial}"
+                )
             if fell_back is not None:
                 fell_back(answer)
         return axfr_messages(zone, data[0:2], data[2] & 0x01, question)

@@ -19,7 +19,7 @@ rbl.dnsserver.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final
+from typing import Final, NamedTuple
 
 from rbl.index.tables import EXCLUDED, Value, ZoneIndex
 from rbl.model.keys import ListingKey
@@ -30,6 +30,16 @@ State = Value | None
 """A key's entry: its value, ``EXCLUSION``, or None for no entry at that key."""
 
 _SERIAL_SPACE: Final = 1 << 32
+NOT_IN_HISTORY: Final = "history"  # older than the history, or a serial the zone never had
+AHEAD: Final = "ahead"  # a serial after the zone's
+IXFR_OFF: Final = "off"  # [transfer] ixfr_history = 0
+
+
+class NoDifference(NamedTuple):
+    """Why an IXFR gets the whole zone: ``cause`` (a metric label) and ``text`` (the log)."""
+
+    cause: str
+    text: str
 
 
 def serial_of(position: int) -> int:
@@ -107,16 +117,17 @@ class ZoneHistory:
         """The position the zone had at ``serial``, if the history reaches back to it."""
         return self._reached.get(serial)
 
-    def since(self, serial: int) -> dict[ListingKey, tuple[State, State]] | str:
+    def since(self, serial: int) -> dict[ListingKey, tuple[State, State]] | NoDifference:
         """Each key changed after ``serial``: (its state at ``serial``, its state now),
-        only where they differ; or why the history cannot say (for the transfer log)."""
+        only where they differ; or why the history cannot say."""
         if self.limit <= 0:
-            return "IXFR is off ([transfer] ixfr_history = 0)"
+            return NoDifference(IXFR_OFF, "IXFR is off ([transfer] ixfr_history = 0)")
         position = self._reached.get(serial)
         if position is None:
-            return (
+            return NoDifference(
+                NOT_IN_HISTORY,
                 f"serial {serial} is not in the history (it starts at serial "
-                f"{serial_of(self.horizon)}: {self.why_reset})"
+                f"{serial_of(self.horizon)}: {self.why_reset})",
             )
         condensed: dict[ListingKey, tuple[State, State]] = {}
         for at, key, old, new in reversed(self._changes):

@@ -34,7 +34,7 @@ from rbl.server.dnsservice import make_dns
 from rbl.server.follower import IndexFollower
 from rbl.store.reader import Change
 from rbl.zonedata.difference import difference
-from rbl.zonedata.history import ZoneHistory
+from rbl.zonedata.history import AHEAD, IXFR_OFF, NOT_IN_HISTORY, NoDifference, ZoneHistory
 from rbl.zonedata.records import zone_records
 from tests.support.dns_zones import CONFIG, DOMAIN_ZONE, IP_ZONE, make_settings
 
@@ -117,7 +117,7 @@ def check_every_serial(zone_name: str, keys: list[str], batches: list[list[Row]]
     now = records(zone)
     for serial, then in seen:
         changes = zone.history.since(serial)
-        assert not isinstance(changes, str), changes
+        assert not isinstance(changes, NoDifference), changes
         deleted, added = difference(zone.settings, zone.index, changes)
         gone = {record[:3] for record in deleted}
         new = {record[:3] for record in added}
@@ -148,7 +148,7 @@ def test_many_changes_to_one_key_condense_to_one_deletion_and_one_addition() -> 
     for code in range(3, 10):
         log.apply([("192.0.2.1", OP_SET, f"127.0.0.{code}", None)])
     changes = zone.history.since(serial)
-    assert not isinstance(changes, str)
+    assert not isinstance(changes, NoDifference)
     deleted, added = difference(zone.settings, zone.index, changes)
     assert [r[1:3] for r in deleted] == [("A", "127.0.0.2")]
     assert [r[1:3] for r in added] == [("A", "127.0.0.9")]  # the TXT did not change
@@ -168,18 +168,21 @@ def test_history_is_bounded_and_says_why_it_cannot_answer() -> None:
     log.last = 10
     log.apply([("10.2.0.1", OP_SET, None, None)])  # 11
     log.apply([("192.0.2.1", OP_SET, None, None)])  # 12
-    assert not isinstance(history.since(10), str)
+    assert not isinstance(history.since(10), NoDifference)
     log.apply([("10.1.2.3", OP_SET, None, None), ("10.1.2.4", OP_SET, None, None)])  # 14
     assert len(history) == 3
-    assert "not in the history" in str(history.since(10))
-    assert "ixfr_history" in str(history.since(10))
+    assert history.since(10) == NoDifference(
+        NOT_IN_HISTORY,
+        "serial 10 is not in the history (it starts at serial 11: more than 3 changes since "
+        "([transfer] ixfr_history))",
+    )
     texts = {11: {"192.0.2.1", "10.1.2.3", "10.1.2.4"}, 12: {"10.1.2.3", "10.1.2.4"}}
     for serial, keys in texts.items():
         changes = history.since(serial)
-        assert not isinstance(changes, str) and {key.text for key in changes} == keys
+        assert not isinstance(changes, NoDifference) and {key.text for key in changes} == keys
     assert "not in the history" in str(history.since(13))  # a serial the zone never had
     history.resize(0)
-    assert "IXFR is off" in str(history.since(14))
+    assert history.since(14) == NoDifference(IXFR_OFF, "IXFR is off ([transfer] ixfr_history = 0)")
 
 
 def test_a_row_of_another_kind_restarts_the_history() -> None:
@@ -274,11 +277,12 @@ def test_ixfr_up_to_date_ahead_and_unknown() -> None:
     assert len(up_to_date) == 1 and len(answer) == 1 and answer[0].rdtype == dns.rdatatype.SOA
     older = (zone.serial - 40) % 2**32
     for serial, why in ((zone.serial + 5, "ahead"), (older, "not in the history")):
-        reasons: list[str] = []
+        reasons: list[NoDifference] = []
         full = transfers.stream(ixfr_query(zone, serial).to_wire(), "127.0.0.1", reasons.append)
         second = dns.message.from_wire(next(iter(full)), one_rr_per_rrset=True).answer[1]
         assert second.rdtype == dns.rdatatype.NS  # AXFR-style
-        assert why in reasons[0]
+        assert why in reasons[0].text
+        assert reasons[0].cause == (AHEAD if why == "ahead" else NOT_IN_HISTORY)
 
 
 def test_signed_ixfr_verifies_as_one_stream() -> None:
@@ -314,7 +318,7 @@ def test_a_reload_resizes_the_history_and_a_zone_settings_change_restarts_it() -
     log.apply([("192.0.2.1", OP_SET, None, None)])
     serial = zone.serial
     log.apply([("192.0.2.2", OP_SET, None, None)])
-    assert not isinstance(zone.history.since(serial), str)
+    assert not isinstance(zone.history.since(serial), NoDifference)
 
     zones = [dict(z) for z in CONFIG["zones"]]
     zones[0]["ttl"] = 1234  # every record of the zone changes with it

@@ -125,6 +125,7 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
             ):
                 assert total(samples, "rbl_transfers_total", type=kind, outcome=outcome) == count
             assert total(samples, "rbl_transfer_records_total", type="ixfr") == 6 + 1
+            assert total(samples, "rbl_transfer_ixfr_fallbacks_total", cause="ahead") == 1
             sent = len(incremental) + len(current)
             assert total(samples, "rbl_transfer_bytes_total", type="ixfr") == sent
             assert total(samples, "rbl_transfer_records_total", type="axfr") == records
