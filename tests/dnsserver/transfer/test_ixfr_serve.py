@@ -29,23 +29,25 @@ pytestmark = pytest.mark.slow
 ZONE = "bl.example.org"
 
 
-def serial_of(server: RunningServer) -> int:
-    return int(server.query(ZONE, "SOA").answer[0][0].serial)
+def serial_of(server: RunningServer, zone: str = ZONE) -> int:
+    return int(server.query(zone, "SOA").answer[0][0].serial)
 
 
-def changed(server: RunningServer, config: Path, *args: str, stdin: str | None = None) -> int:
-    """Run an ``rbl`` command and wait until the server serves a new serial."""
-    before = serial_of(server)
+def changed(
+    server: RunningServer, config: Path, *args: str, stdin: str | None = None, zone: str = ZONE
+) -> int:
+    """Run an ``rbl`` command and wait until the server serves a new serial of ``zone``."""
+    before = serial_of(server, zone)
     rbl_command(config, *args, stdin=stdin)
     deadline = time.monotonic() + 10
-    while serial_of(server) == before:
+    while serial_of(server, zone) == before:
         assert time.monotonic() < deadline, "rbl serve did not take the change"
         time.sleep(0.02)
-    return serial_of(server)
+    return serial_of(server, zone)
 
 
-def axfr(server: RunningServer) -> dns.zone.Zone:
-    zone = dns.zone.Zone(ZONE)
+def axfr(server: RunningServer, name: str = ZONE) -> dns.zone.Zone:
+    zone = dns.zone.Zone(name)
     dns.query.inbound_xfr(server.host, zone, port=server.port, timeout=10)
     return zone
 
@@ -129,5 +131,36 @@ def test_dnspython_follows_rbl_by_ixfr(tmp_path: Path) -> None:
             rf"transfer {ZONE} IXFR \(fell back to AXFR\) to 127\.0\.0\.1: complete, "
             rf"serial {after} -> .*in full because serial {after} is not in the history",
         )
+    finally:
+        stop_server(server)
+
+
+def test_dnspython_follows_a_domain_zone_by_ixfr(tmp_path: Path) -> None:
+    """Wildcards, names below them and allowlisted names under them (the records that
+    repair DNS wildcard semantics) change by IXFR exactly as a fresh AXFR has them."""
+    zone = "dbl.example.org"
+    config = write_config(tmp_path, extra='\n[transfer]\nallow = ["127.0.0.1/32"]\n')
+    for key in ("plain.example", "a.b.spam.example", "other.example"):
+        rbl_command(config, "list", "add", key, "--reason", "base")
+    server = start_server(config)
+    try:
+        secondary = axfr(server, zone)
+        steps: list[tuple[str, ...]] = [
+            ("list", "add", "*.spam.example", "--reason", "wildcard over a listed name"),
+            ("allowlist", "add", "ok.spam.example", "--reason", "excepted under it"),
+            ("list", "add", "x.y.spam.example", "--reason", "below the wildcard"),
+            ("list", "remove", "a.b.spam.example", "--reason", "gone", "--yes"),
+            ("list", "remove", "*.spam.example", "--reason", "gone", "--yes"),
+            ("list", "add", "*.other.example", "--code", "127.0.1.9", "--reason", "x"),
+        ]
+        for step in steps:
+            before = serial_of(server, zone)
+            after = changed(server, config, *step, zone=zone)
+            ixfr(server, secondary)
+            assert secondary == axfr(server, zone), step
+            log_line(
+                server,
+                rf"transfer {zone} IXFR to 127\.0\.0\.1: complete, serial {before} -> {after}",
+            )
     finally:
         stop_server(server)
