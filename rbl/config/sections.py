@@ -346,6 +346,8 @@ class TransferSettings:
     check: tuple[tuple[str, int], ...] = setting((), Endpoints())
     # rbl doctor fails a secondary behind for longer; unset: the zone's SOA refresh + retry
     stale_after: float | None = setting(None, Duration(maximum=30 * DAY))
+    # key changes kept per zone for IXFR (older secondaries get a full transfer); 0: AXFR only
+    ixfr_history: int = setting(100_000, Int(0, 100_000_000))
     # [[transfer.secondaries]]: per secondary its network, key and NOTIFY (rbl.config.secondaries)
     secondaries: tuple[SecondarySettings, ...] = setting((), Secondaries())
 

@@ -262,7 +262,7 @@ class DnsStreamProtocol(Int16StringReceiver, TimeoutMixin):
             watch = TransferWatch(TransferStats(), string, host)
         self._watch = watch
         try:
-            messages = watch.measure(self.transfers.stream(string, host))
+            messages = watch.measure(self.transfers.stream(string, host, watch.fell_back))
         except Exception:
             watch.finish(FAILED)
             self.counters.errors += 1

@@ -210,6 +210,12 @@ def _answer(responder: Responder, query: Any, udp: bool) -> tuple[bytes, Zone | 
     if zone is None:
         return _pack(reply(RCODE_REFUSED)), None
     qtype = question.qtype
+    if qtype == TYPE_IXFR and udp and zone.nlabels == len(labels):
+        # RFC 1995 section 2: an IXFR over UDP whose answer does not fit gets the current SOA
+        # alone, which tells the client to ask over TCP (or that it is up to date). Public.
+        record = reply(0, aa=True)
+        record.add_answer(dnslib.RR(zone.name, TYPE_SOA, ttl=zone.ttl, rdata=_soa(zone)))
+        return _pack(record), zone
     if qtype in (TYPE_AXFR, TYPE_IXFR):
         return _pack(reply(RCODE_REFUSED)), zone
     if 128 <= qtype < TYPE_ANY or qtype == 0:

@@ -5,10 +5,12 @@ the zone's in-memory index through the generator the zone-file dump uses too
 (``rbl.zonedata.records``, which describes them); this module only renders
 them as wire messages.
 
-IXFR: no history is kept, so an IXFR whose serial is older than the zone's is
-answered with a full AXFR-style response (RFC 1995 section 4), and one that is
-current with the single SOA (up to date). Over UDP both AXFR and IXFR stay
-REFUSED (``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
+IXFR: answered from the zone's history with the condensed difference
+(rbl.dnsserver.ixfr); a current serial gets the single SOA (up to date), and
+a serial the history cannot answer from (older than it, unknown, ahead of
+ours) a full AXFR-style response (RFC 1995 section 4), the reason given to the
+transfer log. Over UDP both AXFR and IXFR stay REFUSED
+(``rbl.dnsserver.slowpath``), so secondaries retry over TCP.
 
 Access: only clients inside ``allow`` networks may transfer; everyone else gets
 REFUSED. A signed transfer request is verified (rbl.dnsserver.tsig: NOTAUTH
@@ -34,12 +36,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from twisted.logger import Logger
 
+from rbl.dnsserver.ixfr import ixfr_messages
 from rbl.dnsserver.tsig import NO_KEYS, TsigKeys
 from rbl.dnsserver.tsigwire import MARK
 from rbl.dnsserver.wire import (
@@ -58,6 +61,7 @@ from rbl.dnsserver.wire import (
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
+from rbl.zonedata.history import AHEAD, NoDifference
 from rbl.zonedata.records import EXCEPTED_TYPE, TXT, A, Record, zone_records
 from rbl.zonedata.view import ZoneView
 
@@ -158,11 +162,14 @@ class Transfers:
         """The response messages for a transfer query from ``host``, all at once (tests)."""
         return list(self.stream(data, host))
 
-    def stream(self, data: bytes, host: str) -> Iterator[bytes]:
+    def stream(
+        self, data: bytes, host: str, fell_back: Callable[[NoDifference], None] | None = None
+    ) -> Iterator[bytes]:
         """The response messages for a transfer query from ``host`` (see ``is_transfer``).
 
         Checks and the zone's view happen now; the messages are built as the
-        iterator is read, so the caller can send them a few at a time.
+        iterator is read, so the caller can send them a few at a time. An IXFR
+        answered in full calls ``fell_back`` with the reason.
         """
         keys = self.tsig or NO_KEYS
         checked = keys.check(data, host) if MARK in data else None
@@ -170,14 +177,16 @@ class Transfers:
             self.refused += 1
             return iter([checked])
         if checked is not None:  # signed correctly: every message is signed back
-            return keys.sign(checked, self._stream(data, host))
+            return keys.sign(checked, self._stream(data, host, fell_back))
         if keys.required_for(host):
             self.refused += 1
             end = _question_end(data)
             return iter([_error(data, None if end is None else data[12:end], RCODE_REFUSED)])
-        return self._stream(data, host)
+        return self._stream(data, host, fell_back)
 
-    def _stream(self, data: bytes, host: str) -> Iterator[bytes]:
+    def _stream(
+        self, data: bytes, host: str, fell_back: Callable[[NoDifference], None] | None = None
+    ) -> Iterator[bytes]:
         end = _question_end(data)
         if end is None:
             return iter([_error(data, None, RCODE_FORMERR)])
@@ -197,9 +206,19 @@ class Transfers:
             serial = _ixfr_serial(data, end)
             if serial is None:
                 return iter([_error(data, question, RCODE_FORMERR)])
-            if not _serial_older(serial, zone.serial):
-                # Up to date (or ahead): the current SOA alone (RFC 1995 section 2).
+            if serial == zone.serial:
+                # Up to date: the current SOA alone (RFC 1995 section 4).
                 return pack_messages(data[0:2], data[2] & 0x01, question, [_soa_rr(zone)])
+            if _serial_older(serial, zone.serial):
+                answer = ixfr_messages(zone, data[0:2], data[2] & 0x01, question, serial)
+                if not isinstance(answer, NoDifference):
+                    return answer
+            else:
+                answer = NoDifference(
+                    AHEAD, f"serial {serial} is ahead of the zone's {zone.serial}"
+                )
+            if fell_back is not None:
+                fell_back(answer)
         return axfr_messages(zone, data[0:2], data[2] & 0x01, question)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 from twisted.logger import Logger
 
 from rbl.dnsserver.wire import RR_TAIL, TYPE_AXFR, TYPE_IXFR, TYPE_SOA
+from rbl.zonedata.history import NoDifference
 
 log = Logger(namespace="rbl.transfer")
 
@@ -42,9 +43,20 @@ class TransferStats:
         self.bytes: dict[str, int] = {}
         self.records: dict[str, int] = {}
         self.seconds: dict[str, float] = {}
+        self.fallbacks: dict[str, int] = {}  # IXFRs answered in full, by cause (zonedata.history)
 
-    def add(self, kind: str, outcome: str, size: int, records: int, seconds: float) -> None:
+    def add(
+        self,
+        kind: str,
+        outcome: str,
+        size: int,
+        records: int,
+        seconds: float,
+        fallback: str | None = None,
+    ) -> None:
         self.counts[kind, outcome] = self.counts.get((kind, outcome), 0) + 1
+        if fallback is not None:
+            self.fallbacks[fallback] = self.fallbacks.get(fallback, 0) + 1
         self.bytes[kind] = self.bytes.get(kind, 0) + size
         self.records[kind] = self.records.get(kind, 0) + records
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
@@ -56,6 +68,7 @@ class TransferStats:
             "bytes": dict(self.bytes),
             "records": dict(self.records),
             "seconds": dict(self.seconds),
+            "fallbacks": dict(self.fallbacks),
         }
 
 
@@ -81,7 +94,12 @@ class TransferWatch:
         self.rcode = 0
         self.to_serial: int | None = None
         self._types: list[int] = []  # the first two answer records' types
+        self.fallback: NoDifference | None = None  # why an IXFR was answered with the whole zone
         self.done = False
+
+    def fell_back(self, reason: NoDifference) -> None:
+        """The IXFR is answered AXFR-style, for ``reason`` (logged with the transfer)."""
+        self.fallback = reason
 
     def measure(self, messages: Iterator[bytes]) -> Iterator[bytes]:
         for message in messages:
@@ -120,16 +138,19 @@ class TransferWatch:
             outcome = REFUSED
         seconds = self.clock() - self.started
         kind = self.kind
-        self.stats.add(kind, outcome, self.size, self.records, seconds)
+        fallback = self.fallback if kind == IXFR_AS_AXFR else None
+        cause = None if fallback is None else fallback.cause
+        self.stats.add(kind, outcome, self.size, self.records, seconds, cause)
         shown = outcome
         if outcome == REFUSED:
             shown = f"refused ({_RCODES.get(self.rcode, str(self.rcode))})"
         elif outcome == ABORTED:
             shown = "aborted by the client"
+        why = "" if fallback is None else f"; in full because {fallback.text}"
         log.info(
             "transfer {zone} {kind} to {client}: {outcome}, serial {from_serial} -> "
             "{to_serial}, {records} records, {size} bytes in {messages} messages, "
-            "{seconds:.3f}s",
+            "{seconds:.3f}s{why}",
             zone=self.zone,
             kind=_SHOWN[kind],
             client=self.client,
@@ -140,8 +161,10 @@ class TransferWatch:
             size=self.size,
             messages=self.messages,
             seconds=seconds,
+            why=why,
             transfer_kind=kind,
             transfer_outcome=outcome,
+            transfer_fallback=None if fallback is None else fallback.cause,
         )
 
 

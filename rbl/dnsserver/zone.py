@@ -30,6 +30,7 @@ from rbl.dnsserver.wire import (
 from rbl.index.tables import EXCLUDED, ZoneIndex
 from rbl.model.keys import ZoneKind
 from rbl.zonedata.fingerprint import fingerprint
+from rbl.zonedata.history import ZoneHistory
 
 # Canonical decimal octets only: "01" or "256" make a malformed name, hence NXDOMAIN.
 OCTETS: Final = {str(i).encode(): i for i in range(256)}
@@ -69,6 +70,8 @@ class Zone:
         # The latest settings fingerprint in the change log (OP_SETTINGS, rbl.server.follower);
         # None: none recorded (a store no node could write to), where the zone serves as before.
         self.recorded: str | None = None
+        self.history = ZoneHistory()  # what changed since which serial: IXFR (rbl.dnsserver.ixfr)
+        self.history.reset(serial, "rbl started")
         self.reconfigure(settings)
 
     @property
@@ -89,6 +92,8 @@ class Zone:
         """
         if settings.name != self.name or (settings.kind is ZoneKind.IP) != self.is_ip:
             raise ValueError(f"zone {self.name}: a reload cannot rename it or change its kind")
+        if settings != self.settings:  # records made before would not match those made now
+            self.history.restart("the zone's settings were reloaded")
         self.settings = settings
         self.fingerprint = fingerprint(settings)  # what the serial follows besides listings
         self.ttl = settings.ttl
@@ -109,6 +114,7 @@ class Zone:
         self.v4_lookup = index.v4.lookup
         self._a_answers = {}  # value ids belong to the index
         self.set_serial(serial)
+        self.history.reset(serial, "a snapshot was reloaded")
 
     def set_serial(self, serial: int) -> None:
         """Rebuild the SOA fragments; the serial follows the change log so nodes agree."""

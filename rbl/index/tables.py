@@ -204,6 +204,22 @@ class Level:
             i += 1
         return False
 
+    def between(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """(network, value id) of every entry (exclusions too) whose network lies in [lo, hi]."""
+        overlay = self.overlay
+        keys, vals = self.keys, self.vals
+        i = bisect_left(keys, lo)
+        found = [(keys[j], vals[j]) for j in range(i, bisect_right(keys, hi, i))]
+        if overlay:
+            found = [item for item in found if item[0] not in overlay]
+            okeys = self.overlay_keys
+            i = bisect_left(okeys, lo)
+            while i < len(okeys) and okeys[i] <= hi:
+                if overlay[okeys[i]] != _TOMBSTONE:
+                    found.append((okeys[i], overlay[okeys[i]]))
+                i += 1
+        return found
+
     def __len__(self) -> int:
         live = len(self.keys)
         for network in self.overlay_keys:
@@ -270,6 +286,26 @@ class PrefixTable:
             if i < len(keys) and keys[i] == network:
                 return level.vals[i]
         return None
+
+    def get(self, network: int, prefixlen: int) -> int | None:
+        """The value id of the entry at exactly ``network/prefixlen``, if there is one."""
+        level = self._by_len.get(prefixlen)
+        return None if level is None else level.get(network)
+
+    def prefixlens(self) -> list[int]:
+        """The prefix lengths that have (or had) entries, longest first."""
+        return [level.prefixlen for level in self._levels]
+
+    def entries_within(self, network: int, prefixlen: int) -> list[tuple[int, int, int]]:
+        """(network, prefix length, value id) of every entry strictly inside
+        ``network/prefixlen``, unsorted: an IXFR difference re-renders a network."""
+        hi = network | ((1 << (self.bits - prefixlen)) - 1)
+        found: list[tuple[int, int, int]] = []
+        for level in self._levels:
+            if level.prefixlen > prefixlen:
+                length = level.prefixlen
+                found += [(n, length, vid) for n, vid in level.between(network, hi)]
+        return found
 
     def covering(self, network: int, prefixlen: int) -> int | None:
         """The value id of the most specific entry holding all of ``network/prefixlen``."""
@@ -447,6 +483,13 @@ class ZoneIndex:
             table.delete(key.network, key.prefixlen)
         else:
             self.domains.delete(key.name.encode("ascii"), key.subdomains)
+
+    def entry_id(self, key: ListingKey) -> int | None:
+        """The value id stored at exactly ``key`` (0: an exclusion), or None."""
+        if isinstance(key, IpKey):
+            return (self.v4 if key.family == 4 else self.v6).get(key.network, key.prefixlen)
+        domains = self.domains
+        return (domains.subtree if key.subdomains else domains.exact).get(key.name.encode("ascii"))
 
     def finish_load(self) -> None:
         self.v4.finish_load()

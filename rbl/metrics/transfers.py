@@ -33,6 +33,13 @@ def transfer_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family
         "counter",
         "Time spent sending zone transfers (divide by rbl_transfers_total for the mean).",
     )
+    fallbacks = Family(
+        "rbl_transfer_ixfr_fallbacks_total",
+        "counter",
+        "IXFRs answered with the whole zone, by cause: history (the secondary's serial is "
+        "older than the IXFR history or unknown: [transfer] ixfr_history, a restart, a "
+        "snapshot or settings reload), ahead (newer than rbl's), off (ixfr_history = 0).",
+    )
     for worker, snap in snapshots.items():
         stats = snap.get("transfers")
         if not stats:
@@ -42,7 +49,9 @@ def transfer_families(snapshots: Mapping[str, Mapping[str, Any]]) -> list[Family
         for family, key in ((size, "bytes"), (records, "records"), (seconds, "seconds")):
             for kind, value in stats[key].items():
                 family.add(value, worker=worker, type=kind)
-    return [count, size, records, seconds]
+        for cause, n in stats.get("fallbacks", {}).items():
+            fallbacks.add(n, worker=worker, cause=cause)
+    return [count, size, records, seconds, fallbacks]
 
 
 def notify_families(sender: NotifySender | None) -> list[Family]:

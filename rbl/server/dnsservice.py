@@ -126,6 +126,8 @@ class DnsServerService(Service):
 
     def _transfer(self, new: Settings) -> None:
         """The same Transfers object keeps serving, with the new ACL and keys."""
+        for zone in self.responder.zones:  # IXFR history size: shrinking forgets the oldest
+            zone.history.resize(new.transfer.ixfr_history)
         tsig = TsigKeys.from_settings(new.transfer)
         old = self.responder.tsig
         if old is not None:  # counters are per process, not per configuration

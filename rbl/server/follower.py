@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING
 from rbl.dnsserver.zone import Zone
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Value, ZoneIndex
-from rbl.model.changes import OP_EXCLUDE, OP_SET, OP_SETTINGS, OP_UNEXCLUDE
+from rbl.model.changes import OP_DELETE, OP_EXCLUDE, OP_SET, OP_SETTINGS, OP_UNEXCLUDE
 from rbl.model.keys import parse_key
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
+from rbl.zonedata.history import key_state
 from rbl.zonedata.snapshot import AllowRow, RowValues, exclusion_keys, load_rows
 
 if TYPE_CHECKING:
     from rbl.config import Settings, ZoneSettings
     from rbl.store.reader import Change, DomainRow, IpRow, ListingReader
+
+LISTING_OPS = (OP_SET, OP_DELETE, OP_EXCLUDE, OP_UNEXCLUDE)  # the ops the IXFR history follows
 
 
 class IndexFollower:
@@ -69,6 +72,7 @@ class IndexFollower:
         for name, served in self.zones.items():
             served.values_changed()
             served.set_serial(positions.get(name, 0))
+            served.history.reset(positions.get(name, 0), "rbl loaded a snapshot (start)")
         self.position = position
         return loaded
 
@@ -84,22 +88,30 @@ class IndexFollower:
     def _settings_recorded(self, zone: Zone, change: Change) -> None:
         """A node recorded new served settings for the zone (rbl.store.settingslog): no
         listing changed, but what the zone serves did (TTL, SOA, NS, TXT...), here or on
-        the nodes that reloaded. The serial moves to this row (``apply``); ``agrees``
-        tells whether this node serves those settings. Anything kept per serial about
-        the zone's content (a transfer history) is void from here on."""
+        the nodes that reloaded. The serial moves to this row (``apply``), and the IXFR
+        history starts again there; ``agrees`` tells whether this node serves those
+        settings."""
         zone.recorded = change.key
 
     def apply(self, changes: Sequence[Change]) -> int:
-        """Apply change-log rows in order; returns how many touched a served zone."""
+        """Apply change-log rows in order; returns how many touched a served zone.
+
+        Each key's state before and after goes into the zone's history (IXFR);
+        a row of another kind starts the history again after it.
+        """
         touched: dict[str, int] = {}
+        restart: dict[str, str] = {}
         applied = 0
         for change in changes:
             self.position = max(self.position, change.id)
             zone = self.zones.get(change.zone)
             if zone is None:
                 continue
-            if change.op == OP_SETTINGS:
+            if change.op == OP_SETTINGS:  # the zone's content changed, no listing did
                 self._settings_recorded(zone, change)
+                restart[change.zone] = (
+                    f"change-log row {change.id} is a {change.op!r}: new zone settings"
+                )
                 touched[change.zone] = change.id
                 applied += 1
                 continue
@@ -108,17 +120,30 @@ class IndexFollower:
             except KeyFormatError:
                 self.skipped += 1
                 continue
+            keys = [key]
+            if change.op in (OP_EXCLUDE, OP_UNEXCLUDE):
+                keys = exclusion_keys(zone.settings.kind, change.key)
+            before = [key_state(zone.index, each) for each in keys]
             if change.op == OP_SET:
                 zone.index.set(key, self._value(change.codes, change.txt))
             elif change.op in (OP_EXCLUDE, OP_UNEXCLUDE):
                 self._exclude(zone, change.key, exclude=change.op == OP_EXCLUDE)
             else:
                 zone.index.delete(key)
+            if change.op in LISTING_OPS:
+                for each, old in zip(keys, before, strict=True):
+                    zone.history.record(change.id, each, old, key_state(zone.index, each))
+            else:
+                restart[change.zone] = f"change-log row {change.id} is a {change.op!r}"
             touched[change.zone] = change.id
             applied += 1
         for name, last in touched.items():
             zone = self.zones[name]
             zone.set_serial(last)
+            if name in restart:
+                zone.history.reset(last, restart[name])
+            else:
+                zone.history.reached(last)
             if self.on_serial is not None:
                 self.on_serial(zone)
         return applied
@@ -132,7 +157,10 @@ class LoadReport:
 
 
 def build_zones(settings: Settings) -> dict[str, Zone]:
-    return {z.name: Zone(z, ZoneIndex(z.kind)) for z in settings.zones}
+    zones = {z.name: Zone(z, ZoneIndex(z.kind)) for z in settings.zones}
+    for zone in zones.values():
+        zone.history.resize(settings.transfer.ixfr_history)
+    return zones
 
 
 def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:

@@ -161,7 +161,9 @@ EXPECTED = Settings(
         requests_per_key_per_hour=10,
     ),
     dumps=DumpSettings(directory=None, interval=3600.0, gzip_level=6),
-    transfer=TransferSettings(allow=(), notify=(), tsig=(), check=(), stale_after=None),
+    transfer=TransferSettings(
+        allow=(), notify=(), tsig=(), check=(), stale_after=None, ixfr_history=100_000
+    ),
     metrics=MetricsSettings(listen=None),
     source="/etc/rbl/rbl.toml",
 )

@@ -625,9 +625,20 @@ def test_notimp_for_update(responder: Responder, edns: int | None) -> None:
 @pytest.mark.parametrize("rdtype", ["AXFR", "IXFR"])
 def test_zone_transfers_are_refused(responder: Responder, rdtype: str) -> None:
     for udp in (True, False):
+        if rdtype == "IXFR" and udp:
+            continue  # the single SOA: test_ixfr_over_udp_is_the_current_soa
         message = ask(responder, IP_ZONE, rdtype, udp=udp)
         assert message.rcode() == dns.rcode.REFUSED
         assert message.answer == []
+
+
+def test_ixfr_over_udp_is_the_current_soa(responder: Responder) -> None:
+    """RFC 1995 section 2: an answer that does not fit UDP is the SOA alone: ask over TCP."""
+    message = ask(responder, IP_ZONE, "IXFR", udp=True)
+    assert message.rcode() == dns.rcode.NOERROR and message.flags & dns.flags.AA
+    (soa,) = message.answer
+    assert soa.rdtype == dns.rdatatype.SOA and soa.name == dns.name.from_text(IP_ZONE)
+    assert ask(responder, rev("192.0.2.1"), "IXFR", udp=True).rcode() == dns.rcode.REFUSED
 
 
 @pytest.mark.parametrize("rdtype", ["MAILB", "MAILA", "TSIG", "TKEY", 0, 200])

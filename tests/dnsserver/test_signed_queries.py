@@ -138,9 +138,17 @@ def test_signed_listed_and_unlisted_queries_are_signed() -> None:
 
 
 def test_signed_transfer_over_udp_is_refused_signed() -> None:
-    query = signed(rdtype="IXFR")
+    query = signed(rdtype="AXFR")
     answer = verified_answer(responder().respond(query.to_wire(), True, CLIENT), query)
     assert answer.rcode() == dns.rcode.REFUSED
+
+
+def test_signed_ixfr_over_udp_is_the_current_soa_signed() -> None:
+    """RFC 1995 section 2: the SOA alone (ask over TCP), signed like any answer to a key."""
+    query = signed(rdtype="IXFR")
+    answer = verified_answer(responder().respond(query.to_wire(), True, CLIENT), query)
+    assert answer.rcode() == dns.rcode.NOERROR
+    assert [rrset.rdtype for rrset in answer.answer] == [dns.rdatatype.SOA]
 
 
 def test_unsigned_queries_are_untouched() -> None:

@@ -16,6 +16,7 @@ binary is installed (``require`` skips, or fails under CI).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,20 @@ def free_port() -> int:
         udp.bind(("127.0.0.1", 0))
         port: int = udp.getsockname()[1]
     return port
+
+
+def restartable_port() -> int:
+    """A port free for UDP and TCP on 127.0.0.1 below the ephemeral range, for a primary
+    restarted on the same port: no outgoing connection takes it meanwhile."""
+    while True:
+        port = random.randrange(20000, 32000)
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
 
 
 def ask(port: int, qname: dns.name.Name | str, rdtype: str = "A") -> dns.message.Message:
@@ -136,6 +151,7 @@ server:
     xfrdir: "{d}"
     logfile: "{d}/secondary.log"
     verbosity: 2
+    zonefiles-write: 1  # keep a copy of each transferred zone: a restart resumes from it
 remote-control:
     control-enable: no
 """
@@ -218,6 +234,7 @@ database:
     zonefile-sync: -1
     zonefile-load: none
     journal-content: all
+    journal-max-usage: 4G  # the default 100M cannot hold a 1M-listing zone (bench-transfer)
 zone:
 """
     for zone in plan.zones:

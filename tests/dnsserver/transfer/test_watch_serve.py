@@ -102,8 +102,14 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
                 rf"transfer {ZONE} AXFR to 127\.0\.0\.1: complete, serial - -> {serial}, "
                 rf"{records} records, {size} bytes in {len(axfr)} messages, [0-9.]+s",
             )
-            raw_transfer(server, ixfr(1))
-            wait_log(server, r"IXFR \(fell back to AXFR\) to 127.0.0.1: complete, serial 1 ->")
+            (incremental,) = raw_transfer(server, ixfr(1))  # from the history: the difference
+            wait_log(server, rf"IXFR to 127.0.0.1: complete, serial 1 -> {serial}, 6 records")
+            raw_transfer(server, ixfr(serial + 100))  # ahead of rbl: the whole zone
+            wait_log(
+                server,
+                r"IXFR \(fell back to AXFR\) to 127.0.0.1: complete, serial \d+ -> .* in full "
+                rf"because serial {serial + 100} is ahead",
+            )
             (current,) = raw_transfer(server, ixfr(serial))
             wait_log(server, rf"IXFR to 127.0.0.1: complete, serial {serial} -> {serial}, 1 rec")
             raw_transfer(server, dns.message.make_query("example.com", "AXFR"))
@@ -112,15 +118,17 @@ def test_notify_v4_v6_failure_recovery_and_transfer_figures(tmp_path: Path) -> N
             address = server.info["metrics"]
             assert isinstance(address, dict)
             samples = scrape(address)
-            for kind, outcome in (
-                ("axfr", "complete"),
-                ("ixfr_axfr", "complete"),
-                ("ixfr", "complete"),
-                ("axfr", "refused"),
+            for kind, outcome, count in (
+                ("axfr", "complete", 1),
+                ("ixfr_axfr", "complete", 1),
+                ("ixfr", "complete", 2),
+                ("axfr", "refused", 1),
             ):
-                assert total(samples, "rbl_transfers_total", type=kind, outcome=outcome) == 1
-            assert total(samples, "rbl_transfer_records_total", type="ixfr") == 1
-            assert total(samples, "rbl_transfer_bytes_total", type="ixfr") == len(current)
+                assert total(samples, "rbl_transfers_total", type=kind, outcome=outcome) == count
+            assert total(samples, "rbl_transfer_records_total", type="ixfr") == 6 + 1
+            assert total(samples, "rbl_transfer_ixfr_fallbacks_total", cause="ahead") == 1
+            sent = len(incremental) + len(current)
+            assert total(samples, "rbl_transfer_bytes_total", type="ixfr") == sent
             assert total(samples, "rbl_transfer_records_total", type="axfr") == records
             assert value(samples, "rbl_notify_failing_targets") == 0
             assert (value(samples, "rbl_notify_acknowledged_total") or 0) >= 3
