@@ -42,6 +42,7 @@ from typing import Final
 
 from twisted.logger import Logger
 
+from rbl.dnsserver.clients import client_address
 from rbl.dnsserver.ixfr import ixfr_messages
 from rbl.dnsserver.tsig import NO_KEYS, TsigKeys
 from rbl.dnsserver.tsigwire import MARK
@@ -85,13 +86,8 @@ class TransferPolicy:
         return cls(tuple(ipaddress.ip_network(text, strict=False) for text in networks))
 
     def allows(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.allow)
+        address = client_address(host)
+        return address is not None and any(address in network for network in self.allow)
 
 
 # -- the records of a zone, as wire records ------------------------------------------

@@ -35,6 +35,7 @@ from rbl.config import TransferSettings
 from rbl.config.secondaries import key_bindings, notify_keys
 from rbl.config.tsigkeys import parse_key
 from rbl.dnsserver import tsigwire
+from rbl.dnsserver.clients import client_address
 from rbl.dnsserver.tsigwire import (
     BADKEY,
     BADSIG,
@@ -182,12 +183,9 @@ class TsigKeys:
         """The most specific ``[[transfer.secondaries]]`` entry holding ``host``."""
         if not self.bindings:
             return None
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        address = client_address(host)
+        if address is None:
             return None
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         best = None
         for binding in self.bindings:
             if address in binding.network and (

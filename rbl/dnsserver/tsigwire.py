@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from rbl.dnsserver.wire import encode_name
+
 TYPE_TSIG: Final = 250
 TYPE_OPT: Final = 41
 CLASS_ANY: Final = 255
@@ -47,14 +49,7 @@ _TIMERS: Final = struct.Struct(">HIH")  # time signed (48 bits), fudge
 
 def name_wire(name: str) -> bytes:
     """Canonical wire form (lowercase, uncompressed) of a dotted name."""
-    out = bytearray()
-    for label in name.rstrip(".").lower().split("."):
-        if label:
-            raw = label.encode("ascii")
-            out.append(len(raw))
-            out += raw
-    out.append(0)
-    return bytes(out)
+    return encode_name(name.lower())
 
 
 @dataclass(frozen=True, slots=True)

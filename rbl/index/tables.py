@@ -12,9 +12,9 @@ Layout, chosen for memory (1M IPv4 listings in about 5 MB) and speed:
   tombstones for deletions) that is merged into the arrays by slicing once it
   grows, so a change never costs a full re-sort. Lookups go from the longest
   prefix to the shortest: the most specific entry wins, as in rbldnsd.
-* ``DomainTable``: dicts of exact names and of ``*.name`` subtrees, plus a
-  reference count of every name that has listings below it, so empty
-  non-terminals answer NOERROR instead of NXDOMAIN.
+* ``DomainTable`` (rbl.index.domains): dicts of exact names and of
+  ``*.name`` subtrees, plus a reference count of every name that has
+  listings below it, so empty non-terminals answer NOERROR instead of NXDOMAIN.
 * Value id 0 is an exclusion (for example an allowlisted address inside a
   listed network): it stops the search and means "not listed".
 """
@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from rbl.index.domains import DomainTable
+from rbl.index.ids import EXCLUDED as EXCLUDED  # re-exported: the tables' users import it here
 from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import (
     TEST_LISTED_NAME,
@@ -41,7 +43,6 @@ from rbl.model.keys import (
     test_point_conflict,
 )
 
-EXCLUDED: Final = 0
 _TOMBSTONE: Final = -1
 _MERGE_AT: Final = 4096
 _INSERT_IN_PLACE: Final = 16  # overlays this small are inserted into the arrays in place
@@ -363,74 +364,6 @@ class PrefixTable:
         for level in self._levels:
             for network, value in level.items():
                 yield network, level.prefixlen, value
-
-
-class DomainTable:
-    """Exact names and ``*.name`` subtrees, as lowercase ASCII bytes relative to the zone."""
-
-    def __init__(self) -> None:
-        self.exact: dict[bytes, int] = {}
-        self.subtree: dict[bytes, int] = {}
-        self._below: dict[bytes, int] = {}
-
-    def lookup(self, name: bytes) -> int | None:
-        found = self.exact.get(name)
-        if found is not None:
-            return found
-        if self.subtree:
-            dot = name.find(b".")
-            while dot >= 0:
-                name = name[dot + 1 :]
-                found = self.subtree.get(name)
-                if found is not None:
-                    return found
-                dot = name.find(b".")
-        return None
-
-    def has_listing_below(self, name: bytes) -> bool:
-        return self._below.get(name, 0) > 0
-
-    def subtree_listing(self, name: bytes) -> bool:
-        """Is ``name`` inside a listed ``*.ancestor``? Then its children are listed too."""
-        dot = name.find(b".")
-        while dot >= 0:
-            name = name[dot + 1 :]
-            found = self.subtree.get(name)
-            if found is not None:
-                return found != EXCLUDED
-            dot = name.find(b".")
-        return False
-
-    def set(self, name: bytes, subdomains: bool, value: int) -> None:
-        table = self.subtree if subdomains else self.exact
-        old = table.get(name)
-        table[name] = value
-        was_listed = old is not None and old != EXCLUDED
-        if value != EXCLUDED and not was_listed:
-            self._count(name, subdomains, 1)
-        elif value == EXCLUDED and was_listed:
-            self._count(name, subdomains, -1)
-
-    def delete(self, name: bytes, subdomains: bool) -> None:
-        table = self.subtree if subdomains else self.exact
-        old = table.pop(name, None)
-        if old is not None and old != EXCLUDED:
-            self._count(name, subdomains, -1)
-
-    def _count(self, name: bytes, subdomains: bool, delta: int) -> None:
-        parts = name.split(b".")
-        start = 0 if subdomains else 1
-        below = self._below
-        for i in range(start, len(parts)):
-            ancestor = b".".join(parts[i:])
-            count = below.get(ancestor, 0) + delta
-            if count:
-                below[ancestor] = count
-            else:
-                below.pop(ancestor, None)
-
-    def __len__(self) -> int:
-        return len(self.exact) + len(self.subtree)
 
 
 class ZoneIndex:

@@ -22,10 +22,10 @@ from hypothesis.stateful import (
 )
 
 import rbl.index.tables
+from rbl.index.domains import DomainTable
 from rbl.index.tables import (
     EXCLUDED,
     TEST_VALUE,
-    DomainTable,
     PrefixTable,
     Value,
     ZoneIndex,
