@@ -6,8 +6,9 @@ then ``rbl list add`` (NOTIFY; the secondary asks IXFR; the transfer log says
 IXFR and a few hundred bytes; the secondary answers the new listing), a
 removal, several changes in one IXFR, more changes than ``[transfer]
 ixfr_history`` keeps (answered in full, the log says why) and a restart of rbl
-serve with a change made meanwhile (its history starts anew: in full again).
-After each step the secondary answers as rbl does.
+serve with a change made meanwhile (its history starts anew: in full again);
+a secondary stopped across ``rbl db prune`` still gets the difference (the
+history is rbl serve's memory, not the change log). After each step the secondary answers as rbl does.
 """
 
 from __future__ import annotations
@@ -199,6 +200,39 @@ def test_secondary_offline_across_the_history_gets_the_zone_in_full(
             found = step(add("45.7.7.12"))  # and by IXFR from there
             assert found.group(1) == "IXFR", found.group(0)
             step.same("12.7.7.45")
+    finally:
+        stop_server(server)
+        print(server.log()[-4000:])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_secondary_offline_across_a_prune_converges_by_ixfr(tmp_path: Path, kind: str) -> None:
+    """``rbl db prune`` deletes the change-log rows a stopped secondary is behind; rbl serve,
+    current, keeps its history in memory, so the secondary still gets the difference."""
+    config, dns_port, notify_port = primary(tmp_path, False)
+    server = start_server(config)
+    try:
+        with running_secondary(kind, tmp_path, ZONE, dns_port, port=notify_port) as secondary:
+            old = serial_of(server)
+            secondary.wait_serial(old, 20)
+            time.sleep(1.5)  # it saves the zone, to restart from it
+        for n in range(3):
+            rbl_command(config, *add(f"45.6.0.{n}"))
+        deadline = time.monotonic() + 10
+        while serial_of(server) - old < 3:
+            assert time.monotonic() < deadline, "rbl serve did not take the changes"
+            time.sleep(0.02)
+        time.sleep(1.1)
+        pruned = rbl_command(config, "db", "prune", "--keep", "1s").stdout
+        deleted = int(re.search(r"pruned (\d+) change-log row", pruned).group(1))  # type: ignore[union-attr]
+        assert deleted >= 3, pruned  # the rows the secondary is behind are gone
+        new = serial_of(server)
+        with running_secondary(kind, tmp_path, ZONE, dns_port, port=notify_port) as secondary:
+            secondary.wait_serial(new, 30)
+            found = transfer_line(server, new)
+            print(found.group(0))
+            assert found.group(1) == "IXFR" and found.group(2) == str(old), found.group(0)
+            Step(config, server, secondary).same("0.0.6.45", "2.0.6.45", "3.0.6.45", "1.0.1.45")
     finally:
         stop_server(server)
         print(server.log()[-4000:])
