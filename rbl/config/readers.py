@@ -7,6 +7,7 @@ Each reader raises ConfigError naming the file, section and key (``where: key ..
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -160,14 +161,27 @@ class Endpoint(Reader):
 
 @dataclass(frozen=True, slots=True)
 class Endpoints(Reader):
-    """A list of "address:port"; ``non_empty``: at least one, and required."""
+    """A list of "address:port"; ``non_empty``: at least one, and required; ``ip_only``:
+    IP addresses, no host names (a secondary rbl sends datagrams to, as BIND's
+    also-notify: a name would fail only when the first NOTIFY is sent)."""
 
     non_empty: bool = False
+    ip_only: bool = False
 
     def read(self, value: object, key: str, where: str) -> tuple[tuple[str, int], ...]:
         if not isinstance(value, list) or (self.non_empty and not value):
             raise self._wrong(key, where)
-        return tuple(parse_endpoint(item, where) for item in value)
+        endpoints = tuple(parse_endpoint(item, where) for item in value)
+        if self.ip_only:
+            for item, (host, _port) in zip(value, endpoints, strict=True):
+                try:
+                    ipaddress.ip_address(host)
+                except ValueError:
+                    raise ConfigError(
+                        f"{where}: {key} entry {item!r} is not an IP address (with an optional"
+                        " :port); give the secondary's address, not its name"
+                    ) from None
+        return endpoints
 
     def missing(self, key: str, where: str) -> Any:
         raise self._wrong(key, where)

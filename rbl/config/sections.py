@@ -339,11 +339,11 @@ class TransferSettings:
     """Zone transfers out (AXFR/IXFR over TCP) and NOTIFY to secondaries."""
 
     allow: tuple[str, ...] = setting((), Networks())  # client networks; empty refuses all
-    notify: tuple[tuple[str, int], ...] = setting((), Endpoints())  # secondaries
+    notify: tuple[tuple[str, int], ...] = setting((), Endpoints(ip_only=True))  # secondaries
     # when set, transfers must be signed
     tsig: tuple[str, ...] = setting((), TsigKeys())
     # secondaries rbl does not NOTIFY (anycast nodes...): rbl doctor asks them too
-    check: tuple[tuple[str, int], ...] = setting((), Endpoints())
+    check: tuple[tuple[str, int], ...] = setting((), Endpoints(ip_only=True))
     # rbl doctor fails a secondary behind for longer; unset: the zone's SOA refresh + retry
     stale_after: float | None = setting(None, Duration(maximum=30 * DAY))
     # key changes kept per zone for IXFR (older secondaries get a full transfer); 0: AXFR only

@@ -457,6 +457,20 @@ def test_bad_listen_entry(listen: Any, fragment: str) -> None:
     assert fragment in message
 
 
+@pytest.mark.parametrize("key", ["notify", "check"])
+@pytest.mark.parametrize("entry", ["ns2.example.net:53", "localhost", "[ns2.example.net]:53"])
+def test_secondaries_by_name_are_refused(key: str, entry: str) -> None:
+    """NOTIFY and the doctor's checks go to addresses: a name is refused when the
+    configuration is read, not when the first datagram would be sent."""
+    message = config_error({**minimal(), "transfer": {key: ["192.0.2.53", entry]}})
+    assert f"[transfer]: {key} entry {entry!r} is not an IP address" in message
+
+
+def test_secondaries_by_address_are_read() -> None:
+    settings = parse({**minimal(), "transfer": {"notify": ["192.0.2.53", "[2001:db8::53]:5300"]}})
+    assert settings.transfer.notify == (("192.0.2.53", 53), ("2001:db8::53", 5300))
+
+
 @pytest.mark.parametrize(
     ("dns", "fragment"),
     [
