@@ -178,6 +178,14 @@ class NotifySender:
                 if self.started:
                     self._open(state)
 
+    def announce(self, zones: Iterable[Zone]) -> None:
+        """NOTIFY every zone not notified since start, as BIND and NSD do when they load a
+        zone: changes made while this node was down reach the secondaries now, not at
+        their next SOA refresh."""
+        for zone in zones:
+            if zone.name not in self._last and zone.name not in self._scheduled:
+                self._notify(zone)
+
     def zone_changed(self, zone: Zone) -> None:
         """The zone's serial changed: NOTIFY now, or once the coalescing window ends."""
         if not self.states or zone.name in self._scheduled:

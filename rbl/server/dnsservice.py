@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -30,6 +30,7 @@ from rbl.dnsserver.ratelimit import ResponseRateLimiter
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import TransferPolicy, Transfers
 from rbl.dnsserver.tsig import TsigKeys
+from rbl.dnsserver.zone import Zone
 from rbl.model.keys import ZoneKind
 
 log = Logger(namespace="rbl")
@@ -212,12 +213,17 @@ class DnsServerService(Service):
 class NotifyService(Service):
     """NOTIFY to the configured secondaries, each from a UDP socket of its address family."""
 
-    def __init__(self, sender: NotifySender) -> None:
+    def __init__(self, sender: NotifySender, zones: Mapping[str, Zone] | None = None) -> None:
         self.sender = sender
+        self.zones = zones or {}
 
     def startService(self) -> None:
+        """Open the channels; once the reactor runs (every service started, the settings
+        rows applied), NOTIFY each zone at the serial it starts with."""
         super().startService()
         self.sender.start()
+        if self.zones:
+            self.sender.clock.callLater(0, self.sender.announce, list(self.zones.values()))
 
     def stopService(self) -> None:
         super().stopService()

@@ -110,7 +110,7 @@ def make_service(
         keys = TsigKeys.from_settings(settings.transfer).notify_keys(settings.transfer)
         built.notify = NotifySender(targets, reactor, udp_opener(reactor), keys=keys)
         follower.on_serial = built.notify.zone_changed
-        notify = NotifyService(built.notify)
+        notify = NotifyService(built.notify, follower.zones)
         _add(built, notify)
         built.reconfigurable.append(notify)
     _add(built, recorder)

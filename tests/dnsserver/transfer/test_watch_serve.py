@@ -184,3 +184,24 @@ def test_a_target_down_shows_in_metrics(tmp_path: Path) -> None:
         assert value(samples, "rbl_notify_target_failing", target=f"127.0.0.1:{down}") == 1
     finally:
         stop_server(server)
+
+
+def test_notify_at_start_for_changes_made_while_down(tmp_path: Path) -> None:
+    """A listing made while no rbl serve runs (the CLI writes the store) reaches the
+    secondaries when rbl serve starts: it NOTIFYs every zone once, as BIND and NSD do on
+    loading a zone, not only when a serial moves while it runs."""
+    with listening("127.0.0.1") as secondary:
+        config = write_config(
+            tmp_path,
+            extra=f'\n[transfer]\nallow = ["127.0.0.1/32"]\nnotify = ["{secondary.endpoint}"]\n',
+        )
+        record_zone_settings(config)  # no settings row at start: only the announcement
+        rbl_command(config, "list", "add", "45.1.1.1", "--reason", "made while down")
+        server = start_server(config)
+        try:
+            secondary.wait_for(ZONE, timeout=5)
+            wait_log(server, rf"NOTIFY {re.escape(ZONE)} serial \d+ to 127\.0\.0\.1.*acknowledged")
+            time.sleep(1.5)
+            assert [zone for zone, _ in secondary.heard].count(ZONE) == 1, secondary.heard
+        finally:
+            stop_server(server)
