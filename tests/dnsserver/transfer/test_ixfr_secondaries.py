@@ -8,7 +8,8 @@ removal, several changes in one IXFR, more changes than ``[transfer]
 ixfr_history`` keeps (answered in full, the log says why) and a restart of rbl
 serve with a change made meanwhile (its history starts anew: in full again);
 a secondary stopped across ``rbl db prune`` still gets the difference (the
-history is rbl serve's memory, not the change log). After each step the secondary answers as rbl does.
+history is rbl serve's memory, not the change log). After each step the
+secondary answers as rbl does.
 """
 
 from __future__ import annotations
