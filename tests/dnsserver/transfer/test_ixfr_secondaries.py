@@ -26,7 +26,6 @@ from tests.support.processes import rbl_command
 from tests.support.secondaries import (
     KINDS,
     Secondary,
-    free_port,
     restartable_port,
     running_secondary,
     summary,
@@ -91,7 +90,8 @@ def add(key: str, *more: str) -> tuple[str, ...]:
 
 def primary(tmp_path: Path, signed: bool) -> tuple[Path, int, int]:
     """A configuration (DNS on a fixed port, so rbl can restart on it) with the base zone."""
-    dns_port, notify_port = restartable_port(), free_port()
+    # Both restart on their ports (rbl serve, and the secondary of the offline tests).
+    dns_port, notify_port = restartable_port(), restartable_port()
     config = write_config(
         tmp_path,
         extra=(
