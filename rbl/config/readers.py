@@ -7,7 +7,6 @@ Each reader raises ConfigError naming the file, section and key (``where: key ..
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from rbl.config.values import (
     parse_domain,
     parse_duration,
     parse_endpoint,
+    parse_ip_endpoint,
     parse_networks,
 )
 from rbl.errors import ConfigError
@@ -171,17 +171,9 @@ class Endpoints(Reader):
     def read(self, value: object, key: str, where: str) -> tuple[tuple[str, int], ...]:
         if not isinstance(value, list) or (self.non_empty and not value):
             raise self._wrong(key, where)
-        endpoints = tuple(parse_endpoint(item, where) for item in value)
         if self.ip_only:
-            for item, (host, _port) in zip(value, endpoints, strict=True):
-                try:
-                    ipaddress.ip_address(host)
-                except ValueError:
-                    raise ConfigError(
-                        f"{where}: {key} entry {item!r} is not an IP address (with an optional"
-                        " :port); give the secondary's address, not its name"
-                    ) from None
-        return endpoints
+            return tuple(parse_ip_endpoint(item, where, f"{key} entry") for item in value)
+        return tuple(parse_endpoint(item, where) for item in value)
 
     def missing(self, key: str, where: str) -> Any:
         raise self._wrong(key, where)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rbl.config.readers import Reader
 from rbl.config.tsigkeys import parse_key
-from rbl.config.values import parse_endpoint
+from rbl.config.values import parse_ip_endpoint
 from rbl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -94,15 +94,9 @@ def _entry(item: Mapping[str, Any], where: str) -> SecondarySettings:
         except ValueError as exc:
             raise ConfigError(f"{where}: network {network!r}: {exc}") from None
         return SecondarySettings(str(parsed), name, None)
-    try:
-        host, port = parse_endpoint(address, where)
-        ip = ipaddress.ip_address(host)
-    except (ConfigError, ValueError):
-        raise ConfigError(
-            f"{where}: address {address!r} is not an IP address (optionally with :port)"
-        ) from None
+    host, port = parse_ip_endpoint(address, where, "address")
     return SecondarySettings(
-        str(ipaddress.ip_network(ip)), name, (host, port) if notify_flag else None
+        str(ipaddress.ip_network(host)), name, (host, port) if notify_flag else None
     )
 
 

@@ -83,6 +83,20 @@ def parse_endpoint(item: object, where: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_ip_endpoint(item: object, where: str, what: str) -> tuple[str, int]:
+    """``parse_endpoint`` for a peer rbl sends datagrams to (a secondary: NOTIFY, the
+    doctor's SOA queries): an IP address, never a name, which would fail only at the
+    first send. ``what`` names the entry in the error (``address``, ``notify entry``)."""
+    try:
+        host, port = parse_endpoint(item, where)
+        ipaddress.ip_address(host)
+    except (ConfigError, ValueError):
+        raise ConfigError(
+            f"{where}: {what} {item!r} is not an IP address (with an optional :port)"
+        ) from None
+    return host, port
+
+
 def check_template(template: str, allowed: frozenset[str], where: str) -> str:
     """Reject templates that would fail or leak at answer time: unknown fields, format specs."""
     try:
