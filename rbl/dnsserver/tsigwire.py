@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from rbl.dnsserver.wire import encode_name
+from rbl.dnsserver.wire import RR_TAIL, encode_name
 
 TYPE_TSIG: Final = 250
 TYPE_OPT: Final = 41
@@ -43,7 +43,6 @@ HASHES: Final[dict[str, Hash]] = {
     "hmac-sha384": hashlib.sha384,
     "hmac-sha512": hashlib.sha512,
 }
-_RR_HEAD: Final = struct.Struct(">HHIH")  # type, class, ttl, rdlength
 _TIMERS: Final = struct.Struct(">HIH")  # time signed (48 bits), fudge
 
 
@@ -126,7 +125,7 @@ def find(data: bytes) -> Found | None:
         owner, position = read_name(data, position)
         if position + 10 > len(data):
             raise ValueError("record header past the end of the message")
-        rtype, rclass, ttl, rdlength = _RR_HEAD.unpack_from(data, position)
+        rtype, rclass, ttl, rdlength = RR_TAIL.unpack_from(data, position)
         position += 10
         rdata_end = position + rdlength
         if rdata_end > len(data):
@@ -236,7 +235,7 @@ def record(
             other,
         )
     )
-    return key + _RR_HEAD.pack(TYPE_TSIG, CLASS_ANY, 0, len(rdata)) + rdata
+    return key + RR_TAIL.pack(TYPE_TSIG, CLASS_ANY, 0, len(rdata)) + rdata
 
 
 def append(message: bytes, tsig: bytes) -> bytes:
