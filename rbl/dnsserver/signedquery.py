@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rbl.dnsserver import tsigwire
 from rbl.dnsserver.tsig import NO_KEYS
-from rbl.dnsserver.wire import HEADER
+from rbl.dnsserver.wire import HEADER, read_name
 
 if TYPE_CHECKING:
     from rbl.dnsserver.responder import Responder
@@ -62,7 +61,7 @@ def _question_end(reply: bytes) -> int:
     if reply[4:6] == b"\x00\x00":
         return 12
     try:
-        return tsigwire.read_name(reply, 12)[1] + 4
+        return read_name(reply, 12)[1] + 4
     except ValueError:
         return 12
 

@@ -32,6 +32,7 @@ from rbl.dnsserver.wire import (
     TYPE_OPT,
     TYPE_SOA,
     TYPE_TXT,
+    read_name,
 )
 from rbl.dnsserver.zone import Outcome, Zone
 
@@ -72,8 +73,6 @@ def formerr(data: bytes) -> bytes:
 
 
 MAX_QUERY_RECORDS = 8  # answer + authority + additional: OPT, TSIG, an IXFR's SOA, a few spare
-MAX_NAME = 255  # octets of a name on the wire (RFC 1035 3.1)
-MAX_HOPS = 127  # compression pointers followed in one name; a 255-octet name needs fewer
 
 
 def _for_dnslib(data: bytes) -> bytes:
@@ -124,40 +123,8 @@ def _for_dnslib(data: bytes) -> bytes:
 
 
 def _name_end(data: bytes, position: int) -> int:
-    """Where the name at ``position`` ends; raises unless it is a sane name.
-
-    Pointers must point backwards (RFC 1035 4.1.4: to a prior occurrence),
-    at most ``MAX_HOPS`` of them, and the name must fit in 255 octets.
-    """
-    end = None
-    octets = 1  # the root label
-    hops = 0
-    size = len(data)
-    while True:
-        if position >= size:
-            raise ValueError("name past the end of the packet")
-        length = data[position]
-        if length == 0:
-            return position + 1 if end is None else end
-        if length & 0xC0 == 0xC0:
-            if position + 1 >= size:
-                raise ValueError("compression pointer past the end of the packet")
-            target = (length & 0x3F) << 8 | data[position + 1]
-            if target >= position:
-                raise ValueError("compression pointer that does not point backwards")
-            hops += 1
-            if hops > MAX_HOPS:
-                raise ValueError("too many compression pointers in one name")
-            if end is None:
-                end = position + 2
-            position = target
-            continue
-        if length & 0xC0:
-            raise ValueError(f"label type {length >> 6} is not a plain label")
-        octets += 1 + length
-        if octets > MAX_NAME:
-            raise ValueError("name longer than 255 octets")
-        position += 1 + length
+    """Where the name at ``position`` ends; raises unless it is a sane name (``read_name``)."""
+    return read_name(data, position)[1]
 
 
 def _header(query: Any, rcode: int, *, aa: bool) -> Any:

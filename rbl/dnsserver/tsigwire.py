@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from rbl.dnsserver.wire import RR_TAIL, encode_name
+from rbl.dnsserver.wire import RR_TAIL, encode_name, read_name
 
 TYPE_TSIG: Final = 250
 TYPE_OPT: Final = 41
@@ -66,41 +66,6 @@ class Found:
     other: bytes
     question_end: int  # offset past the question (12 without one)
     opt_payload: int  # the OPT record's UDP payload size; 0 without OPT
-
-
-def read_name(data: bytes, position: int) -> tuple[bytes, int]:
-    """The name at ``position`` in canonical form, and the offset past it; ValueError if bad."""
-    out = bytearray()
-    end = None
-    hops = 0
-    while True:
-        if position >= len(data):
-            raise ValueError("name past the end of the message")
-        length = data[position]
-        if length == 0:
-            out.append(0)
-            return bytes(out), position + 1 if end is None else end
-        if length & 0xC0 == 0xC0:
-            if position + 1 >= len(data):
-                raise ValueError("compression pointer past the end of the message")
-            target = (length & 0x3F) << 8 | data[position + 1]
-            hops += 1
-            if target >= position or hops > 127:
-                raise ValueError("compression pointer that does not point backwards")
-            if end is None:
-                end = position + 2
-            position = target
-            continue
-        if length & 0xC0:
-            raise ValueError("not a plain label")
-        label = data[position + 1 : position + 1 + length]
-        if len(label) != length:
-            raise ValueError("label past the end of the message")
-        out.append(length)
-        out += label.lower()
-        if len(out) > 255:
-            raise ValueError("name longer than 255 octets")
-        position += 1 + length
 
 
 def find(data: bytes) -> Found | None:

@@ -30,6 +30,8 @@ QUESTION_TAIL: Final = struct.Struct(">HH")  # qtype, qclass
 OPT_HEAD: Final = struct.Struct(">BHHBBHH")  # root, type, payload, ext rcode, version, flags, rdlen
 RR_TAIL: Final = struct.Struct(">HHIH")  # type, class, ttl, rdlength
 POINTER_TO_QNAME: Final = b"\xc0\x0c"
+MAX_NAME: Final = 255  # octets of a name on the wire (RFC 1035 3.1)
+MAX_HOPS: Final = 127  # compression pointers followed in one name; a 255-octet name needs fewer
 
 
 def encode_name(name: str) -> bytes:
@@ -89,3 +91,42 @@ def txt_rdata(text: str) -> bytes:
 def opt_rr(payload: int, do: bool, ext_rcode: int = 0) -> bytes:
     """An EDNS0 OPT record advertising our UDP payload size, echoing the DO bit."""
     return b"\x00" + RR_TAIL.pack(TYPE_OPT, payload, (ext_rcode << 24) | (0x8000 if do else 0), 0)
+
+
+def read_name(data: bytes, position: int) -> tuple[bytes, int]:
+    """The name at ``position`` in canonical form, and the offset past it; ValueError if bad.
+
+    Strict, for hostile packets: pointers must point backwards (RFC 1035 4.1.4: to a
+    prior occurrence), at most ``MAX_HOPS`` of them, plain labels only, ``MAX_NAME`` octets at most.
+    """
+    out = bytearray()
+    end = None
+    hops = 0
+    while True:
+        if position >= len(data):
+            raise ValueError("name past the end of the message")
+        length = data[position]
+        if length == 0:
+            out.append(0)
+            return bytes(out), position + 1 if end is None else end
+        if length & 0xC0 == 0xC0:
+            if position + 1 >= len(data):
+                raise ValueError("compression pointer past the end of the message")
+            target = (length & 0x3F) << 8 | data[position + 1]
+            hops += 1
+            if target >= position or hops > MAX_HOPS:
+                raise ValueError("compression pointer that does not point backwards")
+            if end is None:
+                end = position + 2
+            position = target
+            continue
+        if length & 0xC0:
+            raise ValueError("not a plain label")
+        label = data[position + 1 : position + 1 + length]
+        if len(label) != length:
+            raise ValueError("label past the end of the message")
+        out.append(length)
+        out += label.lower()
+        if len(out) > MAX_NAME:
+            raise ValueError("name longer than 255 octets")
+        position += 1 + length
