@@ -25,7 +25,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from rbl.config import TcpSettings
-from rbl.dnsserver import slowpath
+from rbl.dnsserver import hotpath, slowpath
+from rbl.dnsserver.hotpath import HotPath
 from rbl.dnsserver.ratelimit import SLIP, ResponseRateLimiter, slip_reply
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.transfer import Transfers, is_transfer
@@ -109,8 +110,20 @@ class DnsUdpPort(udp.Port):
         self.responder = responder
         self.counters = counters
         self.limiter = limiter  # shared by the ports of one process; None: no rate limiting
+        # The compiled loop (rbl.dnsserver.hotpath), unless not built or forced off.
+        self.hotpath = HotPath(responder) if hotpath.unavailable() is None else None
 
     def doRead(self) -> None:
+        if self.hotpath is not None:
+            received, errors, limited, slipped = self.hotpath.read(
+                self.socket.fileno(), UDP_READ_BATCH, self.limiter
+            )
+            counters = self.counters
+            counters.udp_queries += received
+            counters.errors += errors
+            counters.rate_limited += limited
+            counters.slipped += slipped
+            return
         sock = self.socket
         recvfrom = sock.recvfrom
         sendto = sock.sendto

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from rbl.config import RateLimitSettings, Settings, TcpSettings
 from rbl.config.reconfigure import ReloadReport
 from rbl.config.secondaries import notify_targets, transfer_networks
+from rbl.dnsserver import hotpath
 from rbl.dnsserver.notify import NotifySender
 from rbl.dnsserver.protocol import Counters, DnsStreamFactory, DnsUdpPort
 from rbl.dnsserver.ratelimit import ResponseRateLimiter
@@ -147,6 +148,7 @@ class DnsServerService(Service):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
+        log.info("DNS over UDP: {status}", status=hotpath.status())
         for host, port in self.listen:
             self._bind(host, port)
 
