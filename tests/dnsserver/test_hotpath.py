@@ -27,7 +27,7 @@ from tests.support.dns_wire import raw_header, raw_name, raw_opt, raw_option, ra
 from tests.support.dns_zones import IP_ZONE, make_responder
 
 pytest.importorskip("rbl.dnsserver._hotpath")
-from rbl.dnsserver.hotpath import HotPath, txt_parts  # noqa: E402
+from rbl.dnsserver.hotpath import HotPath, txt_parts
 
 FUZZ = settings(
     max_examples=1500,
@@ -77,17 +77,15 @@ def same(paths: tuple[Responder, HotPath], data: bytes) -> bytes | None:
 def ip_names() -> st.SearchStrategy[bytes]:
     """Queries for addresses in and around the listings, in every case and EDNS variant."""
     addresses = st.sampled_from(BULK[:50] + NOT_LISTED[:50]) | st.sampled_from(
-        [0x7F000002, 0x7F000001, 0xC0000201, 0xC6336407, 0xC6336401, 0xCB00710A, 0xCB007109]
-        + [0x0A010203, 0x64400101, 0x64400202]
-    )
+        [0x7F000002, 0x7F000001, 0xC0000201, 0xC6336407, 0xC6336401, 0xCB00710A, 0xCB007109,
+         0x0A010203, 0x64400101, 0x64400202]
+    )  # fmt: skip
     return st.builds(
-        lambda value, rdtype, edns, do, payload, upper, qid: (
-            _upper(
-                make_query(
-                    rev(text(value)), rdtype, edns=edns, do=do, payload=payload, qid=qid
-                ).to_wire(),
-                upper,
-            )
+        lambda value, rdtype, edns, do, payload, upper, qid: _upper(
+            make_query(
+                rev(text(value)), rdtype, edns=edns, do=do, payload=payload, qid=qid
+            ).to_wire(),
+            upper,
         ),
         addresses,
         st.sampled_from([1, 16, 255, 6, 2, 28, 15]),
