@@ -453,7 +453,10 @@ static void finish_batch(Engine *e) {
 
 static int add_count(PyObject *list, Py_ssize_t slot, long long n) {
     if (!n) return 0;
-    if (!PyList_Check(list) || slot >= PyList_GET_SIZE(list)) return -1;
+    if (!PyList_Check(list) || slot >= PyList_GET_SIZE(list)) {
+        PyErr_SetString(PyExc_RuntimeError, "hot path: a zone's rcode list has changed shape");
+        return -1;
+    }
     PyObject *old = PyList_GET_ITEM(list, slot);
     PyObject *add = PyLong_FromLongLong(n);
     PyObject *sum = add ? PyNumber_Add(old, add) : NULL;

@@ -39,6 +39,7 @@ ENV: Final = "RBL_HOTPATH"  # "0", "off", "false" or "no": answer in Python
 _NEGATIVE_SPAN: Final = 48
 _SENTINEL: Final = "\ue000"  # a private-use character standing for the key in a TXT template
 _PROBES: Final = ("0.0.0.0", "255.255.255.255", "192.0.2.1")
+_MAX_TXT: Final = 3072  # bytes of TXT text the engine renders; a reply it can't hold is declined
 
 
 def unavailable() -> str | None:
@@ -71,9 +72,13 @@ def txt_parts(zone: Zone, value: Value | None) -> tuple[bytes, ...] | None:
         for key in _PROBES:
             if zone.settings.txt_for(key, template) != key.join(parts):
                 return None
-        return tuple(part.encode("utf-8") for part in parts)
+        encoded = tuple(part.encode("utf-8") for part in parts)
     except (ValueError, KeyError, IndexError, AttributeError, UnicodeError):
         return None
+    # The engine builds the text in a 4 KiB buffer: longer ones (with the longest key) go to Python.
+    if sum(map(len, encoded)) + len(_PROBES[1]) * (len(encoded) - 1) > _MAX_TXT:
+        return None
+    return encoded
 
 
 def zone_plan(zone: Zone) -> tuple[Any, ...]:
@@ -84,7 +89,11 @@ def zone_plan(zone: Zone) -> tuple[Any, ...]:
     )
     values: list[tuple[int, bytes, tuple[bytes, ...] | None] | None] = [None]  # 0: excluded
     for vid in range(1, len(zone.index.values)):
-        count, records = zone.a_answer(vid)
+        try:
+            count, records = zone.a_answer(vid)
+        except (ValueError, TypeError):  # a code the Python path fails on too: leave it there
+            values.append(None)
+            continue
         values.append((count, records, txt_parts(zone, zone.index.values[vid])))
     return (
         root,

@@ -57,6 +57,7 @@ def build() -> tuple[Responder, HotPath]:
     index.set(parse_key(ZoneKind.IP, "10.1.0.0/16"), Value(("127.0.0.9",), "net16 {key}"))
     index.set(parse_key(ZoneKind.IP, "100.64.0.0/10"), Value((), "no codes {key}"))
     index.set(parse_key(ZoneKind.IP, "100.64.1.1"), Value(("127.0.0.3",), "{key:>20}"))
+    index.set(parse_key(ZoneKind.IP, "100.64.2.2"), Value(("127.0.0.3",), "X" * 4000 + "{key}"))
     return responder, HotPath(responder)
 
 
@@ -179,6 +180,7 @@ def test_common_shapes_are_answered_in_c(
         wire("a.spam.dbl.example.org", "A"),  # domain zones: Python
         wire(rev("1.2.3.4"), "A"),  # four one-character labels: maybe an IPv6 /16
         wire(rev("100.64.1.1"), "TXT"),  # a template with a format spec
+        wire(rev("100.64.2.2"), "TXT", edns=0, payload=4096),  # a TXT too long for the engine
         raw_header() + raw_question(raw_name([b"2", b"0", b"0", b"127", b"bl", b"example"])
         + b"\xc0\x0c"),  # compressed
         raw_header(ar=1) + raw_question(raw_name([b"9", b"2", b"0", b"127", b"bl", b"example",
