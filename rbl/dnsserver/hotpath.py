@@ -16,7 +16,7 @@ environment, ``DnsUdpPort`` answers in Python (``status()`` says which).
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rbl.dnsserver import slowpath
 from rbl.dnsserver.ratelimit import ResponseRateLimiter, slip_reply
@@ -24,6 +24,9 @@ from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.wire import CLASS_IN, RR_TAIL, TYPE_TXT, opt_rr
 from rbl.dnsserver.zone import Zone
 from rbl.index.tables import Value
+
+if TYPE_CHECKING:  # protocol imports this module
+    from rbl.dnsserver.protocol import Counters
 
 _hotpath: Any
 try:
@@ -165,11 +168,17 @@ class HotPath:
         return self.engine().answer(data)  # type: ignore[no-any-return]
 
     def read(
-        self, fd: int, packets: int, limiter: ResponseRateLimiter | None
-    ) -> tuple[int, int, int, int]:
-        """Serve up to ``packets`` datagrams from ``fd``: (received, errors, limited, slipped)."""
+        self, fd: int, packets: int, limiter: ResponseRateLimiter | None, counters: Counters
+    ) -> None:
+        """Serve up to ``packets`` datagrams from ``fd`` (``UDP_READ_BATCH``), counting them."""
         check = None
         if limiter is not None and limiter.enabled:
             limiter.tick()  # one clock read per read event, as in the Python loop
             check = limiter.check
-        return self.engine().serve(fd, packets, check, slip_reply, self.decline)  # type: ignore[no-any-return]
+        received, errors, limited, slipped = self.engine().serve(
+            fd, packets, check, slip_reply, self.decline
+        )
+        counters.udp_queries += received
+        counters.errors += errors
+        counters.rate_limited += limited
+        counters.slipped += slipped

@@ -115,14 +115,7 @@ class DnsUdpPort(udp.Port):
 
     def doRead(self) -> None:
         if self.hotpath is not None:
-            received, errors, limited, slipped = self.hotpath.read(
-                self.socket.fileno(), UDP_READ_BATCH, self.limiter
-            )
-            counters = self.counters
-            counters.udp_queries += received
-            counters.errors += errors
-            counters.rate_limited += limited
-            counters.slipped += slipped
+            self.hotpath.read(self.socket.fileno(), UDP_READ_BATCH, self.limiter, self.counters)
             return
         sock = self.socket
         recvfrom = sock.recvfrom
