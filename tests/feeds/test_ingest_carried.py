@@ -11,6 +11,7 @@ carried state the next run cannot read.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from click.testing import CliRunner, Result
 
 from rbl.cli import main
 from rbl.feeds.parsers import get_parser
-from rbl.feeds.parsers.context import ParseContext
+from rbl.feeds.parsers.context import CARRIED_BYTES, ParseContext
 from rbl.model.traphit import ParseError, TrapHit
 from rbl.store.database import open_engine
 from tests.support.config import database_url_of
@@ -268,3 +269,23 @@ def test_a_follower_takes_a_session_across_the_rotation_of_its_log(
     assert follower.returncode == 0, err
     assert hits_for(trapped, "198.51.100.7") == 1
     assert db_scalar(trapped, "SELECT COUNT(*) FROM ingest_sources") == 2
+
+
+def test_what_is_carried_is_bounded_and_the_newest() -> None:
+    ctx = ParseContext(now=NOW)
+    sender = "s" * 300 + "@example.net"  # a sender may make every held line long
+    lines: list[str] = []
+    for n in range(6000):
+        lines += postfix_message(f"{n:011X}", "198.51.100.7")[:3]
+        lines[-1] = lines[-1].replace("s@example.net", sender)
+    hits_of("postfix", lines, ctx)
+    carried = ctx.carry()
+    assert carried is not None and len(carried) < CARRIED_BYTES + 200_000
+    kept = json.loads(carried)["postfix.queue"]["messages"]
+    assert 100 < len(kept) < 6000
+    assert kept[-1][0] == f"{5999:011X}"  # the newest are the ones kept
+    resumed = ParseContext(now=NOW)
+    assert resumed.resume(carried) == []
+    tail = postfix_message(f"{5999:011X}", "198.51.100.7")[3:]
+    (hit,) = hits_of("postfix", tail, resumed)
+    assert hit.mail_from == sender

@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -37,6 +37,24 @@ class Carried(Protocol):
 
 # State name -> the loader that makes the state from its JSON form (ValueError if bad).
 _LOADERS: dict[str, Callable[[Any], Any]] = {}
+# What one state may write per commit: the newest entries that fit. The parsers' own
+# bounds allow far more (a sender can fill sendmail's 4096 ids with 256 refusals each),
+# and the state is written with every batch.
+CARRIED_ITEMS: Final = 10_000
+CARRIED_BYTES: Final = 2 * 1024 * 1024
+
+
+def newest(items: list[T], size: Callable[[T], int]) -> list[T]:
+    """The newest of ``items`` (oldest first) within CARRIED_ITEMS and CARRIED_BYTES."""
+    kept: list[T] = []
+    budget = CARRIED_BYTES
+    for item in reversed(items[-CARRIED_ITEMS:]):
+        budget -= size(item)
+        if budget < 0:
+            break
+        kept.append(item)
+    kept.reverse()
+    return kept
 
 
 def carried_state(name: str, load: Callable[[Any], Carried]) -> None:

@@ -16,7 +16,7 @@ without a recipient, in ``ParseContext.held`` under its message id until its
 of it (``delivery``) is that hit for its top address, once per recipient
 however often a deferred one is retried. At most MAX_HELD arrivals are kept
 (the oldest dropped first): one whose Completed line is in another file. The
-newest MAX_CARRIED are carried to the next run (``ParseContext.carry``).
+newest that fit are carried to the next run (``ParseContext.carry``).
 
 The recipient is the top address, ``<...>`` in Exim's stored form, quotes
 kept; what comes before it is the delivered address, a local part, a pipe or
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from rbl.feeds.parsers import addresses
-from rbl.feeds.parsers.context import ParseContext, carried_state
+from rbl.feeds.parsers.context import CARRIED_ITEMS, ParseContext, carried_state, newest
 from rbl.model.traphit import ParseError, TrapHit, hit_from_json, hit_to_json
 
 MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"  # a message id
@@ -51,7 +51,6 @@ _AFTER_TOP: Final = re.compile(r"> R=|>: |>$")
 # Remote arrivals waiting for their delivery lines, per file; the oldest are dropped
 # past this many (a message whose Completed line is in another file).
 MAX_HELD: Final = 100_000
-MAX_CARRIED: Final = 10_000  # the newest held arrivals written for the next run
 _HELD: Final = "exim.arrivals"
 
 
@@ -74,20 +73,25 @@ class _Arrivals(dict[str, _Held]):
             del self[next(iter(self))]
 
     def to_json(self) -> object:
-        """The newest MAX_CARRIED arrivals, oldest first; None if none."""
+        """The newest arrivals that fit (``newest``), oldest first; None if none."""
         if not self:
             return None
-        newest = list(self.items())[-MAX_CARRIED:]
-        return [[mid, hit_to_json(held.hit), sorted(held.seen)] for mid, held in newest]
+        kept = newest(list(self.items()), _arrival_size)
+        return [[mid, hit_to_json(held.hit), sorted(held.seen)] for mid, held in kept]
 
     @classmethod
     def from_json(cls, data: list[list[Any]]) -> _Arrivals:
         arrivals = cls()
-        for message_id, hit, seen in data[-MAX_CARRIED:]:
+        for message_id, hit, seen in data[-CARRIED_ITEMS:]:
             if not isinstance(message_id, str) or not all(isinstance(a, str) for a in seen):
                 raise ValueError(f"a held arrival is not (id, hit, seen): {message_id!r:.40}")
             arrivals[message_id] = _Held(hit_from_json(hit), set(seen))
         return arrivals
+
+
+def _arrival_size(item: tuple[str, _Held]) -> int:
+    hit = item[1].hit
+    return 256 + len(hit.raw) + sum(map(len, item[1].seen))
 
 
 carried_state(_HELD, _Arrivals.from_json)

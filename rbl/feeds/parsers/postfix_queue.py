@@ -19,8 +19,8 @@ address was rewritten, else ``to``), once per recipient and message however
 often a deferred one is retried. ``removed`` forgets the message, as does a
 refusal of the whole message after DATA (which logs no ``removed``), and at most
 MAX_HELD messages are kept (the oldest forgotten first), so a log with
-millions of queue ids holds only those still in flight. The newest
-MAX_CARRIED of them are carried to the next run (``ParseContext.carry``), so a
+millions of queue ids holds only those still in flight. The newest of
+them (``context.newest``) are carried to the next run (``ParseContext.carry``), so a
 message in flight when one run ends is still joined by the next.
 
 A delivery whose client line was not seen (it is in an earlier file or
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rbl.feeds.parsers import addresses, syslogline
-from rbl.feeds.parsers.context import ParseContext, carried_state
+from rbl.feeds.parsers.context import CARRIED_ITEMS, ParseContext, carried_state, newest
 from rbl.feeds.parsers.normalise import client_ip
 from rbl.model.traphit import ParseError, TrapHit
 
@@ -51,8 +51,6 @@ from rbl.model.traphit import ParseError, TrapHit
 MAX_HELD: Final = 100_000
 # smtpd processes with recipients counted before their queue file was opened.
 MAX_SESSIONS: Final = 10_000
-# Held messages (and smtpd sessions) written for the next run, the newest first kept.
-MAX_CARRIED: Final = 10_000
 _STATE: Final = "postfix.queue"
 MAX_LINE: Final = 16 * 1024
 _HIT_STATUS: Final = frozenset({"sent", "bounced", "deferred"})
@@ -88,11 +86,11 @@ class _Held:
     sessions: OrderedDict[str, set[str]] = field(default_factory=OrderedDict)
 
     def to_json(self) -> object:
-        """The newest MAX_CARRIED messages and sessions, oldest first; None if none."""
+        """The newest messages and sessions that fit (``newest``), oldest first; None if none."""
         if not self.messages and not self.sessions:
             return None
-        messages = list(self.messages.items())[-MAX_CARRIED:]
-        sessions = list(self.sessions.items())[-MAX_CARRIED:]
+        messages = newest(list(self.messages.items()), _message_size)
+        sessions = newest(list(self.sessions.items()), _session_size)
         return {
             "messages": [
                 [
@@ -112,7 +110,7 @@ class _Held:
     @classmethod
     def from_json(cls, data: dict[str, list[list[Any]]]) -> _Held:
         held = cls()
-        for qid, ip, name, lines, reinjected, sender, rcpts in data["messages"][-MAX_CARRIED:]:
+        for qid, ip, name, lines, reinjected, sender, rcpts in data["messages"][-CARRIED_ITEMS:]:
             held.messages[_text(qid)] = _Message(
                 client_ip=_text(ip),
                 client_name=_text(name, none=True),
@@ -121,9 +119,18 @@ class _Held:
                 sender=_text(sender, none=True),
                 counted={_text(rcpt) for rcpt in rcpts},
             )
-        for pid, rcpts in data["sessions"][-MAX_CARRIED:]:
+        for pid, rcpts in data["sessions"][-CARRIED_ITEMS:]:
             held.sessions[_text(pid)] = {_text(rcpt) for rcpt in rcpts}
         return held
+
+
+def _message_size(item: tuple[str, _Message]) -> int:
+    message = item[1]
+    return 64 + len(message.sender or "") + sum(map(len, [*message.lines, *message.counted]))
+
+
+def _session_size(item: tuple[str, set[str]]) -> int:
+    return 16 + sum(map(len, item[1]))
 
 
 def _text(value: object, *, none: bool = False) -> Any:

@@ -77,7 +77,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from rbl.feeds.parsers import addresses, syslogline
-from rbl.feeds.parsers.context import ParseContext, carried_state
+from rbl.feeds.parsers.context import ParseContext, carried_state, newest
 from rbl.feeds.parsers.normalise import client_ip
 from rbl.model.traphit import ParseError, TrapHit
 
@@ -130,12 +130,12 @@ class _Held:
     ids: OrderedDict[tuple[str, str], list[_Pending]] = field(default_factory=OrderedDict)
 
     def to_json(self) -> object:
-        """Every held id (at most MAX_HELD_IDS), oldest first; None if none."""
+        """The newest held ids that fit (``newest``), oldest first; None if none."""
         if not self.ids:
             return None
         return [
             [host, qid, [_pending_json(wait) for wait in pending]]
-            for (host, qid), pending in self.ids.items()
+            for (host, qid), pending in newest(list(self.ids.items()), _held_size)
         ]
 
     @classmethod
@@ -146,6 +146,10 @@ class _Held:
                 raise ValueError(f"a held queue id is not (host, id): {[host, qid]!r:.60}")
             held.ids[(host, qid)] = [_pending_from(item) for item in pending[:MAX_HELD_PER_ID]]
         return held
+
+
+def _held_size(item: tuple[tuple[str, str], list[_Pending]]) -> int:
+    return 32 + sum(64 + len(wait.raw) + len(wait.rcpt) for wait in item[1])
 
 
 def _pending_json(wait: _Pending) -> list[Any]:
