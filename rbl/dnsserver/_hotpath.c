@@ -446,7 +446,7 @@ static Py_ssize_t answer(Engine *e, const unsigned char *d, Py_ssize_t size, uns
     return length;
 }
 
-/* Add the counts kept since the last flush to the Python lists, and free the views. */
+/* Release the arrays taken for this batch: the follower may resize them again. */
 static void finish_batch(Engine *e) {
     for (Py_ssize_t i = 0; i < e->nzones; i++) view_release(&e->zones[i].view);
 }
@@ -465,6 +465,7 @@ static int add_count(PyObject *list, Py_ssize_t slot, long long n) {
     return PyList_SetItem(list, slot, sum); /* steals sum */
 }
 
+/* Add the counts kept since the last flush to Zone.rcodes and Responder.outside_rcodes. */
 static int flush_counts(Engine *e) {
     int rc = 0;
     for (Py_ssize_t i = 0; i < e->nzones; i++) {
