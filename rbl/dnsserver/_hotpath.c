@@ -89,6 +89,9 @@ typedef struct {
 
 /* -- the index ----------------------------------------------------------------- */
 
+/* Attribute names, interned once (a C-string lookup makes a new str on every call). */
+static PyObject *s_levels, *s_prefixlen, *s_overlay, *s_keys, *s_vals, *s_directory;
+
 static void view_release(TableView *v) {
     for (int i = 0; i < v->nlevels; i++) {
         LevelView *l = &v->levels[i];
@@ -101,8 +104,8 @@ static void view_release(TableView *v) {
     v->state = 0;
 }
 
-static int take_buffer(PyObject *level, const char *name, Py_buffer *buf) {
-    PyObject *obj = PyObject_GetAttrString(level, name);
+static int take_buffer(PyObject *level, PyObject *name, Py_buffer *buf) {
+    PyObject *obj = PyObject_GetAttr(level, name);
     if (obj == NULL) return -1;
     int rc = PyObject_GetBuffer(obj, buf, PyBUF_SIMPLE);
     Py_DECREF(obj);
@@ -111,16 +114,16 @@ static int take_buffer(PyObject *level, const char *name, Py_buffer *buf) {
 
 /* Export one Level's arrays and overlay; on failure nothing stays taken. */
 static int level_take(LevelView *l, PyObject *level) {
-    PyObject *plen = PyObject_GetAttrString(level, "prefixlen");
+    PyObject *plen = PyObject_GetAttr(level, s_prefixlen);
     long prefixlen = plen ? PyLong_AsLong(plen) : -1;
     Py_XDECREF(plen);
     if (prefixlen < 0 || prefixlen > 32) return -1;
     l->mask = prefixlen ? (uint32_t)(0xFFFFFFFFu << (32 - prefixlen)) : 0;
-    l->overlay = PyObject_GetAttrString(level, "overlay");
+    l->overlay = PyObject_GetAttr(level, s_overlay);
     if (l->overlay == NULL || !PyDict_Check(l->overlay)) goto no_overlay;
-    if (take_buffer(level, "keys", &l->keys) < 0) goto no_overlay;
-    if (take_buffer(level, "vals", &l->vals) < 0) goto no_vals;
-    PyObject *dir = PyObject_GetAttrString(level, "directory");
+    if (take_buffer(level, s_keys, &l->keys) < 0) goto no_overlay;
+    if (take_buffer(level, s_vals, &l->vals) < 0) goto no_vals;
+    PyObject *dir = PyObject_GetAttr(level, s_directory);
     if (dir == NULL) goto no_dir;
     l->has_dir = dir != Py_None;
     int rc = l->has_dir ? PyObject_GetBuffer(dir, &l->dir, PyBUF_SIMPLE) : 0;
@@ -144,7 +147,7 @@ no_overlay:
 /* Export the levels of ``table`` (PrefixTable._levels, longest prefix first). */
 static int view_take(TableView *v, PyObject *table) {
     v->nlevels = 0;
-    PyObject *levels = PyObject_GetAttrString(table, "_levels");
+    PyObject *levels = PyObject_GetAttr(table, s_levels);
     int ok = levels != NULL && PyTuple_Check(levels) && PyTuple_GET_SIZE(levels) <= MAX_LEVELS;
     for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(levels); i++) {
         ok = level_take(&v->levels[i], PyTuple_GET_ITEM(levels, i)) == 0;
@@ -784,6 +787,13 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__hotpath(void) {
+    if (!(s_levels = PyUnicode_InternFromString("_levels")) ||
+        !(s_prefixlen = PyUnicode_InternFromString("prefixlen")) ||
+        !(s_overlay = PyUnicode_InternFromString("overlay")) ||
+        !(s_keys = PyUnicode_InternFromString("keys")) ||
+        !(s_vals = PyUnicode_InternFromString("vals")) ||
+        !(s_directory = PyUnicode_InternFromString("directory")))
+        return NULL;
     if (PyType_Ready(&EngineType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
