@@ -92,6 +92,8 @@ def import_rows(
     as before (a key given twice with different codes is added, then changed; the
     store keeps the last)."""
     lock_change_log(conn)
+    if conn.dialect.name == "sqlite":
+        _begin_sqlite(conn)
     check_rows(rows)
     existing: dict[str, tuple[str, str, str | None]] = {
         key: (state, codes, txt)
@@ -138,6 +140,15 @@ def import_rows(
         detail=f"added={added} changed={changed}",
     )
     return added, changed
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    """Open SQLite's transaction now, taking the write lock: the driver would open it
+    only at the first INSERT, after the reads this import decides on, and would run the
+    index drop before it on its own, committed at once."""
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _ROW_COLUMNS = ("key", "family", "prefixlen", "network", "codes", "txt")
