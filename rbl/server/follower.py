@@ -189,6 +189,11 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     for name, zone in follower.zones.items():
         zone.recorded = recorded.get(name)
     levels = reader.ip_levels(zones)  # each level read whole; the rows of mixed ones below
+    levels.reverse()
+
+    def each_level() -> Iterator[IpLevel]:  # each level's bytes freed once loaded
+        while levels:
+            yield levels.pop()
 
     def level_rows(zone: str, family: int, prefixlen: int) -> Iterator[IpRow]:
         return reader.iter_ip_rows([zone], (family, prefixlen))
@@ -199,7 +204,7 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
         positions,
         position,
         reader.iter_allowlist(),
-        ip_levels=(levels, level_rows),
+        ip_levels=(each_level(), level_rows),
     )
     return LoadReport(count, time.monotonic() - started, position)
 
