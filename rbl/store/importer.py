@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -120,7 +121,8 @@ def import_rows(
             else:
                 changed += 1
         final[key] = row
-    inserts = sorted(row for key, row in final.items() if key not in existing)
+    inserts = [row for key, row in final.items() if key not in existing]
+    inserts.sort(key=itemgetter(0))  # by key text alone: half the time of comparing tuples
     updates = [row for key, row in final.items() if key in existing]
     del final
     constants = {"zone": zone, "reason": reason, "source": source, "state": ACTIVE}

@@ -267,7 +267,9 @@ class ListingReader:
         )
         with self._lock:
             try:
-                rows = self._connect().execute(sql, tuple(zones)).fetchall()
+                # PostgreSQL: bytea in binary, not as hex text twice its size
+                options = {"binary": True} if self.postgresql else {}
+                rows = self._connect().execute(sql, tuple(zones), **options).fetchall()
             except self._errors as exc:
                 self._failed()
                 raise StoreError(f"cannot read listings from {self.path}: {exc}") from exc
