@@ -185,7 +185,9 @@ def _ingest_path(
     from_start: bool,
 ) -> None:
     """One file, or in --follow mode the file and each file that replaces it on rotation
-    (only the first is read again from its start for ``from_start``: the others are new)."""
+    (only the first is read again from its start for ``from_start``: the others are new,
+    and take up the sessions the file before them left in flight)."""
+    handoff: str | None = None
     while True:
         try:
             handle = path.open("rb")
@@ -204,7 +206,7 @@ def _ingest_path(
                 label=f"ingesting {path}",
                 file=sys.stderr if visible else io.StringIO(),
             ) as bar:
-                ingestor.ingest(
+                handoff = ingestor.ingest(
                     handle,
                     str(path),
                     report,
@@ -213,6 +215,7 @@ def _ingest_path(
                     keep_going=stop.running,
                     poll=poll,
                     from_start=from_start,
+                    handoff=handoff,
                 )
         from_start = False
         if not follow or stop.stopping:

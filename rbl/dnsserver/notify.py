@@ -316,6 +316,7 @@ class NotifySender:
                 serial=pending.serial,
             )
             state.failing = None
+            self._resend_now(state.target)
             return
         log.info(
             "NOTIFY {zone} serial {serial} to {target} acknowledged after {sends} send(s) "
@@ -326,6 +327,17 @@ class NotifySender:
             sends=pending.sends,
             seconds=now - pending.started,
         )
+
+    def _resend_now(self, target: Target) -> None:
+        """The target answers again: its other zones' NOTIFYs go out now, backoff reset.
+
+        Left on their backoff they would wait up to ``max_timeout`` for a secondary that
+        is back, and their next send would count as a new failure streak.
+        """
+        for pending in [p for p in self._pending.values() if p.target == target]:
+            self._cancel(pending)
+            pending.sends, pending.timeout = 0, self.timeout
+            self._send(pending)
 
     def _failing(self, state: TargetState, reason: str, pending: _Pending | None) -> None:
         """The target is failing: logged when a streak starts, never again until it recovers."""

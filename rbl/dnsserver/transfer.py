@@ -59,6 +59,7 @@ from rbl.dnsserver.wire import (
     TYPE_SOA,
     TYPE_TXT,
     encode_name,
+    read_name,
     txt_rdata,
 )
 from rbl.dnsserver.zone import Zone
@@ -302,19 +303,14 @@ def _error(data: bytes, question: bytes | None, rcode: int) -> bytes:
 
 
 def _ixfr_serial(data: bytes, end: int) -> int | None:
-    """The serial of the SOA in an IXFR query's authority section (RFC 1995 section 3)."""
+    """The serial of the SOA in an IXFR query's authority section (RFC 1995 section 3);
+    None (FORMERR) unless it is one well-formed SOA record."""
     if data[8:10] != b"\x00\x01":
         return None
-    i = end
-    while i < len(data):  # the owner: a name or a pointer
-        length = data[i]
-        if length >= 0xC0:
-            i += 2
-            break
-        if length == 0:
-            i += 1
-            break
-        i += 1 + length
+    try:
+        _owner, i = read_name(data, end)
+    except ValueError:
+        return None
     if i + 10 > len(data):
         return None
     rtype, _class, _ttl, rdlength = RR_TAIL.unpack_from(data, i)

@@ -8,6 +8,10 @@ over the values of some line, ingest stores it in ``halves`` until that line
 is found and stores it ``without_hits``; the position after each piece is
 then that of its last line. ``Position`` is what a re-run would resume from,
 for the messages.
+
+The parsers' carried state (``ParseContext.carry``) is known at the end of a
+batch only: a first half commits the state the batch started with, the last
+piece the state at its end.
 """
 
 from __future__ import annotations
@@ -53,10 +57,30 @@ class Pieces:
     end: int
     end_line: int
     counted: Counted  # the file's recognition through end_line
+    carried: str | None = None  # the parsers' held state at end_line (JSON)
+    carried_before: str | None = None  # and before the batch: what a first half commits
 
     @classmethod
-    def of(cls, batch: Batch, end: int, end_line: int, counted: Counted) -> Pieces:
-        return cls(batch.with_hits, batch.quarantined, batch.malformed, end, end_line, counted)
+    def of(
+        cls,
+        batch: Batch,
+        end: int,
+        end_line: int,
+        counted: Counted,
+        carried: tuple[str | None, str | None] = (None, None),
+    ) -> Pieces:
+        """``carried``: the parsers' state before the batch and after it."""
+        before, after = carried
+        return cls(
+            batch.with_hits,
+            batch.quarantined,
+            batch.malformed,
+            end,
+            end_line,
+            counted,
+            after,
+            before,
+        )
 
     def halves(self) -> tuple[Pieces, Pieces]:
         """Up to and with the middle line with hits, and the rest."""
@@ -75,6 +99,8 @@ class Pieces:
             middle.end,
             middle.number,
             middle.counted,
+            self.carried_before,
+            self.carried_before,
         )
         rest = Pieces(
             self.lines[len(self.lines) // 2 :],
@@ -83,6 +109,8 @@ class Pieces:
             self.end,
             self.end_line,
             self.counted,
+            self.carried,
+            self.carried_before,
         )
         return first, rest
 
@@ -101,6 +129,7 @@ class Pieces:
             len(self.malformed),
             self.counted.first,
             self.counted.unrecognised,
+            self.carried,
         )
 
 

@@ -4,7 +4,10 @@ Lines are parsed into TrapHits and stored in batches; each batch is one
 transaction that also records how far into the file it got (``rbl.store.sources``:
 device, inode and a hash of the first line identify the file). A run killed
 at any point and started again resumes after the last committed batch, so
-every line counts exactly once. ``follow`` keeps reading as the log grows and
+every line counts exactly once; what the parsers held there (messages whose
+client line was read, their delivery not yet) is committed with it and taken
+up again (``ParseContext.carry``), so a message in flight across two runs still
+joins. ``follow`` keeps reading as the log grows and
 moves on to the new file when it is rotated or truncated.
 
 Here: the loop from lines to committed batches. Elsewhere: reading and
@@ -128,11 +131,12 @@ class Ingestor:
         """The file's row for this format (none for a pipe): its id, committed position
         and the recognition kept with it."""
         if identity is None:
-            return _Source(None, 0, 0, Tally())
+            return _Source(None, 0, 0, Tally(), None)
         row = self.writer.source(
             identity, self.format, name, from_start=from_start, now=self.clock()
         )
-        return _Source(row.id, row.offset, row.lines, Tally(row.recognised_at, row.unrecognised))
+        tally = Tally(row.recognised_at, row.unrecognised)
+        return _Source(row.id, row.offset, row.lines, tally, row.carried)
 
     def ingest(
         self,
@@ -145,8 +149,14 @@ class Ingestor:
         keep_going: Callable[[], bool] = lambda: True,
         poll: float = 1.0,
         from_start: bool = False,
-    ) -> None:
-        """Ingest ``handle`` to its end (following: until rotated, truncated or stopped).
+        handoff: str | None = None,
+    ) -> str | None:
+        """Ingest ``handle`` to its end (following: until rotated, truncated or stopped);
+        returns what the parsers hold there (``ParseContext.carry``).
+
+        ``handoff`` is what they held at the end of the file this one replaced (a
+        follower's rotated log): a file read from its start takes it up, so a session
+        whose first lines went to the rotated file still joins.
 
         ``from_start`` reads a file from its first line even if this format's position
         in it is further on. A file in which no line of the format has been seen is
@@ -161,13 +171,18 @@ class Ingestor:
         source = self.retrier.call(
             lambda: self._source(name, identity, from_start), position.where, keep_going
         )
-        source_id, offset, line_number, tally = source
+        source_id, offset, line_number, tally, carried = source
         position.offset, position.lines = offset, line_number
+        ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
         if offset:
             handle.seek(offset)
             report.resumed.append(Resumed(name, line_number, offset))
+        elif carried is None:
+            carried = handoff
+        # The messages in flight where the last run (or file) stopped: their later lines join.
+        for problem in ctx.resume(carried):
+            report.problems.append(f"carried: {name}: {problem}")
         report.files += 1
-        ctx = ParseContext(now=self.clock(), tz=self.tz, feed=self.feed)
         judged = False
         for batch, end, lines, caught_up in self._batches(
             handle,
@@ -184,12 +199,14 @@ class Ingestor:
         ):
             # The generator waits here while the batch is retried: reading stops too.
             if batch.lines:
-                pieces = Pieces.of(batch, end, lines, tally.counted())
+                before, carried = carried, ctx.carry()
+                pieces = Pieces.of(batch, end, lines, tally.counted(), (before, carried))
                 report.absorb(self._commit(pieces, source_id, position, report, keep_going))
                 if progress is not None:
                     progress(end)
             if caught_up and not judged:
                 judged = self._judge(name, tally, report, follow)
+        return carried
 
     def _judge(self, name: str, tally: Tally, report: IngestReport, follow: bool) -> bool:
         """Note the file if none of its lines is the format's; True once it is judged
@@ -355,3 +372,4 @@ class _Source(NamedTuple):
     offset: int
     lines: int
     tally: Tally
+    carried: str | None  # what the parsers held at ``offset`` (ParseContext.carry)

@@ -22,10 +22,10 @@ from rbl.feeds.ingest import LineRead, read_line
 from rbl.feeds.parsers import PARSERS, ParseContext, get_parser
 from rbl.feeds.parsers.recognise import AUTO, recognise
 from rbl.feeds.retry import IngestGaveUp, Retrier, describe_error
+from rbl.model.traphit import hit_from_json
 from rbl.store.evidence import BatchResult, refusal
 from rbl.store.faults import is_data_error
 from rbl.store.feedwriter import HitWriter
-from rbl.store.quarantine import hit_from_json
 from rbl.store.timestamps import utc
 
 

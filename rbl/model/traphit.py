@@ -12,8 +12,10 @@ touch the store. Imports only the standard library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rbl.errors import RblError
 
@@ -63,3 +65,19 @@ class TrapHit:
     # "instance:..." (a policy request's). None when the feed has nothing such; two
     # hits are one attempt unless both have an attempt of the same kind, differing.
     attempt: str | None = None
+
+
+def hit_to_json(hit: TrapHit) -> str:
+    """The hit losslessly as ASCII JSON (a lone surrogate stays a ``\\udc80`` escape)."""
+    data = asdict(hit)
+    data["at"] = hit.at.isoformat()
+    return json.dumps(data, sort_keys=True)
+
+
+def hit_from_json(text: str) -> TrapHit:
+    """The hit ``hit_to_json`` wrote; keys this version does not know are ignored."""
+    data = json.loads(text)
+    known = {f.name for f in fields(TrapHit)}
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    values["at"] = datetime.fromisoformat(data["at"])
+    return TrapHit(**values)

@@ -59,6 +59,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: what ``upgrade`` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None, "the migrations have no head"
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.migration import MigrationContext
 

@@ -13,16 +13,15 @@ stores its hits (``rbl.feeds.refeed``); ``drop`` gives up on it, audited.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, or_, select, update
 
 from rbl.errors import StoreError
-from rbl.model.traphit import TrapHit
+from rbl.model.traphit import TrapHit, hit_to_json
 from rbl.store.audit import audit
 from rbl.store.bulk import insert_many
 from rbl.store.schema import DROPPED, QUARANTINED, REFED, SOURCE_POLICY, quarantine
@@ -64,22 +63,6 @@ def storable(text: str | None) -> str | None:
     if text is None or (text.isascii() and "\x00" not in text):
         return text
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def hit_to_json(hit: TrapHit) -> str:
-    """The hit losslessly as ASCII JSON (a lone surrogate stays a ``\\udc80`` escape)."""
-    data = asdict(hit)
-    data["at"] = hit.at.isoformat()
-    return json.dumps(data, sort_keys=True)
-
-
-def hit_from_json(text: str) -> TrapHit:
-    """The hit ``hit_to_json`` wrote; keys this version does not know are ignored."""
-    data = json.loads(text)
-    known = {f.name for f in fields(TrapHit)}
-    values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
-    values["at"] = datetime.fromisoformat(data["at"])
-    return TrapHit(**values)
 
 
 def quarantine_lines(conn: Connection, entries: Sequence[Quarantined], *, now: datetime) -> int:

@@ -130,6 +130,9 @@ ingest_sources = _table(
     # and no first one was read with the wrong format, and is reported.
     Column("recognised_at", Integer),
     Column("unrecognised", Integer, nullable=False, server_default="0"),
+    # What the parsers held at the position (messages in flight, as JSON): the next run
+    # starts from it, so a message whose first lines were read before still joins.
+    Column("carried", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("identity", "format", name="uq_ingest_sources_identity_format"),
 )

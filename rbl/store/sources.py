@@ -5,7 +5,8 @@ made by ``rbl.feeds.logfile``), never by its name, so a rotated log is a new
 source and a renamed one is not. The position (bytes and lines committed,
 lines the parser refused, and how far the file's format has been recognised)
 moves in the transaction that stores the lines before it, so a run killed at
-any point resumes after the last committed batch. Only ingest writes here.
+any point resumes after the last committed batch, with what the parsers held
+there (``carried``: messages in flight, ``rbl.feeds.parsers.context``). Only ingest writes here.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Source(NamedTuple):
     lines: int  # lines committed
     recognised_at: int | None  # the first line of the format (None: none yet)
     unrecognised: int  # non-blank lines before it
+    carried: str | None = None  # the parsers' held state at the position (JSON)
 
 
 class Advance(NamedTuple):
@@ -36,6 +38,7 @@ class Advance(NamedTuple):
     malformed: int  # lines of the batch the parser refused (added to the row's count)
     recognised_at: int | None
     unrecognised: int
+    carried: str | None = None  # the parsers' held state at ``offset``
 
 
 def open_source(
@@ -51,7 +54,7 @@ def open_source(
     for ``from_start``)."""
     s = ingest_sources.c
     row = conn.execute(
-        select(s.id, s.offset, s.lines, s.recognised_at, s.unrecognised).where(
+        select(s.id, s.offset, s.lines, s.recognised_at, s.unrecognised, s.carried).where(
             s.identity == identity, s.format == format_name
         )
     ).first()
@@ -63,13 +66,16 @@ def open_source(
         "malformed": 0,
         "recognised_at": None,
         "unrecognised": 0,
+        "carried": None,
         "updated_at": now,
     }
     if row is not None and from_start:
         conn.execute(update(ingest_sources).where(s.id == row.id).values(**start))
         return Source(row.id, 0, 0, None, 0)
     if row is not None:
-        return Source(row.id, row.offset, row.lines, row.recognised_at, row.unrecognised)
+        return Source(
+            row.id, row.offset, row.lines, row.recognised_at, row.unrecognised, row.carried
+        )
     result = conn.execute(
         insert(ingest_sources).values(identity=identity, format=format_name, **start)
     )
@@ -88,5 +94,6 @@ def advance_source(conn: Connection, source_id: int, to: Advance, *, now: dateti
             malformed=ingest_sources.c.malformed + to.malformed,
             recognised_at=to.recognised_at,
             unrecognised=to.unrecognised,
+            carried=to.carried,
         )
     )

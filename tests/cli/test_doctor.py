@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.server import RunningServer
 
@@ -28,14 +29,6 @@ def test_doctor_fails_when_nothing_answers(config_path: Path) -> None:
     assert result.returncode == 1
     assert "FAIL  2.0.0.127.bl.example.org A at 127.0.0.1:9" in result.stdout
     assert "check(s) failed" in result.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_doctor_checks_every_configured_port(config_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.config import write_config
-from tests.support.notify_listener import closed_port
+from tests.support.ports import closed_port, free_port
 from tests.support.processes import rbl_command
-from tests.support.secondaries import KINDS, free_port, running_secondary, soa_serial
+from tests.support.secondaries import KINDS, running_secondary, soa_serial
 from tests.support.server import start_server, stop_server
 
 pytestmark = pytest.mark.slow

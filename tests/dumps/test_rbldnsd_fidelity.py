@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ import pytest
 
 from rbl.config import load_settings
 from tests.support.dump_seed import DOMAIN_ZONE, IP_ZONE, Seeded, seed
+from tests.support.ports import free_port
 from tests.support.processes import stop
 from tests.support.server import RunningServer, start_server, stop_server
 
@@ -92,12 +92,6 @@ def rbldnsd_available() -> bool:
     if os.environ.get("CI"):
         pytest.fail(f"{RBLDNSD} is required in CI (apt-get install rbldnsd)")
     pytest.skip(f"{RBLDNSD} not installed")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ask(port: int, name: str, rdtype: str) -> tuple[str, list[str]]:

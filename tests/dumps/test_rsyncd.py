@@ -17,15 +17,10 @@ import pytest
 
 from rbl.dumps.writer import write_dumps
 from tests.support.dump_seed import seed
+from tests.support.ports import free_port
 from tests.support.processes import REPO
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

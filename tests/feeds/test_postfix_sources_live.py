@@ -37,10 +37,10 @@ import pytest
 
 from rbl.feeds.parsers import ParseContext, get_parser
 from rbl.model.traphit import ParseError, TrapHit
+from tests.support.ports import free_port
 from tests.support.postfix import (
     MAIN_CF_HEAD,
     SERVICES,
-    free_port,
     read_maillog,
     running,
     unavailable,

@@ -41,6 +41,7 @@ from rbl.dumps.service import DumpService
 from rbl.store.database import open_engine
 from rbl.store.reader import ListingReader
 from tests.support.config import write_config
+from tests.support.ports import free_port
 from tests.support.processes import REPO, rbl_command, subprocess_env
 from tests.support.server import start_server, stop_server
 
@@ -167,12 +168,6 @@ def wait_for(predicate: Any, what: str, timeout: float = 120.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def dump_done(server: Any) -> bool:

@@ -31,9 +31,10 @@ from rbl.model.changes import OP_SETTINGS
 from rbl.store.database import open_engine
 from rbl.store.schema import change_log
 from tests.support.config import database_url_of, write_config
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.scrape import scrape, value
-from tests.support.secondaries import KINDS, free_port, require, running_secondary
+from tests.support.secondaries import KINDS, require, running_secondary
 from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow

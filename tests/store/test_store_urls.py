@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from rbl.errors import ConfigError, StoreError
 from rbl.store.database import open_engine
 from rbl.store.reader import ListingReader, hide_password
+from tests.support.ports import closed_port
 
 
 @pytest.mark.parametrize(
@@ -25,12 +24,6 @@ from rbl.store.reader import ListingReader, hide_password
 )
 def test_hide_password(url: str, shown: str) -> None:
     assert hide_password(url) == shown
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_failed_connection_names_the_database_but_not_the_password() -> None:

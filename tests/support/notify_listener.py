@@ -72,12 +72,3 @@ def listening(host: str, port: int = 0) -> Iterator[NotifyListener]:
         yield listener
     finally:
         listener.close()
-
-
-def closed_port(host: str) -> int:
-    """A UDP port on ``host`` that nothing listens on (bound a moment ago, then closed)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.support.hostile_sessions import TRAP, TRAP_DOMAIN
+from tests.support.ports import free_port
 from tests.support.processes import REPO, subprocess_env
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
@@ -103,13 +104,6 @@ def unavailable() -> str | None:
     if os.geteuid() != 0:
         return "Postfix's master must start as root"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def control(directory: Path, command: str, log: IO[str], *, check: bool = True) -> None:

@@ -16,9 +16,7 @@ binary is installed (``require`` skips, or fails under CI).
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +30,7 @@ import dns.rdatatype
 
 from rbl.config.tsigkeys import parse_key
 from tests.support.dns_client import server_query
+from tests.support.ports import free_port
 from tests.support.processes import require_peer, stop
 
 KINDS = ("nsd", "bind", "knot")
@@ -62,28 +61,6 @@ def missing(kind: str) -> str | None:
 def require(kind: str) -> None:
     """Skip the test where ``kind`` is missing; under CI, where it must be, fail it."""
     require_peer(missing(kind), BINARIES[kind])
-
-
-def free_port() -> int:
-    """A port free for UDP on 127.0.0.1 now (the daemons bind TCP on the same number)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port: int = udp.getsockname()[1]
-    return port
-
-
-def restartable_port() -> int:
-    """A port free for UDP and TCP on 127.0.0.1 below the ephemeral range, for a primary
-    restarted on the same port: no outgoing connection takes it meanwhile."""
-    while True:
-        port = random.randrange(20000, 32000)
-        try:
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                with socket.socket(socket.AF_INET, kind) as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
 
 
 def ask(port: int, qname: dns.name.Name | str, rdtype: str = "A") -> dns.message.Message:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -29,6 +28,7 @@ import dns.rcode
 import pytest
 
 from tests.support.config import write_config
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.server import RunningServer, start_server, stop_server
 
@@ -64,12 +64,6 @@ def _browser() -> tuple[str, str]:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class WebDriver:
@@ -145,7 +139,7 @@ class WebDriver:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
     chromium, driver_path = _browser()
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "chromedriver.log").open("wb")
     process = subprocess.Popen(
         [driver_path, f"--port={port}"], stdout=log, stderr=subprocess.STDOUT

@@ -15,7 +15,8 @@ without a recipient, in ``ParseContext.held`` under its message id until its
 ``Completed`` (``forget``); each ``=>``, ``->``, ``*>``, ``**`` or ``==`` line
 of it (``delivery``) is that hit for its top address, once per recipient
 however often a deferred one is retried. At most MAX_HELD arrivals are kept
-(the oldest dropped first): one whose Completed line is in another file.
+(the oldest dropped first): one whose Completed line is in another file. The
+newest that fit are carried to the next run (``ParseContext.carry``).
 
 The recipient is the top address, ``<...>`` in Exim's stored form, quotes
 kept; what comes before it is the delivered address, a local part, a pipe or
@@ -31,11 +32,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 from rbl.feeds.parsers import addresses
-from rbl.feeds.parsers.context import ParseContext
-from rbl.model.traphit import ParseError, TrapHit
+from rbl.feeds.parsers.context import CARRIED_ITEMS, ParseContext, carried_state, newest
+from rbl.model.traphit import ParseError, TrapHit, hit_from_json, hit_to_json
 
 MSGID: Final = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"  # a message id
 # deliver.c: delivered (=>, -> for more addresses of one delivery, *> when faked by -N),
@@ -70,6 +71,30 @@ class _Arrivals(dict[str, _Held]):
         self[message_id] = arrival
         while len(self) > MAX_HELD:
             del self[next(iter(self))]
+
+    def to_json(self) -> object:
+        """The newest arrivals that fit (``newest``), oldest first; None if none."""
+        if not self:
+            return None
+        kept = newest(list(self.items()), _arrival_size)
+        return [[mid, hit_to_json(held.hit), sorted(held.seen)] for mid, held in kept]
+
+    @classmethod
+    def from_json(cls, data: list[list[Any]]) -> _Arrivals:
+        arrivals = cls()
+        for message_id, hit, seen in data[-CARRIED_ITEMS:]:
+            if not isinstance(message_id, str) or not all(isinstance(a, str) for a in seen):
+                raise ValueError(f"a held arrival is not (id, hit, seen): {message_id!r:.40}")
+            arrivals[message_id] = _Held(hit_from_json(hit), set(seen))
+        return arrivals
+
+
+def _arrival_size(item: tuple[str, _Held]) -> int:
+    hit = item[1].hit
+    return 256 + len(hit.raw) + sum(map(len, item[1].seen))
+
+
+carried_state(_HELD, _Arrivals.from_json)
 
 
 def hold(ctx: ParseContext, message_id: str, arrival: TrapHit) -> None:

@@ -19,7 +19,9 @@ address was rewritten, else ``to``), once per recipient and message however
 often a deferred one is retried. ``removed`` forgets the message, as does a
 refusal of the whole message after DATA (which logs no ``removed``), and at most
 MAX_HELD messages are kept (the oldest forgotten first), so a log with
-millions of queue ids holds only those still in flight.
+millions of queue ids holds only those still in flight. The newest of
+them (``context.newest``) are carried to the next run (``ParseContext.carry``), so a
+message in flight when one run ends is still joined by the next.
 
 A delivery whose client line was not seen (it is in an earlier file or
 before a resumed run's start, or the mail was submitted locally and has no
@@ -38,10 +40,10 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from rbl.feeds.parsers import addresses, syslogline
-from rbl.feeds.parsers.context import ParseContext
+from rbl.feeds.parsers.context import CARRIED_ITEMS, ParseContext, carried_state, newest
 from rbl.feeds.parsers.normalise import client_ip
 from rbl.model.traphit import ParseError, TrapHit
 
@@ -49,6 +51,7 @@ from rbl.model.traphit import ParseError, TrapHit
 MAX_HELD: Final = 100_000
 # smtpd processes with recipients counted before their queue file was opened.
 MAX_SESSIONS: Final = 10_000
+_STATE: Final = "postfix.queue"
 MAX_LINE: Final = 16 * 1024
 _HIT_STATUS: Final = frozenset({"sent", "bounced", "deferred"})
 
@@ -82,16 +85,73 @@ class _Held:
     # smtpd pid -> recipients a verdict counted before the queue id existed (NOQUEUE).
     sessions: OrderedDict[str, set[str]] = field(default_factory=OrderedDict)
 
+    def to_json(self) -> object:
+        """The newest messages and sessions that fit (``newest``), oldest first; None if none."""
+        if not self.messages and not self.sessions:
+            return None
+        messages = newest(list(self.messages.items()), _message_size)
+        sessions = newest(list(self.sessions.items()), _session_size)
+        return {
+            "messages": [
+                [
+                    qid,
+                    m.client_ip,
+                    m.client_name,
+                    m.lines,
+                    m.reinjected,
+                    m.sender,
+                    sorted(m.counted),
+                ]
+                for qid, m in messages
+            ],
+            "sessions": [[pid, sorted(rcpts)] for pid, rcpts in sessions],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[list[Any]]]) -> _Held:
+        held = cls()
+        for qid, ip, name, lines, reinjected, sender, rcpts in data["messages"][-CARRIED_ITEMS:]:
+            held.messages[_text(qid)] = _Message(
+                client_ip=_text(ip),
+                client_name=_text(name, none=True),
+                lines=[_text(line) for line in lines],
+                reinjected=bool(reinjected),
+                sender=_text(sender, none=True),
+                counted={_text(rcpt) for rcpt in rcpts},
+            )
+        for pid, rcpts in data["sessions"][-CARRIED_ITEMS:]:
+            held.sessions[_text(pid)] = {_text(rcpt) for rcpt in rcpts}
+        return held
+
+
+def _message_size(item: tuple[str, _Message]) -> int:
+    message = item[1]
+    return 64 + len(message.sender or "") + sum(map(len, [*message.lines, *message.counted]))
+
+
+def _session_size(item: tuple[str, set[str]]) -> int:
+    return 16 + sum(map(len, item[1]))
+
+
+def _text(value: object, *, none: bool = False) -> Any:
+    """A carried string (or None where ``none``); ValueError otherwise."""
+    if isinstance(value, str) or (none and value is None):
+        return value
+    raise ValueError(f"expected a string, got {value!r:.40}")
+
+
+carried_state(_STATE, _Held.from_json)
+
 
 def _held(ctx: ParseContext) -> _Held:
-    return ctx.held("postfix.queue", _Held)
+    return ctx.held(_STATE, _Held)
 
 
 def may_join(line: str, ctx: ParseContext) -> bool:
     """Whether ``line`` may be a queue line of a held message: its queue id (the word
     before ``: to=<``, ``: from=<`` or ``: removed``) is held. A cheap test before the
     syslog header is parsed; ``parse`` decides."""
-    held: _Held | None = ctx.states.get("postfix.queue")
+    held: _Held | None = ctx.states.get(_STATE)
     if held is None or not held.messages:
         return False
     for mark in (": to=<", ": from=<", ": removed"):
@@ -130,7 +190,7 @@ def client(line: str, head: re.Match[str], ctx: ParseContext) -> bool:
 def forget(ctx: ParseContext, qid: str) -> None:
     """The message was refused after DATA (smtpd or cleanup): it will not be delivered, and
     Postfix logs no ``removed`` for it."""
-    held: _Held | None = ctx.states.get("postfix.queue")
+    held: _Held | None = ctx.states.get(_STATE)
     if held is not None:
         held.messages.pop(qid, None)
 
@@ -138,7 +198,7 @@ def forget(ctx: ParseContext, qid: str) -> None:
 def session_ends(ctx: ParseContext, pid: str | None) -> None:
     """smtpd's ``connect from``/``disconnect from``: what a verdict counted before a queue
     id existed belongs to no later session of the same process."""
-    held: _Held | None = ctx.states.get("postfix.queue")
+    held: _Held | None = ctx.states.get(_STATE)
     if pid is not None and held is not None and held.sessions:
         held.sessions.pop(pid, None)
 

@@ -37,8 +37,8 @@ of the ``from=`` line, and both lines as ``raw``. A check_rcpt verdict
 without a queue id (``NOQUEUE``) has no envelope to wait for: its hit comes
 at once, sender unknown. At most ``MAX_HELD_IDS`` queue ids are held (the
 oldest is dropped) and ``MAX_HELD_PER_ID`` recipients per id (more is
-refused): a run that stops between a session's lines and resumes after
-them, or a log cut before the ``from=`` line, loses those hits. A recipient
+refused). What is held when a run stops is carried to the next
+(``ParseContext.carry``); a log cut before the ``from=`` line loses those hits. A recipient
 logged after its ``from=`` line (a delivery from the queue, not an SMTP
 refusal) is never joined.
 
@@ -74,10 +74,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from rbl.feeds.parsers import addresses, syslogline
-from rbl.feeds.parsers.context import ParseContext
+from rbl.feeds.parsers.context import ParseContext, carried_state, newest
 from rbl.feeds.parsers.normalise import client_ip
 from rbl.model.traphit import ParseError, TrapHit
 
@@ -128,6 +128,51 @@ class _Held:
     """Refused recipients by (syslog host, queue id), oldest first."""
 
     ids: OrderedDict[tuple[str, str], list[_Pending]] = field(default_factory=OrderedDict)
+
+    def to_json(self) -> object:
+        """The newest held ids that fit (``newest``), oldest first; None if none."""
+        if not self.ids:
+            return None
+        return [
+            [host, qid, [_pending_json(wait) for wait in pending]]
+            for (host, qid), pending in newest(list(self.ids.items()), _held_size)
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[list[Any]]) -> _Held:
+        held = cls()
+        for host, qid, pending in data[-MAX_HELD_IDS:]:
+            if not isinstance(host, str) or not isinstance(qid, str):
+                raise ValueError(f"a held queue id is not (host, id): {[host, qid]!r:.60}")
+            held.ids[(host, qid)] = [_pending_from(item) for item in pending[:MAX_HELD_PER_ID]]
+        return held
+
+
+def _held_size(item: tuple[tuple[str, str], list[_Pending]]) -> int:
+    return 32 + sum(64 + len(wait.raw) + len(wait.rcpt) for wait in item[1])
+
+
+def _pending_json(wait: _Pending) -> list[Any]:
+    client = None if wait.client is None else [wait.client.ip, wait.client.name]
+    return [wait.at.isoformat(), wait.rcpt, wait.raw, client]
+
+
+def _pending_from(item: list[Any]) -> _Pending:
+    at, rcpt, raw, client = item
+    if not isinstance(rcpt, str) or not isinstance(raw, str):
+        raise ValueError(f"a held recipient is not text: {item!r:.60}")
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        raise ValueError(f"a held recipient's time has no zone: {at!r}")
+    if client is None:
+        return _Pending(when, rcpt, raw, None)
+    ip, name = client
+    if not isinstance(ip, str) or not (name is None or isinstance(name, str)):
+        raise ValueError(f"a held client is not text: {client!r:.60}")
+    return _Pending(when, rcpt, raw, _Client(ip, name))
+
+
+carried_state(NAME, _Held.from_json)
 
 
 def parse(line: str, ctx: ParseContext) -> list[TrapHit]:

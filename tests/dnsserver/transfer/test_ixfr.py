@@ -14,6 +14,7 @@ import base64
 
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import dns.tsig
@@ -283,6 +284,21 @@ def test_ixfr_up_to_date_ahead_and_unknown() -> None:
         assert second.rdtype == dns.rdatatype.NS  # AXFR-style
         assert why in reasons[0].text
         assert reasons[0].cause == (AHEAD if why == "ahead" else NOT_IN_HISTORY)
+
+
+def test_an_ixfr_whose_soa_owner_is_a_bad_name_is_formerr() -> None:
+    follow = follower()
+    zone = follow.zones[IP_ZONE]
+    transfers = Transfers(list(follow.zones.values()), LOOPBACK)
+    wire = ixfr_query(zone, zone.serial).to_wire()
+    question_end = 12 + len(zone.wire_root) + 4
+    assert wire[question_end : question_end + 2] == b"\xc0\x0c"  # the owner points at the QNAME
+    for owner in (b"\xc0\xff", b"\x80\x00", bytes([question_end >> 8 | 0xC0, question_end & 255])):
+        bad = wire[:question_end] + owner + wire[question_end + 2 :]  # forward, reserved, loop
+        (reply,) = transfers.respond(bad, "127.0.0.1")
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR, owner
+    (good,) = transfers.respond(wire, "127.0.0.1")
+    assert dns.message.from_wire(good).rcode() == dns.rcode.NOERROR
 
 
 def test_signed_ixfr_verifies_as_one_stream() -> None:

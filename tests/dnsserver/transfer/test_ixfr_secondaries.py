@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.config import write_config
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.secondaries import (
     KINDS,
     Secondary,
-    restartable_port,
     running_secondary,
     summary,
 )
@@ -91,7 +91,7 @@ def add(key: str, *more: str) -> tuple[str, ...]:
 def primary(tmp_path: Path, signed: bool) -> tuple[Path, int, int]:
     """A configuration (DNS on a fixed port, so rbl can restart on it) with the base zone."""
     # Both restart on their ports (rbl serve, and the secondary of the offline tests).
-    dns_port, notify_port = restartable_port(), restartable_port()
+    dns_port, notify_port = free_port(), free_port()
     config = write_config(
         tmp_path,
         extra=(

@@ -19,9 +19,9 @@ import dns.zone
 import pytest
 
 from tests.support.config import write_config
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.scrape import scrape, total
-from tests.support.secondaries import restartable_port
 from tests.support.server import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def log_line(server: RunningServer, pattern: str) -> re.Match[str]:
 
 
 def test_dnspython_follows_rbl_by_ixfr(tmp_path: Path) -> None:
-    port = restartable_port()
+    port = free_port()
     config = write_config(
         tmp_path,
         extra='\n[transfer]\nallow = ["127.0.0.1/32"]\n\n[metrics]\nlisten = "127.0.0.1:0"\n',

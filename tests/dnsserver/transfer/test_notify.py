@@ -174,6 +174,27 @@ def test_one_line_per_failure_streak_and_one_per_recovery() -> None:
     assert "acknowledged after 1 send(s)" in acknowledged
 
 
+def test_a_recovered_target_gets_its_other_zones_at_once_in_the_same_streak() -> None:
+    sender, sockets, clock, zone = setup(max_timeout=8.0)
+    other = make_responder({}, {}).zones[1]
+    with capturedLogs() as events:
+        sender.zone_changed(zone)
+        sender.zone_changed(other)
+        clock.pump([1.0] * 30)  # both unanswered, backed off to 8s
+        by_zone = {str(m.question[0].name).rstrip("."): m for m in sockets.sent()}
+        sent = len(sockets.socket().written)
+        sockets.answer(by_zone[IP_ZONE])  # the secondary is back: it answers one of them
+        (resent,) = sockets.sent()[sent:]  # the other goes out now, not up to 8s later
+        assert str(resent.question[0].name) == f"{other.name}."
+        clock.advance(1.0)
+        sockets.answer(resent)
+    failing, recovered, acknowledged = lines(events)  # one streak, one recovery
+    assert failing.startswith("NOTIFY to 127.0.0.1:5300 failing: timeout")
+    assert recovered.startswith("NOTIFY to 127.0.0.1:5300 recovered after 27.0s failing")
+    assert acknowledged.startswith(f"NOTIFY {other.name} serial {other.serial} to 127.0.0.1:5300")
+    assert sender.outstanding == 0 and sender.failing_targets() == []
+
+
 def test_send_errors_and_icmp_errors_are_reasons_logged_once() -> None:
     sender, sockets, clock, zone = setup((SECONDARY, SECONDARY6))
     sockets.socket(SECONDARY6).error = OSError(errno.ENETUNREACH, "Network is unreachable")

@@ -22,11 +22,11 @@ import pytest
 
 from tests.support.dns_client import dom, rev
 from tests.support.dns_zones import DOMAIN_ZONE, IP_ZONE
+from tests.support.ports import free_port
 from tests.support.processes import REPO, subprocess_env
 from tests.support.secondaries import (
     Secondary,
     ask,
-    free_port,
     require,
     running_secondary,
     soa_serial,

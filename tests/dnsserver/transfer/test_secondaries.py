@@ -28,11 +28,11 @@ import pytest
 
 from rbl.zonedata.records import EXCEPTED_TYPE
 from tests.support.config import write_config
+from tests.support.ports import free_port
 from tests.support.processes import rbl_command
 from tests.support.secondaries import (
     KINDS,
     Secondary,
-    free_port,
     require,
     running_secondary,
     summary,

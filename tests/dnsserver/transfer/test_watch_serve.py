@@ -18,7 +18,8 @@ import dns.rrset
 import pytest
 
 from tests.support.config import record_zone_settings, write_config
-from tests.support.notify_listener import closed_port, listening
+from tests.support.notify_listener import listening
+from tests.support.ports import closed_port
 from tests.support.processes import rbl_command
 from tests.support.scrape import scrape, total, value, wait_for
 from tests.support.server import RunningServer, start_server, stop_server
