@@ -8,7 +8,7 @@ per key (its created/updated times in SQLAlchemy's own DATETIME text on SQLite),
 ``set`` change-log row per key whose DNS answer changes, one audit row.
 
 SQLite: the new rows are inserted in key order (the unique ``(zone, key)`` index
-then grows at its end); when they are at least as many as the zone already holds,
+then grows at its end); when they are at least as many as the table already holds,
 the two secondary indexes of ``listings`` are dropped and built again after the
 insert, inside the same transaction (SQLite DDL is transactional: an interrupted
 import leaves the old table and its indexes); the change-log rows of new listings
@@ -127,8 +127,7 @@ def import_rows(
     del final
     constants = {"zone": zone, "reason": reason, "source": source, "state": ACTIVE}
     if conn.dialect.name == "sqlite":
-        rebuild = len(inserts) >= max(REBUILD_MIN, len(existing))
-        _sqlite_write(conn, inserts, updates, constants, now, rebuild=rebuild)
+        _sqlite_write(conn, inserts, updates, constants, now)
     else:
         _copy_write(conn, inserts, updates, constants, now)
     audit(
@@ -163,12 +162,11 @@ def _sqlite_write(
     updates: list[ImportRow],
     constants: dict[str, Any],
     now: datetime,
-    *,
-    rebuild: bool,
 ) -> None:
     """Inserts in key order with the constant columns as SQL literals (binding the
     same nine values a million times is a fifth of the insert), change rows copied
-    inside SQLite, updates as one executemany."""
+    inside SQLite, updates as one executemany. The secondary indexes are rebuilt when
+    the new rows are at least as many as the table's (every zone's) rows, by id."""
     moment = (now.astimezone(UTC) if now.tzinfo else now).strftime(SQLITE_DATETIME)
     fixed = {
         **constants,
@@ -186,6 +184,7 @@ def _sqlite_write(
                 select(listings.c.id).order_by(listings.c.id.desc()).limit(1)
             ).scalar()
             indexes = sorted(listings.indexes, key=lambda index: str(index.name))
+            rebuild = len(inserts) >= max(REBUILD_MIN, before or 0)
             if rebuild:
                 for index in indexes:
                     index.drop(conn)
