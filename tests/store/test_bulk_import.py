@@ -193,7 +193,13 @@ def test_a_failed_import_leaves_rows_change_log_and_indexes(
 
 
 @pytest.mark.parametrize(
-    "reason", ["it's; DROP TABLE listings; --", "NUL \x00 inside", "ünïcödé 'quoted' \"too\""]
+    "reason",
+    [
+        "it's; DROP TABLE listings; --",
+        "NUL \x00 inside",
+        "ünïcödé 'quoted' \"too\"",
+        "COPY's own: tab\there, new\nline, back\\slash \\N",
+    ],
 )
 def test_the_reason_is_stored_exactly_whatever_it_holds(database_url: str, reason: str) -> None:
     if "\x00" in reason and "postgresql" in database_url:
