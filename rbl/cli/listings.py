@@ -7,24 +7,23 @@ shadow the builtin wherever the module is imported by name.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 from rbl.cli.base import Context, Text, pass_context
-from rbl.cli.keys import key_for, zone_and_key
-from rbl.cli.lines import entry_lines, refuse_bad_lines, source_name
+from rbl.cli.keys import zone_and_key
+from rbl.cli.lines import refuse_bad_lines, source_name
 from rbl.cli.options import limit_option, reason_option, yes_option, zone_option
 from rbl.cli.output import echo, safe
-from rbl.config import ZoneSettings, check_template
-from rbl.errors import CodeError, ConfigError, KeyFormatError, ZoneError
+from rbl.config import check_template
+from rbl.errors import ZoneError
 from rbl.model.codes import parse_codes
 from rbl.model.keys import IpKey, ListingKey
-from rbl.model.suffixes import check_not_public_suffix
 
 if TYPE_CHECKING:
-    from rbl.store.listings import Listing, ListingEntry
+    from rbl.store.importer import ImportRow
+    from rbl.store.listings import Listing
 
 
 @click.group(name="list")
@@ -242,7 +241,9 @@ def list_import(
     The whole file is checked first; if any line is bad nothing is stored and
     every bad line is reported with its number.
     """
-    from rbl.store.listings import import_listings, now_utc
+    from rbl.cli.importfile import parse_import
+    from rbl.store.importer import import_rows
+    from rbl.store.listings import MANUAL, now_utc
     from rbl.store.traps import trap_filter
 
     zone_settings = obj.pick_zone(zone) if zone or len(obj.settings.zones) == 1 else None
@@ -250,49 +251,28 @@ def list_import(
         raise ZoneError("give --zone: the configuration has more than one zone")
     default = parse_codes(",".join(codes)) if codes else zone_settings.default_codes
     name = source_name(source)
-    entries: list[ListingEntry] = []
+    rows: list[ImportRow] = []
     errors = []
-    for number, entry in _parse_import(source, zone_settings, default):
-        if isinstance(entry, str):
-            errors.append(f"{name}:{number}: {entry}")
+    for number, row in parse_import(source, zone_settings, default):
+        if isinstance(row, str):
+            errors.append(f"{name}:{number}: {row}")
         else:
-            entries.append(entry)
+            rows.append(row)
     refuse_bad_lines(errors)
     with obj.engine().begin() as conn:
         traps = trap_filter(conn)
-        for entry in entries:
-            if entry.txt is not None:
-                traps.check(entry.txt, f"{name}: the TXT of {entry.key.text}")
-        added, changed = import_listings(
-            conn, zone_settings.name, entries, reason=reason, actor=obj.actor, now=now_utc()
+        for row in [row for row in rows if row[5] is not None]:
+            traps.check(str(row[5]), f"{name}: the TXT of {row[0]}")
+        added, changed = import_rows(
+            conn,
+            zone_settings.name,
+            rows,
+            reason=reason,
+            actor=obj.actor,
+            now=now_utc(),
+            source=MANUAL,
         )
     echo(
         f"imported into {zone_settings.name}: {added} added, {changed} changed, "
-        f"{len(entries) - added - changed} unchanged"
+        f"{len(rows) - added - changed} unchanged"
     )
-
-
-def _parse_import(
-    source: BinaryIO, zone: ZoneSettings, default: tuple[str, ...]
-) -> Iterator[tuple[int, ListingEntry | str]]:
-    """Each entry of ``source`` parsed, or why it cannot be."""
-    from rbl.store.listings import ListingEntry
-
-    for number, text in entry_lines(source):
-        key_text, _, rest = text.partition(" ")
-        rest = rest.strip()
-        codes, txt = default, None
-        try:
-            if rest:
-                if not rest.startswith(":"):
-                    raise KeyFormatError(f"expected ':CODES[:TXT]' after the key, got {rest!r}")
-                code_text, _, txt_text = rest[1:].partition(":")
-                if code_text.strip():
-                    codes = parse_codes(code_text)
-                if txt_text:
-                    txt = check_template(txt_text, frozenset({"key", "url"}), "TXT")
-            key = key_for(zone, key_text)
-            check_not_public_suffix(key)  # here too: every bad line is reported, not the first
-            yield number, ListingEntry(key, codes, txt)
-        except (KeyFormatError, CodeError, ConfigError) as exc:
-            yield number, str(exc)

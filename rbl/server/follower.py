@@ -9,7 +9,7 @@ that follows the same change log converges on the same answers and serials.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,15 @@ from rbl.model.changes import OP_DELETE, OP_EXCLUDE, OP_SET, OP_SETTINGS, OP_UNE
 from rbl.model.keys import parse_key
 from rbl.policy.trapfilter import NO_TRAPS, TrapFilter
 from rbl.zonedata.history import key_state
-from rbl.zonedata.snapshot import AllowRow, RowValues, exclusion_keys, load_rows
+from rbl.zonedata.snapshot import (
+    AllowRow,
+    IpLevel,
+    LevelRows,
+    RowValues,
+    exclusion_keys,
+    load_ip_levels,
+    load_rows,
+)
 
 if TYPE_CHECKING:
     from rbl.config import Settings, ZoneSettings
@@ -61,13 +69,20 @@ class IndexFollower:
         positions: Mapping[str, int],
         position: int,
         allow_rows: Iterable[AllowRow] = (),
+        ip_levels: tuple[Iterable[IpLevel], LevelRows] | None = None,
     ) -> int:
         """Bulk-load active listings; ``positions`` must be read before the rows were.
 
-        The rows go in through ``rbl.zonedata.snapshot.load_rows``, as ``rbl dump``'s do.
+        The rows go in through ``rbl.zonedata.snapshot.load_rows``, as ``rbl dump``'s do;
+        ``ip_levels`` (the levels read whole, and where the rows of the others are) goes
+        first, through ``load_ip_levels``.
         """
         indexes = {name: zone.index for name, zone in self.zones.items()}
-        loaded, skipped = load_rows(indexes, ip_rows, domain_rows, allow_rows, self._value)
+        loaded = skipped = 0
+        if ip_levels is not None:
+            loaded, skipped = load_ip_levels(indexes, *ip_levels, self._value)
+        more, passed = load_rows(indexes, ip_rows, domain_rows, allow_rows, self._value)
+        loaded, skipped = loaded + more, skipped + passed
         self.skipped += skipped
         for name, served in self.zones.items():
             served.values_changed()
@@ -167,19 +182,29 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
     """Read the change-log position, then every active listing, into the follower's zones."""
     started = time.monotonic()
     follower.traps = reader.trap_filter()  # TXT texts are public: traps redacted
-    positions = reader.change_positions()
-    position = max(positions.values(), default=0)
+    zones = list(follower.zones)
+    position, positions = reader.zone_positions(zones)  # before the rows: replayed after
     # After the positions: a settings row written in between is replayed after the snapshot.
     recorded = reader.settings_fingerprints()
     for name, zone in follower.zones.items():
         zone.recorded = recorded.get(name)
-    zones = list(follower.zones)
+    levels = reader.ip_levels(zones)  # each level read whole; the rows of mixed ones below
+    levels.reverse()
+
+    def each_level() -> Iterator[IpLevel]:  # each level's bytes freed once loaded
+        while levels:
+            yield levels.pop()
+
+    def level_rows(zone: str, family: int, prefixlen: int) -> Iterator[IpRow]:
+        return reader.iter_ip_rows([zone], (family, prefixlen))
+
     count = follower.load_snapshot(
-        reader.iter_ip_rows(zones),
+        (),
         reader.iter_domain_rows(zones),
         positions,
         position,
         reader.iter_allowlist(),
+        ip_levels=(each_level(), level_rows),
     )
     return LoadReport(count, time.monotonic() - started, position)
 

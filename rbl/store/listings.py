@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from rbl.errors import KeyFormatError, NotListedError, StoreError
 from rbl.model.changes import OP_DELETE, OP_SET
@@ -17,14 +17,14 @@ from rbl.model.codes import check_count
 from rbl.model.keys import IpKey, ListingKey, test_point_conflict
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.store.audit import audit
-from rbl.store.changelog import append_change, append_changes, lock_change_log
+from rbl.store.changelog import append_change, lock_change_log
+from rbl.store.importer import ImportRow, import_rows
 from rbl.store.locate import in_network, key_columns, prefixlen_of, wider
 from rbl.store.rows import narrowed, record
 from rbl.store.schema import ACTIVE, HELD, REMOVED, allowlist, listings
 from rbl.store.timestamps import utc
 
 MANUAL = "manual"
-_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,88 +323,28 @@ def import_listings(
     source: str = MANUAL,
     what: str = "import",
 ) -> tuple[int, int]:
-    """Bulk add or update; returns (added, changed). One audit row for the whole import."""
-    lock_change_log(conn)
-    existing = {
-        row.key: (row.state, row.codes, row.txt)
-        for row in conn.execute(
-            select(listings.c.key, listings.c.state, listings.c.codes, listings.c.txt).where(
-                listings.c.zone == zone
-            )
-        )
-    }
-    inserts: list[dict[str, object]] = []
-    updates: list[dict[str, object]] = []
-    changes: list[dict[str, object]] = []
-    added = changed = 0
-    for entry in entries:
-        _check_listable(entry.key)
-        codes_text = ",".join(entry.codes)
-        check_count(entry.codes, codes_text)
-        text = entry.key.text
-        old = existing.get(text)
-        if old == (ACTIVE, codes_text, entry.txt):
-            continue
-        row = {
-            "codes": codes_text,
-            "txt": entry.txt,
-            "reason": reason,
-            "source": source,
-            "state": ACTIVE,
-            "updated_at": now,
-            "expires_at": None,
-        }
-        if old is None:
-            inserts.append({"zone": zone, "created_at": now, **key_columns(entry.key, text), **row})
-            added += 1
-        else:
-            updates.append({"b_key": text, **row})
-            changed += 1
-        existing[text] = (ACTIVE, codes_text, entry.txt)
-        changes.append(
-            {
-                "zone": zone,
-                "key": text,
-                "op": OP_SET,
-                "codes": codes_text,
-                "txt": entry.txt,
-                "created_at": now,
-            }
-        )
-        if len(inserts) >= _CHUNK or len(updates) >= _CHUNK:
-            _flush(conn, zone, inserts, updates, changes)
-    _flush(conn, zone, inserts, updates, changes)
-    audit(
+    """Bulk add or update; returns (added, changed). One audit row for the whole import.
+
+    ``rbl list import`` builds its rows itself (rbl.store.importer); this is the same
+    write for parsed entries.
+    """
+    return import_rows(
         conn,
-        now=now,
-        actor=actor,
-        action=what,
-        zone=zone,
-        key=None,
+        zone,
+        [import_row(entry.key, ",".join(entry.codes), entry.txt) for entry in entries],
         reason=reason,
-        detail=f"added={added} changed={changed}",
+        actor=actor,
+        now=now,
+        source=source,
+        what=what,
     )
-    return added, changed
 
 
-def _flush(
-    conn: Connection,
-    zone: str,
-    inserts: list[dict[str, object]],
-    updates: list[dict[str, object]],
-    changes: list[dict[str, object]],
-) -> None:
-    if inserts:
-        conn.execute(insert(listings), inserts)
-    if updates:
-        conn.execute(
-            update(listings).where(listings.c.zone == zone, listings.c.key == bindparam("b_key")),
-            updates,
-        )
-    append_changes(conn, changes)
-    inserts.clear()
-    updates.clear()
-    changes.clear()
+def import_row(key: ListingKey, codes: str, txt: str | None) -> ImportRow:
+    """The row ``import_rows`` takes for one parsed key."""
+    if isinstance(key, IpKey):
+        return (key.text, key.family, key.prefixlen, key.packed, codes, txt)
+    return (key.text, 0, 0, None, codes, txt)
 
 
 def now_utc() -> datetime:

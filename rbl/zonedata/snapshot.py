@@ -11,13 +11,29 @@ applied by the follower with the same expansion (``exclusion_keys``).
 
 from __future__ import annotations
 
+import sys
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
+from operator import lt
 from typing import Final
 
 from rbl.errors import KeyFormatError
 from rbl.index.tables import Level, Value, ZoneIndex
 from rbl.model.codes import DEFAULT_CODE
-from rbl.model.keys import DomainKey, IpKey, ListingKey, ZoneKind, parse_key, test_point_conflict
+from rbl.model.keys import (
+    TEST_LISTED_V4,
+    TEST_LISTED_V6,
+    TEST_UNLISTED_V4,
+    TEST_UNLISTED_V6,
+    DomainKey,
+    IpKey,
+    ListingKey,
+    ZoneKind,
+    parse_key,
+    test_point_conflict,
+)
 from rbl.policy.trapfilter import TrapFilter
 
 _V4_TEST_NET: Final = 127
@@ -27,6 +43,11 @@ IpRow = tuple[str, int, int, bytes, str, str | None]
 """zone, family, prefixlen, network (big-endian), codes, txt"""
 DomainRow = tuple[str, str, str, str | None]
 """zone, key, codes, txt"""
+IpLevel = tuple[str, int, int, int, str, str | None, bytes | None]
+"""zone, family, prefixlen, rows, codes, txt, networks (big-endian, in order; None when
+the rows do not all have these codes and TXT)"""
+LevelRows = Callable[[str, int, int], Iterable["IpRow"]]
+"""The rows of one (zone, family, prefix length) level, in network order"""
 AllowRow = tuple[str, int, int, bytes | None]
 """key text, family (0 for a domain), prefix length, network (big-endian) or None"""
 
@@ -85,6 +106,8 @@ def load_rows(
     allow_rows: Iterable[AllowRow],
     value_of: ValueOf,
     counts: IpCounts | None = None,
+    *,
+    finish: bool = True,
 ) -> tuple[int, int]:
     """Bulk-load snapshot rows into the indexes of their zones; (loaded, skipped).
 
@@ -94,7 +117,7 @@ def load_rows(
     are skipped. Ends with ``finish_load`` on every index. ``counts``, if
     given, gets the IP rows loaded per level and value id (the dump's
     summary: one dict update a row, where a counting pass cost a generator
-    step and a tuple a row).
+    step and a tuple a row). ``finish=False``: more rows follow (load_ip_levels).
     """
     loaded = skipped = 0
     vids: dict[tuple[str, str, str | None], int] = {}
@@ -132,6 +155,80 @@ def load_rows(
             if (index.kind is ZoneKind.IP) == bool(family):  # IP entries for IP zones
                 for key in exclusion_keys(index.kind, key_text):
                     index.set(key, None)
-    for index in indexes.values():
-        index.finish_load()
+    if finish:
+        for index in indexes.values():
+            index.finish_load()
     return loaded, skipped
+
+
+_TEST_POINTS: Final = {4: (TEST_LISTED_V4, TEST_UNLISTED_V4), 6: (TEST_LISTED_V6, TEST_UNLISTED_V6)}
+_WIDTH: Final = {4: 4, 6: 16}
+
+
+def load_ip_levels(
+    indexes: Mapping[str, ZoneIndex],
+    levels: Iterable[IpLevel],
+    level_rows: LevelRows,
+    value_of: ValueOf,
+) -> tuple[int, int]:
+    """Bulk-load IP levels read whole (``ListingReader.ip_levels``); (loaded, skipped).
+
+    A level whose rows share one value and came as one run of networks becomes its
+    arrays at once (``array.frombytes``: no Python object per row) when the level is
+    still empty and the run is in strict order; any other level is loaded from its
+    rows (``level_rows(zone, family, prefixlen)``) as ``load_rows`` loads them. Call
+    ``load_rows`` after (domains, allowlist, ``finish_load``).
+    """
+    loaded = skipped = 0
+    vids: dict[tuple[str, str, str | None], int] = {}
+    for zone_name, family, prefixlen, count, codes, txt, networks in levels:
+        index = indexes.get(zone_name)
+        if index is None:
+            continue
+        table = index.v4 if family == 4 else index.v6
+        level = table.level(prefixlen)
+        keys = _run_of(family, networks, count) if len(level.keys) == 0 else None
+        networks = None  # the bytes go now: a 10M level's are 40 MB
+        if keys is None:
+            rows = level_rows(zone_name, family, prefixlen)
+            done, passed = load_rows(indexes, rows, (), (), value_of, finish=False)
+            loaded, skipped = loaded + done, skipped + passed
+            continue
+        for point in _TEST_POINTS[family]:  # never overwritten by a listing (load_rows)
+            network = point & level.mask
+            i = bisect_left(keys, network)
+            if i < len(keys) and keys[i] == network:
+                del keys[i]
+                skipped += 1
+        vid = vids.get((zone_name, codes, txt))
+        if vid is None:
+            vid = vids[(zone_name, codes, txt)] = index.value_id(value_of(codes, txt))
+        typecode = next(code for code, limit in _VALUE_TYPECODES if vid <= limit)
+        level.keys = keys
+        level.vals = array(typecode, [vid]) * len(keys)
+        loaded += len(keys)
+    return loaded, skipped
+
+
+_VALUE_TYPECODES: Final = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF))  # as Level's
+
+
+def _run_of(family: int, networks: bytes | None, count: int) -> array[int] | list[int] | None:
+    """The networks of a level as its ``keys``, or None if they are not one strictly
+    ascending run of ``count`` (then the level is loaded row by row)."""
+    if networks is None or len(networks) != count * _WIDTH[family]:
+        return None
+    keys: array[int] | list[int]
+    if family == 4:
+        keys = array("I")
+        if keys.itemsize != 4:  # pragma: no cover - 'I' is 4 bytes where CPython runs
+            return None
+        keys.frombytes(networks)
+        if sys.byteorder == "little":
+            keys.byteswap()
+    else:
+        view = memoryview(networks)
+        keys = [int.from_bytes(view[i : i + 16], "big") for i in range(0, len(view), 16)]
+    if not all(map(lt, keys, islice(keys, 1, None))):
+        return None
+    return keys

@@ -1,5 +1,6 @@
-"""What the DNSBL consumer tests (tests/consumers) ask a real rbl about, and the mail they
-hand the consumers: the listings, and a message whose last external relay is chosen."""
+"""What the DNSBL consumer tests (tests/dnsserver/test_spamassassin.py, test_rspamd.py) ask
+a real rbl about, and the mail they hand the consumers: the listings, and a message whose
+last external relay is chosen."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A real ``rbl serve`` with the consumer tests' listings, shared by a module's tests."""
+"""Fixtures of the DNS tests: a real ``rbl serve`` with the DNSBL consumer tests' listings
+(tests/support/consumers.py), shared by the tests of a module."""
 
 from __future__ import annotations
 
