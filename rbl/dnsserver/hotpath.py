@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from rbl.dnsserver import slowpath
 from rbl.dnsserver.ratelimit import ResponseRateLimiter, slip_reply
 from rbl.dnsserver.responder import Responder
 from rbl.dnsserver.wire import CLASS_IN, RR_TAIL, TYPE_TXT, opt_rr
@@ -136,13 +135,7 @@ class HotPath:
 
         def decline(data: bytes, host: str) -> bytes | None:
             """A query the engine left: ``Responder.fast``, then the slow path (as in Python)."""
-            try:
-                reply = responder.fast(data, True)
-            except Exception:
-                reply = None
-            if reply is None:
-                return slowpath.respond(responder, data, True, host)
-            return reply
+            return responder.respond(data, True, host)
 
         self.decline = decline
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from tests.support.database import db_scalar
-from tests.support.processes import rbl_command, subprocess_env
+from tests.support.processes import rbl_command, rbl_process, subprocess_env
 
 pytestmark = pytest.mark.slow
 START = datetime.now(UTC) - timedelta(hours=1)
@@ -97,24 +97,7 @@ def test_kill_9_mid_ingest_then_rerun_counts_every_line_once(trapped: Path, tmp_
     log = tmp_path / "big.jsonl"
     log.write_text("".join(json_line(n, trap=n % 4 != 0) + "\n" for n in range(total)))
     expected_hits = sum(1 for n in range(total) if n % 4 != 0)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rbl",
-            "-c",
-            str(trapped),
-            "ingest",
-            "--format",
-            "json",
-            "--batch",
-            "500",
-            str(log),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=subprocess_env(),
-    )
+    process = rbl_process(trapped, "ingest", "--format", "json", "--batch", "500", str(log))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.05)

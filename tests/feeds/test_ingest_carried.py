@@ -14,8 +14,8 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from rbl.model.traphit import ParseError, TrapHit
 from rbl.store.database import open_engine
 from tests.support.config import database_url_of
 from tests.support.database import db_scalar
-from tests.support.processes import subprocess_env
+from tests.support.processes import rbl_process
 
 LOGS = Path(__file__).parents[1] / "data" / "logs"
 NOW = datetime.now(UTC)
@@ -147,6 +147,19 @@ def hits_for(config: Path, ip: str) -> int:
     return int(db_scalar(config, f"SELECT count(*) FROM hits WHERE client_ip = '{ip}'"))  # type: ignore[call-overload]
 
 
+def carried_in(config: Path) -> str:
+    return str(db_scalar(config, "SELECT carried FROM ingest_sources"))
+
+
+def wait_until(follower: subprocess.Popen[str], done: Callable[[], bool]) -> None:
+    """Until ``done()``, while the follower runs (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while not done():
+        assert follower.poll() is None, "the follower ended"
+        assert time.monotonic() < deadline, "not done in 30 s"
+        time.sleep(0.05)
+
+
 def test_one_shot_runs_join_a_message_whose_lines_straddle_them(
     trapped: Path, tmp_path: Path
 ) -> None:
@@ -173,28 +186,9 @@ def test_a_follower_killed_between_batches_joins_after_its_restart(
     log = tmp_path / "mail.log"
     message = postfix_message("4C2B81E0F2A", "198.51.100.7")
     append(log, message[:2])
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rbl",
-            "-c",
-            str(trapped),
-            "ingest",
-            "--follow",
-            "--format",
-            "postfix",
-            str(log),
-        ],
-        env=subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    follower = rbl_process(trapped, "ingest", "--follow", "--format", "postfix", str(log))
     try:
-        deadline = time.monotonic() + 30
-        while "4C2B81E0F2A" not in str(db_scalar(trapped, "SELECT carried FROM ingest_sources")):
-            assert follower.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(follower, lambda: "4C2B81E0F2A" in carried_in(trapped))
     finally:
         follower.kill()  # kill -9: nothing but what was committed survives
         follower.wait()
@@ -233,36 +227,22 @@ def test_a_follower_takes_a_session_across_the_rotation_of_its_log(
     log = tmp_path / "mail.log"
     message = postfix_message("4C2B81E0F2A", "198.51.100.7")
     append(log, message[:3])  # client, cleanup, qmgr: then logrotate
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rbl",
-            "-c",
-            str(trapped),
-            "ingest",
-            "--follow",
-            "--poll",
-            "0.05",
-            "--format",
-            "postfix",
-            str(log),
-        ],
-        env=subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    follower = rbl_process(
+        trapped,
+        "ingest",
+        "--follow",
+        "--poll",
+        "0.05",
+        "--format",
+        "postfix",
+        str(log),
+        output=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while "4C2B81E0F2A" not in str(db_scalar(trapped, "SELECT carried FROM ingest_sources")):
-            assert follower.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(follower, lambda: "4C2B81E0F2A" in carried_in(trapped))
         log.rename(tmp_path / "mail.log.1")
         append(log, message[3:])  # the delivery and the removal, in the new file
-        while hits_for(trapped, "198.51.100.7") == 0:
-            assert follower.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(follower, lambda: hits_for(trapped, "198.51.100.7") > 0)
     finally:
         follower.send_signal(signal.SIGTERM)
         _out, err = follower.communicate(timeout=30)

@@ -25,6 +25,19 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+def rbl_process(config: Path, *args: str, output: bool = False) -> subprocess.Popen[str]:
+    """The real ``rbl`` CLI started in the background (a follower, a long import): its
+    output discarded, or piped as text with ``output``."""
+    stream = subprocess.PIPE if output else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "rbl", "-c", str(config), *args],
+        stdout=stream,
+        stderr=stream,
+        text=True,
+        env=subprocess_env(),
+    )
+
+
 def rbl_command(
     config: Path, *args: str, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
