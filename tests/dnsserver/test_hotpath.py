@@ -1,7 +1,7 @@
 """The compiled hot path against the Python one: same bytes, or it declines.
 
 The Python ``Responder.respond`` is the oracle. Every packet the hypothesis
-strategies of test_fuzz.py make (valid, mutated, crafted from raw parts,
+strategies of tests/support/dns_packets.py make (valid, mutated, crafted from raw parts,
 random bytes) goes to both; where the C answers, the bytes must be the
 Python's. The zones hold an IPv4 level big enough for the /16 directory,
 networks, exclusions, an overlay with tombstones, values with their own TXT,
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from rbl.dnsserver.responder import Responder
 from rbl.index.tables import Value
 from rbl.model.keys import ZoneKind, parse_key
-from tests.dnsserver.test_fuzz import crafted_packets, mutated_queries, valid_queries
 from tests.support.dns_client import make_query, rev, wire
+from tests.support.dns_packets import crafted_packets, mutated_queries, valid_queries
 from tests.support.dns_wire import raw_header, raw_name, raw_opt, raw_option, raw_question
 from tests.support.dns_zones import IP_ZONE, make_responder
 
