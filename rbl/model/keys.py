@@ -35,6 +35,11 @@ TEST_LISTED_V4: Final = int(ipaddress.IPv4Address("127.0.0.2"))
 TEST_UNLISTED_V4: Final = int(ipaddress.IPv4Address("127.0.0.1"))
 TEST_LISTED_V6: Final = int(ipaddress.IPv6Address("::ffff:7f00:2"))
 TEST_UNLISTED_V6: Final = int(ipaddress.IPv6Address("::ffff:7f00:1"))
+# Per family: the addresses that always answer the same (listed, not listed).
+TEST_ADDRESSES: Final = {
+    4: (TEST_LISTED_V4, TEST_UNLISTED_V4),
+    6: (TEST_LISTED_V6, TEST_UNLISTED_V6),
+}
 TEST_LISTED_NAME: Final = "test"
 TEST_UNLISTED_NAME: Final = "invalid"
 
@@ -222,17 +227,19 @@ def parse_key(kind: ZoneKind, text: str) -> ListingKey:
     return parse_domain_key(text)
 
 
+def test_address_conflict(family: int, network: int, prefixlen: int, text: str) -> str | None:
+    """Why the network ``text`` (``network/prefixlen``) may not be listed, or None: it
+    holds an RFC 5782 test address. For keys not made into an IpKey (a bulk import)."""
+    last = network | ((1 << (MAX_PREFIXLEN[family] - prefixlen)) - 1)
+    if any(network <= point <= last for point in TEST_ADDRESSES[family]):
+        return f"{text} covers an RFC 5782 test address, which always answers the same"
+    return None
+
+
 def test_point_conflict(key: ListingKey) -> str | None:
     """Why a key may not be listed because it would change an RFC 5782 test point, or None."""
     if isinstance(key, IpKey):
-        points = (
-            (TEST_LISTED_V4, TEST_UNLISTED_V4)
-            if key.family == 4
-            else (TEST_LISTED_V6, TEST_UNLISTED_V6)
-        )
-        if any(key.covers(key.family, point) for point in points):
-            return f"{key.text} covers an RFC 5782 test address, which always answers the same"
-        return None
+        return test_address_conflict(key.family, key.network, key.prefixlen, key.text)
     if key.name in (TEST_LISTED_NAME, TEST_UNLISTED_NAME) and not key.subdomains:
         return f"{key.text} is an RFC 5782 test name, which always answers the same"
     return None

@@ -28,14 +28,7 @@ from sqlalchemy import Connection, select
 from rbl.errors import KeyFormatError
 from rbl.model.changes import OP_SET
 from rbl.model.codes import check_count
-from rbl.model.keys import (
-    TEST_LISTED_V4,
-    TEST_LISTED_V6,
-    TEST_UNLISTED_V4,
-    TEST_UNLISTED_V6,
-    DomainKey,
-    test_point_conflict,
-)
+from rbl.model.keys import TEST_ADDRESSES, DomainKey, test_address_conflict, test_point_conflict
 from rbl.model.suffixes import check_not_public_suffix
 from rbl.store.audit import audit
 from rbl.store.bulk import SQLITE_DATETIME
@@ -47,10 +40,7 @@ from rbl.store.schema import ACTIVE, change_log, listings
 ImportRow = tuple[str, int, int, bytes | None, str, str | None]
 
 REBUILD_MIN = 50_000  # fewer new rows than this: the indexes take them in place
-_POINTS = {4: (TEST_LISTED_V4, TEST_UNLISTED_V4), 6: (TEST_LISTED_V6, TEST_UNLISTED_V6)}
-_BITS = {4: 32, 6: 128}
-_V4_POINTS = frozenset(point.to_bytes(4, "big") for point in _POINTS[4])
-_POINT_MESSAGE = "{} covers an RFC 5782 test address, which always answers the same"
+_V4_POINTS = frozenset(point.to_bytes(4, "big") for point in TEST_ADDRESSES[4])
 
 
 def check_rows(rows: Iterable[ImportRow]) -> None:
@@ -58,15 +48,14 @@ def check_rows(rows: Iterable[ImportRow]) -> None:
     a public suffix, more codes than BIND takes at one name (same messages)."""
     counted: set[str] = set()
     for key, family, prefixlen, network, codes, _txt in rows:
-        if prefixlen == 32 and family == 4:  # most of a big list: the quick way
-            if network in _V4_POINTS:
-                raise KeyFormatError(_POINT_MESSAGE.format(key))
-        elif family:
+        if family:
             assert network is not None
-            first = int.from_bytes(network, "big")
-            last = first | ((1 << (_BITS[family] - prefixlen)) - 1)
-            if any(first <= point <= last for point in _POINTS[family]):
-                raise KeyFormatError(_POINT_MESSAGE.format(key))
+            # Most of a big list is single IPv4 addresses: a set lookup clears them.
+            if family != 4 or prefixlen != 32 or network in _V4_POINTS:
+                first = int.from_bytes(network, "big")
+                conflict = test_address_conflict(family, first, prefixlen, key)
+                if conflict:
+                    raise KeyFormatError(conflict)
         else:
             domain = DomainKey(key[2:], True) if key.startswith("*.") else DomainKey(key)
             conflict = test_point_conflict(domain)

@@ -23,10 +23,7 @@ from rbl.errors import KeyFormatError
 from rbl.index.tables import Level, Value, ZoneIndex
 from rbl.model.codes import DEFAULT_CODE
 from rbl.model.keys import (
-    TEST_LISTED_V4,
-    TEST_LISTED_V6,
-    TEST_UNLISTED_V4,
-    TEST_UNLISTED_V6,
+    TEST_ADDRESSES,
     DomainKey,
     IpKey,
     ListingKey,
@@ -161,7 +158,6 @@ def load_rows(
     return loaded, skipped
 
 
-_TEST_POINTS: Final = {4: (TEST_LISTED_V4, TEST_UNLISTED_V4), 6: (TEST_LISTED_V6, TEST_UNLISTED_V6)}
 _WIDTH: Final = {4: 4, 6: 16}
 
 
@@ -194,7 +190,7 @@ def load_ip_levels(
             done, passed = load_rows(indexes, rows, (), (), value_of, finish=False)
             loaded, skipped = loaded + done, skipped + passed
             continue
-        for point in _TEST_POINTS[family]:  # never overwritten by a listing (load_rows)
+        for point in TEST_ADDRESSES[family]:  # never overwritten by a listing (load_rows)
             network = point & level.mask
             i = bisect_left(keys, network)
             if i < len(keys) and keys[i] == network:
