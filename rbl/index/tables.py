@@ -120,6 +120,14 @@ class Level:
         self.vals.append(value)
         return True
 
+    def fill(self, keys: array[int] | list[int], value: int) -> None:
+        """Bulk load of an empty level: ``keys`` (sorted, distinct) all with ``value``, as
+        one array of ids (a million listings of one value: no Python object per row)."""
+        self.vals = array("B")
+        self._widen_for(value)
+        self.vals = array(self.vals.typecode, [value]) * len(keys)
+        self.keys = keys
+
     def _widen_for(self, value: int) -> None:
         vals = self.vals
         for typecode, limit in _VALUE_TYPECODES:

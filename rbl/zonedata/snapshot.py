@@ -199,14 +199,9 @@ def load_ip_levels(
         vid = vids.get((zone_name, codes, txt))
         if vid is None:
             vid = vids[(zone_name, codes, txt)] = index.value_id(value_of(codes, txt))
-        typecode = next(code for code, limit in _VALUE_TYPECODES if vid <= limit)
-        level.keys = keys
-        level.vals = array(typecode, [vid]) * len(keys)
+        level.fill(keys, vid)
         loaded += len(keys)
     return loaded, skipped
-
-
-_VALUE_TYPECODES: Final = (("B", 0xFF), ("H", 0xFFFF), ("I", 0xFFFFFFFF))  # as Level's
 
 
 def _run_of(family: int, networks: bytes | None, count: int) -> array[int] | list[int] | None:
