@@ -94,7 +94,8 @@ def write_dumps(
     with locked(directory):
         finish_interrupted_commit(directory)
         remove_stale(directory, [zone.name for zone in settings.zones])
-        positions = reader.change_positions()  # before the rows, as the DNS snapshot does
+        # before the rows, as the DNS snapshot does
+        _last, positions = reader.zone_positions([zone.name for zone in chosen])
         allow = list(reader.iter_allowlist())
         traps = reader.trap_filter()
         generation = Generation(directory, gzip_level)
