@@ -64,24 +64,22 @@ class IndexFollower:
 
     def load_snapshot(
         self,
-        ip_rows: Iterable[IpRow],
+        ip_levels: Iterable[IpLevel],
+        level_rows: LevelRows,
         domain_rows: Iterable[DomainRow],
         positions: Mapping[str, int],
         position: int,
         allow_rows: Iterable[AllowRow] = (),
-        ip_levels: tuple[Iterable[IpLevel], LevelRows] | None = None,
     ) -> int:
         """Bulk-load active listings; ``positions`` must be read before the rows were.
 
-        The rows go in through ``rbl.zonedata.snapshot.load_rows``, as ``rbl dump``'s do;
-        ``ip_levels`` (the levels read whole, and where the rows of the others are) goes
-        first, through ``load_ip_levels``.
+        IP listings come as levels read whole, ``level_rows`` giving the rows of those
+        that are not (``load_ip_levels``); the rest goes in through
+        ``rbl.zonedata.snapshot.load_rows``, as ``rbl dump``'s do.
         """
         indexes = {name: zone.index for name, zone in self.zones.items()}
-        loaded = skipped = 0
-        if ip_levels is not None:
-            loaded, skipped = load_ip_levels(indexes, *ip_levels, self._value)
-        more, passed = load_rows(indexes, ip_rows, domain_rows, allow_rows, self._value)
+        loaded, skipped = load_ip_levels(indexes, ip_levels, level_rows, self._value)
+        more, passed = load_rows(indexes, (), domain_rows, allow_rows, self._value)
         loaded, skipped = loaded + more, skipped + passed
         self.skipped += skipped
         for name, served in self.zones.items():
@@ -199,12 +197,12 @@ def load_index(reader: ListingReader, follower: IndexFollower) -> LoadReport:
         return reader.iter_ip_rows([zone], (family, prefixlen))
 
     count = follower.load_snapshot(
-        (),
+        each_level(),
+        level_rows,
         reader.iter_domain_rows(zones),
         positions,
         position,
         reader.iter_allowlist(),
-        ip_levels=(each_level(), level_rows),
     )
     return LoadReport(count, time.monotonic() - started, position)
 
